@@ -1,1 +1,46 @@
-"""descend.optim"""
+"""Update rules of the seed notes as drop-in ``torch.optim`` optimizers.
+
+=============  ==========================================================
+``SGD``        ``p -= lr * g`` (GD, mini-batch SGD, pure SGD; torch-style momentum)
+``Momentum``   heavy ball ``v = beta v + lr g; p -= v`` or EMA ``v = beta v + (1-beta) g; p -= lr v``
+``Nesterov``   ``v = beta v + lr grad J(p - beta v); p -= v``
+``Adagrad``    ``G += g^2; p -= lr g / sqrt(G + eps)``
+``RMSprop``    ``S = beta S + (1-beta) g^2; p -= lr g / sqrt(S + eps)``
+``Adam``       momentum + RMSprop + bias correction
+``AdamW``      Adam with decoupled weight decay
+``Newton``     ``p -= lr (H + damping I)^-1 g``, exact or Newton-CG, Armijo line search
+=============  ==========================================================
+
+The math of every rule lives once in :mod:`descend.optim.rules`.
+"""
+
+from . import rules
+from .adaptive import Adagrad, Adam, AdamW, RMSprop
+from .base import NonFiniteGradientError, Optimizer
+from .newton import Newton
+from .sgd import SGD, Momentum, Nesterov
+
+OPTIMIZERS = {
+    "sgd": SGD,
+    "momentum": Momentum,
+    "nesterov": Nesterov,
+    "adagrad": Adagrad,
+    "rmsprop": RMSprop,
+    "adam": Adam,
+    "adamw": AdamW,
+    "newton": Newton,
+}
+
+
+def get(name: str) -> type[Optimizer]:
+    """The optimizer class for a name such as ``"adam"`` (case-insensitive)."""
+    key = str(name).lower()
+    if key not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[key]
+
+
+__all__ = [
+    "SGD", "Momentum", "Nesterov", "Adagrad", "RMSprop", "Adam", "AdamW", "Newton",
+    "Optimizer", "NonFiniteGradientError", "OPTIMIZERS", "get", "rules",
+]

@@ -1,0 +1,283 @@
+"""The contract every descend optimizer shares.
+
+``Optimizer`` is a ``torch.optim.Optimizer``: param groups with per-group
+hyperparameters, ``state``, ``state_dict``/``load_state_dict``, ``zero_grad``,
+closures, step hooks and ``torch.optim.lr_scheduler`` all work as in torch.
+On top of that it
+
+* validates every hyperparameter when the optimizer is built and whenever a
+  param group is added (``ValueError`` naming argument, value and range);
+* accepts tensor hyperparameters that broadcast against the parameters;
+* checks gradients before touching anything: ``nonfinite="raise"`` names the
+  offending parameter and the step, ``"skip"`` skips the whole step (no
+  parameter and no state changes), ``"ignore"`` does not check (torch's
+  behaviour). A step is never half-applied;
+* tags its ``state_dict`` with the optimizer class so that loading another
+  optimizer's state, or state of another shape, fails clearly.
+
+A subclass describes one rule with four small pieces: ``_specs`` (what each
+hyperparameter may be), ``_state_keys(group)``, ``_init_state(p, group)`` and
+``_apply(p, g, state, group)``, the per-tensor eager update that calls a
+function of :mod:`descend.optim.rules`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+import torch
+
+from . import rules
+from ._validate import NONNEG, Spec, check, check_broadcast, check_choice
+
+NONFINITE = ("raise", "skip", "ignore")
+
+# Hyperparameters every gradient-based rule accepts.
+COMMON_SPECS: dict[str, Spec] = {
+    "lr": NONNEG,
+    "weight_decay": NONNEG,
+    "l1": NONNEG,
+    "maximize": bool,
+}
+
+
+class NonFiniteGradientError(FloatingPointError):
+    """A gradient (or loss) contained NaN or infinity; no parameter was changed."""
+
+
+class Optimizer(torch.optim.Optimizer):
+    """Base class of the descend optimizers (see the module docstring)."""
+
+    _specs: ClassVar[dict[str, Spec]] = COMMON_SPECS
+    _tensor_hypers: ClassVar[bool] = True
+
+    def __init__(self, params: Any, defaults: dict[str, Any], *, nonfinite: str = "raise") -> None:
+        check_choice("nonfinite", nonfinite, NONFINITE)
+        self.nonfinite = nonfinite
+        for name, value in defaults.items():
+            check(name, value, self._specs.get(name))
+            self._check_tensor_allowed(name, value)
+        if isinstance(params, torch.Tensor):
+            raise ValueError(
+                "params must be an iterable of tensors, (name, tensor) pairs or dicts, got a single "
+                "tensor; wrap it in a list: [tensor]"
+            )
+        try:
+            params = list(params)
+        except TypeError:
+            raise ValueError(
+                f"params must be an iterable of tensors, (name, tensor) pairs or param-group dicts, "
+                f"got {type(params).__name__}"
+            ) from None
+        if not params:
+            raise ValueError(
+                "params is an empty list; pass model.parameters(), model.named_parameters() "
+                "or a list of tensors"
+            )
+        super().__init__(params, defaults)
+
+    # ------------------------------------------------------------------ groups
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        if not isinstance(param_group, dict):
+            raise ValueError(f"a param group must be a dict, got {type(param_group).__name__}")
+        raw = param_group.get("params")
+        items = [raw] if isinstance(raw, torch.Tensor) else list(raw or [])
+        if not items:
+            raise ValueError("params of a param group is empty; each group needs at least one tensor")
+        for i, item in enumerate(items):
+            tensor = item[1] if isinstance(item, tuple) and len(item) == 2 else item
+            if not isinstance(tensor, torch.Tensor):
+                raise ValueError(
+                    f"params[{i}] must be a torch.Tensor (or a (name, tensor) pair), "
+                    f"got {type(tensor).__name__}"
+                )
+            if not (tensor.is_floating_point() or tensor.is_complex()):
+                raise ValueError(f"params[{i}] must be a floating-point tensor, got dtype {tensor.dtype}")
+        param_group["params"] = items
+        for name, value in param_group.items():
+            if name in self._specs:
+                check(name, value, self._specs[name])
+                self._check_tensor_allowed(name, value)
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        try:
+            self._check_group(group)
+        except ValueError:
+            self.param_groups.pop()
+            raise
+
+    def _check_tensor_allowed(self, name: str, value: Any) -> None:
+        if isinstance(value, torch.Tensor) and not self._tensor_hypers:
+            raise ValueError(
+                f"{name} must be a Python number for {type(self).__name__}, got a tensor; "
+                "tensor hyperparameters are for the element-wise rules"
+            )
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        """Per-group consistency checks; subclasses extend it."""
+        for name, value in group.items():
+            if isinstance(value, torch.Tensor):
+                for i, p in enumerate(group["params"]):
+                    check_broadcast(name, value, p, self._param_name(group, i))
+
+    # ------------------------------------------------------------------ state
+    def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
+        """Names of the per-parameter state tensors for this group's options."""
+        return ()
+
+    def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, Any]:
+        state: dict[str, Any] = {"step": 0}
+        for key in self._state_keys(group):
+            state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        return state
+
+    def state_dict(self) -> dict[str, Any]:
+        sd = super().state_dict()
+        sd["descend"] = {"optimizer": type(self).__name__, "format": 1}
+        return sd
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
+            raise ValueError("state_dict must be a dict with 'state' and 'param_groups', as returned by state_dict()")
+        info = state_dict.get("descend")
+        mine = type(self).__name__
+        if not isinstance(info, dict) or "optimizer" not in info:
+            raise ValueError(
+                f"state_dict was not saved by a descend optimizer (no 'descend' entry); "
+                f"load a state saved by descend.optim.{mine}.state_dict()"
+            )
+        if info["optimizer"] != mine:
+            raise ValueError(
+                f"state_dict was saved by descend.optim.{info['optimizer']} and cannot be loaded "
+                f"into descend.optim.{mine}"
+            )
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(
+                f"state_dict has {len(saved_groups)} param groups, this optimizer has "
+                f"{len(self.param_groups)}"
+            )
+        for gi, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(
+                    f"param group {gi} of state_dict has {len(saved['params'])} parameters, "
+                    f"this optimizer's has {len(group['params'])}"
+                )
+            merged = {**group, **{k: v for k, v in saved.items() if k != "params"}}
+            expected = set(self._state_keys(merged)) | {"step"}
+            for i, (pid, p) in enumerate(zip(saved["params"], group["params"])):
+                st = state_dict["state"].get(pid)
+                if st is None:
+                    continue
+                if set(st) != expected:
+                    raise ValueError(
+                        f"state of {self._param_name(group, i)} has keys {sorted(st)}, expected "
+                        f"{sorted(expected)} for descend.optim.{mine} with these options"
+                    )
+                for key, value in st.items():
+                    if isinstance(value, torch.Tensor) and value.shape != p.shape:
+                        raise ValueError(
+                            f"state '{key}' of {self._param_name(group, i)} has shape "
+                            f"{tuple(value.shape)}, the parameter has shape {tuple(p.shape)}"
+                        )
+        rest = {k: v for k, v in state_dict.items() if k != "descend"}
+        super().load_state_dict(rest)
+
+    # ------------------------------------------------------------------ step
+    @staticmethod
+    def _param_name(group: dict[str, Any], i: int) -> str:
+        names = group.get("param_names")
+        if names:
+            return f"parameter '{names[i]}'"
+        p = group["params"][i]
+        return f"parameter {i} (shape {tuple(p.shape)})"
+
+    def _collect(self) -> list[tuple[dict[str, Any], list[int], list[torch.Tensor], list[torch.Tensor]]]:
+        work = []
+        for group in self.param_groups:
+            idx, ps, gs = [], [], []
+            for i, p in enumerate(group["params"]):
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise ValueError(
+                        f"{self._param_name(group, i)} has a sparse gradient; "
+                        f"descend.optim.{type(self).__name__} supports dense gradients only"
+                    )
+                idx.append(i)
+                ps.append(p)
+                gs.append(p.grad)
+            if ps:
+                work.append((group, idx, ps, gs))
+        return work
+
+    def _grads_finite(self, work: list) -> bool:
+        """One reduction per device; True when every gradient is finite."""
+        if self.nonfinite == "ignore":
+            return True
+        by_device: dict[torch.device, list[torch.Tensor]] = {}
+        for _, _, _, gs in work:
+            for g in gs:
+                by_device.setdefault(g.device, []).append(g)
+        ok = True
+        for grads in by_device.values():
+            norms = torch._foreach_norm(grads, float("inf"))
+            ok = ok and bool(torch.stack([n.float() for n in norms]).isfinite().all())
+        if ok:
+            return True
+        if self.nonfinite == "skip":
+            return False
+        for group, idx, _, gs in work:
+            for i, g in zip(idx, gs):
+                if not bool(torch.isfinite(g).all()):
+                    st = self.state.get(group["params"][i], {})
+                    step = st.get("step", 0) + 1
+                    what = "NaN" if bool(torch.isnan(g).any()) else "infinite"
+                    raise NonFiniteGradientError(
+                        f"{what} gradient in {self._param_name(group, i)} at step {step}; no parameter "
+                        f"was changed. Lower the learning rate, check the loss, or pass "
+                        f"nonfinite='skip' to skip such steps"
+                    )
+        return True
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Take one step; ``closure`` (optional) re-evaluates the model and returns the loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        with torch.no_grad():
+            work = self._collect()
+            if not self._grads_finite(work):
+                return loss
+            for group, _, ps, gs in work:
+                self._step_group(group, ps, gs)
+        return loss
+
+    def _step_group(self, group: dict[str, Any], ps: list[torch.Tensor], gs: list[torch.Tensor]) -> None:
+        """Eager path: the rule applied tensor by tensor."""
+        for p, g in zip(ps, gs):
+            state = self.state[p]
+            if not state:
+                state.update(self._init_state(p, group))
+            state["step"] += 1
+            g = rules.prepare_grad(
+                p, g, maximize=group["maximize"], weight_decay=self._l2(group), l1=group["l1"]
+            )
+            self._apply(p, g, state, group)
+
+    def _l2(self, group: dict[str, Any]) -> Any:
+        """Weight decay added to the gradient (L2); AdamW overrides it with 0."""
+        return group["weight_decay"]
+
+    def _apply(self, p: torch.Tensor, g: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def _write(p: torch.Tensor, state: dict[str, Any], keys: Iterable[str], new: tuple) -> None:
+        """Copy a rule's results back: ``new = (p, *state tensors in keys order)``."""
+        p.copy_(new[0])
+        for key, value in zip(keys, new[1:]):
+            if value is not None:
+                state[key].copy_(value)

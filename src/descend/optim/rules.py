@@ -1,0 +1,215 @@
+"""The update rules of the seed notes, once, as plain tensor functions.
+
+Every function here is pure: it takes the parameter, its (already
+regularized) gradient, the optimizer state and the hyperparameters, and
+returns the new parameter and the new state. Nothing is modified in place.
+The eager optimizers call these per tensor; the fused path compiles the very
+same functions over flat buffers, so both compute one math.
+
+Hyperparameters may be Python numbers or tensors that broadcast against the
+parameter (a learning rate of shape (N, 1) against a parameter of shape
+(N, 2) runs N trajectories with N learning rates).
+
+The building blocks follow the notes' story:
+
+* ``ema``            -- exponential moving average, ``a = beta*a + (1-beta)*x`` (note 002)
+* ``accumulate``     -- running sum of squares, ``G = G + g^2`` (Adagrad, note 001)
+* ``denominator``    -- ``sqrt(s + eps)`` (eps inside) or ``sqrt(s) + eps`` (eps outside)
+* ``bias_correct``   -- ``a / (1 - beta^t)`` (Adam, note 002)
+
+and the named rules are short compositions of them: RMSprop is Adagrad with
+an ``ema`` in place of ``accumulate``; Adam is momentum's ``ema`` of g plus
+RMSprop's ``ema`` of g^2 plus ``bias_correct``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+Tensor = torch.Tensor
+Number = float | Tensor
+
+
+def _is_zero(x: object) -> bool:
+    return isinstance(x, (int, float)) and x == 0
+
+
+# --------------------------------------------------------------------------
+# building blocks
+# --------------------------------------------------------------------------
+
+
+def prepare_grad(p: Tensor, g: Tensor, *, maximize: bool, weight_decay: Number, l1: Number) -> Tensor:
+    """Gradient of the regularized objective.
+
+    ``g <- -g`` when maximizing, then L2: ``g <- g + weight_decay * p`` (the
+    gradient of ``weight_decay/2 * ||p||^2``) and L1: ``g <- g + l1 * sign(p)``
+    (a subgradient of ``l1 * ||p||_1``). The order matches torch.optim.
+    """
+    if maximize:
+        g = -g
+    if not _is_zero(weight_decay):
+        g = g + weight_decay * p
+    if not _is_zero(l1):
+        g = g + l1 * torch.sign(p)
+    return g
+
+
+def ema(avg: Tensor, x: Tensor, beta: Number) -> Tensor:
+    """Exponential moving average (note 002): ``beta * avg + (1 - beta) * x``."""
+    return avg * beta + x * (1 - beta)
+
+
+def accumulate(total: Tensor, x: Tensor) -> Tensor:
+    """Running sum (Adagrad's ``G_t = G_{t-1} + g^2``, note 001)."""
+    return total + x
+
+
+def denominator(s: Tensor, eps: Number, eps_mode: str) -> Tensor:
+    """``sqrt(s + eps)`` for ``eps_mode="inside"``, ``sqrt(s) + eps`` for ``"outside"``."""
+    if eps_mode == "inside":
+        return torch.sqrt(s + eps)
+    return torch.sqrt(s) + eps
+
+
+def bias_correct(avg: Tensor, beta: Number, step: int) -> Tensor:
+    """Adam's bias correction (note 002): ``avg / (1 - beta^t)``."""
+    return avg / (1 - beta**step)
+
+
+# --------------------------------------------------------------------------
+# named rules
+# --------------------------------------------------------------------------
+
+
+def sgd(p: Tensor, g: Tensor, *, lr: Number) -> tuple[Tensor]:
+    """Gradient descent (notes 001, 003): ``p = p - lr * g``."""
+    return (p - lr * g,)
+
+
+def momentum(
+    p: Tensor,
+    g: Tensor,
+    v: Tensor,
+    *,
+    lr: Number,
+    beta: Number,
+    dampening: Number,
+    lr_inside: bool,
+    nesterov: bool,
+    first: bool,
+) -> tuple[Tensor, Tensor]:
+    """Momentum in all its conventions.
+
+    With ``x = lr * g`` when ``lr_inside`` else ``x = g``::
+
+        v = x                               if first   (buffer starts at the gradient)
+        v = beta * v + (1 - dampening) * x  otherwise
+        d = v                               (heavy ball)
+        d = beta * v + (1 - dampening) * x  (Nesterov, closure-free form)
+        p = p - d        if lr_inside else   p = p - lr * d
+
+    note 001 heavy ball: lr_inside, dampening 0 -> ``v = beta v + lr g; p -= v``.
+    note 002 EMA:        dampening = beta       -> ``v = beta v + (1-beta) g; p -= lr v``.
+    """
+    x = g * lr if lr_inside else g
+    c = 1 - dampening
+    v = x if first else v * beta + x * c
+    d = v * beta + x * c if nesterov else v
+    return (p - d if lr_inside else p - lr * d), v
+
+
+def adagrad(
+    p: Tensor,
+    g: Tensor,
+    G: Tensor,
+    *,
+    lr: Number,
+    eps: Number,
+    eps_mode: str,
+) -> tuple[Tensor, Tensor]:
+    """Adagrad (note 001): ``G = G + g^2; p = p - lr * g / sqrt(G + eps)``.
+
+    ``lr`` here is the effective rate (torch's ``lr_decay`` is applied by the
+    caller: ``lr / (1 + (t - 1) * lr_decay)``).
+    """
+    G = accumulate(G, g * g)
+    return p - lr * g / denominator(G, eps, eps_mode), G
+
+
+def rmsprop(
+    p: Tensor,
+    g: Tensor,
+    S: Tensor,
+    mean: Tensor | None,
+    buf: Tensor | None,
+    *,
+    lr: Number,
+    beta: Number,
+    eps: Number,
+    eps_mode: str,
+    momentum: Number,
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    """RMSprop (note 002): ``S = beta S + (1-beta) g^2; p = p - lr * g / sqrt(S + eps)``.
+
+    Adagrad with an ``ema`` in place of the running sum. ``centered`` (when
+    ``mean`` is given) divides by the variance estimate ``S - mean^2`` with
+    ``mean = ema(mean, g, beta)``; ``momentum`` (when ``buf`` is given)
+    accumulates ``buf = momentum * buf + g / denom`` and steps ``p -= lr * buf``.
+    """
+    S = ema(S, g * g, beta)
+    if mean is not None:
+        mean = ema(mean, g, beta)
+        denom = denominator(S - mean * mean, eps, eps_mode)
+    else:
+        denom = denominator(S, eps, eps_mode)
+    if buf is not None:
+        buf = buf * momentum + g / denom
+        return p - lr * buf, S, mean, buf
+    return p - lr * g / denom, S, mean, buf
+
+
+def adam(
+    p: Tensor,
+    g: Tensor,
+    V: Tensor,
+    S: Tensor,
+    S_max: Tensor | None,
+    *,
+    lr: Number,
+    beta1: Number,
+    beta2: Number,
+    eps: Number,
+    eps_mode: str,
+    step: int,
+    bias_correction: bool,
+    decay: Number,
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+    """Adam (note 002) = momentum (``ema`` of g) + RMSprop (``ema`` of g^2) + bias correction::
+
+        V = beta1 V + (1 - beta1) g
+        S = beta2 S + (1 - beta2) g^2
+        V_hat = V / (1 - beta1^t),  S_hat = S / (1 - beta2^t)
+        p = p - lr * V_hat / (sqrt(S_hat) + eps)
+
+    ``S_max`` (amsgrad) replaces S by its running maximum. ``eps_mode="inside"``
+    uses ``sqrt(S_hat + eps)``; ``"hat"`` is Keras' form
+    ``p -= lr * sqrt(1-beta2^t)/(1-beta1^t) * V / (sqrt(S) + eps)``.
+    ``decay`` is AdamW's decoupled weight decay: ``p = p - lr * decay * p`` first.
+    """
+    if not _is_zero(decay):
+        p = p - lr * decay * p
+    V = ema(V, g, beta1)
+    S = ema(S, g * g, beta2)
+    if S_max is not None:
+        S_max = torch.maximum(S_max, S)
+    s = S_max if S_max is not None else S
+    if not bias_correction:
+        return p - lr * V / denominator(s, eps, eps_mode), V, S, S_max
+    if eps_mode == "hat":
+        bc1 = 1 - beta1**step
+        bc2 = 1 - beta2**step
+        return p - (lr * bc2**0.5 / bc1) * V / (torch.sqrt(s) + eps), V, S, S_max
+    V_hat = bias_correct(V, beta1, step)
+    S_hat = bias_correct(s, beta2, step)
+    return p - lr * V_hat / denominator(S_hat, eps, eps_mode), V, S, S_max
