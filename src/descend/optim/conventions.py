@@ -1,0 +1,115 @@
+"""How torch.optim, Keras and optax optimizers map onto descend's arguments.
+
+Each row says: this call in that library computes exactly what this descend
+call computes. The table is data so that the documentation
+(``docs/conventions.md``, made by :func:`markdown`) and the tests
+(``tests/optim/test_conventions.py``, which run every row against the
+library or against its documented update written out by hand) cannot drift
+apart. The hyperparameter values are concrete so that a row is runnable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Row:
+    library: str  # "torch", "keras" or "optax"
+    theirs: str  # their optimizer, e.g. "torch.optim.SGD"
+    their_kwargs: dict[str, Any]
+    ours: str  # descend.optim class name
+    our_kwargs: dict[str, Any]
+    note: str = ""
+    tags: tuple[str, ...] = field(default=())
+
+    def their_call(self) -> str:
+        return f"{self.theirs}({_kw(self.their_kwargs)})"
+
+    def our_call(self) -> str:
+        return f"{self.ours}({_kw(self.our_kwargs)})"
+
+
+def _kw(kwargs: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+
+
+ROWS: list[Row] = [
+    # ---------------------------------------------------------------- torch
+    Row("torch", "torch.optim.SGD", {"lr": 0.05}, "SGD", {"lr": 0.05}),
+    Row("torch", "torch.optim.SGD", {"lr": 0.05, "momentum": 0.9, "dampening": 0.1, "weight_decay": 0.01},
+        "SGD", {"lr": 0.05, "momentum": 0.9, "dampening": 0.1, "weight_decay": 0.01}),
+    Row("torch", "torch.optim.SGD", {"lr": 0.05, "momentum": 0.9, "dampening": 0.1},
+        "Momentum", {"lr": 0.05, "beta": 0.9, "dampening": 0.1, "lr_inside": False, "first_step": "grad"},
+        "torch's buffer starts at the first gradient and keeps lr outside"),
+    Row("torch", "torch.optim.SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True},
+        "Nesterov", {"lr": 0.05, "beta": 0.9, "lr_inside": False}),
+    Row("torch", "torch.optim.Adagrad",
+        {"lr": 0.1, "lr_decay": 0.01, "initial_accumulator_value": 0.1, "eps": 1e-10},
+        "Adagrad", {"lr": 0.1, "lr_decay": 0.01, "initial_accumulator_value": 0.1, "eps": 1e-10,
+                    "eps_mode": "outside"},
+        "torch adds eps outside the square root"),
+    Row("torch", "torch.optim.RMSprop", {"lr": 0.01},
+        "RMSprop", {"lr": 0.01, "beta": 0.99, "eps": 1e-8, "eps_mode": "outside"},
+        "torch's default alpha is 0.99 (the notes' beta 0.9) and eps sits outside"),
+    Row("torch", "torch.optim.RMSprop", {"lr": 0.01, "alpha": 0.9, "centered": True, "momentum": 0.5},
+        "RMSprop", {"lr": 0.01, "beta": 0.9, "eps_mode": "outside", "centered": True, "momentum": 0.5}),
+    Row("torch", "torch.optim.Adam", {"lr": 0.01, "betas": (0.9, 0.999), "eps": 1e-8},
+        "Adam", {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}),
+    Row("torch", "torch.optim.Adam", {"lr": 0.01, "weight_decay": 0.1, "amsgrad": True},
+        "Adam", {"lr": 0.01, "weight_decay": 0.1, "amsgrad": True}),
+    Row("torch", "torch.optim.AdamW", {"lr": 0.01, "weight_decay": 0.1},
+        "AdamW", {"lr": 0.01, "weight_decay": 0.1}),
+    Row("torch", "torch.optim.AdamW", {"lr": 0.01, "weight_decay": 0.1, "amsgrad": True, "maximize": True},
+        "AdamW", {"lr": 0.01, "weight_decay": 0.1, "amsgrad": True, "maximize": True}),
+    # ---------------------------------------------------------------- keras
+    Row("keras", "keras.optimizers.SGD", {"learning_rate": 0.05, "momentum": 0.9},
+        "Momentum", {"lr": 0.05, "beta": 0.9},
+        "Keras: m = momentum*m - lr*g; p += m (the heavy ball of note 001)"),
+    Row("keras", "keras.optimizers.SGD", {"learning_rate": 0.05, "momentum": 0.9, "nesterov": True},
+        "Nesterov", {"lr": 0.05, "beta": 0.9}),
+    Row("keras", "keras.optimizers.Adagrad", {"learning_rate": 0.1},
+        "Adagrad", {"lr": 0.1, "eps": 1e-7, "initial_accumulator_value": 0.1},
+        "Keras starts the accumulator at 0.1 and uses eps 1e-7 inside the root"),
+    Row("keras", "keras.optimizers.RMSprop", {"learning_rate": 0.01},
+        "RMSprop", {"lr": 0.01, "beta": 0.9, "eps": 1e-7}),
+    Row("keras", "keras.optimizers.RMSprop", {"learning_rate": 0.01, "momentum": 0.5, "centered": True},
+        "RMSprop", {"lr": 0.01, "beta": 0.9, "eps": 1e-7, "momentum": 0.5, "centered": True},
+        "Keras keeps lr inside the momentum buffer: equal while lr is constant"),
+    Row("keras", "keras.optimizers.Adam", {"learning_rate": 0.01},
+        "Adam", {"lr": 0.01, "eps": 1e-7, "eps_mode": "hat"},
+        "Keras adds eps to sqrt(v) before bias correction (the paper's eps-hat)"),
+    Row("keras", "keras.optimizers.Adam", {"learning_rate": 0.01, "amsgrad": True},
+        "Adam", {"lr": 0.01, "eps": 1e-7, "eps_mode": "hat", "amsgrad": True}),
+    Row("keras", "keras.optimizers.AdamW", {"learning_rate": 0.01, "weight_decay": 0.004},
+        "AdamW", {"lr": 0.01, "eps": 1e-7, "eps_mode": "hat", "weight_decay": 0.004}),
+    # ---------------------------------------------------------------- optax
+    Row("optax", "optax.sgd", {"learning_rate": 0.05}, "SGD", {"lr": 0.05}),
+    Row("optax", "optax.sgd", {"learning_rate": 0.05, "momentum": 0.9},
+        "Momentum", {"lr": 0.05, "beta": 0.9, "lr_inside": False},
+        "optax's trace t = g + momentum*t, scaled by lr afterwards"),
+    Row("optax", "optax.sgd", {"learning_rate": 0.05, "momentum": 0.9, "nesterov": True},
+        "Nesterov", {"lr": 0.05, "beta": 0.9, "lr_inside": False}),
+    Row("optax", "optax.adagrad", {"learning_rate": 0.1},
+        "Adagrad", {"lr": 0.1, "eps": 1e-7, "initial_accumulator_value": 0.1}),
+    Row("optax", "optax.rmsprop", {"learning_rate": 0.01},
+        "RMSprop", {"lr": 0.01, "beta": 0.9, "eps": 1e-8}),
+    Row("optax", "optax.rmsprop", {"learning_rate": 0.01, "centered": True, "momentum": 0.5},
+        "RMSprop", {"lr": 0.01, "beta": 0.9, "eps": 1e-8, "centered": True, "momentum": 0.5}),
+    Row("optax", "optax.adam", {"learning_rate": 0.01},
+        "Adam", {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}),
+    Row("optax", "optax.adamw", {"learning_rate": 0.01, "weight_decay": 1e-4},
+        "AdamW", {"lr": 0.01, "weight_decay": 1e-4}),
+]
+
+
+def markdown() -> str:
+    """The conventions table as Markdown (the body of ``docs/conventions.md``)."""
+    lines = [
+        "| library | their optimizer | descend.optim | note |",
+        "| --- | --- | --- | --- |",
+    ]
+    for row in ROWS:
+        lines.append(f"| {row.library} | `{row.their_call()}` | `{row.our_call()}` | {row.note} |")
+    return "\n".join(lines) + "\n"
