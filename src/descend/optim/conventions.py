@@ -113,3 +113,24 @@ def markdown() -> str:
     for row in ROWS:
         lines.append(f"| {row.library} | `{row.their_call()}` | `{row.our_call()}` | {row.note} |")
     return "\n".join(lines) + "\n"
+
+
+HEADER = """# Conventions: torch.optim, Keras and optax in descend's arguments
+
+Frameworks disagree on details the seed notes fix: eps inside or outside the
+square root, whether lr sits inside the momentum buffer, the momentum
+buffer's first value, Adagrad's initial accumulator, RMSprop's default beta,
+Keras' eps-hat in Adam, L2 versus decoupled weight decay. descend follows the
+notes by default and exposes every other convention as a keyword. Each row
+below computes exactly what the other library computes (tested row by row in
+`tests/optim/test_conventions.py`; regenerate this file with
+`python -m descend.optim.conventions`).
+
+"""
+
+if __name__ == "__main__":  # pragma: no cover
+    from pathlib import Path
+
+    out = Path(__file__).resolve().parents[3] / "docs" / "conventions.md"
+    out.write_text(HEADER + markdown())
+    print(f"wrote {out}")
