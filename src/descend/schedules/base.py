@@ -1,0 +1,116 @@
+"""What every schedule is: a pure function ``step -> lr``.
+
+A schedule is a small frozen dataclass. Calling it with a step ``n``
+(counted from 0) returns the learning rate for that step as a Python float;
+nothing else is read or written, so a schedule can be printed, pickled,
+plotted and tested without an optimizer. :class:`~descend.schedules.Scheduler`
+is what applies one to a ``torch.optim.Optimizer``.
+
+Every schedule has a ``base_lr``: its reference learning rate (its first
+argument, ``alpha0`` in the notes; for combinators the one of the schedule
+they wrap). ``Scheduler`` uses it to apply one schedule relative to each
+param group's own lr.
+
+Scaling by a constant is multiplication::
+
+    0.5 * cosine(0.1, 1000)        # lr(n) = 0.5 * cosine(0.1, 1000)(n), base_lr 0.05
+
+``repr`` shows the call that builds the schedule, e.g.
+``warmup(cosine(0.1, 900), 100)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from typing import Any, ClassVar
+
+from . import _validate as check
+
+
+class Schedule:
+    """Base class: subclasses are frozen dataclasses that implement ``_lr(n)``.
+
+    ``schedule(step)`` validates the step (an integer >= 0) and returns
+    ``float(self._lr(step))``.
+    """
+
+    _name: ClassVar[str] = "schedule"
+
+    @property
+    def base_lr(self) -> float:
+        """The reference lr: the first argument (``alpha0``)."""
+        return self.lr  # type: ignore[attr-defined]
+
+    def _lr(self, n: int) -> float:
+        raise NotImplementedError
+
+    def __call__(self, step: int) -> float:
+        return float(self._lr(check.step(step)))
+
+    def __mul__(self, factor: Any) -> Schedule:
+        if isinstance(factor, bool) or not isinstance(factor, numbers.Real):
+            return NotImplemented
+        return Scaled(self, factor)
+
+    __rmul__ = __mul__
+
+    def __repr__(self) -> str:
+        parts = []
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            if not f.init:
+                continue
+            value = getattr(self, f.name)
+            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            if required:
+                parts.append(_show(value))
+            elif value != f.default:
+                parts.append(f"{f.name}={_show(value)}")
+        return f"{self._name}({', '.join(parts)})"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, Schedule):
+        return repr(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    if callable(value):
+        module = getattr(value, "__module__", None) or "?"
+        return f"{module}.{getattr(value, '__qualname__', type(value).__name__)}"
+    return repr(value)
+
+
+def check_schedule(name: str, value: Any, *, plateau_ok: bool = False) -> Schedule:
+    """Raise unless ``value`` is a Schedule (and, unless allowed, not a plateau)."""
+    if not isinstance(value, Schedule):
+        raise ValueError(
+            f"{name} must be a descend schedule (e.g. cosine(0.1, 1000)), got {value!r}"
+        )
+    if not plateau_ok and getattr(value, "_stateful", False):
+        raise ValueError(
+            f"{name} must be a time-based schedule; plateau(...) must be the outermost "
+            f"schedule (write plateau(warmup(...)), not warmup(plateau(...))), got {value!r}"
+        )
+    return value
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class Scaled(Schedule):
+    """``factor * schedule``: ``lr(n) = factor * schedule(n)``; built by ``factor * schedule``."""
+
+    schedule: Schedule
+    factor: float
+
+    def __post_init__(self) -> None:
+        check_schedule("schedule", self.schedule)
+        object.__setattr__(self, "factor", check.real("factor", self.factor))
+
+    @property
+    def base_lr(self) -> float:
+        return self.factor * self.schedule.base_lr
+
+    def _lr(self, n: int) -> float:
+        return self.factor * self.schedule(n)
+
+    def __repr__(self) -> str:
+        return f"{self.factor!r} * {self.schedule!r}"

@@ -1,0 +1,211 @@
+r"""Schedules that rise and fall: warm restarts, one-cycle, cyclic.
+
+``cosine_restarts(lr, period, mult=1, final_lr=0.0)`` (SGDR, Loshchilov &
+Hutter 2017): cycle ``i`` lasts ``T_i = period * mult**i`` steps; with
+``t`` the steps since the last restart,
+``lr(n) = final_lr + (lr - final_lr) * (1 + cos(pi * t / T_i)) / 2``.
+torch: ``CosineAnnealingWarmRestarts(T_0=period, T_mult=mult, eta_min=final_lr)``.
+
+``one_cycle(lr, steps, pct_start=0.3, anneal="cos", div_factor=25, final_div_factor=1e4,
+three_phase=False)`` (Smith & Topin 2017, fastai's two phases by default):
+from ``lr / div_factor`` up to ``lr`` at step ``pct_start * steps - 1``, then
+down to ``lr / div_factor / final_div_factor`` at step ``steps - 1``, annealing
+with ``anneal(a, b, p) = b + (a - b) / 2 * (1 + cos(pi p))`` (``"cos"``) or
+``a + (b - a) p`` (``"linear"``). With ``three_phase`` the way down mirrors the
+way up (to ``lr / div_factor`` at ``2 * pct_start * steps - 2``) and a third
+phase anneals to the minimum. Phase ends are torch's (floats, as in
+``OneCycleLR``); after ``steps - 1`` the lr stays at the minimum (torch raises).
+
+``cyclic(lr, max_lr, steps_up, steps_down=None, mode="triangular", gamma=1.0)``
+(Smith 2017, CLR): with ``T = steps_up + steps_down``,
+``cycle = floor(1 + n / T)``, ``x = 1 + n / T - cycle``,
+``h = x / r`` if ``x <= r`` else ``(x - 1) / (r - 1)`` where ``r = steps_up / T``,
+``lr(n) = lr + (max_lr - lr) * h * scale``, with ``scale`` = 1 (triangular),
+``1 / 2 ** (cycle - 1)`` (triangular2) or ``gamma ** n`` (exp_range).
+torch: ``CyclicLR(base_lr=lr, max_lr, step_size_up, step_size_down, mode, gamma,
+scale_fn, scale_mode)``. torch's CyclicLR and OneCycleLR also cycle momentum;
+these schedules are the lr only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import _validate as check
+from .base import Schedule
+
+_schedule = dataclass(frozen=True, repr=False)
+
+
+def _set(obj: Schedule, name: str, value: object) -> None:
+    object.__setattr__(obj, name, value)
+
+
+@_schedule
+class CosineRestarts(Schedule):
+    """Cosine annealing with warm restarts (SGDR); see the module docstring.
+
+    ``period`` (>= 1) is the first cycle's length, ``mult`` (integer >= 1) the
+    factor by which each cycle is longer than the previous one. The lr is
+    ``lr`` at the start of every cycle; with ``mult=1`` it is periodic:
+    ``lr(n + period) == lr(n)``.
+    """
+
+    _name = "cosine_restarts"
+    lr: float
+    period: int
+    mult: int = 1
+    final_lr: float = 0.0
+
+    def __post_init__(self) -> None:
+        _set(self, "lr", check.real("lr", self.lr))
+        _set(self, "period", check.integer("period", self.period))
+        _set(self, "mult", check.integer("mult", self.mult))
+        _set(self, "final_lr", check.real("final_lr", self.final_lr))
+
+    def position(self, n: int) -> tuple[int, int]:
+        """``(t, T_i)``: steps since the last restart and the current cycle's length."""
+        n = check.step(n)
+        if self.mult == 1:
+            return n % self.period, self.period
+        start, length = 0, self.period
+        while n >= start + length:
+            start += length
+            length *= self.mult
+        return n - start, length
+
+    def _lr(self, n: int) -> float:
+        t, length = self.position(n)
+        return self.final_lr + (self.lr - self.final_lr) * (1 + math.cos(math.pi * t / length)) / 2
+
+
+ANNEAL = ("cos", "linear")
+
+
+@_schedule
+class OneCycle(Schedule):
+    """The 1cycle policy with peak ``lr`` over ``steps`` steps; see the module docstring.
+
+    ``pct_start`` in (0, 1) and long enough that every phase has at least
+    one step; ``div_factor`` and ``final_div_factor`` > 0. ``base_lr`` is the
+    peak ``lr``.
+    """
+
+    _name = "one_cycle"
+    lr: float
+    steps: int
+    pct_start: float = 0.3
+    anneal: str = "cos"
+    div_factor: float = 25.0
+    final_div_factor: float = 1e4
+    three_phase: bool = False
+
+    def __post_init__(self) -> None:
+        _set(self, "lr", check.real("lr", self.lr))
+        _set(self, "steps", check.integer("steps", self.steps))
+        _set(self, "pct_start", check.real("pct_start", self.pct_start, 0.0, 1.0, lo_open=True, hi_open=True))
+        check.choice("anneal", self.anneal, ANNEAL)
+        _set(self, "div_factor", check.real("div_factor", self.div_factor, lo_open=True))
+        _set(self, "final_div_factor", check.real("final_div_factor", self.final_div_factor, lo_open=True))
+        if not isinstance(self.three_phase, bool):
+            raise ValueError(f"three_phase must be True or False, got {self.three_phase!r}")
+        ends = [end for end, _, _ in self.phases()]
+        if any(b <= a for a, b in zip([0.0, *ends], ends)):
+            raise ValueError(
+                f"pct_start * steps must leave at least one step in every phase "
+                f"(phase ends {ends}); got pct_start={self.pct_start!r}, steps={self.steps!r}"
+            )
+
+    def phases(self) -> list[tuple[float, float, float]]:
+        """``(end_step, start_lr, end_lr)`` of each phase, as in torch's ``OneCycleLR``."""
+        initial = self.lr / self.div_factor
+        minimum = initial / self.final_div_factor
+        up = float(self.pct_start * self.steps) - 1
+        if self.three_phase:
+            return [
+                (up, initial, self.lr),
+                (float(2 * self.pct_start * self.steps) - 2, self.lr, initial),
+                (self.steps - 1, initial, minimum),
+            ]
+        return [(up, initial, self.lr), (self.steps - 1, self.lr, minimum)]
+
+    def _lr(self, n: int) -> float:
+        n = min(n, self.steps - 1)
+        start = 0.0
+        phases = self.phases()
+        for i, (end, a, b) in enumerate(phases):
+            if n <= end or i == len(phases) - 1:
+                pct = (n - start) / (end - start)
+                if self.anneal == "cos":
+                    return b + (a - b) / 2.0 * (math.cos(math.pi * pct) + 1)
+                return (b - a) * pct + a
+            start = end
+        raise AssertionError("unreachable")
+
+
+CYCLIC_MODES = ("triangular", "triangular2", "exp_range")
+SCALE_MODES = ("cycle", "iterations")
+_MODE_SCALE = {"triangular": "cycle", "triangular2": "cycle", "exp_range": "iterations"}
+
+
+@_schedule
+class Cyclic(Schedule):
+    """Cyclical learning rates between ``lr`` and ``max_lr``; see the module docstring.
+
+    ``steps_up`` (>= 1) steps up, ``steps_down`` (default ``steps_up``) down.
+    ``mode``: ``"triangular"``, ``"triangular2"`` (amplitude halves every
+    cycle) or ``"exp_range"`` (amplitude times ``gamma ** n``, gamma in (0, 1]).
+    A custom ``scale_fn(x)`` in [0, 1] replaces ``mode``; it is evaluated on the
+    cycle number (``scale_mode="cycle"``, default) or the step
+    (``"iterations"``). Use a module-level function so the schedule stays
+    picklable.
+    """
+
+    _name = "cyclic"
+    lr: float
+    max_lr: float
+    steps_up: int
+    steps_down: int | None = None
+    mode: str = "triangular"
+    gamma: float = 1.0
+    scale_fn: Callable[[float], float] | None = None
+    scale_mode: str | None = None
+
+    def __post_init__(self) -> None:
+        _set(self, "lr", check.real("lr", self.lr))
+        _set(self, "max_lr", check.real("max_lr", self.max_lr, self.lr))
+        _set(self, "steps_up", check.integer("steps_up", self.steps_up))
+        if self.steps_down is not None:
+            _set(self, "steps_down", check.integer("steps_down", self.steps_down))
+        check.choice("mode", self.mode, CYCLIC_MODES)
+        _set(self, "gamma", check.real("gamma", self.gamma, 0.0, 1.0, lo_open=True))
+        if self.scale_fn is not None and not callable(self.scale_fn):
+            raise ValueError(f"scale_fn must be a function of one number, got {self.scale_fn!r}")
+        if self.scale_mode is not None:
+            check.choice("scale_mode", self.scale_mode, SCALE_MODES)
+            if self.scale_fn is None and self.scale_mode != _MODE_SCALE[self.mode]:
+                raise ValueError(
+                    f"scale_mode applies to a custom scale_fn; mode {self.mode!r} uses "
+                    f"scale_mode {_MODE_SCALE[self.mode]!r}, got {self.scale_mode!r}"
+                )
+
+    def _scale(self, cycle: int, n: int) -> float:
+        if self.scale_fn is not None:
+            x = n if self.scale_mode == "iterations" else cycle
+            return self.scale_fn(x)
+        if self.mode == "triangular":
+            return 1.0
+        if self.mode == "triangular2":
+            return 1 / (2.0 ** (cycle - 1))
+        return self.gamma**n
+
+    def _lr(self, n: int) -> float:
+        up = float(self.steps_up)
+        total = up + float(self.steps_down if self.steps_down is not None else self.steps_up)
+        ratio = up / total
+        cycle = math.floor(1 + n / total)
+        x = 1.0 + n / total - cycle
+        h = x / ratio if x <= ratio else (x - 1) / (ratio - 1)
+        return self.lr + (self.max_lr - self.lr) * h * self._scale(cycle, n)

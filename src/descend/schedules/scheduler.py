@@ -1,0 +1,237 @@
+r"""``Scheduler``: applies schedules to any ``torch.optim.Optimizer`` (descend's or torch's).
+
+``Scheduler(optimizer, schedule, unit="iteration")`` records each param
+group's lr as its base lr, then sets, at construction (``t = 0``) and after
+every ``step()`` (``t += 1``)::
+
+    group_i["lr"] = schedule(t) * base_lr_i / schedule.base_lr     one schedule (relative=True)
+    group_i["lr"] = schedule(t)                                     one schedule, relative=False
+    group_i["lr"] = schedules[i](t)                                 a list, one per group
+
+So one schedule keeps the ratios between groups (a group built with half
+the lr of another gets half of the schedule); when a group's lr equals
+``schedule.base_lr`` it gets ``schedule(t)`` exactly. ``unit`` ("iteration"
+or "epoch") only says what ``t`` counts; it is saved in the state dict.
+
+**Order.** Each iteration (or epoch)::
+
+    loss.backward(); optimizer.step(); scheduler.step()      # scheduler.step(val_loss) for plateau
+
+The k-th ``optimizer.step()`` (k = 0, 1, ...) uses ``schedule(k)``. Nothing
+else depends on call order: the Scheduler never wraps ``optimizer.step`` and
+never reads ``group["lr"]`` after construction (every lr is the closed form
+``schedule(t)``, not a product of previous lrs), so an lr changed by other
+code is replaced at the next ``step()`` instead of compounded. To resume,
+build the optimizer and the Scheduler as for a fresh run, then load both
+state dicts, in either order: the Scheduler's holds ``t``, the base lrs,
+``unit`` and the plateau state, and re-applies ``schedule(t)`` when loaded.
+
+**Plateau.** ``step(metric)`` is ``observe(metric)`` then ``step()``; the
+metric is what the step just finished measured. ``observe(metric)`` alone
+feeds the plateau schedules without advancing ``t`` (e.g. an iteration-based
+schedule with a metric measured once per epoch) and applies any reduction
+at once. Passing a metric when no schedule is a plateau raises ValueError
+(check ``scheduler.needs_metric``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, SupportsFloat
+
+import torch
+
+from . import _validate as check
+from .base import Schedule
+from .on_plateau import Plateau
+
+UNITS = ("iteration", "epoch")
+_KEYS = ("t", "unit", "relative", "base_lrs", "schedules", "plateaus")
+
+
+def _copy(lr: Any) -> Any:
+    return lr.detach().clone() if isinstance(lr, torch.Tensor) else float(lr)
+
+
+class Scheduler:
+    """Drives ``optimizer``'s learning rates from ``schedule``; see the module docstring.
+
+    Args:
+        optimizer: any ``torch.optim.Optimizer`` (``descend.optim`` or ``torch.optim``).
+        schedule: one schedule for every param group, or a list with one per group.
+        unit: ``"iteration"`` or ``"epoch"``: what one ``step()`` means.
+        relative: with one schedule, scale it to each group's base lr (default);
+            False gives every group ``schedule(t)`` itself.
+
+    Attributes:
+        t: the number of ``step()`` calls so far; the lr now set is ``schedule(t)``.
+        base_lrs: each group's lr when the Scheduler was built.
+        last_lr: the lrs now set, one per group (also ``get_last_lr()``).
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        schedule: Schedule | Sequence[Schedule],
+        unit: str = "iteration",
+        *,
+        relative: bool = True,
+    ) -> None:
+        groups = getattr(optimizer, "param_groups", None)
+        if not isinstance(groups, list) or not groups:
+            raise TypeError(
+                f"optimizer must be a torch.optim.Optimizer with param_groups, got {type(optimizer).__name__}"
+            )
+        self.optimizer = optimizer
+        self.unit = check.choice("unit", unit, UNITS)
+        if not isinstance(relative, bool):
+            raise ValueError(f"relative must be True or False, got {relative!r}")
+        self.relative = relative
+        if isinstance(schedule, Schedule):
+            self.shared = True
+            self.schedules: list[Schedule] = [schedule] * len(groups)
+        elif isinstance(schedule, Sequence) and all(isinstance(s, Schedule) for s in schedule):
+            if len(schedule) != len(groups):
+                raise ValueError(
+                    f"schedule must be one schedule or a list with one per param group "
+                    f"({len(groups)}), got a list of {len(schedule)}"
+                )
+            self.shared = False
+            self.schedules = list(schedule)
+        else:
+            raise ValueError(
+                f"schedule must be a descend schedule or a list of them (one per param group), got {schedule!r}"
+            )
+        if self.shared and relative and self.schedules[0].base_lr == 0:
+            raise ValueError(
+                f"schedule.base_lr must be > 0 to scale it to each group's lr, got {self.schedules[0]!r}; "
+                f"pass relative=False to set schedule(t) as is"
+            )
+        self.base_lrs: list[Any] = [_copy(g["lr"]) for g in groups]
+        self.t = 0
+        self._apply()
+
+    # -- what the optimizer sees ------------------------------------------------
+
+    @property
+    def plateaus(self) -> list[Plateau]:
+        """The distinct plateau schedules, in group order."""
+        out: list[Plateau] = []
+        for s in self.schedules:
+            if isinstance(s, Plateau) and all(s is not p for p in out):
+                out.append(s)
+        return out
+
+    @property
+    def needs_metric(self) -> bool:
+        """Whether some schedule is a plateau, fed by ``step(metric)`` or ``observe(metric)``."""
+        return bool(self.plateaus)
+
+    def lr_at(self, t: int) -> list[Any]:
+        """The lr of each group at step ``t`` with the current plateau state (nothing is set)."""
+        out = []
+        for s, base in zip(self.schedules, self.base_lrs):
+            value = s(t)
+            if self.shared and self.relative:
+                value = value * (base / s.base_lr)
+            out.append(value)
+        return out
+
+    def _apply(self) -> None:
+        groups = self.optimizer.param_groups
+        if len(groups) != len(self.schedules):
+            raise ValueError(
+                f"the optimizer has {len(groups)} param groups but the Scheduler was built for "
+                f"{len(self.schedules)}; build a new Scheduler after add_param_group"
+            )
+        for group, lr in zip(groups, self.lr_at(self.t)):
+            current = group["lr"]
+            if isinstance(current, torch.Tensor):
+                with torch.no_grad():
+                    current.copy_(torch.as_tensor(lr, dtype=current.dtype, device=current.device))
+            else:
+                group["lr"] = lr
+        self.last_lr = [_copy(g["lr"]) for g in groups]
+
+    def get_last_lr(self) -> list[Any]:
+        """The lrs now set, one per param group (as torch's ``get_last_lr``)."""
+        return list(self.last_lr)
+
+    # -- time and metrics -------------------------------------------------------
+
+    def step(self, metric: SupportsFloat | None = None) -> None:
+        """Advance ``t`` by one and set ``schedule(t)``; with a metric, observe it first."""
+        if metric is not None:
+            self._observe(metric)
+        self.t += 1
+        self._apply()
+
+    def observe(self, metric: SupportsFloat) -> None:
+        """Feed ``metric`` to the plateau schedules without advancing ``t``; apply any reduction now."""
+        self._observe(metric)
+        self._apply()
+
+    def _observe(self, metric: SupportsFloat) -> None:
+        plateaus = self.plateaus
+        if not plateaus:
+            raise ValueError(
+                "a metric was given but no schedule is a plateau(...); call step() without "
+                "a metric, or wrap the schedule: plateau(schedule, ...)"
+            )
+        for p in plateaus:
+            p.observe(metric)
+
+    # -- checkpoints ------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """``t``, ``unit``, ``relative``, the base lrs, the schedules (as repr) and the plateau states."""
+        shown = [self.schedules[0]] if self.shared else self.schedules
+        return {
+            "t": self.t,
+            "unit": self.unit,
+            "relative": self.relative,
+            "base_lrs": [_copy(b) for b in self.base_lrs],
+            "schedules": [repr(s) for s in shown],
+            "plateaus": [p.state_dict() for p in self.plateaus],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` and set ``schedule(t)``.
+
+        Raises ValueError if the state does not belong to a Scheduler built like
+        this one (keys, unit, relative, number of groups, schedules).
+        """
+        if not isinstance(state, dict) or set(state) != set(_KEYS):
+            got = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"Scheduler state must have keys {sorted(_KEYS)}, got {got}")
+        if state["unit"] != self.unit:
+            raise ValueError(f"state has unit={state['unit']!r}, this Scheduler has unit={self.unit!r}")
+        if state["relative"] != self.relative:
+            raise ValueError(
+                f"state has relative={state['relative']!r}, this Scheduler has relative={self.relative!r}"
+            )
+        if len(state["base_lrs"]) != len(self.schedules):
+            raise ValueError(
+                f"state has {len(state['base_lrs'])} param groups, the optimizer has {len(self.schedules)}"
+            )
+        shown = [repr(s) for s in ([self.schedules[0]] if self.shared else self.schedules)]
+        if list(state["schedules"]) != shown:
+            raise ValueError(f"state was saved for schedules {state['schedules']}, this Scheduler has {shown}")
+        plateaus = self.plateaus
+        if len(state["plateaus"]) != len(plateaus):
+            raise ValueError(
+                f"state has {len(state['plateaus'])} plateau states, this Scheduler has {len(plateaus)}"
+            )
+        t = check.integer("t", state["t"], minimum=0)
+        for p, s in zip(plateaus, state["plateaus"]):
+            p.load_state_dict(s)
+        self.base_lrs = [_copy(b) for b in state["base_lrs"]]
+        self.t = t
+        self._apply()
+
+    def __repr__(self) -> str:
+        shown = self.schedules[0] if self.shared else self.schedules
+        return (
+            f"Scheduler({type(self.optimizer).__name__}, {shown!r}, unit={self.unit!r}, "
+            f"relative={self.relative!r}, t={self.t})"
+        )
