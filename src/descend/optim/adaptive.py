@@ -57,8 +57,11 @@ class Adagrad(Optimizer):
         )
         super().__init__(params, defaults, nonfinite=nonfinite)
 
-    def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
-        return ("G",)
+    def _rule(self, group):
+        return rules.adagrad, ("G",)
+
+    def _hypers(self, group, step):
+        return {"lr": self.effective_lr(group, step), "eps": group["eps"], "eps_mode": group["eps_mode"]}
 
     def _init_state(self, p, group):
         state = super()._init_state(p, group)
@@ -71,13 +74,6 @@ class Adagrad(Optimizer):
         if isinstance(decay, (int, float)) and decay == 0:
             return group["lr"]
         return group["lr"] / (1 + (step - 1) * decay)
-
-    def _apply(self, p, g, state, group) -> None:
-        new = rules.adagrad(
-            p, g, state["G"], lr=self.effective_lr(group, state["step"]), eps=group["eps"],
-            eps_mode=group["eps_mode"],
-        )
-        self._write(p, state, ("G",), new)
 
 
 class RMSprop(Optimizer):
@@ -132,20 +128,14 @@ class RMSprop(Optimizer):
         m = group["momentum"]
         return isinstance(m, torch.Tensor) or m != 0
 
-    def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
-        keys = ("S",)
-        if group["centered"]:
-            keys += ("mean",)
-        if self._uses_momentum(group):
-            keys += ("buf",)
-        return keys
+    def _rule(self, group):
+        return rules.rmsprop, ("S", "mean", "buf")
 
-    def _apply(self, p, g, state, group) -> None:
-        new = rules.rmsprop(
-            p, g, state["S"], state.get("mean"), state.get("buf"), lr=group["lr"], beta=group["beta"],
-            eps=group["eps"], eps_mode=group["eps_mode"], momentum=group["momentum"],
-        )
-        self._write(p, state, ("S", "mean", "buf"), new)
+    def _uses(self, group, key):
+        return {"mean": group["centered"], "buf": self._uses_momentum(group)}.get(key, True)
+
+    def _hypers(self, group, step):
+        return {k: group[k] for k in ("lr", "beta", "eps", "eps_mode", "momentum")}
 
 
 class Adam(Optimizer):
@@ -201,20 +191,21 @@ class Adam(Optimizer):
         )
         super().__init__(params, defaults, nonfinite=nonfinite)
 
-    def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
-        return ("V", "S", "S_max") if group["amsgrad"] else ("V", "S")
+    def _rule(self, group):
+        return rules.adam, ("V", "S", "S_max")
+
+    def _uses(self, group, key):
+        return key != "S_max" or group["amsgrad"]
 
     def _decay(self, group: dict[str, Any]) -> Any:
         """Decoupled weight decay (AdamW); Adam's decay is L2 on the gradient."""
         return 0.0
 
-    def _apply(self, p, g, state, group) -> None:
-        new = rules.adam(
-            p, g, state["V"], state["S"], state.get("S_max"), lr=group["lr"], beta1=group["beta1"],
-            beta2=group["beta2"], eps=group["eps"], eps_mode=group["eps_mode"], step=state["step"],
-            bias_correction=group["bias_correction"], decay=self._decay(group),
-        )
-        self._write(p, state, ("V", "S", "S_max"), new)
+    def _hypers(self, group, step):
+        return {
+            **{k: group[k] for k in ("lr", "beta1", "beta2", "eps", "eps_mode", "bias_correction")},
+            "step": step, "decay": self._decay(group),
+        }
 
 
 class AdamW(Adam):

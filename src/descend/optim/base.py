@@ -15,10 +15,13 @@ On top of that it
 * tags its ``state_dict`` with the optimizer class so that loading another
   optimizer's state, or state of another shape, fails clearly.
 
-A subclass describes one rule with four small pieces: ``_specs`` (what each
-hyperparameter may be), ``_state_keys(group)``, ``_init_state(p, group)`` and
-``_apply(p, g, state, group)``, the per-tensor eager update that calls a
-function of :mod:`descend.optim.rules`.
+A subclass describes one rule with a few small pieces: ``_specs`` (what each
+hyperparameter may be), ``_rule(group)`` (a function of
+:mod:`descend.optim.rules` and the names of the state tensors it takes, in
+order), ``_hypers(group, step)`` (its keyword arguments for this step) and,
+where the state does not start at zero, ``_init_state``. The eager path
+below and the fused path (:mod:`descend.optim.fused`) both call exactly
+``rule(p, g, *state, **hypers)``.
 """
 
 from __future__ import annotations
@@ -122,9 +125,21 @@ class Optimizer(torch.optim.Optimizer):
                     check_broadcast(name, value, p, self._param_name(group, i))
 
     # ------------------------------------------------------------------ state
+    def _rule(self, group: dict[str, Any]) -> tuple[Callable[..., tuple], tuple[str, ...]]:
+        """The rule for this group's options and the state keys it takes, in order."""
+        raise NotImplementedError
+
+    def _hypers(self, group: dict[str, Any], step: int) -> dict[str, Any]:
+        """Keyword arguments of the rule at ``step`` (1-based)."""
+        raise NotImplementedError
+
     def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
-        """Names of the per-parameter state tensors for this group's options."""
-        return ()
+        """Names of the per-parameter state tensors this group's options use."""
+        return tuple(k for k in self._rule(group)[1] if self._uses(group, k))
+
+    def _uses(self, group: dict[str, Any], key: str) -> bool:
+        """Whether an optional state tensor of the rule is in use (default: all are)."""
+        return True
 
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, Any]:
         state: dict[str, Any] = {"step": 0}
@@ -272,7 +287,9 @@ class Optimizer(torch.optim.Optimizer):
         return group["weight_decay"]
 
     def _apply(self, p: torch.Tensor, g: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
-        raise NotImplementedError
+        rule, keys = self._rule(group)
+        new = rule(p, g, *(state.get(k) for k in keys), **self._hypers(group, state["step"]))
+        self._write(p, state, keys, new)
 
     @staticmethod
     def _write(p: torch.Tensor, state: dict[str, Any], keys: Iterable[str], new: tuple) -> None:

@@ -152,6 +152,9 @@ class Newton(Optimizer):
         super().__init__(params, defaults, nonfinite=nonfinite)
         self.last: dict[str, Any] = {}
 
+    def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
+        return ()  # only the step count: Newton keeps no running averages
+
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         if self.param_groups:
             raise ValueError(

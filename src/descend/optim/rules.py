@@ -97,24 +97,24 @@ def momentum(
     dampening: Number,
     lr_inside: bool,
     nesterov: bool,
-    first: bool,
 ) -> tuple[Tensor, Tensor]:
     """Momentum in all its conventions.
 
     With ``x = lr * g`` when ``lr_inside`` else ``x = g``::
 
-        v = x                               if first   (buffer starts at the gradient)
-        v = beta * v + (1 - dampening) * x  otherwise
+        v = beta * v + (1 - dampening) * x
         d = v                               (heavy ball)
         d = beta * v + (1 - dampening) * x  (Nesterov, closure-free form)
         p = p - d        if lr_inside else   p = p - lr * d
 
     note 001 heavy ball: lr_inside, dampening 0 -> ``v = beta v + lr g; p -= v``.
     note 002 EMA:        dampening = beta       -> ``v = beta v + (1-beta) g; p -= lr v``.
+    A buffer whose first value is the gradient itself (torch) is v = 0 with
+    dampening 0 on the first step.
     """
     x = g * lr if lr_inside else g
     c = 1 - dampening
-    v = x if first else v * beta + x * c
+    v = v * beta + x * c
     d = v * beta + x * c if nesterov else v
     return (p - d if lr_inside else p - lr * d), v
 

@@ -82,18 +82,18 @@ class SGD(Optimizer):
                 f"momentum={group['momentum']!r}, dampening={group['dampening']!r}"
             )
 
-    def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
-        return ("v",) if self._uses_momentum(group) else ()
+    def _rule(self, group):
+        return (rules.momentum, ("v",)) if self._uses_momentum(group) else (rules.sgd, ())
 
-    def _apply(self, p, g, state, group) -> None:
+    def _hypers(self, group, step):
         if not self._uses_momentum(group):
-            p.copy_(rules.sgd(p, g, lr=group["lr"])[0])
-            return
-        new = rules.momentum(
-            p, g, state["v"], lr=group["lr"], beta=group["momentum"], dampening=group["dampening"],
-            lr_inside=False, nesterov=group["nesterov"], first=state["step"] == 1,
-        )
-        self._write(p, state, ("v",), new)
+            return {"lr": group["lr"]}
+        # torch's buffer starts at the first gradient: v = 0 and no dampening on step 1
+        return {
+            "lr": group["lr"], "beta": group["momentum"],
+            "dampening": 0.0 if step == 1 else group["dampening"],
+            "lr_inside": False, "nesterov": group["nesterov"],
+        }
 
 
 class Momentum(Optimizer):
@@ -171,16 +171,17 @@ class Momentum(Optimizer):
             inside = not ema
         return damp, inside
 
-    def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
-        return ("v",)
+    def _rule(self, group):
+        return rules.momentum, ("v",)
 
-    def _apply(self, p, g, state, group) -> None:
+    def _hypers(self, group, step):
         damp, inside = self.resolved(group)
-        new = rules.momentum(
-            p, g, state["v"], lr=group["lr"], beta=group["beta"], dampening=damp, lr_inside=inside,
-            nesterov=self._nesterov, first=group["first_step"] == "grad" and state["step"] == 1,
-        )
-        self._write(p, state, ("v",), new)
+        if group["first_step"] == "grad" and step == 1:
+            damp = 0.0  # v starts at 0, so v = x: the buffer's first value is the gradient
+        return {
+            "lr": group["lr"], "beta": group["beta"], "dampening": damp, "lr_inside": inside,
+            "nesterov": self._nesterov,
+        }
 
 
 def _bad_flag(name: str, value: Any) -> None:
@@ -288,18 +289,14 @@ class Nesterov(Momentum):
 
     def _step_lookahead(self, group, ps, gs) -> None:
         """The note's form: plain momentum with the gradient taken at the look-ahead point."""
-        damp, inside = self.resolved(group)
         for p, g in zip(ps, gs):
             state = self.state[p]
             if not state:
                 state.update(self._init_state(p, group))
             state["step"] += 1
-            shift = group["beta"] * (state["v"] if inside else group["lr"] * state["v"])
+            hypers = {**self._hypers(group, state["step"]), "nesterov": False}
+            shift = group["beta"] * (state["v"] if hypers["lr_inside"] else group["lr"] * state["v"])
             g = rules.prepare_grad(
                 p - shift, g, maximize=group["maximize"], weight_decay=group["weight_decay"], l1=group["l1"]
             )
-            new = rules.momentum(
-                p, g, state["v"], lr=group["lr"], beta=group["beta"], dampening=damp, lr_inside=inside,
-                nesterov=False, first=group["first_step"] == "grad" and state["step"] == 1,
-            )
-            self._write(p, state, ("v",), new)
+            self._write(p, state, ("v",), rules.momentum(p, g, state["v"], **hypers))
