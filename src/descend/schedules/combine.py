@@ -81,7 +81,8 @@ class Warmup(Schedule):
             w = (1 - math.cos(math.pi * p)) / 2
         else:
             w = 0.0
-        return self.start + (target - self.start) * w
+        # rounding of (target - start) * w must not overshoot the target
+        return min(self.start + (target - self.start) * w, target)
 
 
 @_schedule

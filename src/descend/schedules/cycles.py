@@ -2,8 +2,8 @@ r"""Schedules that rise and fall: warm restarts, one-cycle, cyclic.
 
 ``cosine_restarts(lr, period, mult=1, final_lr=0.0)`` (SGDR, Loshchilov &
 Hutter 2017): cycle ``i`` lasts ``T_i = period * mult**i`` steps; with
-``t`` the steps since the last restart,
-``lr(n) = final_lr + (lr - final_lr) * (1 + cos(pi * t / T_i)) / 2``.
+``t`` the steps since the last restart and ``w = (1 + cos(pi * t / T_i)) / 2``,
+``lr(n) = w * lr + (1 - w) * final_lr`` (exactly ``lr`` at every restart).
 torch: ``CosineAnnealingWarmRestarts(T_0=period, T_mult=mult, eta_min=final_lr)``.
 
 ``one_cycle(lr, steps, pct_start=0.3, anneal="cos", div_factor=25, final_div_factor=1e4,
@@ -21,7 +21,7 @@ phase anneals to the minimum. Phase ends are torch's (floats, as in
 ``cycle = floor(1 + n / T)``, ``x = 1 + n / T - cycle``,
 ``h = x / r`` if ``x <= r`` else ``(x - 1) / (r - 1)`` where ``r = steps_up / T``,
 ``lr(n) = lr + (max_lr - lr) * h * scale``, with ``scale`` = 1 (triangular),
-``1 / 2 ** (cycle - 1)`` (triangular2) or ``gamma ** n`` (exp_range).
+``0.5 ** (cycle - 1)`` (triangular2) or ``gamma ** n`` (exp_range).
 torch: ``CyclicLR(base_lr=lr, max_lr, step_size_up, step_size_down, mode, gamma,
 scale_fn, scale_mode)``. torch's CyclicLR and OneCycleLR also cycle momentum;
 these schedules are the lr only.
@@ -78,7 +78,8 @@ class CosineRestarts(Schedule):
 
     def _lr(self, n: int) -> float:
         t, length = self.position(n)
-        return self.final_lr + (self.lr - self.final_lr) * (1 + math.cos(math.pi * t / length)) / 2
+        w = (1.0 + math.cos(math.pi * t / length)) / 2
+        return w * self.lr + (1.0 - w) * self.final_lr
 
 
 ANNEAL = ("cos", "linear")
@@ -198,7 +199,7 @@ class Cyclic(Schedule):
         if self.mode == "triangular":
             return 1.0
         if self.mode == "triangular2":
-            return 1 / (2.0 ** (cycle - 1))
+            return 0.5 ** (cycle - 1)  # torch's 1 / 2.0 ** (cycle - 1), without its overflow
         return self.gamma**n
 
     def _lr(self, n: int) -> float:

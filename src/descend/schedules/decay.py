@@ -9,15 +9,21 @@ With ``alpha0 = lr`` the first argument of each schedule:
 ``exponential(lr, gamma)``         ``alpha0 * gamma ** n``                       (note 002: 0.95^n)
 ``inverse_time(lr, rate)``         ``alpha0 / (1 + rate * n / every)``           (note 002)
 ``inverse_sqrt(lr, k)``            ``alpha0 * min(1, k / sqrt(n))``              (note 002)
-``linear(lr, steps, final_lr)``    ``alpha0 + (final_lr - alpha0) * min(n, steps) / steps``
-``polynomial(lr, steps, power)``   ``final_lr + (alpha0 - final_lr) * (1 - min(n, steps)/steps) ** power``
-``cosine(lr, steps, final_lr)``    ``final_lr + (alpha0 - final_lr) * (1 + cos(pi * min(n, steps)/steps)) / 2``
+``linear(lr, steps, final_lr)``    ``w * alpha0 + (1 - w) * final_lr``, ``w = 1 - p``
+``polynomial(lr, steps, power)``   ``w * alpha0 + (1 - w) * final_lr``, ``w = (1 - p) ** power``
+``cosine(lr, steps, final_lr)``    ``w * alpha0 + (1 - w) * final_lr``, ``w = (1 + cos(pi p)) / 2``
 ``piecewise(lr, bounds, values)``  ``alpha0`` before ``bounds[0]``, ``values[i]`` from ``bounds[i]``
 =================================  ==========================================================
+
+where ``p = min(n, steps) / steps``.
 
 Note 003's step decay (divide by 10 at epochs 30, 60, 90) is
 ``multi_step(lr, [30, 60, 90])`` (or ``step(lr, 30)``, which keeps going at
 120, 150, ...), stepped once per epoch.
+
+The interpolating schedules are computed as convex combinations,
+``w * lr + (1 - w) * final_lr`` with ``w`` the fraction left, so that the
+first and the final values are exact and never negative.
 
 Differences from ``torch.optim.lr_scheduler`` (values agree to about 1e-16
 relative wherever both are defined; torch computes most of these
@@ -190,7 +196,7 @@ class InverseSqrt(Schedule):
 
 @_schedule
 class Linear(Schedule):
-    """Linear: ``lr(n) = lr + (final_lr - lr) * min(n, steps) / steps``.
+    """Linear: ``lr(n) = (1 - p) * lr + p * final_lr``, ``p = min(n, steps) / steps``.
 
     Goes from ``lr`` at n = 0 to ``final_lr`` at ``n = steps`` and stays there
     (up or down). torch: ``LinearLR(start_factor=a, end_factor=b,
@@ -208,12 +214,13 @@ class Linear(Schedule):
         _set(self, "final_lr", check.real("final_lr", self.final_lr))
 
     def _lr(self, n: int) -> float:
-        return self.lr + (self.final_lr - self.lr) * min(n, self.steps) / self.steps
+        p = min(n, self.steps) / self.steps
+        return (1.0 - p) * self.lr + p * self.final_lr
 
 
 @_schedule
 class Polynomial(Schedule):
-    """Polynomial: ``lr(n) = final_lr + (lr - final_lr) * (1 - min(n, steps) / steps) ** power``.
+    """Polynomial: ``lr(n) = w * lr + (1 - w) * final_lr``, ``w = (1 - min(n, steps) / steps) ** power``.
 
     power > 0; ``power=1`` is linear decay. torch: ``PolynomialLR(total_iters=steps,
     power=power)`` (which has ``final_lr = 0``).
@@ -232,15 +239,15 @@ class Polynomial(Schedule):
         _set(self, "final_lr", check.real("final_lr", self.final_lr))
 
     def _lr(self, n: int) -> float:
-        frac = 1.0 - min(n, self.steps) / self.steps
-        return self.final_lr + (self.lr - self.final_lr) * frac**self.power
+        w = (1.0 - min(n, self.steps) / self.steps) ** self.power
+        return w * self.lr + (1.0 - w) * self.final_lr
 
 
 @_schedule
 class Cosine(Schedule):
     """Cosine decay to a floor (note 003; SGDR without restarts).
 
-    ``lr(n) = final_lr + (lr - final_lr) * (1 + cos(pi * min(n, steps) / steps)) / 2``:
+    ``lr(n) = w * lr + (1 - w) * final_lr``, ``w = (1 + cos(pi * min(n, steps) / steps)) / 2``:
     ``lr`` at n = 0, ``final_lr`` from ``n = steps`` on. torch:
     ``CosineAnnealingLR(T_max=steps, eta_min=final_lr)`` for n <= steps (torch
     rises again after ``T_max``; this holds the floor).
@@ -257,8 +264,8 @@ class Cosine(Schedule):
         _set(self, "final_lr", check.real("final_lr", self.final_lr))
 
     def _lr(self, n: int) -> float:
-        t = min(n, self.steps)
-        return self.final_lr + (self.lr - self.final_lr) * (1 + math.cos(math.pi * t / self.steps)) / 2
+        w = (1.0 + math.cos(math.pi * min(n, self.steps) / self.steps)) / 2
+        return w * self.lr + (1.0 - w) * self.final_lr
 
 
 @_schedule
