@@ -15,11 +15,11 @@ The building blocks follow the notes' story:
 * ``ema``            -- exponential moving average, ``a = beta*a + (1-beta)*x`` (note 002)
 * ``accumulate``     -- running sum of squares, ``G = G + g^2`` (Adagrad, note 001)
 * ``denominator``    -- ``sqrt(s + eps)`` (eps inside) or ``sqrt(s) + eps`` (eps outside)
-* ``bias_correct``   -- ``a / (1 - beta^t)`` (Adam, note 002)
+* bias correction    -- ``a / (1 - beta^t)`` (Adam, note 002), applied as a scalar factor
 
 and the named rules are short compositions of them: RMSprop is Adagrad with
 an ``ema`` in place of ``accumulate``; Adam is momentum's ``ema`` of g plus
-RMSprop's ``ema`` of g^2 plus ``bias_correct``.
+RMSprop's ``ema`` of g^2 plus bias correction.
 """
 
 from __future__ import annotations
@@ -70,11 +70,6 @@ def denominator(s: Tensor, eps: Number, eps_mode: str) -> Tensor:
     if eps_mode == "inside":
         return torch.sqrt(s + eps)
     return torch.sqrt(s) + eps
-
-
-def bias_correct(avg: Tensor, beta: Number, step: int) -> Tensor:
-    """Adam's bias correction (note 002): ``avg / (1 - beta^t)``."""
-    return avg / (1 - beta**step)
 
 
 # --------------------------------------------------------------------------
@@ -206,10 +201,12 @@ def adam(
     s = S_max if S_max is not None else S
     if not bias_correction:
         return p - lr * V / denominator(s, eps, eps_mode), V, S, S_max
+    # V_hat = V / bc1 and S_hat = S / bc2 with scalar bc1, bc2: the scalar factors are
+    # formed once, so each element costs one division (as in torch's own Adam).
+    bc1 = 1 - beta1**step
+    bc2 = 1 - beta2**step
     if eps_mode == "hat":
-        bc1 = 1 - beta1**step
-        bc2 = 1 - beta2**step
         return p - (lr * bc2**0.5 / bc1) * V / (torch.sqrt(s) + eps), V, S, S_max
-    V_hat = bias_correct(V, beta1, step)
-    S_hat = bias_correct(s, beta2, step)
-    return p - lr * V_hat / denominator(S_hat, eps, eps_mode), V, S, S_max
+    if eps_mode == "inside":
+        return p - (lr / bc1) * V / torch.sqrt(s * (1 / bc2) + eps), V, S, S_max
+    return p - (lr / bc1) * V / (torch.sqrt(s) * bc2**-0.5 + eps), V, S, S_max
