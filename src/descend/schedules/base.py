@@ -7,9 +7,10 @@ plotted and tested without an optimizer. :class:`~descend.schedules.Scheduler`
 is what applies one to a ``torch.optim.Optimizer``.
 
 Every schedule has a ``base_lr``: its reference learning rate (its first
-argument, ``alpha0`` in the notes; for combinators the one of the schedule
-they wrap). ``Scheduler`` uses it to apply one schedule relative to each
-param group's own lr.
+argument, ``alpha0`` in the notes; for ``warmup`` and ``plateau`` the one of
+the schedule they wrap, for ``join`` the largest of its parts', for
+``factor * s`` ``factor * s.base_lr``). ``Scheduler`` uses it to apply one
+schedule relative to each param group's own lr.
 
 Scaling by a constant is multiplication::
 

@@ -90,7 +90,8 @@ class Join(Schedule):
     """Schedules one after another, switching at ``boundaries``; see the module docstring.
 
     ``len(boundaries) == len(schedules) - 1``; boundaries strictly increasing
-    integers >= 1. ``base_lr`` is the first schedule's.
+    integers >= 1. ``base_lr`` is the largest of the parts' base lrs (so that a
+    join that starts with a ramp from 0 still has a reference lr).
     """
 
     _name = "join"
@@ -116,7 +117,7 @@ class Join(Schedule):
 
     @property
     def base_lr(self) -> float:
-        return self.schedules[0].base_lr
+        return max(s.base_lr for s in self.schedules)
 
     def _lr(self, n: int) -> float:
         i = bisect_right(self.boundaries, n)
