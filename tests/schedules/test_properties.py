@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from descend import schedules as ds
 
-settings.register_profile("schedules", max_examples=60, deadline=None)
-settings.load_profile("schedules")
+# per test, not a global profile: other test folders keep their own settings
+fast = settings(max_examples=60, deadline=None)
 
 lrs = st.floats(0.0, 10.0, allow_nan=False)
 pos_lrs = st.floats(1e-6, 10.0, allow_nan=False)
@@ -98,6 +98,7 @@ schedules = st.one_of(
 )
 
 
+@fast
 @given(schedules, st.lists(steps, min_size=1, max_size=20))
 def test_non_negative_and_finite(s, ns) -> None:
     for n in [0, 1, *ns]:
@@ -105,6 +106,7 @@ def test_non_negative_and_finite(s, ns) -> None:
         assert math.isfinite(lr) and lr >= 0.0, (s, n, lr)
 
 
+@fast
 @given(schedules, st.lists(st.floats(-10, 10), max_size=40), st.lists(steps, min_size=1, max_size=10))
 def test_plateau_non_negative_and_below_its_schedule(s, metrics, ns) -> None:
     p = ds.plateau(s, patience=1, factor=0.5, min_lr=0.001)
@@ -115,6 +117,7 @@ def test_plateau_non_negative_and_below_its_schedule(s, metrics, ns) -> None:
         assert 0.0 <= p(n) <= s(n)
 
 
+@fast
 @given(warmups())
 def test_warmup_is_monotone_and_ends_at_first_value(w) -> None:
     values = [w(n) for n in range(w.steps + 1)]
@@ -124,12 +127,14 @@ def test_warmup_is_monotone_and_ends_at_first_value(w) -> None:
     assert w(w.steps + 7) == w.schedule(7)
 
 
+@fast
 @given(st.builds(ds.cosine_restarts, pos_lrs, st.integers(1, 300), st.just(1), lrs), steps)
 def test_restarts_are_periodic(s, n) -> None:
     assert s(n + s.period) == s(n)
     assert s(n * s.period) == s.lr  # every restart starts at the peak
 
 
+@fast
 @given(
     st.builds(ds.cosine_restarts, pos_lrs, st.integers(1, 50), st.integers(2, 4), lrs),
     st.integers(0, 6),
@@ -145,6 +150,7 @@ def test_restarts_with_mult_repeat_the_first_cycle_stretched(s, i, data) -> None
     assert math.isclose(s(start + stretch * t), s(t), rel_tol=1e-12, abs_tol=1e-300)
 
 
+@fast
 @given(pos_lrs, lrs, st.integers(1, 1000), st.sampled_from(["cosine", "exponential", "constant", "linear"]),
        st.integers(1, 1000))
 def test_join_is_continuous_where_the_parts_agree(a, c, b, kind, horizon) -> None:
@@ -163,6 +169,7 @@ def test_join_is_continuous_where_the_parts_agree(a, c, b, kind, horizon) -> Non
     assert [j(b + n) for n in range(50)] == [second(n) for n in range(50)]
 
 
+@fast
 @given(joins(), st.integers(0, 5000))
 def test_join_evaluates_each_part_on_its_own_clock(j, n) -> None:
     bounds = (0, *j.boundaries)

@@ -73,7 +73,10 @@ def checkpoint(opt, sched) -> bytes:
     return buf.getvalue()
 
 
-def run_resumed(make_schedule, scheduler_first: bool, lrs=(0.1,), **scheduler_kwargs):
+ORDERS = ("scheduler, optimizer", "optimizer, scheduler", "optimizer before building the Scheduler")
+
+
+def run_resumed(make_schedule, order: str, lrs=(0.1,), **scheduler_kwargs):
     params, opt = make_problem(lrs=lrs, momentum=0.9)
     sched = ds.Scheduler(opt, make_schedule(), **scheduler_kwargs)
     seen: list = []
@@ -86,13 +89,16 @@ def run_resumed(make_schedule, scheduler_first: bool, lrs=(0.1,), **scheduler_kw
     with torch.no_grad():
         for p, s in zip(params, saved):
             p.copy_(s)
-    sched = ds.Scheduler(opt, make_schedule(), **scheduler_kwargs)
     state = torch.load(io.BytesIO(blob))
-    if scheduler_first:
+    if order == ORDERS[2]:  # the group lrs are the saved (decayed) ones when the Scheduler is built
+        opt.load_state_dict(state["optimizer"])
+    sched = ds.Scheduler(opt, make_schedule(), **scheduler_kwargs)
+    if order == ORDERS[0]:
         sched.load_state_dict(state["scheduler"])
         opt.load_state_dict(state["optimizer"])
     else:
-        opt.load_state_dict(state["optimizer"])
+        if order == ORDERS[1]:
+            opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
     train(opt, sched, params, STOP, STEPS, seen)
     return seen, params
@@ -110,8 +116,8 @@ def run_straight(make_schedule, lrs=(0.1,), **scheduler_kwargs):
 def test_resume_from_state_dict_continues_exactly(name) -> None:
     make = FACTORIES[name]
     expected, p_expected = run_straight(make)
-    for scheduler_first in (True, False):
-        got, p_got = run_resumed(make, scheduler_first)
+    for order in ORDERS:
+        got, p_got = run_resumed(make, order)
         assert got == expected  # exact, every one of the 1000 lrs
         for a, b in zip(p_got, p_expected):
             assert torch.equal(a, b)
@@ -128,14 +134,14 @@ def test_plateau_reduces_on_both_sides_of_the_checkpoint() -> None:
 def test_resume_with_groups_relative_and_per_group_lists() -> None:
     lrs = (0.1, 0.02)
     expected, _ = run_straight(FACTORIES["plateau(warmup(cosine))"], lrs=lrs)
-    got, _ = run_resumed(FACTORIES["plateau(warmup(cosine))"], True, lrs=lrs)
+    got, _ = run_resumed(FACTORIES["plateau(warmup(cosine))"], ORDERS[2], lrs=lrs)
     assert got == expected
 
     def per_group():
         return [ds.cosine(0.1, 1000), ds.plateau(ds.step(0.02, 100), patience=2)]
 
     expected, _ = run_straight(per_group, lrs=lrs, unit="epoch")
-    got, _ = run_resumed(per_group, False, lrs=lrs, unit="epoch")
+    got, _ = run_resumed(per_group, ORDERS[1], lrs=lrs, unit="epoch")
     assert got == expected
     assert expected[STOP][0] == pytest.approx(ds.cosine(0.1, 1000)(STOP))
 
