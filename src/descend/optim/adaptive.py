@@ -50,12 +50,13 @@ class Adagrad(Optimizer):
         l1: float | torch.Tensor = 0.0,
         maximize: bool = False,
         nonfinite: str = "raise",
+        impl: str = "auto",
     ) -> None:
         defaults = dict(
             lr=lr, eps=eps, eps_mode=eps_mode, initial_accumulator_value=initial_accumulator_value,
             lr_decay=lr_decay, weight_decay=weight_decay, l1=l1, maximize=maximize,
         )
-        super().__init__(params, defaults, nonfinite=nonfinite)
+        super().__init__(params, defaults, nonfinite=nonfinite, impl=impl)
 
     def _rule(self, group):
         return rules.adagrad, ("G",)
@@ -116,12 +117,13 @@ class RMSprop(Optimizer):
         l1: float | torch.Tensor = 0.0,
         maximize: bool = False,
         nonfinite: str = "raise",
+        impl: str = "auto",
     ) -> None:
         defaults = dict(
             lr=lr, beta=beta, eps=eps, eps_mode=eps_mode, centered=centered, momentum=momentum,
             weight_decay=weight_decay, l1=l1, maximize=maximize,
         )
-        super().__init__(params, defaults, nonfinite=nonfinite)
+        super().__init__(params, defaults, nonfinite=nonfinite, impl=impl)
 
     @staticmethod
     def _uses_momentum(group: dict[str, Any]) -> bool:
@@ -184,12 +186,13 @@ class Adam(Optimizer):
         l1: float | torch.Tensor = 0.0,
         maximize: bool = False,
         nonfinite: str = "raise",
+        impl: str = "auto",
     ) -> None:
         defaults = dict(
             lr=lr, beta1=beta1, beta2=beta2, eps=eps, eps_mode=eps_mode, amsgrad=amsgrad,
             bias_correction=bias_correction, weight_decay=weight_decay, l1=l1, maximize=maximize,
         )
-        super().__init__(params, defaults, nonfinite=nonfinite)
+        super().__init__(params, defaults, nonfinite=nonfinite, impl=impl)
 
     def _rule(self, group):
         return rules.adam, ("V", "S", "S_max")
@@ -202,9 +205,13 @@ class Adam(Optimizer):
         return 0.0
 
     def _hypers(self, group, step):
+        step_size, root = rules.adam_scalars(
+            group["lr"], group["beta1"], group["beta2"], step,
+            bias_correction=group["bias_correction"], eps_mode=group["eps_mode"],
+        )
         return {
-            **{k: group[k] for k in ("lr", "beta1", "beta2", "eps", "eps_mode", "bias_correction")},
-            "step": step, "decay": self._decay(group),
+            **{k: group[k] for k in ("lr", "beta1", "beta2", "eps", "eps_mode")},
+            "step_size": step_size, "root": root, "decay": self._decay(group),
         }
 
 

@@ -31,10 +31,14 @@ from typing import Any, ClassVar
 
 import torch
 
-from . import rules
+from . import fused, rules
 from ._validate import NONNEG, Spec, check, check_broadcast, check_choice
 
 NONFINITE = ("raise", "skip", "ignore")
+IMPLS = ("auto", "eager", "fused")
+# impl="auto" compiles a group when it is large enough for the one-time compile to pay off.
+AUTO_MIN_NUMEL = 1_000_000
+AUTO_MIN_TENSORS = 1_000
 
 # Hyperparameters every gradient-based rule accepts.
 COMMON_SPECS: dict[str, Spec] = {
@@ -55,9 +59,14 @@ class Optimizer(torch.optim.Optimizer):
     _specs: ClassVar[dict[str, Spec]] = COMMON_SPECS
     _tensor_hypers: ClassVar[bool] = True
 
-    def __init__(self, params: Any, defaults: dict[str, Any], *, nonfinite: str = "raise") -> None:
+    def __init__(
+        self, params: Any, defaults: dict[str, Any], *, nonfinite: str = "raise", impl: str = "auto"
+    ) -> None:
         check_choice("nonfinite", nonfinite, NONFINITE)
+        check_choice("impl", impl, IMPLS)
         self.nonfinite = nonfinite
+        self.impl = impl
+        self._buckets: dict[int, list[fused.Bucket] | None] = {}
         for name, value in defaults.items():
             check(name, value, self._specs.get(name))
             self._check_tensor_allowed(name, value)
@@ -198,6 +207,7 @@ class Optimizer(torch.optim.Optimizer):
                         )
         rest = {k: v for k, v in state_dict.items() if k != "descend"}
         super().load_state_dict(rest)
+        self._buckets.clear()  # the loaded state tensors replace the flat views; rebuilt lazily
 
     # ------------------------------------------------------------------ step
     @staticmethod
@@ -208,42 +218,29 @@ class Optimizer(torch.optim.Optimizer):
         p = group["params"][i]
         return f"parameter {i} (shape {tuple(p.shape)})"
 
-    def _collect(self) -> list[tuple[dict[str, Any], list[int], list[torch.Tensor], list[torch.Tensor]]]:
-        work = []
-        for group in self.param_groups:
-            idx, ps, gs = [], [], []
-            for i, p in enumerate(group["params"]):
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse:
-                    raise ValueError(
-                        f"{self._param_name(group, i)} has a sparse gradient; "
-                        f"descend.optim.{type(self).__name__} supports dense gradients only"
-                    )
-                idx.append(i)
-                ps.append(p)
-                gs.append(p.grad)
-            if ps:
-                work.append((group, idx, ps, gs))
-        return work
-
-    def _grads_finite(self, work: list) -> bool:
-        """One reduction per device; True when every gradient is finite."""
+    def _grads_finite(self, work: list, buckets: list | None = None) -> bool:
+        """True when every gradient is finite: one reduction per device or flat buffer."""
         if self.nonfinite == "ignore":
             return True
+        ok = all(bool(fused.kernel("finite")(b.G)) for _, b in buckets or [])
         by_device: dict[torch.device, list[torch.Tensor]] = {}
         for _, _, _, gs in work:
             for g in gs:
                 by_device.setdefault(g.device, []).append(g)
-        ok = True
         for grads in by_device.values():
+            if not ok:
+                break
             norms = torch._foreach_norm(grads, float("inf"))
-            ok = ok and bool(torch.stack([n.float() for n in norms]).isfinite().all())
+            ok = bool(torch.stack([n.float() for n in norms]).isfinite().all())
         if ok:
             return True
         if self.nonfinite == "skip":
             return False
-        for group, idx, _, gs in work:
+        everything = list(work) + [
+            (group, [group["params"].index(p) for p in b.params], b.params, [p.grad for p in b.params])
+            for group, b in buckets or []
+        ]
+        for group, idx, _, gs in everything:
             for i, g in zip(idx, gs):
                 if not bool(torch.isfinite(g).all()):
                     st = self.state.get(group["params"][i], {})
@@ -263,12 +260,138 @@ class Optimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         with torch.no_grad():
-            work = self._collect()
-            if not self._grads_finite(work):
+            work, buckets = self._plan()
+            if not self._grads_finite(work, buckets):
                 return loss
+            for group, bucket in buckets:
+                self._step_bucket(group, bucket)
             for group, _, ps, gs in work:
                 self._step_group(group, ps, gs)
         return loss
+
+    # ------------------------------------------------------------------ fused path
+    def _fusable(self, group: dict[str, Any]) -> str | None:
+        """None when the group can take the fused path, else the reason it cannot."""
+        for name, value in group.items():
+            if name != "params" and not fused.is_scalar(value):
+                return f"{name} is a tensor of shape {tuple(value.shape)} (the fused path takes scalars)"
+        if any(p.is_sparse for p in group["params"]):
+            return "a parameter is sparse"
+        return None
+
+    def _wants_fused(self, group: dict[str, Any]) -> bool:
+        if self.impl == "eager":
+            return False
+        reason = self._fusable(group)
+        if reason is not None:
+            if self.impl == "fused":
+                fused.warn_once(self, "unfusable:" + reason, f"{type(self).__name__}: {reason}; "
+                                "using the eager path for this param group")
+            return False
+        if self.impl == "fused":
+            return True
+        params = group["params"]
+        return sum(p.numel() for p in params) >= AUTO_MIN_NUMEL or len(params) >= AUTO_MIN_TENSORS
+
+    def _group_buckets(self, gi: int, group: dict[str, Any]) -> list[fused.Bucket] | None:
+        if gi in self._buckets:
+            return self._buckets[gi]
+        buckets: list[fused.Bucket] | None = None
+        if self._wants_fused(group):
+            by_kind: dict[tuple, list[torch.Tensor]] = {}
+            for p in group["params"]:
+                if p.requires_grad:
+                    by_kind.setdefault((p.device, p.dtype), []).append(p)
+            built = [fused.build_bucket(self, group, ps) for ps in by_kind.values()]
+            if all(b is not None for b in built):
+                buckets = built  # type: ignore[assignment]
+            else:
+                fused.warn_once(self, "steps", f"{type(self).__name__}: parameters of a group have taken "
+                                "different numbers of steps; using the eager path for that group")
+        self._buckets[gi] = buckets
+        return buckets
+
+    def _plan(self) -> tuple[list, list]:
+        """Split this step's work into eager (group, idx, params, grads) and fused (group, bucket)."""
+        work, fused_work = [], []
+        for gi, group in enumerate(self.param_groups):
+            buckets = self._group_buckets(gi, group) if self.impl != "eager" else None
+            skip: set[int] = set()
+            for b in buckets or []:
+                status = b.sync_grads()
+                if status == "ok":
+                    fused_work.append((group, b))
+                    skip.update(id(p) for p in b.params)
+                    if b.copied:
+                        b.copied = False
+                        fused.warn_once(self, "copied", f"{type(self).__name__}: a gradient was replaced "
+                                        "(not accumulated into the flat buffer), so the fused step copied it "
+                                        "first: one extra pass. Zero gradients with optimizer.zero_grad() "
+                                        "to keep them in place")
+                else:
+                    self._buckets.pop(gi, None)  # eager now, rebuilt (if possible) next step
+                    fused.warn_once(self, status, f"{type(self).__name__}: "
+                                    + ("a parameter has no gradient, so its bucket takes the eager path "
+                                       "this step" if status == "missing" else
+                                       "a parameter was moved out of its flat buffer; re-flattening"))
+            idx, ps, gs = [], [], []
+            for i, p in enumerate(group["params"]):
+                if id(p) in skip or p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise ValueError(
+                        f"{self._param_name(group, i)} has a sparse gradient; "
+                        f"descend.optim.{type(self).__name__} supports dense gradients only"
+                    )
+                idx.append(i)
+                ps.append(p)
+                gs.append(p.grad)
+            if ps:
+                work.append((group, idx, ps, gs))
+        return work, fused_work
+
+    def _step_bucket(self, group: dict[str, Any], b: fused.Bucket) -> None:
+        step = b.states[0]["step"] + 1
+        rule, _ = self._rule(group)
+        prep = {
+            "maximize": group["maximize"],
+            "weight_decay": fused.regularizer(self._l2(group), b.P),
+            "l1": fused.regularizer(group["l1"], b.P),
+        }
+        hypers = fused.scalar_hypers(self._hypers(group, step), b.P)
+        fused.kernel("update")(b.P, b.G, b.state_args(), rule, prep, hypers)
+        for st in b.states:
+            st["step"] = step
+
+    def zero_grad(self, set_to_none: bool | None = None) -> None:
+        """Reset gradients.
+
+        ``set_to_none=None`` (default): gradients of fused parameters are zeroed in
+        place in their flat buffer (they stay views; torch's ``set_to_none=False``),
+        all others are set to None (torch's default). True or False apply to all.
+        """
+        bucketed: set[int] = set()
+        for buckets in self._buckets.values():
+            for b in buckets or []:
+                bucketed.update(id(p) for p in b.params)
+                if set_to_none:
+                    for p in b.params:
+                        p.grad = None
+                    continue
+                b.G.zero_()
+                for p, view in zip(b.params, b.grad_views):
+                    if p.grad is not view:
+                        p.grad = view
+        for group in self.param_groups:
+            for p in group["params"]:
+                if id(p) in bucketed or p.grad is None:
+                    continue
+                if set_to_none is False:
+                    p.grad.detach_()
+                    p.grad.requires_grad_(False)
+                    p.grad.zero_()
+                else:
+                    p.grad = None
 
     def _step_group(self, group: dict[str, Any], ps: list[torch.Tensor], gs: list[torch.Tensor]) -> None:
         """Eager path: the rule applied tensor by tensor."""

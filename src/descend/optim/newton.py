@@ -155,6 +155,9 @@ class Newton(Optimizer):
     def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ()  # only the step count: Newton keeps no running averages
 
+    def _fusable(self, group: dict[str, Any]) -> str | None:
+        return "Newton solves a linear system, not an element-wise update"
+
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         if self.param_groups:
             raise ValueError(

@@ -164,6 +164,28 @@ def rmsprop(
     return p - lr * g / denom, S, mean, buf
 
 
+def adam_scalars(
+    lr: Number, beta1: Number, beta2: Number, step: Number, *, bias_correction: bool, eps_mode: str
+) -> tuple[Number, Number]:
+    """The scalar part of Adam's step, computed once per step rather than per element.
+
+    With ``bc1 = 1 - beta1^t`` and ``bc2 = 1 - beta2^t``::
+
+        lr * V_hat / (sqrt(S_hat) + eps) = step_size * V / (sqrt(S) * root + eps)
+        step_size = lr / bc1,   root = 1 / sqrt(bc2)
+
+    (``"inside"``: ``sqrt(S * root^2 + eps)``; ``"hat"``: ``step_size = lr sqrt(bc2) / bc1``
+    and ``root = 1``; no bias correction: ``step_size = lr``, ``root = 1``.)
+    """
+    if not bias_correction:
+        return lr, 1.0
+    bc1 = 1 - beta1**step
+    bc2 = 1 - beta2**step
+    if eps_mode == "hat":
+        return lr * bc2**0.5 / bc1, 1.0
+    return lr / bc1, bc2**-0.5
+
+
 def adam(
     p: Tensor,
     g: Tensor,
@@ -176,8 +198,8 @@ def adam(
     beta2: Number,
     eps: Number,
     eps_mode: str,
-    step: int,
-    bias_correction: bool,
+    step_size: Number,
+    root: Number,
     decay: Number,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
     """Adam (note 002) = momentum (``ema`` of g) + RMSprop (``ema`` of g^2) + bias correction::
@@ -187,8 +209,9 @@ def adam(
         V_hat = V / (1 - beta1^t),  S_hat = S / (1 - beta2^t)
         p = p - lr * V_hat / (sqrt(S_hat) + eps)
 
-    ``S_max`` (amsgrad) replaces S by its running maximum. ``eps_mode="inside"``
-    uses ``sqrt(S_hat + eps)``; ``"hat"`` is Keras' form
+    computed as ``p - step_size * V / (sqrt(S) * root + eps)`` with the scalars of
+    :func:`adam_scalars`. ``S_max`` (amsgrad) replaces S by its running maximum.
+    ``eps_mode="inside"`` uses ``sqrt(S_hat + eps)``; ``"hat"`` is Keras' form
     ``p -= lr * sqrt(1-beta2^t)/(1-beta1^t) * V / (sqrt(S) + eps)``.
     ``decay`` is AdamW's decoupled weight decay: ``p = p - lr * decay * p`` first.
     """
@@ -199,14 +222,6 @@ def adam(
     if S_max is not None:
         S_max = torch.maximum(S_max, S)
     s = S_max if S_max is not None else S
-    if not bias_correction:
-        return p - lr * V / denominator(s, eps, eps_mode), V, S, S_max
-    # V_hat = V / bc1 and S_hat = S / bc2 with scalar bc1, bc2: the scalar factors are
-    # formed once, so each element costs one division (as in torch's own Adam).
-    bc1 = 1 - beta1**step
-    bc2 = 1 - beta2**step
-    if eps_mode == "hat":
-        return p - (lr * bc2**0.5 / bc1) * V / (torch.sqrt(s) + eps), V, S, S_max
     if eps_mode == "inside":
-        return p - (lr / bc1) * V / torch.sqrt(s * (1 / bc2) + eps), V, S, S_max
-    return p - (lr / bc1) * V / (torch.sqrt(s) * bc2**-0.5 + eps), V, S, S_max
+        return p - step_size * V / torch.sqrt(s * (root * root) + eps), V, S, S_max
+    return p - step_size * V / (torch.sqrt(s) * root + eps), V, S, S_max

@@ -62,12 +62,13 @@ class SGD(Optimizer):
         l1: float | torch.Tensor = 0.0,
         maximize: bool = False,
         nonfinite: str = "raise",
+        impl: str = "auto",
     ) -> None:
         defaults = dict(
             lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
             weight_decay=weight_decay, l1=l1, maximize=maximize,
         )
-        super().__init__(params, defaults, nonfinite=nonfinite)
+        super().__init__(params, defaults, nonfinite=nonfinite, impl=impl)
 
     @staticmethod
     def _uses_momentum(group: dict[str, Any]) -> bool:
@@ -152,12 +153,13 @@ class Momentum(Optimizer):
         l1: float | torch.Tensor = 0.0,
         maximize: bool = False,
         nonfinite: str = "raise",
+        impl: str = "auto",
     ) -> None:
         defaults = dict(
             lr=lr, beta=beta, style=style, dampening=dampening, lr_inside=lr_inside,
             first_step=first_step, weight_decay=weight_decay, l1=l1, maximize=maximize,
         )
-        super().__init__(params, defaults, nonfinite=nonfinite)
+        super().__init__(params, defaults, nonfinite=nonfinite, impl=impl)
 
     @staticmethod
     def resolved(group: dict[str, Any]) -> tuple[Any, bool]:
@@ -233,13 +235,19 @@ class Nesterov(Momentum):
         l1: float | torch.Tensor = 0.0,
         maximize: bool = False,
         nonfinite: str = "raise",
+        impl: str = "auto",
     ) -> None:
         defaults = dict(
             lr=lr, beta=beta, style=style, lookahead=lookahead, dampening=dampening,
             lr_inside=lr_inside, first_step=first_step, weight_decay=weight_decay, l1=l1,
             maximize=maximize,
         )
-        Optimizer.__init__(self, params, defaults, nonfinite=nonfinite)
+        Optimizer.__init__(self, params, defaults, nonfinite=nonfinite, impl=impl)
+
+    def _fusable(self, group):
+        if group.get("lookahead"):
+            return "lookahead=True evaluates the gradient at a shifted point"
+        return super()._fusable(group)
 
     def _displacement(self, p: torch.Tensor, group: dict[str, Any]) -> torch.Tensor | None:
         """``beta * d`` where d is the last step taken (v, or lr * v when lr is outside)."""
@@ -277,9 +285,11 @@ class Nesterov(Momentum):
                 for p, saved in shifts:
                     p.copy_(saved)
         with torch.no_grad():
-            work = self._collect()
-            if not self._grads_finite(work):
+            work, buckets = self._plan()
+            if not self._grads_finite(work, buckets):
                 return loss
+            for group, bucket in buckets:
+                self._step_bucket(group, bucket)
             for group, _, ps, gs in work:
                 if group.get("lookahead"):
                     self._step_lookahead(group, ps, gs)
