@@ -4,7 +4,7 @@ r"""``Scheduler``: applies schedules to any ``torch.optim.Optimizer`` (descend's
 group's lr as its base lr, then sets, at construction (``t = 0``) and after
 every ``step()`` (``t += 1``)::
 
-    group_i["lr"] = schedule(t) * base_lr_i / schedule.base_lr     one schedule (relative=True)
+    group_i["lr"] = schedule(t) * (base_lr_i / schedule.base_lr)   one schedule (relative=True)
     group_i["lr"] = schedule(t)                                     one schedule, relative=False
     group_i["lr"] = schedules[i](t)                                 a list, one per group
 
@@ -22,9 +22,11 @@ else depends on call order: the Scheduler never wraps ``optimizer.step`` and
 never reads ``group["lr"]`` after construction (every lr is the closed form
 ``schedule(t)``, not a product of previous lrs), so an lr changed by other
 code is replaced at the next ``step()`` instead of compounded. To resume,
-build the optimizer and the Scheduler as for a fresh run, then load both
-state dicts, in either order: the Scheduler's holds ``t``, the base lrs,
-``unit`` and the plateau state, and re-applies ``schedule(t)`` when loaded.
+build the optimizer and the Scheduler as for a fresh run and load both
+state dicts, in any order (the optimizer's may even be loaded before the
+Scheduler is built): the Scheduler's holds ``t``, the base lrs, ``unit``
+and the plateau state, and re-applies ``schedule(t)`` when loaded.
+Tensor lrs (``group["lr"]`` a tensor) are updated in place.
 
 **Plateau.** ``step(metric)`` is ``observe(metric)`` then ``step()``; the
 metric is what the step just finished measured. ``observe(metric)`` alone
