@@ -237,7 +237,8 @@ class Optimizer(torch.optim.Optimizer):
         if self.nonfinite == "skip":
             return False
         everything = list(work) + [
-            (group, [group["params"].index(p) for p in b.params], b.params, [p.grad for p in b.params])
+            (group, [next(i for i, q in enumerate(group["params"]) if q is p) for p in b.params],
+             b.params, [p.grad for p in b.params])
             for group, b in buckets or []
         ]
         for group, idx, _, gs in everything:
@@ -359,7 +360,9 @@ class Optimizer(torch.optim.Optimizer):
             "l1": fused.regularizer(group["l1"], b.P),
         }
         hypers = fused.scalar_hypers(self._hypers(group, step), b.P)
-        fused.kernel("update")(b.P, b.G, b.state_args(), rule, prep, hypers)
+        states = b.state_args()
+        key = fused.static_key(rule, states, prep, hypers)
+        fused.kernel("update", key)(b.P, b.G, states, rule, prep, hypers)
         for st in b.states:
             st["step"] = step
 

@@ -27,6 +27,7 @@ and updates a bucket with a single kernel that ``torch.compile`` generates
 
 from __future__ import annotations
 
+import types
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,12 +66,29 @@ def _all_finite(G):
     return torch.isfinite(G).all()
 
 
-def kernel(name: str) -> Any:
-    """The compiled function ``name`` ("update" or "finite"), compiled lazily once per process."""
-    if name not in _KERNELS:
-        fn = {"update": _update, "finite": _all_finite}[name]
-        _KERNELS[name] = torch.compile(fn, dynamic=True, fullgraph=True, backend=_backend)
-    return _KERNELS[name]
+def kernel(name: str, key: tuple = ()) -> Any:
+    """The compiled ``"update"`` or ``"finite"`` function for one static configuration.
+
+    Each (rule, static options) gets a code object of its own, so Dynamo keeps
+    one small cache per configuration instead of hitting its recompile limit on
+    a single function shared by every optimizer.
+    """
+    full = (name, *key)
+    if full not in _KERNELS:
+        base = {"update": _update, "finite": _all_finite}[name]
+        code = base.__code__.replace(co_name=f"{base.__name__}_{len(_KERNELS)}")
+        fn = types.FunctionType(code, base.__globals__, code.co_name)
+        _KERNELS[full] = torch.compile(fn, dynamic=True, fullgraph=True, backend=_backend)
+    return _KERNELS[full]
+
+
+def static_key(rule: Any, states: list, prep: dict[str, Any], hypers: dict[str, Any]) -> tuple:
+    """What a compiled kernel specializes on: the rule, flags, absent state, zero terms."""
+    flags = tuple(
+        (k, v) for k, v in sorted({**prep, **hypers}.items())
+        if v is None or isinstance(v, (bool, str)) or (isinstance(v, float) and v == 0.0)
+    )
+    return (rule.__qualname__, tuple(s is None for s in states), flags)
 
 
 def warn_once(owner: Any, key: str, message: str) -> None:
