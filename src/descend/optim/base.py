@@ -67,6 +67,7 @@ class Optimizer(torch.optim.Optimizer):
         self.nonfinite = nonfinite
         self.impl = impl
         self._buckets: dict[int, list[fused.Bucket] | None] = {}
+        self._outside: dict[int, list[int]] = {}  # per group: parameters in no bucket
         for name, value in defaults.items():
             check(name, value, self._specs.get(name))
             self._check_tensor_allowed(name, value)
@@ -310,34 +311,29 @@ class Optimizer(torch.optim.Optimizer):
                 fused.warn_once(self, "steps", f"{type(self).__name__}: parameters of a group have taken "
                                 "different numbers of steps; using the eager path for that group")
         self._buckets[gi] = buckets
+        inside = {id(p) for b in buckets or [] for p in b.params}
+        self._outside[gi] = [i for i, p in enumerate(group["params"]) if id(p) not in inside]
         return buckets
 
     def _plan(self) -> tuple[list, list]:
-        """Split this step's work into eager (group, idx, params, grads) and fused (group, bucket)."""
+        """Split this step's work into eager (group, idx, params, grads) and fused (group, bucket).
+
+        A group whose buckets are all ready runs fused and leaves only its
+        parameters outside the buckets to the eager path; otherwise the whole
+        group runs eager this step.
+        """
         work, fused_work = [], []
         for gi, group in enumerate(self.param_groups):
+            params = group["params"]
+            candidates: Iterable[int] = range(len(params))
             buckets = self._group_buckets(gi, group) if self.impl != "eager" else None
-            skip: set[int] = set()
-            for b in buckets or []:
-                status = b.sync_grads()
-                if status == "ok":
-                    fused_work.append((group, b))
-                    skip.update(id(p) for p in b.params)
-                    if b.copied:
-                        b.copied = False
-                        fused.warn_once(self, "copied", f"{type(self).__name__}: a gradient was replaced "
-                                        "(not accumulated into the flat buffer), so the fused step copied it "
-                                        "first: one extra pass. Zero gradients with optimizer.zero_grad() "
-                                        "to keep them in place")
-                else:
-                    self._buckets.pop(gi, None)  # eager now, rebuilt (if possible) next step
-                    fused.warn_once(self, status, f"{type(self).__name__}: "
-                                    + ("a parameter has no gradient, so its bucket takes the eager path "
-                                       "this step" if status == "missing" else
-                                       "a parameter was moved out of its flat buffer; re-flattening"))
+            if buckets and all([self._bucket_ready(gi, b) for b in buckets]):
+                fused_work += [(group, b) for b in buckets]
+                candidates = self._outside[gi]
             idx, ps, gs = [], [], []
-            for i, p in enumerate(group["params"]):
-                if id(p) in skip or p.grad is None:
+            for i in candidates:
+                p = params[i]
+                if p.grad is None:
                     continue
                 if p.grad.is_sparse:
                     raise ValueError(
@@ -350,6 +346,22 @@ class Optimizer(torch.optim.Optimizer):
             if ps:
                 work.append((group, idx, ps, gs))
         return work, fused_work
+
+    def _bucket_ready(self, gi: int, b: fused.Bucket) -> bool:
+        status = b.sync_grads()
+        if status == "ok":
+            if b.copied:
+                b.copied = False
+                fused.warn_once(self, "copied", f"{type(self).__name__}: a gradient was replaced (not "
+                                "accumulated into the flat buffer), so the fused step copied it first: "
+                                "one extra pass. Zero gradients with optimizer.zero_grad() to keep them "
+                                "in place")
+            return True
+        self._buckets.pop(gi, None)  # eager now, rebuilt (if possible) next step
+        fused.warn_once(self, status, f"{type(self).__name__}: " + (
+            "a parameter has no gradient, so its bucket takes the eager path this step"
+            if status == "missing" else "a parameter was moved out of its flat buffer; re-flattening"))
+        return False
 
     def _step_bucket(self, group: dict[str, Any], b: fused.Bucket) -> None:
         step = b.states[0]["step"] + 1
