@@ -183,6 +183,7 @@ def test_every_library_and_optimizer_is_covered():
             assert (lib, name) in libs, (lib, name)
 
 
-def test_docs_table_is_current():
-    doc = (Path(__file__).parents[2] / "docs" / "conventions.md").read_text()
-    assert markdown() in doc, "regenerate docs/conventions.md: python -m descend.optim.conventions"
+@pytest.mark.parametrize("doc", ["docs/conventions.md", "README.md"])
+def test_docs_table_is_current(doc):
+    text = (Path(__file__).parents[2] / doc).read_text()
+    assert markdown() in text, "regenerate the tables: python -m descend.optim.conventions"

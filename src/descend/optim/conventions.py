@@ -11,6 +11,7 @@ apart. The hyperparameter values are concrete so that a row is runnable.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -128,9 +129,17 @@ below computes exactly what the other library computes (tested row by row in
 
 """
 
-if __name__ == "__main__":  # pragma: no cover
-    from pathlib import Path
+def write_docs(root: Path) -> None:
+    """Write ``docs/conventions.md`` and the table between the README's markers."""
+    (root / "docs" / "conventions.md").write_text(HEADER + markdown())
+    readme = root / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- conventions:start -->", "<!-- conventions:end -->"
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{markdown()}{end}{tail}")
 
-    out = Path(__file__).resolve().parents[3] / "docs" / "conventions.md"
-    out.write_text(HEADER + markdown())
-    print(f"wrote {out}")
+
+if __name__ == "__main__":  # pragma: no cover
+    write_docs(Path(__file__).resolve().parents[3])
+    print("wrote docs/conventions.md and the README table")
