@@ -1,5 +1,45 @@
-"""descend.lab: watch optimizers work (placeholder, filled below)."""
+r"""The lab: run optimizers on landscapes and real data, and compare them.
 
+=============================================  ==================================================
+``minimize(f, x0, optimizer, steps, tol, ...)`` one trajectory: path, losses, gradient norms, lrs,
+                                                steps to tolerance, converged/diverged, wall time
+``run_many(f, starts, optimizer, ..., lr=[...])`` N trajectories as one ``(N, d)`` tensor with
+                                                per-row hyperparameters; rows equal ``minimize``
+``race(f, entries, steps, tol, fair=False)``    several optimizers from one start; ``fair=True``
+                                                tunes each on the same lr grid and horizon
+``sweep(f, optimizer, lrs, betas=None)``        final loss against lr with regions (too small,
+                                                good, too large, divergent); lr x beta heat-map
+``lr_find(model, loss_fn, batches, ...)``       the learning-rate range test on real data;
+                                                restores model and optimizer exactly
+=============================================  ==================================================
+
+Figures of these results are drawn by :mod:`descend.plots.lab`; the
+``descend race``, ``descend sweep`` and ``descend lr-find`` commands come
+from :func:`descend.lab.cli.register`.
+
+    from descend import lab
+    run = lab.minimize("rosenbrock", optimizer="adam", lr=0.02, steps=3000)
+    runs = lab.run_many("bowl", None, "gd", lr=[0.01, 0.1, 0.3], steps=500)
+    result = lab.race("rosenbrock", [("gd", {"lr": 1e-3}), ("adam", {"lr": 0.02})], steps=2000)
+"""
+
+from .lr_find import LRFindResult, lr_find
+from .race import RACE_NOTE, RaceResult, race
 from .runner import Run, Runs, minimize, run_many
+from .sweep import REGIONS, SweepResult, classify, sweep
 
-__all__ = ["Run", "Runs", "minimize", "run_many"]
+__all__ = [
+    "minimize",
+    "run_many",
+    "race",
+    "sweep",
+    "lr_find",
+    "Run",
+    "Runs",
+    "RaceResult",
+    "SweepResult",
+    "LRFindResult",
+    "RACE_NOTE",
+    "REGIONS",
+    "classify",
+]

@@ -1,0 +1,257 @@
+r"""``sweep``: final loss against learning rate, in one vectorized run (notes 000 and 003).
+
+Every lr of the sweep is a row of one :func:`~descend.lab.run_many` call
+(all from the same start, same horizon), so a sweep of 64 learning rates is
+one run. Each lr gets one of four labels, by this rule:
+
+* ``"divergent"``: the run diverged (non-finite values, or a coordinate beyond
+  the divergence bound) or its final loss is above the initial loss;
+* ``"good"``: not divergent and ``gap <= good_factor * max(best_gap, floor)``,
+  where ``gap = final loss - f_star`` (``final loss - the lowest final loss``
+  when ``f_star`` is unknown), ``best_gap`` is the smallest gap of the sweep,
+  and ``floor = max(tol, 1e-12 * (initial loss - f_star))`` so that runs
+  stopped at the tolerance count as equally good;
+* ``"too small"`` / ``"too large"``: the other (finite, non-divergent) lrs
+  below / above the best lr.
+
+With ``betas`` the lr x beta grid runs as one more vectorized run (``len(lrs)
+* len(betas)`` rows) for the heat-map; ``beta_name`` is the optimizer's
+keyword (``momentum`` for gd/sgd, ``beta`` for momentum, nesterov and
+rmsprop, ``beta1`` for adam and adamw).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..landscapes import Landscape
+from ._common import (
+    BETA_NAMES,
+    accepted_keywords,
+    check_int,
+    check_tol,
+    jsonable,
+    resolve_optimizer,
+)
+from .runner import Objective, Runs, run_many
+
+REGIONS = ("too small", "good", "too large", "divergent")
+GOOD_FACTOR = 10.0
+RULE = (
+    "divergent: diverged, or final loss above the initial loss; good: final gap <= "
+    "good_factor * max(best gap, floor), gap = f - f_star; too small / too large: the other lrs "
+    "below / above the best lr"
+)
+
+
+def classify(
+    lrs: np.ndarray,
+    final_losses: np.ndarray,
+    initial_loss: float,
+    diverged: np.ndarray,
+    f_star: float | None,
+    *,
+    good_factor: float = GOOD_FACTOR,
+    tol: float | None = None,
+) -> tuple[list[str], int | None]:
+    """Labels (one of :data:`REGIONS` per lr) and the index of the best lr (None if all diverge).
+
+    The rule is the module docstring's. ``lrs`` must be increasing.
+    """
+    lrs = np.asarray(lrs, dtype=np.float64)
+    final = np.asarray(final_losses, dtype=np.float64)
+    div = np.asarray(diverged, dtype=bool) | ~np.isfinite(final) | (final > initial_loss)
+    labels = ["divergent"] * len(lrs)
+    ok = np.flatnonzero(~div)
+    if ok.size == 0:
+        return labels, None
+    ref = f_star if f_star is not None else float(final[ok].min())
+    gap = np.maximum(final - ref, 0.0)
+    best = int(ok[np.argmin(gap[ok])])
+    floor = max(tol or 0.0, 1e-12 * max(abs(initial_loss - ref), 1e-300))
+    threshold = good_factor * max(float(gap[best]), floor)
+    for i in ok:
+        if gap[i] <= threshold:
+            labels[i] = "good"
+        else:
+            labels[i] = "too small" if lrs[i] < lrs[best] else "too large"
+    return labels, best
+
+
+def regions(lrs: np.ndarray, labels: Sequence[str]) -> list[tuple[str, float, float]]:
+    """Contiguous runs of one label as ``(label, lr_from, lr_to)``, edges at geometric midpoints."""
+    lrs = np.asarray(lrs, dtype=np.float64)
+    if lrs.size == 0:
+        return []
+    if lrs.size == 1:
+        return [(labels[0], float(lrs[0]) / 2, float(lrs[0]) * 2)]
+    mids = np.sqrt(lrs[1:] * lrs[:-1])
+    lo_edge = lrs[0] ** 2 / mids[0]
+    hi_edge = lrs[-1] ** 2 / mids[-1]
+    edges = np.concatenate([[lo_edge], mids, [hi_edge]])
+    out: list[tuple[str, float, float]] = []
+    start = 0
+    for i in range(1, len(labels) + 1):
+        if i == len(labels) or labels[i] != labels[start]:
+            out.append((labels[start], float(edges[start]), float(edges[i])))
+            start = i
+    return out
+
+
+@dataclass
+class SweepResult:
+    """Final loss per lr with region labels, and optionally the lr x beta grid.
+
+    Attributes:
+        optimizer: display name; ``hyper``: the fixed hyperparameters.
+        landscape: its name (None for a plain function); ``f_star``: known minimum or None.
+        lrs: the learning rates, increasing; ``final_losses``: loss at each run's end.
+        initial_loss: ``f(x0)``.
+        labels: one of :data:`REGIONS` per lr; ``best_index`` / ``best_lr``: the best lr.
+        runs: the vectorized run behind the sweep.
+        betas, beta_name, grid_final_losses ``(len(betas), len(lrs))``, grid_labels,
+        grid_runs: the heat-map (None without ``betas``).
+        steps, tol, good_factor: as used.
+    """
+
+    optimizer: str
+    hyper: dict[str, Any]
+    landscape: str | None
+    f_star: float | None
+    lrs: np.ndarray
+    final_losses: np.ndarray
+    initial_loss: float
+    labels: list[str]
+    best_index: int | None
+    runs: Runs
+    steps: int
+    tol: float | None
+    good_factor: float
+    betas: np.ndarray | None = None
+    beta_name: str | None = None
+    grid_final_losses: np.ndarray | None = None
+    grid_labels: list[list[str]] | None = None
+    grid_runs: Runs | None = None
+    rule: str = ""
+
+    @property
+    def best_lr(self) -> float | None:
+        return None if self.best_index is None else float(self.lrs[self.best_index])
+
+    @property
+    def final_gaps(self) -> np.ndarray | None:
+        return None if self.f_star is None else self.final_losses - self.f_star
+
+    def regions(self) -> list[tuple[str, float, float]]:
+        """Contiguous lr ranges of one label: ``(label, lr_from, lr_to)``."""
+        return regions(self.lrs, self.labels)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (NaN and infinities as None)."""
+        return jsonable({
+            "optimizer": self.optimizer, "hyper": self.hyper, "landscape": self.landscape,
+            "f_star": self.f_star, "lrs": self.lrs, "final_losses": self.final_losses,
+            "initial_loss": self.initial_loss, "labels": self.labels, "best_lr": self.best_lr,
+            "regions": [list(r) for r in self.regions()], "steps": self.steps, "tol": self.tol,
+            "good_factor": self.good_factor, "betas": self.betas, "beta_name": self.beta_name,
+            "grid_final_losses": self.grid_final_losses, "grid_labels": self.grid_labels,
+            "diverged": self.runs.diverged, "steps_to_tol": self.runs.steps_to_tol, "rule": self.rule,
+        })
+
+
+def _check_values(name: str, values: Any, low_open: bool) -> np.ndarray:
+    try:
+        arr = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a list of numbers, got {values!r}") from None
+    if arr.size == 0:
+        raise ValueError(f"{name} must hold at least one value, got none")
+    bad = ~np.isfinite(arr) | ((arr <= 0) if low_open else (arr < 0))
+    if bad.any():
+        rng = "> 0" if low_open else ">= 0"
+        raise ValueError(f"{name} must be finite numbers {rng}, got {arr[bad][0]!r}")
+    return np.sort(arr)
+
+
+def sweep(
+    f: Landscape | str | Callable[[torch.Tensor], torch.Tensor],
+    optimizer: str | type[torch.optim.Optimizer],
+    lrs: Sequence[float] | np.ndarray,
+    *,
+    steps: int = 1000,
+    betas: Sequence[float] | np.ndarray | None = None,
+    beta_name: str | None = None,
+    x0: Any = None,
+    tol: float | None = 1e-8,
+    good_factor: float = GOOD_FACTOR,
+    **hyper: Any,
+) -> SweepResult:
+    """Final loss of ``optimizer`` for every lr of ``lrs`` (one vectorized run), labelled by region.
+
+    Args:
+        f: a Landscape, a landscape name or a differentiable function of one tensor.
+        optimizer: a name (``"gd"``, ``"momentum"``, ``"adam"``, ...) or an optimizer class.
+        lrs: learning rates (> 0); sorted increasingly.
+        steps: horizon of every run.
+        betas: optional values of the optimizer's beta for the lr x beta heat-map.
+        beta_name: the keyword ``betas`` set (default per optimizer, see the module docstring).
+        x0: the start (default: the landscape's).
+        tol: runs stop once ``f - f_star < tol``.
+        good_factor: the "good" band's factor (module docstring).
+        **hyper: other fixed hyperparameters.
+    """
+    if "lr" in hyper:
+        raise ValueError("lr is what a sweep varies; pass the learning rates as lrs")
+    lr_arr = _check_values("lrs", lrs, low_open=True)
+    steps = check_int("steps", steps, 1)
+    tol = check_tol(tol)
+    if isinstance(good_factor, bool) or not isinstance(good_factor, int | float) or not (
+        math.isfinite(good_factor) and good_factor >= 1
+    ):
+        raise ValueError(f"good_factor must be a finite number >= 1, got {good_factor!r}")
+    cls, display, key = resolve_optimizer(optimizer)
+    obj = Objective(f)
+    start = obj.start(x0)
+    runs = run_many(obj.fn, start, optimizer, steps=steps, tol=tol, lr=lr_arr, **hyper)
+    initial = float(runs.losses[0, 0])
+    labels, best = classify(lr_arr, runs.final_losses, initial, runs.diverged, runs.f_star,
+                            good_factor=good_factor, tol=tol)
+    result = SweepResult(
+        optimizer=display, hyper=dict(hyper), landscape=obj.name, f_star=obj.f_star, lrs=lr_arr,
+        final_losses=runs.final_losses.copy(), initial_loss=initial, labels=labels, best_index=best,
+        runs=runs, steps=steps, tol=tol, good_factor=float(good_factor), rule=RULE,
+    )
+    if betas is None:
+        if beta_name is not None:
+            raise ValueError("beta_name is only used with betas")
+        return result
+    name = beta_name or BETA_NAMES.get(key or "")
+    if name is None:
+        raise ValueError(f"{display} has no default beta; pass beta_name (one of {', '.join(accepted_keywords(cls))})")
+    if name not in accepted_keywords(cls):
+        raise ValueError(f"beta_name must be a hyperparameter of {display} ({', '.join(accepted_keywords(cls))}), got {name!r}")
+    if name in hyper:
+        raise ValueError(f"{name} is what the heat-map varies; pass its values as betas")
+    beta_arr = _check_values("betas", betas, low_open=False)
+    B, L = np.meshgrid(beta_arr, lr_arr, indexing="ij")  # (n_beta, n_lr)
+    grid = run_many(obj.fn, start, optimizer, steps=steps, tol=tol, lr=L.ravel(), **{name: B.ravel()}, **hyper)
+    finals = grid.final_losses.reshape(B.shape)
+    div = grid.diverged.reshape(B.shape)
+    result.betas = beta_arr
+    result.beta_name = name
+    result.grid_final_losses = finals
+    result.grid_labels = [
+        classify(lr_arr, finals[j], initial, div[j], obj.f_star, good_factor=good_factor, tol=tol)[0]
+        for j in range(len(beta_arr))
+    ]
+    result.grid_runs = grid
+    return result
+
+
+__all__ = ["REGIONS", "GOOD_FACTOR", "RULE", "SweepResult", "sweep", "classify", "regions"]
