@@ -1,0 +1,379 @@
+"""What the lab page can choose from, generated from the library itself.
+
+* :func:`landscape_info` and :func:`landscape_grid`: the landscapes of
+  :mod:`descend.landscapes` with their facts, and a grid of values with contour
+  lines (matplotlib's contour generator, ``contourpy``) so that the page only
+  draws;
+* :func:`optimizer_catalog`: every optimizer of :data:`descend.optim.OPTIMIZERS`
+  with its hyperparameters, read from the constructor signature (default,
+  type) and the class's validation specs (allowed range, choices), plus a
+  range for the page's slider;
+* :func:`schedule_catalog`: every schedule that
+  :func:`descend.schedules.cli.build_schedule` can build, with its options as
+  the ``descend schedule`` command documents them.
+
+Nothing here computes an optimizer step; the page builds its controls from
+these tables and sends the user's choices back to the API.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import types
+import typing
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+
+from descend import landscapes
+from descend import optim as O
+from descend.optim._validate import Range
+from descend.schedules.cli import LIST_OPTIONS, SCHEDULES, WARMUP_OPTIONS, schedule_cmd
+
+# Constructor arguments the page never offers: how to run, not what to run.
+HIDDEN_HYPER = ("self", "params", "nonfinite", "impl")
+
+# Slider ranges (lo, hi, log scale) for hyperparameters whose allowed range is
+# open-ended or too wide to slide through. Hard caps keep a request bounded.
+UI_RANGES: dict[str, tuple[float, float, bool]] = {
+    "lr": (1e-5, 10.0, True),
+    "eps": (1e-12, 1.0, True),
+    "cg_tol": (1e-12, 1.0, True),
+    "c1": (1e-6, 0.5, True),
+    "lr_decay": (0.0, 1.0, False),
+    "weight_decay": (0.0, 1.0, False),
+    "l1": (0.0, 1.0, False),
+    "damping": (0.0, 10.0, False),
+    "initial_accumulator_value": (0.0, 1.0, False),
+    "backtrack": (0.05, 0.95, False),
+}
+INTEGER_CAPS: dict[str, int] = {"max_backtracks": 100, "cg_max_iter": 1000, "exact_max": 1_000_000}
+
+# Hyperparameters shown up front besides the positional ones; the rest sit
+# behind "more options" on the page.
+PRIMARY_EXTRA: dict[str, tuple[str, ...]] = {"newton": ("damping", "line_search")}
+
+# Starting values for the lab page: the library's defaults suit large models
+# (Adam's 1e-3 barely moves in a few hundred 2-D steps, SGD's 0.01 overshoots
+# Rosenbrock's walls). These are presets for the controls, nothing more.
+LAB_PRESETS: dict[str, dict[str, Any]] = {
+    "sgd": {"lr": 1e-3},
+    "momentum": {"lr": 1e-4, "beta": 0.9},
+    "nesterov": {"lr": 1e-4, "beta": 0.9},
+    "adagrad": {"lr": 0.5},
+    "rmsprop": {"lr": 1e-2},
+    "adam": {"lr": 2e-2},
+    "adamw": {"lr": 2e-2, "weight_decay": 0.0},
+    "newton": {"line_search": True},
+}
+
+# Names accepted by the API besides the registry: "gd" is plain gradient descent.
+OPTIMIZER_ALIASES: dict[str, str] = {"gd": "sgd"}
+
+
+# ---------------------------------------------------------------- landscapes
+
+
+def _finite(v: float | None) -> float | None:
+    """``v`` as a float, or None when it is None, NaN or infinite (JSON has neither)."""
+    if v is None:
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _short(v: float) -> float | None:
+    """``v`` to 6 significant digits (enough to colour a pixel), None when not finite."""
+    return float(f"{v:.6g}") if math.isfinite(v) else None
+
+
+def landscape_info(name: str) -> dict[str, Any]:
+    """The facts of landscape ``name`` as JSON-ready values."""
+    land = landscapes.get(name)
+    return {
+        "name": land.name,
+        "title": land.title,
+        "note": land.note,
+        "box": list(land.box),
+        "start": list(land.start),
+        "minima": [{"x": m.x, "y": m.y, "kind": m.kind} for m in land.minima],
+        "saddles": [list(s) for s in land.saddles],
+        "f_star": _finite(land.f_star),
+        "log_levels": land.log_levels,
+    }
+
+
+@lru_cache(maxsize=64)
+def landscape_grid(name: str, n: int = 80, levels: int = 18) -> dict[str, Any]:
+    """Values of landscape ``name`` on an ``n`` by ``n`` grid over its box, with contour lines.
+
+    ``z[j][i]`` is ``f(x[i], y[j])`` (None where not finite). Contour levels
+    are log-spaced in ``f - f_min`` when the landscape says so (``f_min`` is
+    ``f_star`` or the smallest grid value), evenly spaced otherwise; each
+    level's lines come from matplotlib's contour generator as lists of
+    ``[x, y]`` points.
+    """
+    import contourpy
+
+    land = landscapes.get(name)
+    xmin, xmax, ymin, ymax = land.box
+    xs = torch.linspace(xmin, xmax, n, dtype=torch.float64)
+    ys = torch.linspace(ymin, ymax, n, dtype=torch.float64)
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    with torch.no_grad():
+        z = land.value(torch.stack((gx, gy), dim=-1)).numpy()
+    finite = np.isfinite(z)
+    zmin = float(z[finite].min())
+    zmax = float(z[finite].max())
+    if land.log_levels:
+        base = min(zmin, land.f_star) if land.f_star is not None else zmin
+        top = max(zmax - base, 1e-12)
+        lo = max(top * 1e-6, 1e-12)
+        # the lowest level sits just above the grid's minimum so the basin shows
+        lo = max(lo, (zmin - base) * 1.5) if zmin - base > 0 else lo
+        values = base + np.logspace(np.log10(lo), np.log10(top), levels)
+    else:
+        base = zmin
+        values = np.linspace(zmin, zmax, levels + 2)[1:-1]
+    gen = contourpy.contour_generator(
+        xs.numpy(), ys.numpy(), np.where(finite, z, np.nan), line_type="Separate"
+    )
+    contours = []
+    for level in values:
+        lines = gen.lines(float(level))
+        paths = [np.round(line, 5).tolist() for line in lines if len(line) >= 2]
+        contours.append({"level": float(level), "paths": paths})
+    return {
+        "name": land.name,
+        "n": n,
+        "box": list(land.box),
+        "x": xs.tolist(),
+        "y": ys.tolist(),
+        "z": [[_short(v) for v in row] for row in z.tolist()],
+        "z_min": zmin,
+        "z_max": zmax,
+        "base": float(base),
+        "log_levels": land.log_levels,
+        "levels": [float(v) for v in values],
+        "contours": contours,
+    }
+
+
+# ---------------------------------------------------------------- optimizers
+
+
+def _range_of(spec: Any) -> Range | None:
+    """The :class:`Range` a spec checks against, also inside ``optional(range)``."""
+    if isinstance(spec, Range):
+        return spec
+    for cell in getattr(spec, "__closure__", None) or ():
+        if isinstance(cell.cell_contents, Range):
+            return cell.cell_contents
+    return None
+
+
+def _types_of(annotation: Any) -> set[type]:
+    """The plain types in an annotation such as ``float | torch.Tensor | None``."""
+    if annotation is inspect.Parameter.empty:
+        return set()
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        out: set[type] = set()
+        for arg in typing.get_args(annotation):
+            out |= _types_of(arg)
+        return out
+    return {annotation} if isinstance(annotation, type) else set()
+
+
+def _hyper_spec(opt_name: str, cls: type, p: inspect.Parameter) -> dict[str, Any]:
+    spec = cls._specs.get(p.name)
+    found = _types_of(p.annotation)
+    default = p.default
+    nullable = type(None) in found or default is None
+    entry: dict[str, Any] = {
+        "name": p.name,
+        "default": default,
+        "nullable": nullable,
+        "primary": p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+        or p.name in PRIMARY_EXTRA.get(opt_name, ()),
+    }
+    if isinstance(spec, tuple):
+        entry.update(kind="choice", choices=list(spec))
+        return entry
+    if spec is bool or bool in found:
+        entry.update(kind="bool")
+        return entry
+    kind = "integer" if int in found and float not in found else "number"
+    rng = _range_of(spec)
+    lo = rng.lo if rng else (0.0 if kind == "integer" else -math.inf)
+    hi = rng.hi if rng else math.inf
+    entry.update(
+        kind=kind,
+        min=lo if math.isfinite(lo) else None,
+        max=hi if math.isfinite(hi) else None,
+        min_open=bool(rng.lo_open) if rng else False,
+        max_open=bool(rng.hi_open) if rng else False,
+    )
+    if kind == "integer":
+        cap = INTEGER_CAPS.get(p.name, 1_000_000)
+        entry["max"] = cap
+        entry["max_open"] = False
+        entry["ui"] = {"min": max(lo, 0), "max": cap, "log": False}
+    elif p.name in UI_RANGES:
+        ulo, uhi, log = UI_RANGES[p.name]
+        entry["ui"] = {"min": max(ulo, lo), "max": min(uhi, hi), "log": log}
+    elif rng is not None and rng.hi == 1.0:
+        entry["ui"] = {"min": rng.lo, "max": 0.999 if rng.hi_open else 1.0, "log": False}
+    else:
+        top = max(abs(default) * 10 if isinstance(default, (int, float)) else 1.0, 1.0)
+        entry["ui"] = {"min": max(lo, 0.0), "max": min(hi, top), "log": False}
+    return entry
+
+
+@lru_cache(maxsize=1)
+def optimizer_catalog() -> dict[str, dict[str, Any]]:
+    """Every optimizer: ``{name: {"class", "doc", "hyper": [...], "preset": {...}}}``.
+
+    Each hyperparameter entry has ``name``, ``kind`` (``number``, ``integer``,
+    ``bool`` or ``choice``), ``default``, ``nullable``, ``primary`` and, by
+    kind, ``min``/``max`` with ``min_open``/``max_open`` (the allowed range as
+    the optimizer validates it), ``choices``, and ``ui`` (a slider range).
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for name, cls in O.OPTIMIZERS.items():
+        try:
+            sig = inspect.signature(cls.__init__, eval_str=True)
+        except (NameError, TypeError):  # pragma: no cover - annotations that do not resolve
+            sig = inspect.signature(cls.__init__)
+        hyper = [
+            _hyper_spec(name, cls, p)
+            for p in sig.parameters.values()
+            if p.name not in HIDDEN_HYPER and p.kind is not inspect.Parameter.VAR_KEYWORD
+        ]
+        doc = inspect.getdoc(cls) or ""
+        out[name] = {
+            "name": name,
+            "class": cls.__name__,
+            "summary": doc.split("\n\n")[0].replace("\n", " "),
+            "hyper": hyper,
+            "preset": dict(LAB_PRESETS.get(name, {})),
+            "needs_closure": name == "newton",
+        }
+    return out
+
+
+def optimizer_hyper_default(optimizer: str, name: str) -> Any:
+    """The constructor default of hyperparameter ``name`` of ``optimizer``."""
+    for h in optimizer_catalog()[resolve_optimizer(optimizer)]["hyper"]:
+        if h["name"] == name:
+            return h["default"]
+    raise KeyError(f"{optimizer} has no hyperparameter {name!r}")
+
+
+def resolve_optimizer(name: str) -> str:
+    """The registry key for ``name`` (``"gd"`` is ``"sgd"``)."""
+    key = str(name).strip().lower()
+    return OPTIMIZER_ALIASES.get(key, key)
+
+
+def check_hyper(optimizer: str, hyper: dict[str, Any]) -> None:
+    """Raise ``ValueError`` (message naming the hyperparameter) unless ``hyper`` suits ``optimizer``.
+
+    Unknown names, and integers above the web caps, are refused here; every
+    value is then checked by building the optimizer itself on a throw-away
+    parameter, so the message is the library's own.
+    """
+    key = resolve_optimizer(optimizer)
+    spec = optimizer_catalog()[key]
+    known = {h["name"]: h for h in spec["hyper"]}
+    for name, value in hyper.items():
+        if name not in known:
+            raise ValueError(
+                f"{key} has no hyperparameter {name!r}; it takes {', '.join(known)}"
+            )
+        cap = INTEGER_CAPS.get(name)
+        if cap is not None and isinstance(value, int) and not isinstance(value, bool) and value > cap:
+            raise ValueError(f"{name} must be at most {cap} in the lab, got {value!r}")
+    O.OPTIMIZERS[key]([torch.zeros(2, dtype=torch.float64, requires_grad=True)], **hyper)
+
+
+# ---------------------------------------------------------------- schedules
+
+# Choices the CLI spells out in its help text.
+SCHEDULE_CHOICES: dict[str, list[str]] = {
+    "mode": ["triangular", "triangular2", "exp_range"],
+    "anneal": ["cos", "linear"],
+    "warmup_shape": ["linear", "cosine", "constant"],
+}
+# Starting values for options a schedule needs (the page fills these in).
+SCHEDULE_DEFAULTS: dict[str, Any] = {
+    "every": 100,
+    "gamma": 0.5,
+    "milestones": "100,200",
+    "rate": 0.01,
+    "k": 10.0,
+    "period": 100,
+    "max_lr": 0.1,
+    "steps_up": 50,
+    "boundaries": "100,200",
+    "values": "0.01,0.001",
+}
+
+
+def _cli_options() -> dict[str, dict[str, Any]]:
+    """Option name -> {kind, help} read from the ``descend schedule`` command's signature."""
+    sig = inspect.signature(schedule_cmd, eval_str=True)
+    out: dict[str, dict[str, Any]] = {}
+    for p in sig.parameters.values():
+        meta = [m for m in getattr(p.annotation, "__metadata__", ()) if hasattr(m, "help")]
+        if not meta:
+            continue
+        info = meta[0]
+        raw = (getattr(info, "default", None), *(getattr(info, "param_decls", None) or ()))
+        decls = [d for d in raw if isinstance(d, str) and d.startswith("--")]
+        name = decls[0][2:].replace("-", "_") if decls else p.name
+        base = typing.get_args(p.annotation)[0] if typing.get_args(p.annotation) else p.annotation
+        found = _types_of(base)
+        if name in LIST_OPTIONS:
+            kind = "list"
+        elif name in SCHEDULE_CHOICES:
+            kind = "choice"
+        elif bool in found:
+            kind = "bool"
+        elif int in found:
+            kind = "integer"
+        elif float in found:
+            kind = "number"
+        else:
+            kind = "string"
+        out[name] = {"name": name, "kind": kind, "help": info.help or ""}
+    return out
+
+
+@lru_cache(maxsize=1)
+def schedule_catalog() -> dict[str, dict[str, Any]]:
+    """Every schedule ``build_schedule`` knows: ``{name: {"options": [...], "required": [...]}}``."""
+    cli = _cli_options()
+    out: dict[str, dict[str, Any]] = {}
+    for name, (factory, takes, needs) in SCHEDULES.items():
+        options = []
+        for opt in (*takes, *WARMUP_OPTIONS):
+            entry = dict(cli.get(opt, {"name": opt, "kind": "number", "help": ""}))
+            entry["required"] = opt in needs
+            if opt in SCHEDULE_CHOICES:
+                entry["choices"] = SCHEDULE_CHOICES[opt]
+            if opt in needs:
+                entry["default"] = SCHEDULE_DEFAULTS.get(opt)
+            entry["warmup"] = opt in WARMUP_OPTIONS
+            options.append(entry)
+        doc = inspect.getdoc(factory) or ""
+        out[name] = {
+            "name": name,
+            "summary": doc.split("\n\n")[0].replace("\n", " "),
+            "options": options,
+            "required": list(needs),
+        }
+    return out
