@@ -1,0 +1,349 @@
+"""What a training run is made of: :class:`TrainConfig`, :class:`Phase` and the builders.
+
+Everything that decides a run lives in one dataclass, saved resolved (every
+default filled in) in ``summary.json``. Optimizers and schedules may be given
+by name (``"adam"``, ``"cosine"``) or as objects:
+
+* an optimizer *spec* is a name of :data:`descend.optim.OPTIMIZERS`, an
+  optimizer class (``descend.optim.Adam``, ``torch.optim.SGD``), a callable
+  ``model -> optimizer`` (for instance a :class:`~descend.train.PartOptimizer`
+  factory), a mapping ``{part pattern: spec}`` (per-part optimizers, see
+  :class:`~descend.train.PartOptimizer`) or an optimizer instance built on
+  the model's parameters;
+* a schedule is a :class:`descend.schedules.Schedule` or the name of one of
+  ``descend schedule``'s schedules, stretched over its phase.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import optim
+from ..schedules import Schedule
+from ..schedules.cli import build_schedule
+
+OptimizerSpec = Any  # str | type[torch.optim.Optimizer] | Callable[[nn.Module], Any] | Mapping | Optimizer
+UNITS = ("epoch", "iteration")
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One stretch of training with its own optimizer and schedule.
+
+    Args:
+        duration: length in ``unit``\\ s; ``None`` for the last phase means "until
+            the end of the budget".
+        optimizer: an optimizer spec (see the module docstring), e.g. ``"sgd"``.
+        schedule: a :class:`~descend.schedules.Schedule` (its step counted from the
+            start of this phase) or a schedule name stretched over the phase; None
+            keeps the lr constant.
+        lr: the lr this phase starts from (default: ``TrainConfig.lr``); ignored for
+            callables, mappings and instances, which carry their own lrs.
+        unit: ``"epoch"`` or ``"iteration"``.
+        options: extra keyword arguments of the optimizer class (``beta1``, ...).
+    """
+
+    duration: int | None
+    optimizer: OptimizerSpec = "sgd"
+    schedule: str | Schedule | None = None
+    lr: float | None = None
+    unit: str = "epoch"
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.duration is not None and (
+            isinstance(self.duration, bool) or not isinstance(self.duration, int) or self.duration < 1
+        ):
+            raise ValueError(f"a phase's duration must be an integer >= 1 or None, got {self.duration!r}")
+        if self.unit not in UNITS:
+            raise ValueError(f"a phase's unit must be 'epoch' or 'iteration', got {self.unit!r}")
+        if self.lr is not None:
+            _check_lr("a phase's lr", self.lr)
+        if isinstance(self.optimizer, str):
+            optim.get(self.optimizer)  # unknown names fail here, listing the valid ones
+
+
+def parse_phases(text: str, unit: str = "epoch") -> list[Phase]:
+    """``"adam:10,sgd:10"`` or ``"adam:10:1e-3,sgd:10:0.05"`` -> a list of :class:`Phase`.
+
+    Each item is ``optimizer:duration[:lr]``; the durations are in ``unit``.
+    """
+    items = [t.strip() for t in str(text).split(",") if t.strip()]
+    if not items:
+        raise ValueError(f"phases must look like adam:10,sgd:10 (optimizer:duration[:lr]), got {text!r}")
+    phases = []
+    for item in items:
+        parts = item.split(":")
+        if len(parts) not in (2, 3):
+            raise ValueError(
+                f"each phase must be optimizer:duration[:lr], e.g. adam:10 or sgd:10:0.05; got {item!r}"
+            )
+        name, dur = parts[0], parts[1]
+        try:
+            duration = int(dur)
+        except ValueError:
+            raise ValueError(f"the duration of phase {item!r} must be an integer, got {dur!r}") from None
+        try:
+            lr = float(parts[2]) if len(parts) == 3 else None
+        except ValueError:
+            raise ValueError(f"the lr of phase {item!r} must be a number, got {parts[2]!r}") from None
+        phases.append(Phase(duration, name, lr=lr, unit=unit))
+    return phases
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run (saved resolved in ``summary.json``).
+
+    Optimization:
+        optimizer, lr, optimizer_options: the optimizer spec, its lr and extra
+            keywords (``{"beta1": 0.8}``); ``weight_decay`` (L2) and ``l1`` are
+            passed to descend optimizers built by name or class.
+        schedule, schedule_unit, warmup: a schedule (object or name) applied per
+            ``"iteration"`` or per ``"epoch"``; ``warmup`` (in schedule units)
+            prepends a linear warmup to a schedule given by name.
+        phases: a sequence of :class:`Phase` (or ``"adam:10,sgd:10"``); replaces
+            ``optimizer``/``lr``/``schedule``. ``carry_lr``: each phase starts from
+            the lr the previous phase's last step used instead of its own lr.
+        swats: start with the optimizer (Adam or AdamW) and switch to SGD by
+            the SWATS criterion (see :mod:`descend.train.phases`); ``swats_eps``
+            is its tolerance.
+        clip_norm, clip_value: gradient clipping by global L2 norm / by value.
+        accumulate: micro-batches per optimizer step (gradient accumulation).
+
+    Budget and data:
+        epochs or iterations (optimizer steps); with neither, the phases' total
+        or 10 epochs. batch_size: None for full-batch gradient descent, 1 for
+        pure SGD. shuffle, drop_last, seed (data order, dropout, model init in
+        :func:`~descend.train.train`), data_seed (the train/val/test split).
+
+    Evaluation and observability:
+        eval_every (epochs; 0: only at the end), eval_interval (iterations; for
+        streams), evaluate (False: no evaluation at all), eval_batch_size,
+        log_every (iterations between metric lines), progress (Rich bar; None:
+        when the console is a terminal), tensorboard (None: when installed and
+        there is a run folder), plots (PNG curves at the end).
+
+    Run folder:
+        out (None: nothing written), checkpoint_every (iterations; a checkpoint is
+        always written at the end), keep_checkpoints (also keep the last N as
+        ``checkpoint-<iteration>.pt``), overwrite (start over in a folder that
+        holds a run).
+
+    Placement: device ("cpu", "cuda", ...), distributed ("auto": use
+        DistributedDataParallel when launched by torchrun or when a process
+        group is initialized; "off").
+    """
+
+    # what (names, recorded; used by train() and the CLI)
+    dataset: str | None = None
+    model: str | None = None
+    model_options: dict[str, Any] = field(default_factory=dict)
+    # optimization
+    optimizer: OptimizerSpec = "adam"
+    lr: float = 1e-3
+    optimizer_options: dict[str, Any] = field(default_factory=dict)
+    weight_decay: float = 0.0
+    l1: float = 0.0
+    schedule: str | Schedule | None = None
+    schedule_unit: str = "iteration"
+    warmup: int = 0
+    phases: Sequence[Phase] | str | None = None
+    carry_lr: bool = False
+    swats: bool = False
+    swats_eps: float = 1e-9
+    clip_norm: float | None = None
+    clip_value: float | None = None
+    accumulate: int = 1
+    # budget and data
+    epochs: int | None = None
+    iterations: int | None = None
+    batch_size: int | None = 64
+    shuffle: bool = True
+    drop_last: bool = False
+    seed: int = 0
+    data_seed: int = 0
+    # evaluation and observability
+    eval_every: int = 1
+    eval_interval: int | None = None
+    evaluate: bool = True
+    eval_batch_size: int = 4096
+    log_every: int = 10
+    progress: bool | None = None
+    tensorboard: bool | None = None
+    plots: bool = True
+    # run folder
+    out: str | Path | None = None
+    checkpoint_every: int | None = None
+    keep_checkpoints: int = 0
+    overwrite: bool = False
+    # placement
+    device: str = "cpu"
+    distributed: str = "auto"
+
+    def __post_init__(self) -> None:
+        _check_lr("lr", self.lr)
+        for name in ("weight_decay", "l1", "swats_eps"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not v >= 0:
+                raise ValueError(f"{name} must be a number >= 0, got {v!r}")
+        for name in ("clip_norm", "clip_value"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or not v > 0):
+                raise ValueError(f"{name} must be None or a number > 0, got {v!r}")
+        _count("accumulate", self.accumulate, 1)
+        _count("log_every", self.log_every, 1)
+        _count("eval_every", self.eval_every, 0)
+        _count("eval_batch_size", self.eval_batch_size, 1)
+        _count("warmup", self.warmup, 0)
+        _count("keep_checkpoints", self.keep_checkpoints, 0)
+        _count("seed", self.seed, 0)
+        _count("data_seed", self.data_seed, 0)
+        for name in ("epochs", "iterations", "checkpoint_every", "eval_interval"):
+            if getattr(self, name) is not None:
+                _count(name, getattr(self, name), 1)
+        if self.batch_size is not None:
+            _count("batch size", self.batch_size, 1)
+        if self.schedule_unit not in UNITS:
+            raise ValueError(f"schedule_unit must be 'iteration' or 'epoch', got {self.schedule_unit!r}")
+        if self.distributed not in ("auto", "off"):
+            raise ValueError(f"distributed must be 'auto' or 'off', got {self.distributed!r}")
+        if self.epochs is not None and self.iterations is not None:
+            raise ValueError("give epochs or iterations, not both")
+        if isinstance(self.optimizer, str):
+            optim.get(self.optimizer)
+        if isinstance(self.phases, str):
+            self.phases = parse_phases(self.phases, "iteration" if self.iterations else "epoch")
+        if self.phases is not None:
+            self.phases = list(self.phases)
+            if not self.phases or not all(isinstance(p, Phase) for p in self.phases):
+                raise ValueError("phases must be a non-empty sequence of Phase(duration, optimizer, schedule)")
+            if any(p.duration is None for p in self.phases[:-1]):
+                raise ValueError("only the last phase may have duration None (the rest of the budget)")
+            if self.swats:
+                raise ValueError("swats switches phases by itself; give phases or swats, not both")
+
+    def resolved(self) -> dict[str, Any]:
+        """The configuration as JSON-ready values (objects by their repr)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            out[f.name] = jsonable(getattr(self, f.name))
+        return out
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with everything JSON cannot hold replaced by its repr (phases as dicts)."""
+    if isinstance(value, Phase):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, type):
+        return f"{value.__module__}.{value.__qualname__}"
+    return repr(value)
+
+
+def _check_lr(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+
+
+def _count(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+# ---------------------------------------------------------------------------- builders
+
+
+def trainable(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """``(name, parameter)`` for every parameter that requires a gradient."""
+    return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+
+
+def make_optimizer(
+    spec: OptimizerSpec, model: nn.Module, lr: float | None, options: Mapping[str, Any]
+) -> Any:
+    """Build the optimizer ``spec`` describes for ``model`` (see the module docstring)."""
+    from .parts import PartOptimizer
+
+    if isinstance(spec, torch.optim.Optimizer | PartOptimizer):
+        return spec
+    if isinstance(spec, str):
+        spec = optim.get(spec)
+    if isinstance(spec, Mapping):
+        return PartOptimizer(model, spec)
+    if isinstance(spec, type) and issubclass(spec, torch.optim.Optimizer):
+        params = trainable(model)
+        if not params:
+            raise ValueError("the model has no trainable parameters (every parameter is frozen)")
+        kw = dict(options)
+        if lr is not None:
+            kw["lr"] = lr
+        if not issubclass(spec, optim.Optimizer):
+            params = [p for _, p in params]  # torch's own classes: plain tensors
+        try:
+            return spec(params, **kw)
+        except TypeError as err:
+            raise ValueError(f"cannot build {spec.__name__} with {sorted(kw)}: {err}") from None
+    if callable(spec):
+        built = spec(model)
+        if not hasattr(built, "param_groups") or not hasattr(built, "step"):
+            raise ValueError(
+                f"an optimizer factory must return an optimizer (with param_groups and step), "
+                f"got {type(built).__name__}"
+            )
+        return built
+    raise ValueError(
+        f"optimizer must be a name ({', '.join(optim.OPTIMIZERS)}), an optimizer class, a callable "
+        f"model -> optimizer, a mapping of parts or an optimizer, got {spec!r}"
+    )
+
+
+def optimizer_name(opt: Any) -> str:
+    """A short name for logs: the class name, or the parts of a PartOptimizer."""
+    from .parts import PartOptimizer
+
+    if isinstance(opt, PartOptimizer):
+        return "PartOptimizer(" + ", ".join(
+            f"{k}: {type(o).__name__}" for k, o in opt.optimizers.items()
+        ) + ")"
+    return type(opt).__name__
+
+
+def make_schedule(
+    spec: str | Schedule | None, steps: int, lr: float, warmup: int
+) -> Schedule | None:
+    """A schedule object from a name (over ``steps`` units, starting at ``lr``) or as given."""
+    if spec is None or isinstance(spec, Schedule):
+        return spec
+    if not isinstance(spec, str):
+        raise ValueError(f"schedule must be a descend schedule or a name such as 'cosine', got {spec!r}")
+    if warmup and warmup >= steps:
+        raise ValueError(f"warmup must be shorter than its phase ({steps} schedule steps), got {warmup}")
+    if lr <= 0:
+        raise ValueError(f"a schedule needs an lr > 0 to scale, got {lr}")
+    return build_schedule(spec, steps, lr=lr, warmup=warmup or None)
+
+
+def lr_of(opt: Any) -> float | None:
+    """The lr of the first param group as a float (None if there is none)."""
+    groups = getattr(opt, "param_groups", None)
+    if not groups:
+        return None
+    return float(groups[0]["lr"])
+
+
+Factory = Callable[[nn.Module], Any]

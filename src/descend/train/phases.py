@@ -1,0 +1,113 @@
+r"""Phases: switching optimizers during training, by plan or by the SWATS criterion.
+
+**The hand-off** (``TrainConfig.phases``, e.g. Adam for 10 epochs, then SGD).
+A phase ends after its last optimizer step; at that moment, before the next
+step:
+
+* **what carries over**: the parameters (and the model's buffers, such as
+  BatchNorm running statistics), the iteration and epoch counters, the data
+  order (the next batch is the one the run would have taken anyway) and the
+  RNG states;
+* **what does not**: the optimizer state. The next phase's optimizer is built
+  fresh on the same parameters, so Adam's moments do not leak into SGD's
+  momentum (different rules, different meanings); its Scheduler is built
+  fresh too, with its step counted from 0 at the start of the phase;
+* **the lr the next phase starts at**: its own spec: ``Phase.lr``, else
+  ``TrainConfig.lr`` (a callable or per-part spec keeps the lrs it was built
+  with). With ``carry_lr=True`` it starts instead at the lr that the previous
+  phase's last step used (group by group when the group counts agree, else
+  the first group's lr for all), and its schedule is scaled to start there;
+* a phase boundary given in epochs falls on an epoch end: that epoch's
+  evaluation and per-epoch schedule step belong to the finishing phase.
+
+A ``{"type": "phase", ...}`` line in ``metrics.jsonl`` records each switch
+(iteration, optimizer, starting lr, reason).
+
+**SWATS** (Keskar & Socher 2017, "Improving generalization performance by
+switching from Adam to SGD"; ``TrainConfig(swats=True)``). Training starts
+with Adam (or AdamW). After each Adam step ``k`` with step ``p_k`` (the change
+of all trainable parameters) and gradient ``g_k``, when ``p_k . g_k != 0``::
+
+    gamma_k  = (p_k . p_k) / (-p_k . g_k)               SGD lr that would take the same step
+    lambda_k = beta2 * lambda_{k-1} + (1 - beta2) * gamma_k
+    switch when k > 1 and |lambda_k / (1 - beta2^k) - gamma_k| < eps   (and the estimate > 0)
+
+using Adam's ``beta1``/``beta2`` of the first param group and ``eps =
+TrainConfig.swats_eps`` (1e-9, the paper's). The estimate is taken over all
+trainable parameters together. At the switch, training continues for the rest
+of the budget with SGD with momentum as in the paper's Algorithm 1,
+``v = beta1 v + g; p -= (1 - beta1) Lambda v``, which is
+``descend.optim.Momentum(lr=Lambda, beta=beta1, style="ema")`` with
+``Lambda = lambda_k / (1 - beta2^k)`` and a constant lr.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .. import optim
+
+
+class Swats:
+    """The SWATS switch criterion, observed around each Adam step."""
+
+    def __init__(self, optimizer: Any, eps: float) -> None:
+        group = optimizer.param_groups[0]
+        if not isinstance(optimizer, optim.Adam) and not isinstance(optimizer, torch.optim.Adam | torch.optim.AdamW):
+            raise ValueError(
+                f"swats starts from Adam or AdamW, got {type(optimizer).__name__}; use optimizer='adam'"
+            )
+        if "betas" in group:  # torch.optim.Adam
+            self.beta1, self.beta2 = (float(b) for b in group["betas"])
+        else:
+            self.beta1, self.beta2 = float(group["beta1"]), float(group["beta2"])
+        self.eps = float(eps)
+        self.params = [p for g in optimizer.param_groups for p in g["params"] if p.requires_grad]
+        self.k = 0
+        self.lam = 0.0
+        self.gamma: float | None = None
+        self.switch_lr: float | None = None
+        self._before: list[torch.Tensor] = []
+
+    def before_step(self) -> None:
+        """Remember the parameters the step starts from."""
+        if not self._before:
+            self._before = [p.detach().clone() for p in self.params]
+        else:
+            torch._foreach_copy_(self._before, [p.detach() for p in self.params])
+
+    def after_step(self) -> bool:
+        """Update the estimate from the step just taken; True when it is time to switch."""
+        ps = [p for p in self.params if p.grad is not None]
+        if not ps:
+            return False
+        idx = {id(p): i for i, p in enumerate(self.params)}
+        step = torch._foreach_sub([p.detach() for p in ps], [self._before[idx[id(p)]] for p in ps])
+        pg = sum(float((s.double() * p.grad.double()).sum()) for s, p in zip(step, ps))
+        pp = sum(float((s.double() ** 2).sum()) for s in step)
+        self.k += 1
+        if pg == 0.0:
+            return False
+        gamma = pp / -pg
+        self.gamma = gamma
+        self.lam = self.beta2 * self.lam + (1.0 - self.beta2) * gamma
+        estimate = self.lam / (1.0 - self.beta2**self.k)
+        if self.k > 1 and estimate > 0 and abs(estimate - gamma) < self.eps:
+            self.switch_lr = estimate
+            return True
+        return False
+
+    def sgd(self, model_params: list[tuple[str, torch.Tensor]]) -> optim.Momentum:
+        """The optimizer SWATS switches to."""
+        assert self.switch_lr is not None
+        return optim.Momentum(model_params, lr=self.switch_lr, beta=self.beta1, style="ema")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"k": self.k, "lam": self.lam, "gamma": self.gamma, "switch_lr": self.switch_lr,
+                "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.k, self.lam, self.gamma = int(state["k"]), float(state["lam"]), state["gamma"]
+        self.switch_lr = state["switch_lr"]
