@@ -101,7 +101,10 @@ def load(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}; nothing to resume (check --out)")
+        raise CheckpointError(
+            f"no checkpoint at {path}; nothing to resume (check --out; a run that stopped before "
+            f"its first checkpoint starts over with --overwrite)"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any failure to read means a bad file

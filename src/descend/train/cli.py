@@ -53,7 +53,7 @@ def train_cmd(
     dataset: Annotated[str, typer.Argument(metavar="DATASET", help=f"One of {', '.join(data.names())}.", show_default=False)],
     model: Annotated[str, typer.Option(help=f"{', '.join(models.names())}.")] = "mlp",
     optimizer: Annotated[str, typer.Option(help=f"{', '.join(optim.OPTIMIZERS)}.")] = "adam",
-    lr: Annotated[float, typer.Option(help="Learning rate (of the first phase, and of phases without their own).")] = 1e-3,
+    lr: Annotated[float | None, typer.Option(help="Learning rate of every phase without its own (default: the optimizer's, adam 1e-3, sgd 0.01).")] = None,
     schedule: Annotated[str | None, typer.Option(help="cosine, linear, step, exponential, one-cycle, ... (see descend schedule); stretched over each phase.")] = None,
     schedule_unit: Annotated[str, typer.Option(help="iteration or epoch: when the schedule steps.")] = "iteration",
     warmup: Annotated[int, typer.Option(help="Linear warmup steps in front of --schedule.")] = 0,

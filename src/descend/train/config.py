@@ -44,8 +44,9 @@ class Phase:
         schedule: a :class:`~descend.schedules.Schedule` (its step counted from the
             start of this phase) or a schedule name stretched over the phase; None
             keeps the lr constant.
-        lr: the lr this phase starts from (default: ``TrainConfig.lr``); ignored for
-            callables, mappings and instances, which carry their own lrs.
+        lr: the lr this phase starts from (default: ``TrainConfig.lr``, else the
+            schedule's ``base_lr`` when it is an object, else the optimizer's default);
+            ignored for callables, mappings and instances, which carry their own lrs.
         unit: ``"epoch"`` or ``"iteration"``.
         options: extra keyword arguments of the optimizer class (``beta1``, ...).
     """
@@ -105,7 +106,9 @@ class TrainConfig:
     Optimization:
         optimizer, lr, optimizer_options: the optimizer spec, its lr and extra
             keywords (``{"beta1": 0.8}``); ``weight_decay`` (L2) and ``l1`` are
-            passed to descend optimizers built by name or class.
+            passed to descend optimizers built by name or class. A phase's lr is
+            ``Phase.lr``, else ``lr``, else the ``base_lr`` of a schedule given as
+            an object, else the optimizer's default (Adam 1e-3, SGD 0.01, ...).
         schedule, schedule_unit, warmup: a schedule (object or name) applied per
             ``"iteration"`` or per ``"epoch"``; ``warmup`` (in schedule units)
             prepends a linear warmup to a schedule given by name.
@@ -148,7 +151,7 @@ class TrainConfig:
     model_options: dict[str, Any] = field(default_factory=dict)
     # optimization
     optimizer: OptimizerSpec = "adam"
-    lr: float = 1e-3
+    lr: float | None = None
     optimizer_options: dict[str, Any] = field(default_factory=dict)
     weight_decay: float = 0.0
     l1: float = 0.0
@@ -189,7 +192,8 @@ class TrainConfig:
     distributed: str = "auto"
 
     def __post_init__(self) -> None:
-        _check_lr("lr", self.lr)
+        if self.lr is not None:
+            _check_lr("lr", self.lr)
         for name in ("weight_decay", "l1", "swats_eps"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | float) or not v >= 0:

@@ -13,8 +13,10 @@ step:
   momentum (different rules, different meanings); its Scheduler is built
   fresh too, with its step counted from 0 at the start of the phase;
 * **the lr the next phase starts at**: its own spec: ``Phase.lr``, else
-  ``TrainConfig.lr`` (a callable or per-part spec keeps the lrs it was built
-  with). With ``carry_lr=True`` it starts instead at the lr that the previous
+  ``TrainConfig.lr``, else the ``base_lr`` of its schedule when that is a
+  schedule object, else its optimizer's default lr (a callable or per-part
+  spec keeps the lrs it was built with); its schedule, if any, starts at step
+  0 and is applied relative to that lr. With ``carry_lr=True`` it starts instead at the lr that the previous
   phase's last step used (group by group when the group counts agree, else
   the first group's lr for all), and its schedule is scaled to start there;
 * a phase boundary given in epochs falls on an epoch end: that epoch's

@@ -65,7 +65,7 @@ from torch import nn
 
 from .. import data as D
 from .. import models, optim
-from ..schedules import Scheduler
+from ..schedules import Schedule, Scheduler
 from . import checkpoint as ckpt
 from .config import (
     Phase,
@@ -314,11 +314,14 @@ class Trainer:
         cfg, ph = self.cfg, self.phases[index]
         spec: Phase = ph["spec"]
         lr = spec.lr if spec.lr is not None else cfg.lr
+        if lr is None and isinstance(spec.schedule, Schedule):
+            lr = spec.schedule.base_lr
         options = dict(spec.options)
         for name in ("weight_decay", "l1"):
             if getattr(cfg, name):
                 options.setdefault(name, getattr(cfg, name))
         opt = make_optimizer(spec.optimizer, self.module, lr, options)
+        lr = lr_of(opt) if lr is None else lr
         if carry is not None:
             groups = opt.param_groups
             lrs = carry if len(carry) == len(groups) else [carry[0]] * len(groups)
