@@ -33,7 +33,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -404,6 +404,28 @@ def compute_runs(req: Any, limits: Limits, cancel: threading.Event) -> dict[str,
     }
 
 
+class _Pool:
+    """The worker threads for runs: started on first use, stopped at shutdown, restartable."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable, *args: Any) -> Future:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="descend-run")
+            return self._executor.submit(fn, *args)
+
+    def close(self) -> None:
+        """Stop the workers: queued runs are dropped, a running one ends at its next evaluation."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+
 def _within_time_limit(req: Any, limits: Limits, cancel: threading.Event) -> dict[str, Any]:
     """:func:`compute_runs`, with running out of time turned into a 422 naming ``steps``."""
     try:
@@ -426,7 +448,7 @@ def create_app(limits: Limits | None = None) -> FastAPI:
     models = _models(limits)
     RunRequest = models["RunRequest"]
     SchedulePreview = models["SchedulePreview"]
-    executor = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="descend-run")
+    pool = _Pool(limits.workers)
 
     app = FastAPI(
         title="descend lab",
@@ -435,9 +457,9 @@ def create_app(limits: Limits | None = None) -> FastAPI:
         "Every number is computed by the descend library.",
     )
     app.state.limits = limits
-    app.state.executor = executor
+    app.state.pool = pool
     app.add_middleware(BodySizeLimit, max_bytes=limits.max_body_bytes)
-    app.router.add_event_handler("shutdown", lambda: executor.shutdown(wait=False, cancel_futures=True))
+    app.router.add_event_handler("shutdown", pool.close)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -515,7 +537,7 @@ def create_app(limits: Limits | None = None) -> FastAPI:
         Non-finite numbers (a diverged run) appear as null.
         """
         cancel = threading.Event()
-        future = executor.submit(_within_time_limit, body, limits, cancel)
+        future = pool.submit(_within_time_limit, body, limits, cancel)
         try:
             return await asyncio.wait_for(
                 asyncio.wrap_future(future), timeout=limits.queue_timeout_s + limits.time_limit_s

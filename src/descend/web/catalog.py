@@ -60,13 +60,13 @@ PRIMARY_EXTRA: dict[str, tuple[str, ...]] = {"newton": ("damping", "line_search"
 # (Adam's 1e-3 barely moves in a few hundred 2-D steps, SGD's 0.01 overshoots
 # Rosenbrock's walls). These are presets for the controls, nothing more.
 LAB_PRESETS: dict[str, dict[str, Any]] = {
-    "sgd": {"lr": 1e-3},
-    "momentum": {"lr": 1e-4, "beta": 0.9},
-    "nesterov": {"lr": 1e-4, "beta": 0.9},
-    "adagrad": {"lr": 0.5},
-    "rmsprop": {"lr": 1e-2},
-    "adam": {"lr": 2e-2},
-    "adamw": {"lr": 2e-2, "weight_decay": 0.0},
+    "sgd": {"lr": 2e-3},
+    "momentum": {"lr": 5e-4, "beta": 0.9},
+    "nesterov": {"lr": 5e-4, "beta": 0.9},
+    "adagrad": {"lr": 1.0},
+    "rmsprop": {"lr": 3e-3},
+    "adam": {"lr": 5e-2},
+    "adamw": {"lr": 5e-2, "weight_decay": 0.0},
     "newton": {"line_search": True},
 }
 
@@ -233,6 +233,31 @@ def _hyper_spec(opt_name: str, cls: type, p: inspect.Parameter) -> dict[str, Any
     return entry
 
 
+def _init_parameters(cls: type) -> list[inspect.Parameter]:
+    """Keyword parameters of ``cls.__init__``, following ``**kwargs`` up the class hierarchy.
+
+    A subclass's own parameter (and default) wins over its parent's.
+    """
+    found: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            sig = inspect.signature(init, eval_str=True)
+        except (NameError, TypeError):  # pragma: no cover - annotations that do not resolve
+            sig = inspect.signature(init)
+        more = False
+        for p in sig.parameters.values():
+            if p.kind is inspect.Parameter.VAR_KEYWORD:
+                more = True
+            elif p.kind is not inspect.Parameter.VAR_POSITIONAL and p.name not in HIDDEN_HYPER:
+                found.setdefault(p.name, p)
+        if not more:
+            break
+    return list(found.values())
+
+
 @lru_cache(maxsize=1)
 def optimizer_catalog() -> dict[str, dict[str, Any]]:
     """Every optimizer: ``{name: {"class", "doc", "hyper": [...], "preset": {...}}}``.
@@ -244,15 +269,7 @@ def optimizer_catalog() -> dict[str, dict[str, Any]]:
     """
     out: dict[str, dict[str, Any]] = {}
     for name, cls in O.OPTIMIZERS.items():
-        try:
-            sig = inspect.signature(cls.__init__, eval_str=True)
-        except (NameError, TypeError):  # pragma: no cover - annotations that do not resolve
-            sig = inspect.signature(cls.__init__)
-        hyper = [
-            _hyper_spec(name, cls, p)
-            for p in sig.parameters.values()
-            if p.name not in HIDDEN_HYPER and p.kind is not inspect.Parameter.VAR_KEYWORD
-        ]
+        hyper = [_hyper_spec(name, cls, p) for p in _init_parameters(cls)]
         doc = inspect.getdoc(cls) or ""
         out[name] = {
             "name": name,
