@@ -31,7 +31,12 @@ the step, so its point no longer moves whatever its optimizer state does. A
 row that diverged is held at its last finite point, so the numbers the
 optimizer sees stay finite. Rows still running are untouched by either
 operation, which is why row ``i`` equals ``minimize`` with row ``i``'s start
-and hyperparameters bit for bit (``float64``; see ``tests/lab``).
+and hyperparameters bit for bit (``float64``; see ``tests/lab``). One
+exception: Adam's and AdamW's bias corrections ``1 - beta**t`` and
+``(1 - beta2**t) ** -0.5`` are computed by ``torch.pow`` when the betas are
+per-row tensors and by Python's ``**`` when they are numbers, which may
+differ in the last bit; rows with per-row Adam betas then match separate
+runs to rounding, not bit for bit (per-row lrs are exact).
 """
 
 from __future__ import annotations
@@ -632,7 +637,7 @@ def run_many(
     X = S.clone().requires_grad_(True)
     shape_1 = (N,) + (1,) * (X.ndim - 1)
     opt_hyper = {
-        k: (torch.as_tensor(per_row[k], dtype=X.dtype, device=X.device).reshape(shape_1) if k in per_row else v)
+        k: (torch.tensor(per_row[k], dtype=X.dtype, device=X.device).reshape(shape_1) if k in per_row else v)
         for k, v in hyper.items()
     }
     opt = build_optimizer(cls, display, [X], opt_hyper)

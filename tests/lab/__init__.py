@@ -1,0 +1,1 @@
+"""Tests of descend.lab and its figures."""
