@@ -175,7 +175,7 @@ def _check_values(name: str, values: Any, low_open: bool) -> np.ndarray:
     bad = ~np.isfinite(arr) | ((arr <= 0) if low_open else (arr < 0))
     if bad.any():
         rng = "> 0" if low_open else ">= 0"
-        raise ValueError(f"{name} must be finite numbers {rng}, got {arr[bad][0]!r}")
+        raise ValueError(f"{name} must be finite numbers {rng}, got {float(arr[bad][0])!r}")
     return np.sort(arr)
 
 
