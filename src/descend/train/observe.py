@@ -145,6 +145,8 @@ class ProgressView:
     ) -> None:
         if self.progress is None:
             return
+        if epoch is not None and self.epochs:
+            epoch = min(epoch, self.epochs - 1)  # after the last epoch: still "epoch E/E"
         ep = "" if epoch is None else f"epoch {epoch + 1}" + (f"/{self.epochs}" if self.epochs else "")
         self.progress.update(
             self.task,

@@ -193,6 +193,9 @@ class Trainer:
         self._wv: list[Any] = []  # the same since the last metric line
         self._wn: list[int] = []
         self.out = Path(cfg.out) if cfg.out is not None and self.rank == 0 else None
+        if cfg.tensorboard and not TensorBoard.available():
+            raise ValueError("tensorboard=True but the tensorboard package is not installed "
+                             "(pip install tensorboard); leave tensorboard=None to use it when present")
         self.last_checkpoint: tuple[Path, int] | None = None
         self._elapsed0 = 0.0
 
@@ -304,9 +307,13 @@ class Trainer:
             out.append({"spec": s, "start": start, "end": start + length})
             start += length
         if start != total:
+
+            def show(n: int) -> str:
+                return f"{n / ipe:g} epochs ({n} iterations)" if ipe else f"{n} iterations"
+
             raise ValueError(
-                f"the phases last {start} iterations in all but the budget is {total} "
-                f"({ipe} iterations per epoch); make the durations add up to the budget"
+                f"the phases add up to {show(start)} but the budget is {show(total)}; make the phase "
+                f"durations add up to the budget"
             )
         return out
 
@@ -762,6 +769,9 @@ class Trainer:
     # ------------------------------------------------------------------ the end
     def _finish(self, status: str, error: Exception | None = None) -> TrainResult:
         cfg, out = self.cfg, self.out
+        self.progress.update(self.iteration, self.epoch if self.stream is None else None,
+                             self.log[-1]["loss"] if self.log else None, lr_of(self.optimizer),
+                             self.log[-1]["examples_per_s"] if self.log else None)
         final = self.final_metrics() if cfg.evaluate and status == "completed" else {}
         if status == "completed" and out is not None:
             self.save_checkpoint()
