@@ -1,0 +1,155 @@
+"""lr_find: the ramp and its smoothing, exact restoration of model, optimizer and RNG, and
+the suggestion against a grid of short trainings on digits."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import descend.optim as O
+from descend import data, models
+from descend.lab import lr_find
+from descend.lab.lr_find import steepest_index, suggest, valley_index
+
+
+@pytest.fixture(scope="module")
+def digits() -> data.Dataset:
+    return data.load("digits")
+
+
+def mlp(seed: int, batchnorm: bool = False, dropout: float = 0.0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return models.MLP(64, (64,), n_out=10, batchnorm=batchnorm, dropout=dropout)
+
+
+def tensors_of(state: dict) -> list[tuple[str, torch.Tensor]]:
+    out = []
+    for pid, st in state["state"].items():
+        for key, value in st.items():
+            if isinstance(value, torch.Tensor):
+                out.append((f"{pid}.{key}", value))
+    return out
+
+
+@pytest.mark.parametrize("make_opt", [
+    lambda ps: O.Adam(ps, lr=3e-3, amsgrad=True, impl="eager"),
+    lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9),
+], ids=["descend-adam", "torch-sgd"])
+def test_model_optimizer_rng_and_batches_are_restored_bitwise(digits, make_opt) -> None:
+    model = mlp(0, batchnorm=True, dropout=0.2)
+    opt = make_opt(model.parameters())
+    batches = data.Batches(digits.X_train, digits.y_train, 64, seed=3)
+    for xb, yb in list(batches)[:5]:  # some history: optimizer state, BatchNorm statistics
+        opt.zero_grad()
+        models.cross_entropy(model(xb), yb).backward()
+        opt.step()
+    model.eval()
+    model.net[0].train()  # a mix of modes, to be kept as it is
+    params = [p.detach().clone() for p in model.parameters()]
+    grads = [p.grad.detach().clone() for p in model.parameters()]
+    buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
+    modes = [m.training for m in model.modules()]
+    saved = copy.deepcopy(opt.state_dict())
+    rng = torch.get_rng_state()
+    epoch = batches.epoch
+
+    result = lr_find(model, models.cross_entropy, batches, opt, num_iter=60)
+    assert len(result.lrs) > 20  # it trained for real (and moved everything) before restoring
+
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), params))
+    assert all(torch.equal(p.grad, g) for p, g in zip(model.parameters(), grads))
+    named = dict(model.named_buffers())
+    assert set(named) == set(buffers) and any("running_var" in n for n in named)
+    assert all(torch.equal(named[n], b) for n, b in buffers.items())
+    assert [m.training for m in model.modules()] == modes
+    now = opt.state_dict()
+    assert [g["lr"] for g in now["param_groups"]] == [g["lr"] for g in saved["param_groups"]]
+    before, after = tensors_of(saved), tensors_of(now)
+    assert len(before) == len(after) > 0
+    assert all(a == c and torch.equal(b, d) for (a, b), (c, d) in zip(before, after))
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert batches.epoch == epoch
+
+
+def test_ramp_smoothing_and_stop_rule(digits) -> None:
+    model = mlp(1)
+    before = [p.detach().clone() for p in model.parameters()]
+    batches = data.Batches(digits.X_train, digits.y_train, 64, seed=1)
+    r = lr_find(model, models.cross_entropy, batches, "adam", start_lr=1e-7, end_lr=10.0, num_iter=100)
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))
+    assert all(p.grad is None for p in model.parameters())
+    n = len(r.lrs)
+    i = np.arange(n)
+    np.testing.assert_allclose(r.lrs, 1e-7 * (10.0 / 1e-7) ** (i / 99), rtol=1e-12)
+    avg, expected = 0.0, []
+    for k, loss in enumerate(r.losses):
+        avg = 0.98 * avg + 0.02 * loss
+        expected.append(avg / (1 - 0.98 ** (k + 1)))
+    np.testing.assert_allclose(r.smoothed, expected, rtol=1e-12)
+    assert r.stop_reason == "diverged" and n < 100
+    assert r.smoothed[-1] > 4 * r.smoothed[:-1].min()
+    assert all(r.smoothed[k] <= 4 * r.smoothed[: k + 1].min() for k in range(n - 1))
+    assert r.best == r.suggestions["min_over_10"] == r.lrs[np.argmin(r.smoothed)] / 10
+    assert r.best_rule == "min_over_10" and set(r.suggestions) == {"valley", "steepest", "min_over_10"}
+    assert r.to_dict()["best"] == r.best
+
+
+def train_briefly(digits, lr: float, seed: int, epochs: int = 2) -> float:
+    model = mlp(seed)
+    opt = O.Adam(model.parameters(), lr=lr, impl="eager")
+    batches = data.Batches(digits.X_train, digits.y_train, 64, seed=seed)
+    for _ in range(epochs):
+        for xb, yb in batches:
+            opt.zero_grad()
+            models.cross_entropy(model(xb), yb).backward()
+            opt.step()
+    with torch.no_grad():
+        loss = float(models.cross_entropy(model(digits.X_val), digits.y_val))
+    return loss if math.isfinite(loss) else math.inf
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_suggestion_lands_in_the_best_third_of_a_grid_on_digits(digits, seed: int) -> None:
+    grid = np.logspace(-4, 0, 9)
+    val = np.array([train_briefly(digits, lr, seed) for lr in grid])
+    best_third = set(np.argsort(val)[:3].tolist())
+    r = lr_find(mlp(seed), models.cross_entropy, data.Batches(digits.X_train, digits.y_train, 64, seed=seed), "adam")
+    nearest = int(np.argmin(np.abs(np.log(grid) - np.log(r.best))))
+    assert nearest in best_third, (r.suggestions, grid[sorted(best_third)], val)
+
+
+def test_suggestion_rules_on_made_up_curves() -> None:
+    lrs = np.logspace(-6, 0, 61)
+    x = np.log10(lrs)
+    curve = 2.0 - 1.5 / (1 + np.exp(-3 * (x + 3))) + np.where(x > -1, 40 * (x + 1) ** 2, 0.0)
+    s = steepest_index(lrs, curve)
+    assert abs(x[s] + 3) < 0.11  # the sigmoid's inflection at 1e-3
+    v = valley_index(curve)
+    start, stop = 0, int(np.argmin(curve))  # one decreasing stretch from the start to the minimum
+    assert v == start + int((stop - start) / 3) + int((stop - start) / 6)
+    sugg = suggest(lrs, curve)
+    assert sugg["min_over_10"] == lrs[np.argmin(curve)] / 10 and sugg["steepest"] == lrs[s]
+    assert suggest(lrs[:2], curve[:2])["valley"] is None
+
+
+def test_lr_find_errors(digits) -> None:
+    model = mlp(0)
+    batches = data.Batches(digits.X_train, digits.y_train, 64)
+    with pytest.raises(ValueError, match="end_lr must be larger than start_lr"):
+        lr_find(model, models.cross_entropy, batches, start_lr=1.0, end_lr=0.1)
+    with pytest.raises(ValueError, match="num_iter must be an integer >= 3, got 2"):
+        lr_find(model, models.cross_entropy, batches, num_iter=2)
+    with pytest.raises(ValueError, match=r"smooth must be a number in \[0, 1\), got 1.0"):
+        lr_find(model, models.cross_entropy, batches, smooth=1.0)
+    with pytest.raises(ValueError, match="diverge must be a finite number > 1"):
+        lr_find(model, models.cross_entropy, batches, diverge=1.0)
+    with pytest.raises(ValueError, match="Newton has no lr to range-test"):
+        lr_find(model, models.cross_entropy, batches, "newton")
+    with pytest.raises(ValueError, match="batches yielded no batch"):
+        lr_find(model, models.cross_entropy, [], "adam")
+    with pytest.raises(ValueError, match="optimizer must be one of gd, sgd"):
+        lr_find(model, models.cross_entropy, batches, "lamb")
