@@ -177,6 +177,10 @@ function renderControls() {
   $("#landscape").value = state.landscape;
   const land = catalog.byLandscape[state.landscape];
   $("#landscape-note").textContent = land ? land.note : "";
+  // the lab stops at f - f* < tol, or at a small gradient where f* is unknown
+  const criterion = land && land.f_star === null ? "‖∇f‖ < tol: f* unknown" : "f − f* < tol";
+  $("#tol-hint").textContent = `(${criterion})`;
+  $("#tol-head").title = `first step with ${criterion.split(":")[0]}`;
   $("#start-x").value = state.start ? fmt(state.start[0], 4) : "";
   $("#start-y").value = state.start ? fmt(state.start[1], 4) : "";
   $("#steps").value = state.steps;
@@ -188,11 +192,21 @@ function renderControls() {
   $("#add-run").title = full ? `at most ${catalog.limits.max_runs} optimizers per race` : "";
 }
 
+// a name that may break after its underscores (long names wrap instead of being cut)
+function breakable(name) {
+  const out = [];
+  name.split("_").forEach((part, k, all) => {
+    out.push(document.createTextNode(part + (k < all.length - 1 ? "_" : "")));
+    if (k < all.length - 1) out.push(document.createElement("wbr"));
+  });
+  return out;
+}
+
 function hyperControl(run, spec, i) {
   const id = `r${i}-${spec.name}`;
   const has = Object.prototype.hasOwnProperty.call(run.hyper, spec.name);
   const value = has ? run.hyper[spec.name] : spec.default;
-  const label = el("label", { for: id, text: spec.name, title: spec.name });
+  const label = el("label", { for: id, title: spec.name }, ...breakable(spec.name));
   const set = (v) => {
     if (v === undefined) delete run.hyper[spec.name];
     else run.hyper[spec.name] = v;
@@ -271,7 +285,7 @@ function scheduleOptionControl(run, spec, i) {
   const id = `r${i}-sched-${spec.name}`;
   const opts = run.schedule.options;
   const has = Object.prototype.hasOwnProperty.call(opts, spec.name);
-  const label = el("label", { for: id, text: spec.name + (spec.required ? " *" : ""), title: spec.help });
+  const label = el("label", { for: id, title: spec.help }, ...breakable(spec.name + (spec.required ? " *" : "")));
   const set = (v) => {
     if (v === undefined) delete opts[spec.name];
     else opts[spec.name] = v;
@@ -371,10 +385,23 @@ function clearErrors() {
   document.querySelectorAll(".card-error").forEach((p) => { p.hidden = true; p.textContent = ""; });
 }
 
+// "runs.1.hyper.lr" as a learner reads it: "Optimizer 2 (Adam), lr"
+function fieldName(loc) {
+  const parts = loc.filter((p) => p !== "body");
+  if (parts[0] === "runs" && Number.isInteger(parts[1])) {
+    const run = state.runs[parts[1]];
+    const opt = run && catalog.optimizers[resolveName(run.optimizer)];
+    const rest = parts.slice(2).filter((p) => p !== "hyper" && p !== "options");
+    return `Optimizer ${parts[1] + 1}${opt ? ` (${opt.class})` : ""}${rest.length ? ", " + rest.join(" ") : ""}`;
+  }
+  return parts.join(" ") || "request";
+}
+
 function showApiError(err) {
   clearErrors();
-  setStatus(err.message, true);
-  for (const d of err.detail || []) {
+  const details = err.detail || [];
+  setStatus(details.length ? details.map((d) => `${fieldName(d.loc || [])}: ${d.msg}`).join("; ") : err.message, true);
+  for (const d of details) {
     const loc = (d.loc || []).filter((p) => p !== "body");
     if (loc[0] === "runs" && Number.isInteger(loc[1])) {
       const card = document.querySelector(`.run-card[data-index="${loc[1]}"]`);
@@ -445,11 +472,15 @@ function heatmapUrl(grid) {
     const row = grid.z[j];
     for (let i = 0; i < n; i++) {
       const v = row[i];
-      // band index: how many contour levels lie below this value
-      let band = 0;
-      if (v === null) band = levels.length;
-      else { while (band < levels.length && levels[band] <= v) band++; }
-      const [r, g, b] = rampColor(band / levels.length);
+      // position among the contour levels: k levels below v, plus the fraction of the way to the next
+      let pos = levels.length;
+      if (v !== null) {
+        let k = 0;
+        while (k < levels.length && levels[k] <= v) k++;
+        if (k === 0) pos = 0;
+        else if (k < levels.length) pos = k - 1 + (v - levels[k - 1]) / (levels[k] - levels[k - 1]) + 0.5;
+      }
+      const [r, g, b] = rampColor(pos / levels.length);
       const p = ((n - 1 - j) * n + i) * 4;   // row 0 is y = ymin: bottom of the image
       img.data[p] = r; img.data[p + 1] = g; img.data[p + 2] = b; img.data[p + 3] = 255;
     }
@@ -511,7 +542,9 @@ function drawContour() {
   // minima, saddles
   const marks = svgEl("g", { "clip-path": "url(#plot-clip)" }, svg);
   for (const m of land.minima) {
-    const star = svgEl("path", { d: starPath(g.sx(m.x), g.sy(m.y), 8, 3.5), class: "minimum-marker" }, marks);
+    const global = m.kind === "global";
+    const star = svgEl("path", { d: starPath(g.sx(m.x), g.sy(m.y), global ? 8 : 6, global ? 3.5 : 2.6),
+      class: global ? "minimum-marker" : "minimum-marker local" }, marks);
     star.append(titleNode(`${m.kind} minimum (${fmt(m.x)}, ${fmt(m.y)})`));
   }
   for (const [x, y] of land.saddles) {
@@ -663,6 +696,9 @@ function lineChart(svg, series, opts) {
     ylo = Math.max(ylo, yhi * 1e-16);
     ylo = 10 ** Math.floor(Math.log10(ylo)); yhi = 10 ** Math.ceil(Math.log10(yhi));
     if (ylo === yhi) { ylo /= 10; yhi *= 10; }
+    // a little room so that lines on a decade do not sit on the frame
+    const room = (Math.log10(yhi) - Math.log10(ylo)) * 0.04;
+    ylo /= 10 ** room; yhi *= 10 ** room;
   } else if (ylo === yhi) { ylo -= Math.abs(ylo) * 0.1 || 1; yhi += Math.abs(yhi) * 0.1 || 1; }
   else { const m = (yhi - ylo) * 0.05; ylo -= m; yhi += m; }
   const sx = (x) => pad.l + (x / xmax) * iw;
@@ -703,7 +739,7 @@ function lineChart(svg, series, opts) {
 }
 
 function logTicks(lo, hi) {
-  const a = Math.round(Math.log10(lo)), b = Math.round(Math.log10(hi));
+  const a = Math.ceil(Math.log10(lo) - 1e-9), b = Math.floor(Math.log10(hi) + 1e-9);
   const every = Math.max(1, Math.ceil((b - a) / 6));
   const out = [];
   for (let e = a; e <= b; e += every) out.push(10 ** e);
@@ -829,6 +865,7 @@ function runRequest() {
 async function runRace() {
   clearTimeout(view.liveTimer);
   if (!state.runs.length) { setStatus("Add at least one optimizer.", true); return; }
+  view.hasRun = true;   // from now on, "auto re-run" follows every change (also after an error)
   if (view.runAbort) view.runAbort.abort();
   const ctrl = new AbortController();
   view.runAbort = ctrl;
@@ -841,7 +878,6 @@ async function runRace() {
     if (ctrl.signal.aborted) return;
     clearErrors();
     view.results = res;
-    view.hasRun = true;
     view.maxStep = Math.max(1, ...res.runs.map((r) => r.result.steps));
     view.maxFrame = Math.min(MAX_FRAMES, view.maxStep);
     $("#frame").max = String(view.maxFrame);
