@@ -1,0 +1,116 @@
+"""descend race / sweep / lr-find through register(app), as the main CLI wires them."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import typer
+from typer.testing import CliRunner
+
+from descend.lab import minimize
+from descend.lab.cli import parse_assignments, parse_entry, parse_numbers, register
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def make_app() -> typer.Typer:
+    app = typer.Typer()
+
+    @app.callback()
+    def main() -> None:
+        """descend"""
+
+    register(app)  # the one line the main CLI uses
+    return app
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(make_app(), list(args), env={"COLUMNS": "200"})
+
+
+def rows(output: str) -> dict[str, list[str]]:
+    """First cell -> the other cells, from the Rich table printed."""
+    out = {}
+    for line in output.splitlines():
+        if line.count("│") >= 3:
+            cells = [c.strip() for c in line.split("│")[1:-1]]
+            out[cells[0]] = cells[1:]
+    return out
+
+
+def test_race_prints_the_table_and_writes_the_figure(tmp_path) -> None:
+    png = tmp_path / "race.png"
+    res = invoke("race", "bowl", "-o", "gd:lr=0.1", "-o", "adam:lr=0.3", "-o", "gd:lr=0.5", "--steps", "300",
+                 "--out", str(png))
+    assert res.exit_code == 0, res.output
+    table = rows(res.output)
+    gd = minimize("bowl", None, "gd", lr=0.1, steps=300)
+    assert table["GD (lr=0.1)"][0] == str(gd.steps_to_tol) == "93"
+    assert table["GD (lr=0.5)"][0] == "-" and table["GD (lr=0.5)"][2] == "yes"
+    assert table["Adam (lr=0.3)"][2] == "no"
+    assert "do not rank optimizers on real models" in res.output
+    assert png.read_bytes().startswith(PNG)
+
+
+def test_race_fair_uses_the_grid() -> None:
+    res = invoke("race", "bowl", "-o", "gd", "-o", "momentum:beta=0.5", "--fair", "--lr-grid", "1e-4:1:9",
+                 "--steps", "300")
+    assert res.exit_code == 0, res.output
+    assert "each optimizer's best lr of 9" in res.output
+    assert rows(res.output)["GD (lr=0.1)"][0] == "93"
+
+
+def test_sweep_prints_regions_and_writes_both_figures(tmp_path) -> None:
+    out = tmp_path / "sweep.png"
+    res = invoke("sweep", "bowl", "--optimizer", "gd", "--num", "64", "--steps", "60", "--betas", "0,0.5,0.9",
+                 "--out", str(out))
+    assert res.exit_code == 0, res.output
+    table = rows(res.output)
+    assert list(table) == ["too small", "good", "too large", "divergent"]
+    assert table["divergent"][0] == "0.215" and table["divergent"][1] == "1"  # first lr above 2 / kappa
+    assert re.search(r"best lr 0\.155\d: final f - f\* ", res.output)
+    assert out.read_bytes().startswith(PNG)
+    assert (tmp_path / "sweep_heatmap.png").read_bytes().startswith(PNG)
+
+
+def test_lr_find_prints_suggestions_and_writes_the_figure(tmp_path) -> None:
+    out = tmp_path / "lr.png"
+    res = invoke("lr-find", "--data", "digits", "--model", "mlp", "--hidden", "32", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    table = rows(res.output)
+    best = float(table["min_over_10 (best)"][0])
+    assert 1e-3 < best < 0.1 and "valley" in table and "steepest" in table
+    assert out.read_bytes().startswith(PNG)
+
+
+def test_help_has_examples_and_out() -> None:
+    for cmd in ("race", "sweep", "lr-find"):
+        res = invoke(cmd, "--help")
+        assert res.exit_code == 0
+        assert "Examples" in res.output and f"descend {cmd}" in res.output and "--out" in res.output
+
+
+def test_bad_input_exits_2_with_the_reason() -> None:
+    for args, message in [
+        (["race", "valley"], "unknown landscape 'valley'; valid names: note003, bowl"),
+        (["race", "bowl", "-o", "adam:lr"], "must be key=value pairs"),
+        (["race", "bowl", "-o", "lion"], "optimizer must be one of gd, sgd"),
+        (["race", "bowl", "-o", "adam:beta=0.9"], "unknown hyperparameter 'beta' for Adam"),
+        (["sweep", "bowl", "--lr-min", "1", "--lr-max", "0.1"], "0 < lr-min < lr-max"),
+        (["sweep", "bowl", "-o", "adagrad", "--betas", "0.5"], "Adagrad has no default beta"),
+        (["sweep", "bowl", "--heatmap", "h.png"], "--heatmap needs --betas"),
+        (["lr-find", "--data", "mnist"], "unknown data set 'mnist'"),
+        (["lr-find", "--model", "softmax", "--batchnorm"], "apply to the mlp only"),
+    ]:
+        res = invoke(*args)
+        assert res.exit_code == 2, (args, res.output)
+        assert message in " ".join(res.output.split()), (args, res.output)
+
+
+def test_option_parsers() -> None:
+    assert parse_entry("newton:line_search=true,damping=0.1") == ("newton", {"line_search": True, "damping": 0.1})
+    assert parse_entry("adam") == ("adam", {})
+    assert parse_assignments("style=ema, lr=2", "--set") == {"style": "ema", "lr": 2}
+    np.testing.assert_allclose(parse_numbers("1e-4:1:5", "x"), [1e-4, 1e-3, 1e-2, 1e-1, 1.0])
+    assert parse_numbers("0,0.5,0.9", "x") == [0.0, 0.5, 0.9]

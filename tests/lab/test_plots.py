@@ -1,0 +1,109 @@
+"""Figures of lab results: what they show, where they keep their axes, and the files they write."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.text import Annotation
+from PIL import Image
+
+import descend.plots.lab as plab
+import descend.plots.landscape as pland
+from descend import data, landscapes, models
+from descend.lab import RACE_NOTE, REGIONS, lr_find, race, sweep
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def bowl_race():
+    # one diverging run (lr > 2 / kappa) must not stretch the axes
+    return race("bowl", [("gd", {"lr": 0.05}), ("gd", {"lr": 0.25}), ("momentum", {"lr": 0.05, "beta": 0.9}),
+                         ("adam", {"lr": 0.3})], steps=200)
+
+
+def test_contour_levels_are_log_spaced_when_the_landscape_asks() -> None:
+    fig = Figure()
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    rosen = landscapes.get("rosenbrock")
+    cs = pland.contour(ax, rosen, resolution=80)
+    ratios = np.asarray(cs.levels[1:]) / np.asarray(cs.levels[:-1])
+    np.testing.assert_allclose(ratios, ratios[0], rtol=1e-9)
+    assert ratios[0] > 1.3 and ax.get_xlim() == rosen.box[:2] and ax.get_ylim() == rosen.box[2:]
+    ax2 = fig.add_subplot(2, 1, 2)
+    flat = pland.contour(ax2, landscapes.get("two_minima"), resolution=80)
+    steps = np.diff(np.asarray(flat.levels))
+    np.testing.assert_allclose(steps, steps[0], rtol=1e-9)
+    marks = [line for line in ax2.get_lines() if line.get_marker() in ("*", "D")]
+    assert sorted(m.get_marker() for m in marks) == ["*", "D"]  # the global and the local minimum
+
+
+def test_race_figure_paths_stay_in_view_and_carry_the_note(bowl_race, tmp_path) -> None:
+    out = tmp_path / "race.png"
+    fig = plab.race_figure(bowl_race, out)
+    assert out.read_bytes().startswith(PNG)
+    ax, bx = fig.axes[:2]
+    assert ax.get_xlim() == (-3.0, 3.0) and ax.get_ylim() == (-3.0, 3.0)
+    assert RACE_NOTE in fig._suptitle.get_text()
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels[0] == "GD (lr=0.05): 191 steps" and labels[1].startswith("GD (lr=0.25): diverged at step")
+    assert "Adam (lr=0.3)" in labels[3]
+    notes = [c for c in ax.get_children() if isinstance(c, Annotation) and c.get_text() == "diverged"]
+    assert len(notes) == 1
+    lo, hi = bx.get_ylim()
+    assert bx.get_yscale() == "log" and hi < 1e6  # the diverging curve leaves the top, the axis stays put
+    for line in ax.get_lines():
+        xy = np.asarray(line.get_xydata(), dtype=float)
+        assert np.all(np.abs(xy) <= 9.0 + 1e-9)  # clipped to the box (plus one box for excursions)
+
+
+def test_race_gif_has_frames(bowl_race, tmp_path) -> None:
+    out = plab.race_gif(bowl_race, tmp_path / "race.gif", frames=8, fps=4, dpi=40)
+    with Image.open(out) as im:
+        assert im.format == "GIF" and im.n_frames >= 6
+
+
+def test_sweep_and_heatmap_figures(tmp_path) -> None:
+    result = sweep("bowl", "momentum", np.logspace(-3, 0.3, 24), steps=80, betas=[0.0, 0.5, 0.9])
+    fig = plab.sweep_figure(result, tmp_path / "sweep.png")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    spans = [p for p in ax.patches]
+    assert len(spans) == len(result.regions())
+    names = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert names == [n for n in REGIONS if n in result.labels] + ["diverged (off the scale)"]
+    lo, hi = ax.get_xlim()
+    assert lo < result.lrs[0] and hi > result.lrs[-1]
+    heat = plab.heatmap_figure(result, tmp_path / "heat.png")
+    mesh = heat.axes[0].collections[0]
+    assert mesh.get_array().shape == (3, 24)
+    assert (tmp_path / "heat.png").read_bytes().startswith(PNG)
+    with pytest.raises(ValueError, match="no lr x beta grid"):
+        plab.heatmap_figure(sweep("bowl", "gd", [0.1, 0.2], steps=10))
+
+
+def test_lr_find_figure(tmp_path) -> None:
+    ds = data.load("digits")
+    torch.manual_seed(0)
+    model = models.MLP(64, 32, n_out=10)
+    result = lr_find(model, models.cross_entropy, data.Batches(ds.X_train, ds.y_train, 64), "adam", num_iter=60)
+    fig = plab.lr_find_figure(result, tmp_path / "lr.png")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    lo, hi = ax.get_ylim()
+    k = int(np.argmin(result.smoothed)) + 1
+    assert lo <= result.losses[:k].min() and hi >= result.smoothed[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(t.startswith("min_over_10") and t.endswith("(best)") for t in labels)
+
+
+def test_figures_use_the_agg_canvas_not_pyplot() -> None:
+    for module in (plab, pland):
+        source = inspect.getsource(module)
+        assert "import pyplot" not in source and "matplotlib.pyplot" not in source
