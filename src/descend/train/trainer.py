@@ -50,7 +50,7 @@ import os
 import random
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from itertools import islice
@@ -369,7 +369,9 @@ class Trainer:
         self._t0 = time.perf_counter()
         self._wt = self._t0
         if state is None:
-            torch.manual_seed(self.cfg.seed + self.rank)
+            torch.default_generator.manual_seed(self.cfg.seed + self.rank)  # torch.manual_seed, CPU only
+            if self.device.type == "cuda":
+                torch.cuda.manual_seed_all(self.cfg.seed + self.rank)
             np.random.seed(self.cfg.seed)
             random.seed(self.cfg.seed)
             self._record(self.phase_log[0])
@@ -384,59 +386,62 @@ class Trainer:
             self._close()
 
     def _train(self) -> None:
+        """The loop: one optimizer step per pass, bookkeeping only where it is due."""
+        cfg, every = self.cfg, self.cfg.checkpoint_every
+        if self.iteration >= self.total:
+            return
+        for group, scales in self._steps():
+            it = self.iteration + 1
+            log_now = it % cfg.log_every == 0
+            lrs = [float(g["lr"]) for g in self.optimizer.param_groups] if log_now or it == self._phase_end else None
+            swats = self.swats if self.phase_index == 0 else None
+            if swats is not None:
+                swats.before_step()
+            self._step(group, scales, it, lrs)  # forward, backward, clip, optimizer step
+            self.iteration = it
+            self.consumed += len(group)
+            switch = swats is not None and swats.after_step()
+            if self._iter_sched:
+                self.scheduler.step()
+            if self.stream is None:
+                self.batch_in_epoch += len(group)
+                if self.batch_in_epoch == self.batches_per_epoch:
+                    self._end_epoch()  # evaluate, per-epoch schedule step, epoch record
+            elif cfg.eval_interval and it % cfg.eval_interval == 0:
+                self._evaluate_stream()
+            if log_now:
+                self._log_iteration(lrs[0])
+            if it < self.total and (switch or it == self._phase_end):
+                self._next_phase(lrs, "swats" if switch else "planned")
+            if every and it % every == 0 and it < self.total:
+                self.save_checkpoint()
+            if self.callback is not None:
+                self.callback(self)
+            if it >= self.total:
+                return
+
+    def _steps(self) -> Iterator[tuple[Sequence, list[float] | None]]:
+        """Groups of ``accumulate`` batches with their loss weights, epoch after epoch (or from the stream)."""
         k = self.cfg.accumulate
-        while self.iteration < self.total:
-            if self.stream is not None:
-                group = list(islice(self.stream, k))
-                if not group:
-                    return  # the stream ended before the budget
-                self._iteration(group, self._stream_scales)
+        if self.stream is not None:
+            while group := list(islice(self.stream, k)):
+                yield group, self._stream_scales
+            return  # the stream ended before the budget
+        while True:
+            batches = self.batches.iter_epoch(self.epoch)  # the epoch advances in _end_epoch
+            for _ in range(self.batch_in_epoch):  # resume: skip what this epoch already consumed
+                next(batches)
+            g = self.batch_in_epoch // k
+            if k == 1:
+                for batch in batches:
+                    yield (batch,), self._scales[g]
+                    g += 1
                 continue
-            for group, scales in self._epoch_steps():
-                self._iteration(group, scales)
-                if self.iteration >= self.total:
-                    break
+            while group := list(islice(batches, k)):
+                yield group, self._scales[g]
+                g += 1
 
-    def _epoch_steps(self) -> Iterator[tuple[list, list[float] | None]]:
-        """The rest of the current epoch, ``accumulate`` batches at a time, with their loss weights."""
-        batches = self.batches.iter_epoch(self.epoch)
-        for _ in range(self.batch_in_epoch):  # resume: skip what this epoch already consumed
-            next(batches)
-        g = self.batch_in_epoch // self.cfg.accumulate
-        while group := list(islice(batches, self.cfg.accumulate)):
-            yield group, self._scales[g]
-            g += 1
-
-    def _iteration(self, group: list, scales: list[float] | None) -> None:
-        it = self.iteration + 1
-        log_now = it % self.cfg.log_every == 0
-        lrs = [float(g["lr"]) for g in self.optimizer.param_groups] if log_now or it == self._phase_end else None
-        swats = self.swats if self.phase_index == 0 and self.swats is not None else None
-        if swats:
-            swats.before_step()
-        self._step(group, scales, it, lrs)
-        self.iteration = it
-        switch = swats.after_step() if swats else False
-        if self._iter_sched:
-            self.scheduler.step()
-        if self.stream is None:
-            self.batch_in_epoch += len(group)
-            if self.batch_in_epoch == self.batches_per_epoch:
-                self._end_epoch()
-        elif self.cfg.eval_interval and it % self.cfg.eval_interval == 0:
-            self._evaluate_stream()
-        self.consumed += len(group)
-        if log_now:
-            self._log_iteration(lrs[0])
-        if it < self.total and (switch or it == self._phase_end):
-            self._next_phase(lrs, "swats" if switch else "planned")
-        every = self.cfg.checkpoint_every
-        if every and it % every == 0 and it < self.total:
-            self.save_checkpoint()
-        if self.callback is not None:
-            self.callback(self)
-
-    def _step(self, group: list, scales: list[float] | None, it: int, lrs: list[float] | None) -> None:
+    def _step(self, group: Sequence, scales: list[float] | None, it: int, lrs: list[float] | None) -> None:
         """Forward, backward (accumulated over the group), clip and one optimizer step."""
         opt, model = self.optimizer, self.model
         if self._closure:  # Newton: the optimizer evaluates the loss itself
@@ -445,17 +450,13 @@ class Trainer:
             self._note_loss(loss, xb.shape[0], it, lrs)
             return
         opt.zero_grad()
-        last = len(group) - 1
-        for i, (xb, yb) in enumerate(group):
-            with model.no_sync() if self.world > 1 and i < last else nullcontext():
-                n = xb.shape[0]
-                out = model(xb)
-                if n == 0:  # an empty shard still takes part in the all-reduce
-                    out.sum().mul(0.0).backward()
-                    continue
-                loss = self.loss_fn(out, yb)
-                self._note_loss(loss, n, it, lrs)
-                (loss if scales is None else loss * scales[i]).backward()
+        if scales is None and len(group) == 1 and self.world == 1:  # the hand-written loop
+            xb, yb = group[0]
+            loss = self.loss_fn(model(xb), yb)
+            self._note_loss(loss, xb.shape[0], it, lrs)
+            loss.backward()
+        else:
+            self._accumulate(group, scales, it, lrs)
         if self.cfg.clip_norm is not None:
             norm = torch.nn.utils.clip_grad_norm_(self._params, self.cfg.clip_norm, foreach=True)
             if not math.isfinite(float(norm)):
@@ -466,6 +467,20 @@ class Trainer:
             opt.step()
         except optim.NonFiniteGradientError:
             raise self._diverged(it, lrs, "a gradient", None) from None
+
+    def _accumulate(self, group: Sequence, scales: list[float] | None, it: int, lrs: list[float] | None) -> None:
+        """Backward over several batches (or a shard under DDP), each loss weighted by ``scales``."""
+        model, last = self.model, len(group) - 1
+        for i, (xb, yb) in enumerate(group):
+            with model.no_sync() if self.world > 1 and i < last else nullcontext():
+                n = xb.shape[0]
+                out = model(xb)
+                if n == 0:  # an empty shard still takes part in the all-reduce
+                    out.sum().mul(0.0).backward()
+                    continue
+                loss = self.loss_fn(out, yb)
+                self._note_loss(loss, n, it, lrs)
+                (loss if scales is None else loss * scales[i]).backward()
 
     def _note_loss(self, loss: torch.Tensor, n: int, it: int, lrs: list[float] | None) -> None:
         if self._cpu:
