@@ -116,9 +116,16 @@ function stateToQuery() {
   return q;
 }
 
-function saveUrl() {
+function saveUrlNow() {
   const url = `${location.pathname}?${stateToQuery().toString()}`;
   history.replaceState(null, "", url);
+}
+
+// sliders fire many events a second; browsers throttle history updates, so batch them
+let urlTimer = null;
+function saveUrl() {
+  clearTimeout(urlTimer);
+  urlTimer = setTimeout(saveUrlNow, 120);
 }
 
 function loadUrl() {
@@ -966,7 +973,7 @@ function wireStaticControls() {
   $("#replay").addEventListener("click", () => { if (view.results) animate(); });
   $("#frame").addEventListener("input", (e) => { cancelAnimationFrame(view.anim); setFrame(Number(e.target.value)); });
   $("#share").addEventListener("click", async () => {
-    saveUrl();
+    saveUrlNow();
     try { await navigator.clipboard.writeText(location.href); setStatus("Link copied: it restores this setup and runs it."); }
     catch { setStatus(`Share this link: ${location.href}`); }
   });
@@ -1000,7 +1007,7 @@ async function init() {
   renderControls();
   drawContour();
   drawLossChart();
-  saveUrl();
+  saveUrlNow();
   drawLrPreview();
   await loadGrid();
   document.body.dataset.ready = "true";
