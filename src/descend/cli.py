@@ -17,7 +17,10 @@ from rich.table import Table
 
 from . import __version__, landscapes
 from . import optim as O
+from .lab.cli import register as register_lab
 from .schedules.cli import schedule_cmd
+from .train.cli import register as register_train
+from .web.cli import register as register_web
 
 app = typer.Typer(
     name="descend",
@@ -29,6 +32,9 @@ app = typer.Typer(
 console = Console()
 
 app.command("schedule")(schedule_cmd)
+register_train(app)
+register_lab(app)
+register_web(app)
 
 # Demo line-up: the notes' optimizers with learning rates that suit Rosenbrock.
 DEMO = [
