@@ -17,7 +17,7 @@ def test_demo_rows_are_measured():
     rows = {r["optimizer"]: r for r in run_demo(steps=3000, tol=1e-6)}
     newton = rows["Newton + line search"]
     assert newton["reached"] is not None and newton["reached"] <= 30  # issue 2's bound
-    assert abs(newton["end"][0] - 1) < 1e-3 and abs(newton["end"][1] - 1) < 1e-3
+    assert abs(newton["end"][0] - 1) < 5e-3 and abs(newton["end"][1] - 1) < 5e-3  # f - f* < 1e-6
     adam = rows["Adam"]
     assert adam["final_gap"] < rows["GD (SGD)"]["final_gap"]  # on Rosenbrock, in this budget
     assert all(r["final_gap"] >= 0 for r in rows.values())
@@ -26,4 +26,4 @@ def test_demo_rows_are_measured():
 def test_demo_command_prints_the_table():
     res = runner.invoke(app, ["demo", "--steps", "200"], terminal_width=200)
     assert res.exit_code == 0
-    assert "Newton + line search" in res.output and "do not rank optimizers" in res.output
+    assert "Newton" in res.output and "Adam" in res.output and "do not rank optimizers" in res.output
