@@ -261,15 +261,19 @@ class Optimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        with torch.no_grad():
-            work, buckets = self._plan()
-            if not self._grads_finite(work, buckets):
-                return loss
-            for group, bucket in buckets:
-                self._step_bucket(group, bucket)
-            for group, _, ps, gs in work:
-                self._step_group(group, ps, gs)
+        self._update()
         return loss
+
+    @torch.no_grad()
+    def _update(self) -> None:
+        """Check every gradient, then apply the whole step (fused buckets, then the eager rest)."""
+        work, buckets = self._plan()
+        if not self._grads_finite(work, buckets):
+            return
+        for group, bucket in buckets:
+            self._step_bucket(group, bucket)
+        for group, _, ps, gs in work:
+            self._step_group(group, ps, gs)
 
     # ------------------------------------------------------------------ fused path
     def _fusable(self, group: dict[str, Any]) -> str | None:

@@ -284,18 +284,14 @@ class Nesterov(Momentum):
             with torch.no_grad():
                 for p, saved in shifts:
                     p.copy_(saved)
-        with torch.no_grad():
-            work, buckets = self._plan()
-            if not self._grads_finite(work, buckets):
-                return loss
-            for group, bucket in buckets:
-                self._step_bucket(group, bucket)
-            for group, _, ps, gs in work:
-                if group.get("lookahead"):
-                    self._step_lookahead(group, ps, gs)
-                else:
-                    self._step_group(group, ps, gs)
+        self._update()
         return loss
+
+    def _step_group(self, group, ps, gs) -> None:
+        if group.get("lookahead"):
+            self._step_lookahead(group, ps, gs)
+        else:
+            super()._step_group(group, ps, gs)
 
     def _step_lookahead(self, group, ps, gs) -> None:
         """The note's form: plain momentum with the gradient taken at the look-ahead point."""
