@@ -29,6 +29,15 @@ def config(out: str) -> TrainConfig:
     )
 
 
+def run(out: str, callback=None) -> tuple[torch.nn.Module, Trainer]:
+    """The run itself: digits, an MLP with dropout, the configuration above."""
+    ds = data.load("digits")
+    cfg = config(out)
+    model = build_model("mlp", ds, cfg.model_options, seed=0)
+    trainer = Trainer(model, ds, cfg, callback=callback)
+    return model, trainer
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -38,15 +47,12 @@ def main() -> None:
     ap.add_argument("--kill-in-write", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    ds = data.load("digits")
-    cfg = config(args.out)
-    model = build_model("mlp", ds, cfg.model_options, seed=0)
 
     def callback(trainer: Trainer) -> None:
         if trainer.iteration == args.kill_after:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    trainer = Trainer(model, ds, cfg, callback=callback)
+    model, trainer = run(args.out, callback=callback)
     if args.kill_in_write:
         write = ckpt._write
 

@@ -31,6 +31,7 @@ from descend.train import (
 )
 from descend.train import checkpoint as ckpt
 from descend.train.observe import TIMING_FIELDS
+from tests.train import _killable as killable
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS = data.load("digits")
@@ -130,13 +131,13 @@ def test_the_swats_configuration_really_switches(references) -> None:
 
 
 def _script(out: Path, *args: str, result: Path | None = None) -> list[str]:
+    """The command that runs tests/train/_killable.py (with ``args``) in a fresh process."""
     cmd = [sys.executable, "-m", "tests.train._killable", "--out", str(out), *args]
     return cmd + (["--result", str(result)] if result else [])
 
 
 def test_sigkill_after_iteration_k_and_during_a_checkpoint_write_then_resume_is_bitwise(tmp_path) -> None:
     ref_dir, run_dir = tmp_path / "reference", tmp_path / "run"
-    reference = subprocess.Popen(_script(ref_dir, result=tmp_path / "ref.pt"), cwd=ROOT)
     # 68 iterations (4 epochs of 17), Adam -> momentum at 34, checkpoints every 5 iterations
     for args, killed_at, last_checkpoint in [
         (["--kill-after", "7"], 7, 5),                     # mid-epoch, redo 6 and 7
@@ -154,8 +155,12 @@ def test_sigkill_after_iteration_k_and_during_a_checkpoint_write_then_resume_is_
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert not list(run_dir.glob(".checkpoint.pt.tmp-*"))
-    assert reference.wait(timeout=120) == 0
-    ref, got = torch.load(tmp_path / "ref.pt"), torch.load(tmp_path / "run.pt")
+    # the uninterrupted run, here in this process (one torch thread, as in the script)
+    ref_model, trainer = killable.run(str(ref_dir))
+    result = trainer.fit()
+    ref = {"model": ref_model.state_dict(), "history": result.history, "log": result.log,
+           "final": result.final, "phases": result.phases, "iterations": result.iterations}
+    got = torch.load(tmp_path / "run.pt")
     assert got["iterations"] == ref["iterations"] == 68
     assert same_params(got["model"], ref["model"])
     assert got["final"] == ref["final"] and got["phases"] == ref["phases"]
@@ -281,3 +286,25 @@ def test_a_non_finite_state_is_never_checkpointed(tmp_path) -> None:
     with pytest.raises(TrainingDiverged, match="iteration 10 .*a parameter or optimizer state is not finite"):
         Trainer(model, DIGITS, cfg, callback=poison).fit()
     assert load_checkpoint(tmp_path / "checkpoint.pt")["iteration"] == 5
+
+
+def test_a_replayable_stream_resumes_bitwise(tmp_path) -> None:
+    def go(out, stop_at=None, resume=False):
+        model = build_model("softmax", DIGITS, seed=0)
+
+        def callback(trainer: Trainer) -> None:
+            if trainer.iteration == stop_at:
+                raise Stop
+
+        stream = data.stream(DIGITS.X_train, DIGITS.y_train, batch_size=16, seed=5)
+        cfg = TrainConfig(optimizer="adam", lr=0.01, iterations=90, accumulate=2, eval_interval=30,
+                          checkpoint_every=20, out=out, progress=False, plots=False)
+        r = Trainer(model, stream, cfg, eval_data=DIGITS, callback=callback).fit(resume=resume)
+        return r, model
+
+    ref, ref_model = go(tmp_path / "ref")
+    with pytest.raises(Stop):
+        go(tmp_path / "run", stop_at=47)
+    r, model = go(tmp_path / "run", resume=True)  # skips the 80 batches the checkpoint had consumed
+    assert same_params(model.state_dict(), ref_model.state_dict())
+    assert r.final == ref.final and untimed(r.history) == untimed(ref.history) and len(r.history) == 3

@@ -14,6 +14,7 @@ exits with code 3.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -135,9 +136,10 @@ def train_cmd(
     except (ValueError, CheckpointError, FileNotFoundError, NotADirectoryError, PermissionError) as e:
         err.print(f"error: {e}", markup=False)
         raise typer.Exit(code=2) from None
-    summary = {"status": result.status, "iterations": result.iterations, "epochs": result.epochs,
-               "seconds": result.seconds, "run_dir": str(result.run_dir), **result.final}
-    console.print(summary_table(summary))
+    if not progress and int(os.environ.get("RANK", "0")) == 0:  # with the bar, the Trainer prints it
+        summary = {"status": result.status, "iterations": result.iterations, "epochs": result.epochs,
+                   "seconds": result.seconds, "run_dir": str(result.run_dir), **result.final}
+        console.print(summary_table(summary))
 
 
 def register(app: typer.Typer) -> None:

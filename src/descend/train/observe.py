@@ -125,6 +125,7 @@ class ProgressView:
 
     def __init__(self, total: int, epochs: int | None, console: Console | None, enabled: bool) -> None:
         self.progress = None
+        self.console = console
         if not enabled:
             return
         self.epochs = epochs

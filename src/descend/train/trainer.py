@@ -77,7 +77,7 @@ from .config import (
     trainable,
 )
 from .errors import CheckpointError, TrainingDiverged
-from .observe import MetricsLog, ProgressView, TensorBoard, clean
+from .observe import MetricsLog, ProgressView, TensorBoard, clean, summary_table
 from .phases import Swats
 
 RUN_FILES = ("metrics.jsonl", "summary.json", ckpt.NAME)
@@ -206,12 +206,15 @@ class Trainer:
         if not dist.is_initialized():
             if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or "MASTER_ADDR" not in os.environ:
                 return
-            if self.device.type == "cuda":
+            if self.device.type == "cuda" and self.device.index is None:
                 self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
                 torch.cuda.set_device(self.device)
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
             self._owns_group = True
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        if self.world > 1 and self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", self.rank % torch.cuda.device_count())))
+            torch.cuda.set_device(self.device)
 
     def _set_data(self, data: Any, eval_data: D.Dataset | None) -> None:
         cfg = self.cfg
@@ -424,7 +427,11 @@ class Trainer:
         """Groups of ``accumulate`` batches with their loss weights, epoch after epoch (or from the stream)."""
         k = self.cfg.accumulate
         if self.stream is not None:
+            move = self.device.type != "cpu"
             while group := list(islice(self.stream, k)):
+                if move:
+                    group = [(x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
+                             for x, y in group]
                 yield group, self._stream_scales
             return  # the stream ended before the budget
         while True:
@@ -817,6 +824,9 @@ class Trainer:
             })
             ckpt.atomic_write_bytes(out / "summary.json", _json(summary))
         self.summary = summary
+        if self.progress.progress is not None:  # an interactive run: the table under the bar
+            self.progress.close()
+            self.progress.console.print(summary_table(summary))
         return TrainResult(
             status=status, iterations=self.iteration, epochs=self.epoch, seconds=seconds, final=final,
             history=self.history, log=self.log, phases=self.phase_log, config=cfg.resolved(),
