@@ -146,3 +146,48 @@ def test_bad_configurations_are_rejected_before_anything_runs() -> None:
         Trainer(model, DIGITS, TrainConfig(optimizer="newton", accumulate=2))
     with pytest.raises(ValueError, match="data must be a descend.data.Dataset"):
         Trainer(model, 42, TrainConfig())
+
+
+def test_scalars_reach_tensorboard_when_it_is_installed(tmp_path, monkeypatch) -> None:
+    """With a stand-in for torch.utils.tensorboard: every metric line becomes scalars."""
+    import sys
+    import types
+
+    calls: list[tuple[str, float, int]] = []
+
+    class SummaryWriter:
+        def __init__(self, log_dir: str) -> None:
+            self.log_dir = log_dir
+
+        def add_scalar(self, tag: str, value: float, step: int) -> None:
+            calls.append((tag, value, step))
+
+        def close(self) -> None:
+            calls.append(("closed", 0.0, 0))
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=SummaryWriter))
+    r = train("iris", "softmax", optimizer="sgd", lr=0.1, epochs=2, batch_size=30, log_every=2, out=tmp_path,
+              tensorboard=True, progress=False, plots=False)
+    tags = {t for t, _, _ in calls}
+    assert {"iteration/loss", "iteration/lr", "epoch/train_loss", "epoch/val_loss", "epoch/val_accuracy"} <= tags
+    assert [(v, s) for t, v, s in calls if t == "epoch/val_accuracy"] == [
+        (h["val_accuracy"], h["iteration"]) for h in r.history]
+    assert calls[-1][0] == "closed"
+
+
+def test_batchnorm_uses_running_statistics_at_evaluation() -> None:
+    model = build_model("mlp", DIGITS, {"hidden": (32,), "batchnorm": True}, seed=0)
+    trainer = Trainer(model, DIGITS, TrainConfig(optimizer="adam", lr=1e-2, epochs=3, progress=False))
+    r = trainer.fit()
+    assert model.training  # evaluations switch to eval mode and back
+    bn = model.net[1]
+    assert int(bn.num_batches_tracked) == 3 * 17  # the running statistics moved once per training batch
+    X, y = DIGITS.test
+    model.eval()
+    with torch.no_grad():
+        expected = cross_entropy(model(X), y).item()
+    model.train()
+    with torch.no_grad():
+        batch_stats = cross_entropy(model(X), y).item()  # what evaluating in training mode would give
+    assert r.final["test_loss"] == pytest.approx(expected, rel=1e-6)
+    assert abs(batch_stats - expected) > 1e-4
