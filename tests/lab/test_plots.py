@@ -107,3 +107,21 @@ def test_figures_use_the_agg_canvas_not_pyplot() -> None:
     for module in (plab, pland):
         source = inspect.getsource(module)
         assert "import pyplot" not in source and "matplotlib.pyplot" not in source
+
+
+def test_race_figure_of_plain_functions(tmp_path) -> None:
+    shift = torch.tensor([1.0, -0.5], dtype=torch.float64)
+
+    def f2(x: torch.Tensor) -> torch.Tensor:  # a function of one point: drawn through vmap
+        return ((x - shift) ** 2).sum() + 0.3 * torch.sin(3 * x[0])
+
+    two = race(f2, [("gd", {"lr": 0.05}), ("adam", {"lr": 0.1})], x0=[-1.5, 1.0], steps=100)
+    fig = plab.race_figure(two, tmp_path / "f2.png")
+    ax = fig.axes[0]
+    x0, x1 = ax.get_xlim()
+    assert x0 < -1.5 and x1 > 1.0 and len(ax.collections) >= 2  # a box around the paths, with contours
+    three = race(lambda x: ((x - 1) ** 2).sum(), ["gd", "adam"], x0=[0.0, 0.0, 0.0], steps=50)
+    fig = plab.race_figure(three, tmp_path / "f3.png")
+    assert len(fig.axes) == 1 and fig.axes[0].get_title() == "loss against step"
+    with pytest.raises(ValueError, match="race_gif draws 2-D paths; these runs have 3 coordinates"):
+        plab.race_gif(three, tmp_path / "f3.gif")

@@ -155,15 +155,24 @@ def race_figure(result: RaceResult, path: str | Path | None = None, *, title: st
     (an arrow on the edge when the path left the view). The legend reads ``"Adam (lr=0.02): 732
     steps"``. Loss is ``f - f*`` on a log axis when ``f*`` is known.
     """
+    colors = _colors(len(result.runs))
+    if result.runs[0].path.shape[1] != 2:  # no plane to draw paths in: the loss panel alone
+        fig = _new_figure(8.0, 5.4)
+        bx = fig.add_subplot()
+        _loss_panel(bx, result.runs, colors, result.f_star, result.tol)
+        handles = [Line2D([], [], color=c, linewidth=2.2, label=_run_label(r)) for r, c in zip(result.runs, colors)]
+        fig.legend(handles=handles, loc="outside lower center", ncol=min(2, len(handles)), fontsize=9, frameon=False)
+        fig.suptitle(f"{title or _race_title(result)}\n{RACE_NOTE}", fontsize=11)
+        _save(fig, path)
+        return fig
     fig = _new_figure(13.0, 5.6)
     ax, bx = fig.subplots(1, 2, width_ratios=[1.05, 1.0])
     land = result.landscape
     box = _race_box(result)
     if land is not None:
         contour(ax, land, **CONTOUR)
-    elif result.runs[0].path.shape[1] == 2:
+    else:
         contour(ax, result.fn, box=box, log_levels=False, **CONTOUR)
-    colors = _colors(len(result.runs))
     for run, c in zip(result.runs, colors):
         draw_path(ax, run, box, c, _run_label(run))
     ax.plot(result.x0[0], result.x0[1], marker="o", markersize=9, markerfacecolor="white",
@@ -258,13 +267,15 @@ def race_gif(result: RaceResult, path: str | Path, *, frames: int = 40, fps: int
     if isinstance(fps, bool) or not isinstance(fps, int) or fps < 1:
         raise ValueError(f"fps must be an integer >= 1, got {fps!r}")
     path = Path(path)
+    if result.runs[0].path.shape[1] != 2:
+        raise ValueError(f"race_gif draws 2-D paths; these runs have {result.runs[0].path.shape[1]} coordinates")
     fig = _new_figure(6.4, 5.6)
     ax = fig.add_subplot()
     land = result.landscape
     box = _race_box(result)
     if land is not None:
         contour(ax, land, resolution=150, **CONTOUR)
-    elif result.runs[0].path.shape[1] == 2:
+    else:
         contour(ax, result.fn, box=box, resolution=150, **CONTOUR)
     ax.plot(result.x0[0], result.x0[1], marker="o", markersize=8, markerfacecolor="white",
             markeredgecolor="black", linestyle="none", zorder=8)

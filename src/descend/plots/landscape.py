@@ -46,13 +46,24 @@ def grid_values(
         if isinstance(f, Landscape):
             Z = f.value(pts)
         else:
-            try:
-                Z = f(pts)
-                if not isinstance(Z, torch.Tensor) or tuple(Z.shape) != tuple(X.shape):
-                    raise ValueError
-            except Exception:
-                Z = torch.stack([f(p).reshape(()) for p in pts.reshape(-1, 2)]).reshape(X.shape)
+            Z = _evaluate(f, pts)
     return X, Y, Z.detach().cpu().numpy().astype(np.float64)
+
+
+def _evaluate(f: Callable[[torch.Tensor], torch.Tensor], pts: torch.Tensor) -> torch.Tensor:
+    """``f`` on a grid of points: vectorized if ``f`` is, else through ``vmap``, else point by point."""
+    shape = pts.shape[:-1]
+    try:
+        Z = f(pts)
+        if isinstance(Z, torch.Tensor) and tuple(Z.shape) == tuple(shape):
+            return Z
+    except Exception:  # a function of one point: try the next way
+        pass
+    flat = pts.reshape(-1, 2)
+    try:
+        return torch.func.vmap(lambda p: f(p).reshape(()))(flat).reshape(shape)
+    except Exception:
+        return torch.stack([f(p).reshape(()) for p in flat]).reshape(shape)
 
 
 def contour_levels(Z: np.ndarray, f_star: float | None, log: bool, n: int = 18) -> tuple[np.ndarray, float]:
