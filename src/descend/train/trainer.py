@@ -15,6 +15,9 @@ takes ``ceil(ceil(n / b) / accumulate)`` iterations. The loop, in full::
             every checkpoint_every -> checkpoint; then callback(trainer)
     final evaluation of train/val/test, final checkpoint, summary.json, figures
 
+Batch sizes are customarily powers of two (32, 64, 128: note 003); any size
+in ``[1, n]`` works, and ``None`` is the full batch.
+
 Data is a :class:`descend.data.Dataset` (batched by :class:`descend.data.Batches`
 with the configured batch size, seed and, under DDP, this rank's shard), an
 ``(X, y)`` pair, or any iterator of ``(xb, yb)`` batches (streaming, with an
@@ -100,10 +103,10 @@ class TrainResult:
     epochs: int
     seconds: float
     final: dict[str, float | None]
-    history: list[dict[str, Any]]
-    log: list[dict[str, Any]]
-    phases: list[dict[str, Any]]
-    config: dict[str, Any]
+    history: list[dict[str, Any]] = field(repr=False)
+    log: list[dict[str, Any]] = field(repr=False)
+    phases: list[dict[str, Any]] = field(repr=False)
+    config: dict[str, Any] = field(repr=False)
     run_dir: Path | None = None
     checkpoint: Path | None = None
     metrics: Path | None = None
@@ -160,9 +163,30 @@ class Trainer:
         self.cfg = cfg = dataclasses.replace(cfg, **overrides) if overrides else cfg
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        self.device = torch.device(cfg.device)
+        try:
+            self.device = torch.device(cfg.device)
+        except RuntimeError:
+            raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda:0', got {cfg.device!r}") from None
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {cfg.device!r} is not available here (torch.cuda.is_available() is False)")
         self.rank, self.world, self._owns_group = 0, 1, False
         self._setup_distributed()
+        try:
+            self._build(model, data, cfg, loss, eval_data, callback, console)
+        except BaseException:
+            self._close_group()
+            raise
+
+    def _build(
+        self,
+        model: nn.Module,
+        data: Any,
+        cfg: TrainConfig,
+        loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None,
+        eval_data: D.Dataset | None,
+        callback: Callable[[Trainer], None] | None,
+        console: Console | None,
+    ) -> None:
         self.module = model.to(self.device)
         self.callback, self.console = callback, console
         self._set_data(data, eval_data)
@@ -542,7 +566,7 @@ class Trainer:
             return
         ev = self.evaluate("val")
         rec = {"type": "eval", "iteration": self.iteration, "phase": self.phase_index,
-               **{f"val_{k}": v for k, v in ev.items() if k != "n"}, "elapsed": self.elapsed()}
+               **{f"val_{k}": v for k, v in ev.items()}, "elapsed": self.elapsed()}
         self.history.append(rec)
         self._record(rec)
 
@@ -672,6 +696,9 @@ class Trainer:
         for thing in ("progress", "metrics", "tensorboard"):
             if hasattr(self, thing):
                 getattr(self, thing).close()
+        self._close_group()
+
+    def _close_group(self) -> None:
         if self._owns_group and dist.is_initialized():
             dist.destroy_process_group()
             self._owns_group = False
