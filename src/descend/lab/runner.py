@@ -58,7 +58,6 @@ from ._common import (
     build_optimizer,
     check_int,
     check_tol,
-    finite_or_none,
     is_sequence,
     jsonable,
     label,
@@ -777,4 +776,4 @@ def run_many(
     )
 
 
-__all__ = ["Run", "Runs", "minimize", "run_many", "Objective", "finite_or_none"]
+__all__ = ["Run", "Runs", "minimize", "run_many", "Objective"]

@@ -342,8 +342,11 @@ def sweep_figure(result: SweepResult, path: str | Path | None = None, *, title: 
     ax.set_xscale("log")
     if log:
         ax.set_yscale("log")
+    show_tol = result.f_star is not None and result.tol is not None and bool(result.runs.converged.any())
     if ok.any():
         lo_y, hi_y = float(np.min(y[ok])), float(np.max(y[ok]))
+        if show_tol:
+            lo_y = min(lo_y, result.tol)
         init = result.initial_loss - (result.f_star or 0.0) if result.f_star is not None else result.initial_loss
         hi_y = max(hi_y, init) if np.isfinite(init) else hi_y
         if log:
@@ -358,7 +361,7 @@ def sweep_figure(result: SweepResult, path: str | Path | None = None, *, title: 
         ax.axvline(result.best_lr, color="black", linestyle="--", linewidth=1)
         ax.text(result.best_lr, 0.02, f" best lr {result.best_lr:.3g}", transform=ax.get_xaxis_transform(),
                 fontsize=8, ha="left", va="bottom")
-    if result.f_star is not None and result.tol is not None:
+    if show_tol:  # only when some run reached it (else the line would sit off the scale)
         ax.axhline(result.tol, color="grey", linestyle=":", linewidth=1)
         ax.text(0.005, result.tol, "tol (runs stop here)", transform=ax.get_yaxis_transform(), ha="left",
                 va="bottom", color="grey", fontsize=7)
