@@ -166,8 +166,9 @@ class ProgressView:
 
 def summary_table(summary: dict[str, Any]) -> Table:
     """The end-of-run table: final losses and accuracies, iterations, time, run folder."""
-    table = Table(title=f"{summary.get('status', 'run')}: {summary.get('iterations')} iterations, "
-                  f"{summary.get('epochs')} epochs, {summary.get('seconds', 0.0):.1f} s")
+    title = (f"{summary.get('status', 'run')}: {summary.get('iterations')} iterations, "
+             f"{summary.get('epochs')} epochs, {summary.get('seconds', 0.0):.1f} s")
+    table = Table(title=title, min_width=len(title) + 4)
     table.add_column("split")
     table.add_column("loss", justify="right")
     table.add_column("accuracy", justify="right")
