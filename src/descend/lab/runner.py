@@ -31,12 +31,9 @@ the step, so its point no longer moves whatever its optimizer state does. A
 row that diverged is held at its last finite point, so the numbers the
 optimizer sees stay finite. Rows still running are untouched by either
 operation, which is why row ``i`` equals ``minimize`` with row ``i``'s start
-and hyperparameters bit for bit (``float64``; see ``tests/lab``). One
-exception: Adam's and AdamW's bias corrections ``1 - beta**t`` and
-``(1 - beta2**t) ** -0.5`` are computed by ``torch.pow`` when the betas are
-per-row tensors and by Python's ``**`` when they are numbers, which may
-differ in the last bit; rows with per-row Adam betas then match separate
-runs to rounding, not bit for bit (per-row lrs are exact).
+and hyperparameters bit for bit (``float64``; see ``tests/lab``), per-row
+betas included (Adam's bias corrections raise per-row betas to the power t
+in Python floats, exactly as for a single number).
 """
 
 from __future__ import annotations
@@ -364,7 +361,13 @@ def minimize(
     while not (conv or div) and t < steps:
         t += 1
         if is_newton:
-            opt.step(lambda: obj.loss(x))
+            try:
+                opt.step(lambda: obj.loss(x))
+            except O.NonFiniteGradientError:  # NaN/inf inside Newton's own evaluations
+                lrs.append(float("nan"))
+                div = True
+                record(t, fv, gn)
+                break
             lrs.append(float(opt.last["step_size"]))
         else:
             lrs.append(_as_float(_lr_of(opt)))

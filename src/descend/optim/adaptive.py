@@ -74,7 +74,7 @@ class Adagrad(Optimizer):
         decay = group["lr_decay"]
         if isinstance(decay, (int, float)) and decay == 0:
             return group["lr"]
-        return group["lr"] / (1 + (step - 1) * decay)
+        return rules.div(group["lr"], 1 + (step - 1) * decay)
 
 
 class RMSprop(Optimizer):

@@ -179,11 +179,29 @@ def adam_scalars(
     """
     if not bias_correction:
         return lr, 1.0
-    bc1 = 1 - beta1**step
-    bc2 = 1 - beta2**step
+    bc1 = 1 - _pow(beta1, step)
+    bc2 = 1 - _pow(beta2, step)
     if eps_mode == "hat":
-        return lr * bc2**0.5 / bc1, 1.0
-    return lr / bc1, bc2**-0.5
+        return div(lr * _pow(bc2, 0.5), bc1), 1.0
+    return div(lr, bc1), _pow(bc2, -0.5)
+
+
+def div(a: Number, b: Number) -> Number:
+    """``a / b``, a true division also when only ``b`` is a tensor (torch computes
+    ``number / tensor`` as ``number * (1 / tensor)``, which can differ in the last bit)."""
+    if isinstance(b, Tensor) and not isinstance(a, Tensor):
+        return torch.div(torch.as_tensor(a, dtype=b.dtype, device=b.device), b)
+    return a / b
+
+
+def _pow(x: Number, k: float) -> Number:
+    """``x ** k``; for a tensor, element by element in Python floats, so that a tensor of
+    hyperparameters gives exactly what each value gives as a float (torch's pow takes
+    other routes, e.g. rsqrt for -0.5, that differ in the last bit)."""
+    if isinstance(x, Tensor):
+        out = x.detach().to("cpu", torch.float64, copy=True).apply_(lambda b: b**k)
+        return out.to(device=x.device, dtype=x.dtype)
+    return x**k
 
 
 def adam(
