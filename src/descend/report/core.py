@@ -1,0 +1,345 @@
+"""The tour's machinery: :class:`Section`, :class:`TourResult`, the topic registry and :func:`tour`.
+
+A *topic* is a function ``fn(ctx) -> Finding`` registered with :func:`topic`
+together with what it tests: an id, a title, the notes it cites, the
+claim (in English) and a short quote of the note. :func:`tour` runs every
+registered topic in the notes' order, times it, turns its
+:class:`Finding` into a :class:`Section` and writes the page.
+
+**Verdicts** are computed from the run's numbers, each topic by its own
+rule (stated in ``Finding.rule`` and on the page): ``"held"``, ``"did not
+hold"`` or ``"depends"`` (the claim held in part, or only under some of the
+conditions measured). A topic that raises gets the verdict ``"did not
+hold"`` only if its measurement says so; an exception is reported as an
+error section (verdict ``"depends"``, the error in its text) so one broken
+topic never takes the page down with it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import platform
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+HELD = "held"
+NOT_HELD = "did not hold"
+DEPENDS = "depends"
+VERDICTS = (HELD, NOT_HELD, DEPENDS)
+
+Number = float | int | str
+
+
+def judge(held: bool, partly: bool = False) -> str:
+    """``"held"`` if ``held``, else ``"depends"`` if ``partly``, else ``"did not hold"``."""
+    if held:
+        return HELD
+    return DEPENDS if partly else NOT_HELD
+
+
+@dataclass
+class Finding:
+    """What a topic function returns: its measurement and what it makes of it.
+
+    Attributes:
+        verdict: one of :data:`VERDICTS`, computed from ``numbers`` by ``rule``.
+        rule: the verdict rule in one or two sentences.
+        summary: what happened in this run, with the numbers that decided the verdict.
+        setup: what was run (problem, optimizers, budgets).
+        numbers: the measured values (finite floats, ints or strings).
+        figure: PNG bytes of the main figure; ``extra_figures`` more PNGs.
+        caption: one line under the figure.
+    """
+
+    verdict: str
+    rule: str
+    summary: str
+    setup: str
+    numbers: dict[str, Number]
+    figure: bytes
+    caption: str = ""
+    extra_figures: list[bytes] = field(default_factory=list)
+
+
+@dataclass
+class Section:
+    """One topic of the tour, run and judged.
+
+    Attributes:
+        id: short identifier (the HTML anchor), e.g. ``"momentum"``.
+        title: heading.
+        note: the seed notes cited, e.g. ``"000, 002"``.
+        claim: the notes' claim in English; ``quote``: a short quote of the note itself.
+        verdict: ``"held"``, ``"did not hold"`` or ``"depends"``; ``rule``: how it was decided.
+        summary, setup, caption: texts of the page.
+        numbers: the run's numbers (finite floats, ints or strings).
+        figure: PNG bytes; ``extra_figures``: more PNGs.
+        seconds: wall time of the topic (experiment and figures).
+        error: the traceback if the topic failed (then ``figure`` is a placeholder).
+    """
+
+    id: str
+    title: str
+    note: str
+    claim: str
+    quote: str
+    verdict: str
+    rule: str
+    summary: str
+    setup: str
+    numbers: dict[str, Number]
+    figure: bytes
+    seconds: float
+    caption: str = ""
+    extra_figures: list[bytes] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def figures(self) -> list[bytes]:
+        """Every figure of the section, the main one first."""
+        return [self.figure, *self.extra_figures]
+
+
+@dataclass
+class TourResult:
+    """A finished tour: where the page is, every section, and the run's facts."""
+
+    path: Path
+    sections: list[Section]
+    seconds: float
+    started: str
+    machine: dict[str, str]
+    quick: bool
+    seed: int
+
+    def verdicts(self) -> dict[str, str]:
+        """``{section id: verdict}`` in page order."""
+        return {s.id: s.verdict for s in self.sections}
+
+    def section(self, id: str) -> Section:
+        """The section with this id."""
+        for s in self.sections:
+            if s.id == id:
+                return s
+        raise KeyError(f"no section {id!r}; sections: {', '.join(s.id for s in self.sections)}")
+
+
+@dataclass
+class Context:
+    """What a topic function gets: the mode, the seed, shared data and the sections run so far."""
+
+    quick: bool
+    seed: int
+    dpi: int
+    done: dict[str, Section] = field(default_factory=dict)
+    _cache: dict[Any, Any] = field(default_factory=dict)
+
+    def pick(self, full: Any, quick: Any) -> Any:
+        """``quick`` in quick mode, ``full`` otherwise."""
+        return quick if self.quick else full
+
+    def generator(self, k: int = 0) -> torch.Generator:
+        """A CPU generator seeded from the tour's seed and ``k``."""
+        return torch.Generator().manual_seed(int(self.seed) * 7919 + int(k))
+
+    def cached(self, key: Any, make: Callable[[], Any]) -> Any:
+        """``make()`` once per tour for ``key`` (data sets loaded once)."""
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A registered topic: metadata and the function that measures it."""
+
+    id: str
+    title: str
+    note: str
+    claim: str
+    quote: str
+    fn: Callable[[Context], Finding]
+
+
+TOPICS: list[Topic] = []
+
+# Page order: the order of the notes' topics (the issue's list).
+ORDER = (
+    "gradient", "learning_rate", "batch", "momentum", "nesterov", "adagrad", "adam", "newton", "saddle",
+    "minima", "scaling", "mse_vs_ce", "batchnorm", "l2", "schedules", "linear_scaling", "adam_then_sgd",
+    "parts", "choose",
+)
+
+
+def topic(id: str, title: str, *, note: str, claim: str, quote: str) -> Callable[[Callable[[Context], Finding]],
+                                                                              Callable[[Context], Finding]]:
+    """Register ``fn(ctx) -> Finding`` as the topic ``id`` (registration order is page order)."""
+
+    def wrap(fn: Callable[[Context], Finding]) -> Callable[[Context], Finding]:
+        if any(t.id == id for t in TOPICS):
+            raise ValueError(f"topic {id!r} is registered twice")
+        TOPICS.append(Topic(id, title, note, claim, quote, fn))
+        return fn
+
+    return wrap
+
+
+def topic_ids() -> list[str]:
+    """The ids of every topic, in page order."""
+    _load_topics()
+    return [t.id for t in TOPICS]
+
+
+def _load_topics() -> None:
+    from . import topics_data, topics_paths, topics_practice  # noqa: F401  (registration)
+
+    rank = {id: i for i, id in enumerate(ORDER)}
+    TOPICS.sort(key=lambda t: rank.get(t.id, len(ORDER)))
+
+
+def machine_facts(threads: int) -> dict[str, str]:
+    """Facts about this machine and software for the page's header."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    import matplotlib
+
+    return {
+        "torch": torch.__version__,
+        "threads": f"{threads} torch thread(s) of {os.cpu_count()} CPU(s)",
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "matplotlib": matplotlib.__version__,
+        "platform": platform.platform(terse=True),
+    }
+
+
+def _clean_numbers(numbers: dict[str, Any]) -> dict[str, Number]:
+    """Finite floats, ints and strings only: anything else becomes its text."""
+    out: dict[str, Number] = {}
+    for k, v in numbers.items():
+        if isinstance(v, bool):
+            out[str(k)] = "yes" if v else "no"
+        elif isinstance(v, int | np.integer):
+            out[str(k)] = int(v)
+        elif isinstance(v, float | np.floating):
+            out[str(k)] = float(v) if math.isfinite(float(v)) else ("diverged" if math.isnan(v) else str(float(v)))
+        else:
+            out[str(k)] = str(v)
+    return out
+
+
+def _error_section(t: Topic, err: BaseException, seconds: float, dpi: int) -> Section:
+    from ..plots.tour import Panel, panels_figure, png
+
+    fig = panels_figure([Panel(title=f"{t.title}: the experiment failed", legend=None,
+                               note=f"{type(err).__name__}: {err}"[:120])], width=7, height=2.5)
+    return Section(
+        id=t.id, title=t.title, note=t.note, claim=t.claim, quote=t.quote, verdict=DEPENDS,
+        rule="no verdict: the experiment raised an error", summary=f"The experiment failed: {err!r}",
+        setup="", numbers={"error": type(err).__name__}, figure=png(fig, dpi), seconds=seconds,
+        error="".join(traceback.format_exception(err)),
+    )
+
+
+def run_topics(
+    ctx: Context,
+    only: Sequence[str] | None = None,
+    progress: Callable[[str, int, int, Topic, Section | None], None] | None = None,
+) -> list[Section]:
+    """Run the registered topics (all, or the ids in ``only``, in page order) and return their sections.
+
+    ``progress(event, index, total, topic, section)`` is called with ``"start"`` before and
+    ``"done"`` after each topic.
+    """
+    _load_topics()
+    chosen = TOPICS if only is None else [t for t in TOPICS if t.id in set(only)]
+    if only is not None:
+        unknown = sorted(set(only) - {t.id for t in TOPICS})
+        if unknown:
+            raise ValueError(f"unknown topic(s) {', '.join(unknown)}; topics: {', '.join(t.id for t in TOPICS)}")
+    sections: list[Section] = []
+    for i, t in enumerate(chosen):
+        if progress:
+            progress("start", i, len(chosen), t, None)
+        torch.manual_seed(ctx.seed)
+        np.random.seed(ctx.seed)
+        t0 = time.perf_counter()
+        try:
+            f = t.fn(ctx)
+            if f.verdict not in VERDICTS:
+                raise ValueError(f"topic {t.id!r} returned verdict {f.verdict!r}, not one of {VERDICTS}")
+            sec = Section(
+                id=t.id, title=t.title, note=t.note, claim=t.claim, quote=t.quote, verdict=f.verdict,
+                rule=f.rule, summary=f.summary, setup=f.setup, numbers=_clean_numbers(f.numbers),
+                figure=f.figure, seconds=time.perf_counter() - t0, caption=f.caption,
+                extra_figures=list(f.extra_figures),
+            )
+        except Exception as err:  # one failing topic must not take the page down
+            sec = _error_section(t, err, time.perf_counter() - t0, ctx.dpi)
+        ctx.done[t.id] = sec
+        sections.append(sec)
+        if progress:
+            progress("done", i, len(chosen), t, sec)
+    return sections
+
+
+def tour(
+    out: str | Path = "runs/tour",
+    quick: bool = False,
+    seed: int = 0,
+    *,
+    only: Sequence[str] | None = None,
+    threads: int | None = 1,
+    progress: Callable[[str, int, int, Topic, Section | None], None] | None = None,
+) -> TourResult:
+    """Run every topic of the notes live and write ``out/index.html``; see the package docstring.
+
+    Args:
+        out: folder of the page (created).
+        quick: shrink step budgets and epochs (the whole tour in about half a minute).
+        seed: seeds the models, the data orders and the random starts.
+        only: run only these topic ids (the page then has only those sections).
+        threads: torch threads during the tour (1: the small problems of the tour run fastest on one
+            thread and their timings do not depend on the load of other cores); None keeps the setting.
+        progress: called as ``progress(event, index, total, topic, section)``, event ``"start"``/``"done"``.
+    """
+    from .page import write_page
+
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    out = Path(out)
+    started = _dt.datetime.now().astimezone()
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    t0 = time.perf_counter()
+    try:
+        ctx = Context(quick=bool(quick), seed=seed, dpi=80 if quick else 96)
+        sections = run_topics(ctx, only, progress)
+        facts = machine_facts(torch.get_num_threads())
+    finally:
+        torch.set_num_threads(before)
+    seconds = time.perf_counter() - t0
+    result = TourResult(
+        path=out / "index.html", sections=sections, seconds=seconds,
+        started=started.strftime("%Y-%m-%d %H:%M:%S %Z"), machine=facts, quick=bool(quick), seed=seed,
+    )
+    write_page(result)
+    return result

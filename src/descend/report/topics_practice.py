@@ -1,0 +1,1 @@
+"""Tour topics on practice (placeholder)."""
