@@ -21,6 +21,7 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -29,6 +30,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from ..lab.race import RACE_NOTE
 from ..landscapes import Landscape
@@ -103,6 +105,7 @@ class Panel:
         xlog, ylog: logarithmic axes (``"symlog"`` for an x axis that starts at 0).
         hlines, vlines: ``(value, label)`` reference lines (grey, dotted, labelled).
         ylim, xlim: fixed limits.
+        xticks: put the x ticks exactly at these values (e.g. the batch sizes tried).
         legend: legend location, ``"outside"`` (right of the axes) or None for no legend.
         note: a small text in the lower left corner of the axes.
     """
@@ -120,6 +123,7 @@ class Panel:
     xlim: tuple[float, float] | None = None
     legend: str | None = "best"
     note: str | None = None
+    xticks: Sequence[float] | None = None
 
 
 def _finite(x: np.ndarray, y: np.ndarray, ylog: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -129,8 +133,23 @@ def _finite(x: np.ndarray, y: np.ndarray, ylog: bool) -> tuple[np.ndarray, np.nd
     return x[ok], y[ok]
 
 
+def _plain(v: float, _pos: Any = None) -> str:
+    return f"{v:g}"
+
+
+def _tidy_log(ax: Axes, which: str, lo: float, hi: float) -> None:
+    """On a log axis spanning less than three decades, label 1-2-5 ticks as plain numbers."""
+    if not (lo > 0 and hi > lo) or hi / lo >= 1e3:
+        return
+    axis = ax.yaxis if which == "y" else ax.xaxis
+    axis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(_plain))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def _draw_lines(ax: Axes, panel: Panel) -> None:
     ys_all: list[np.ndarray] = []
+    xs_all: list[np.ndarray] = []
     for i, s in enumerate(panel.series):
         x = np.asarray(s.x, dtype=np.float64)
         y = np.asarray(s.y, dtype=np.float64)
@@ -140,6 +159,7 @@ def _draw_lines(ax: Axes, panel: Panel) -> None:
             ax.plot([], [], color=c, linestyle=s.style, label=s.label)
             continue
         ys_all.append(y)
+        xs_all.append(x)
         ax.plot(x, y, color=c, linestyle=s.style, marker=s.marker, markersize=4, linewidth=s.width,
                 label=s.label, drawstyle="steps-post" if s.steps else "default", alpha=s.alpha)
         if s.end_marker:
@@ -155,6 +175,14 @@ def _draw_lines(ax: Axes, panel: Panel) -> None:
         lo, hi = float(y.min()), float(y.max())
         if hi / max(lo, 1e-300) > 1e12:  # keep twelve decades: a run at 1e-30 would squash the rest
             ax.set_ylim(hi * 1e-12, hi * 3)
+        _tidy_log(ax, "y", lo, hi)
+    if panel.xlog is True and xs_all and panel.xticks is None:
+        x = np.concatenate(xs_all)
+        _tidy_log(ax, "x", float(x.min()), float(x.max()))
+    if panel.xticks is not None:
+        ax.set_xticks(list(panel.xticks), [_plain(v) for v in panel.xticks])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.minorticks_off()
 
 
 def _draw_bars(ax: Axes, bars: Bars) -> None:
@@ -187,11 +215,11 @@ def _references(ax: Axes, panel: Panel) -> None:
     for value, text in panel.hlines:
         ax.axhline(value, color="grey", linestyle=":", linewidth=1.1)
         ax.text(0.99, value, text, transform=ax.get_yaxis_transform(), ha="right", va="bottom", fontsize=7,
-                color="dimgrey")
+                color="dimgrey", bbox={"fc": "white", "alpha": 0.8, "lw": 0, "pad": 1.0})
     for value, text in panel.vlines:
         ax.axvline(value, color="grey", linestyle=":", linewidth=1.1)
-        ax.text(value, 0.99, " " + text, transform=ax.get_xaxis_transform(), ha="left", va="top", fontsize=7,
-                color="dimgrey", rotation=90)
+        ax.text(value, 0.99, text, transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=7,
+                color="dimgrey", rotation=90, bbox={"fc": "white", "alpha": 0.8, "lw": 0, "pad": 1.0})
 
 
 def panels_figure(

@@ -135,12 +135,17 @@ class TourResult:
 
 @dataclass
 class Context:
-    """What a topic function gets: the mode, the seed, shared data and the sections run so far."""
+    """What a topic function gets: the mode, the seed, shared data and the sections run so far.
+
+    ``facts[id]`` holds what a topic leaves for later topics (the last topic sets the notes'
+    practical advice against what the earlier ones measured).
+    """
 
     quick: bool
     seed: int
     dpi: int
     done: dict[str, Section] = field(default_factory=dict)
+    facts: dict[str, dict[str, Any]] = field(default_factory=dict)
     _cache: dict[Any, Any] = field(default_factory=dict)
 
     def pick(self, full: Any, quick: Any) -> Any:

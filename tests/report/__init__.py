@@ -1,0 +1,1 @@
+"""Tests of descend.report (the tour) and its command."""

@@ -1,0 +1,111 @@
+"""The page writer (escaping, atomic writes), failing topics, and `descend tour` through register(app)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from descend.plots.tour import Panel, panels_figure, png
+from descend.report import core, tour
+from descend.report.cli import register
+from descend.report.core import DEPENDS, HELD, NOT_HELD, Section, TourResult, judge
+from descend.report.page import render, write_page
+
+
+def make_app() -> typer.Typer:
+    app = typer.Typer()
+
+    @app.callback()
+    def main() -> None:
+        """descend"""
+
+    register(app)  # the one line the main CLI uses
+    return app
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(make_app(), list(args), env={"COLUMNS": "200"})
+
+
+def fake_result(path: Path, claim: str = "a claim") -> TourResult:
+    fig = png(panels_figure([Panel("t")], width=3, height=2), 50)
+    s = Section(id="x", title="X", note="003", claim=claim, quote="인용", verdict=HELD, rule="r", summary="s",
+                setup="u", numbers={"a": 1.5, "b": 2, "c": "text"}, figure=fig, seconds=0.1)
+    return TourResult(path=path, sections=[s], seconds=0.2, started="today", machine={"torch": "t"},
+                      quick=True, seed=0)
+
+
+def test_judge():
+    assert judge(True) == HELD
+    assert judge(False, partly=True) == DEPENDS
+    assert judge(False) == NOT_HELD
+
+
+def test_page_escapes_text(tmp_path):
+    page = render(fake_result(tmp_path / "index.html", claim='<script>alert("x")</script> & more'))
+    assert "<script>" not in page
+    assert "&lt;script&gt;" in page and "&amp; more" in page
+    assert 'lang="ko">“인용”' in page
+
+
+def test_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "index.html"
+    write_page(fake_result(path))
+    first = path.read_text(encoding="utf-8")
+
+    def boom(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        write_page(fake_result(path, claim="a second claim"))
+    assert path.read_text(encoding="utf-8") == first  # the old page is intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.html"]  # and no temp file is left
+
+
+def test_a_failing_topic_becomes_an_error_section_and_the_page_is_still_written(tmp_path, monkeypatch):
+    core._load_topics()
+    i = next(i for i, t in enumerate(core.TOPICS) if t.id == "gradient")
+
+    def broken(ctx):
+        raise RuntimeError("experiment broke")
+
+    topics = list(core.TOPICS)
+    topics[i] = core.Topic(**{**topics[i].__dict__, "fn": broken})
+    monkeypatch.setattr(core, "TOPICS", topics)
+    result = tour(tmp_path, quick=True, only=["gradient"])
+    s = result.section("gradient")
+    assert s.error and "experiment broke" in s.error
+    assert "experiment broke" in result.path.read_text(encoding="utf-8")
+    r = invoke("tour", "--quick", "--out", str(tmp_path / "cli"), "--only", "gradient")
+    assert r.exit_code == 1 and "failed with an error" in r.output
+
+
+def test_cli_writes_the_page_and_prints_where_it_is(tmp_path):
+    out = tmp_path / "tour"
+    r = invoke("tour", "--quick", "--out", str(out), "--only", "gradient,momentum")
+    assert r.exit_code == 0, r.output
+    page = out / "index.html"
+    assert page.exists()
+    text = page.read_text(encoding="utf-8")
+    assert '<section id="gradient">' in text and '<section id="momentum">' in text
+    assert '<section id="newton">' not in text
+    assert f"open {page}" in r.output
+    assert "held" in r.output and "The gradient and note 003's worked example" in r.output
+
+
+def test_cli_rejects_unknown_topics(tmp_path):
+    r = invoke("tour", "--quick", "--out", str(tmp_path), "--only", "nope")
+    assert r.exit_code != 0
+    assert "unknown topic" in r.output
+
+
+def test_cli_help_lists_options():
+    r = invoke("tour", "--help")
+    assert r.exit_code == 0
+    for opt in ("--quick", "--out", "--seed", "--only"):
+        assert opt in r.output
