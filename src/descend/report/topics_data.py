@@ -242,8 +242,9 @@ def scaling(ctx: Context) -> Finding:
         "standardized features reach a lower training loss than the raw ones, and standardizing lowers the "
         "condition number of the loss's Hessian at the start; depends if only one holds.",
         summary=f"The raw features span ranges {r['range']:.0f}x apart; the Hessian's condition number was "
-        f"{r['kappa']:.2e} raw and {s['kappa']:.2e} standardized. Raw, the best lr was {lrs[r['best']]:.2g} (any "
-        f"larger overshoots along the large features) and after {steps} steps the loss was "
+        f"{r['kappa']:.2e} raw and {s['kappa']:.2e} standardized. Raw, the best lr was {lrs[r['best']]:.2g}"
+        f"{' (any larger one overshoots along the large features)' if r['best'] < len(lrs) - 1 else ''} and after "
+        f"{steps} steps the loss was "
         f"{r['finals'][r['best']]:.3f}; standardized, lr {lrs[s['best']]:.2g} reached {s['finals'][s['best']]:.3f}"
         f". Loss {target:g} was reached in {shown(hit['standardized'], steps)} steps standardized and in "
         f"{shown(hit['raw features'], steps)} raw.",
@@ -342,6 +343,9 @@ def mse_vs_ce(ctx: Context) -> Finding:
     for name, v in res.items():
         vals = v["loss_rows"](line).detach().numpy()
         slices[name] = (vals - vals[-1]) / max(vals[0] - vals[-1], 1e-12)
+    slow_start = bool(slices["MSE on probabilities"][25] > slices["cross-entropy"][25])
+    ms_share = ms["solved"].mean(1)
+    still_rising = bool(ms_share[-1] > ms_share[len(ms_share) // 2])
     fig = panels_figure([
         Panel(f"share of {n_init} saturated random starts with ≥ 95% training accuracy", "step",
               "share of starts solved",
@@ -372,13 +376,16 @@ def mse_vs_ce(ctx: Context) -> Finding:
         "steps (median); did not hold otherwise.",
         summary=f"From {n_init} large random weight vectors (std {scale:g}: most examples start confidently "
         f"wrong or right), cross-entropy solved {s_ce:.0%} within {steps} steps and MSE {s_ms:.0%}. "
-        + (f"The stuck MSE runs were not at a minimum of accuracy but on a flat stretch: their median gradient "
-           f"norm was {stuck_g:.1e}. " if stuck.any() else "")
+        + (f"The MSE runs still below 95% sat on flat ground: their median gradient norm was {stuck_g:.1e} "
+           f"(solved cross-entropy runs: {solved_g:.1e}). " if stuck.any() else "")
         + f"At the same starts MSE's gradient was {g_ratio:.2g}x the size of cross-entropy's (median): with a "
         "sigmoid, MSE's gradient carries the factor p(1 − p), which vanishes on confidently wrong examples, "
-        "while cross-entropy's is p − y. Along the line from the worst MSE start to a solution MSE falls slowly "
-        "at first where cross-entropy drops at once. In this run the traps were flat stretches more than true "
-        "local minima, but the effect the note warns of, getting stuck, is the same.",
+        "while cross-entropy's is p − y."
+        + (" Along the line from the worst MSE start to a solution, MSE falls more slowly at first than "
+           "cross-entropy." if slow_start else "")
+        + (" The share of MSE runs solved was still rising at the end: these traps are flat stretches that "
+           "MSE crawls across rather than true local minima, but the effect the note warns of, getting stuck, is "
+           "the same." if still_rising else ""),
         setup=f"breast_cancer (standardized, float64, {ds.n_train} training examples), logistic regression; "
         f"{n_init} starts with weights ~ N(0, {scale:g}²) shared by both losses; full-batch GD "
         f"(descend.optim.SGD) with lr in {lrs}, every (start, lr) pair a row of one tensor; {steps} steps; MSE is "
@@ -569,7 +576,8 @@ def l2(ctx: Context) -> Finding:
         f"and the steps from {shown(hits[0], steps)} to {shown(hits[-1], steps)}: a rounder bowl that gradient "
         f"descent crosses quickly. The penalty changes the problem too: validation MSE was {val_mse[0]:.0f} "
         f"without it, best ({val_mse[best_val]:.0f}) at λ = {lams[best_val]:g} and {val_mse[-1]:.0f} at "
-        f"λ = {lams[-1]:g}, so a smoother surface is not free. (L1's feature selection was not measured here.)",
+        f"λ = {lams[-1]:g}" + (", so a smoother surface is not free." if val_mse[-1] > val_mse[best_val] else ".")
+        + " (L1's feature selection was not measured here.)",
         setup=f"diabetes (standardized features, target centred on its training mean, float64, {n} training "
         f"examples), linear regression with bias; full-batch GD (descend.optim.SGD with weight_decay = λ, i.e. "
         f"the gradient of λ/2·|w|²) at lr 1/L, L = largest Hessian eigenvalue + λ, for λ in {lams} as rows of "

@@ -121,8 +121,8 @@ def gradient(ctx: Context) -> Finding:
         "with lr 0.01 lands on (0.94, 0.97) to 1e-12, the steepest descending direction found by scanning "
         "all directions is the negative gradient (to 0.25°), and the first-order prediction of the loss "
         "after the step is within 10% at lr 0.01 but not at lr 0.1.",
-        summary=f"descend's SGD moved (1, 1) to ({new[0]:.17g}, {new[1]:.17g})"
-        f"{' — bit for bit the floats 0.94 and 0.97' if exact else f', {step_err:.1e} from (0.94, 0.97)'}. "
+        summary=f"descend's SGD moved (1, 1) to ({float(new[0])!r}, {float(new[1])!r})"
+        f"{': bit for bit the doubles nearest to 0.94 and 0.97' if exact else f', {step_err:.1e} from (0.94, 0.97)'}. "
         f"The gradient was ({g[0]:g}, {g[1]:g}); the steepest way down points at {steepest:.2f}°, "
         f"the negative gradient at {expected:.2f}°. The first-order prediction of the decrease is off by "
         f"{e_small:.1%} at lr 0.01 and by {e_large:.0%} at lr 0.1: small steps are what make the gradient's "
@@ -254,8 +254,9 @@ def momentum(ctx: Context) -> Finding:
         + (f", {ratio:.1f}x fewer" if faster and math.isfinite(ratio) else "")
         + f". In the first {n} steps GD reversed its move across the valley on {reversals(gd):.0%} of the steps "
         f"(the zig-zag), momentum on {reversals(mom):.0%}; along the valley GD covered {travel(gd, 0):.2f} and "
-        f"momentum {travel(mom, 0):.2f}. Momentum still swings across the valley ({travel(mom, 1):.2f} against "
-        f"GD's {travel(gd, 1):.2f} in total), but in slow arcs rather than every step.",
+        f"momentum {travel(mom, 0):.2f}. In total momentum moved {travel(mom, 1):.2f} across the valley and GD "
+        f"{travel(gd, 1):.2f}"
+        + (": momentum still swings, but in slow arcs rather than back and forth at every step." if calmer else "."),
         setup=f"bowl(kappa={kappa:g}): f = (x² + {kappa:g}·y²)/2 from (−2.5, 1); lab.race(fair=True) over "
         f"{len(grid)} learning rates from 1e-4 to 1 for descend.optim.SGD and Momentum(beta=0.9, heavy ball); "
         f"tolerance 1e-6, {steps} steps at most.",
@@ -323,7 +324,7 @@ def nesterov(ctx: Context) -> Finding:
         summary=f"Momentum overshot at {len(meaningful)} of {len(betas)} β values; Nesterov swung less far at "
         f"{len(better)} of them. At β = 0.95 momentum swung to x = {over['momentum'][hi]:.2f}, Nesterov to "
         f"{over['nesterov'][hi]:.2f}, and they needed {stp['momentum'][hi]} and {stp['nesterov'][hi]} steps "
-        f"to 1e-6. At β = 0.99 the gap widens: {stp['momentum'][-1]} against {stp['nesterov'][-1]} steps.",
+        f"to 1e-6; at β = 0.99, {stp['momentum'][-1]} and {stp['nesterov'][-1]}.",
         setup=f"bowl(kappa=10) from (−2.5, 1); descend.optim.Momentum and Nesterov (heavy ball, look-ahead stored "
         f"in the parameter), lr {lr:g}, β in {betas}, one lab.run_many per optimizer (a row per β), "
         f"tolerance 1e-6, {steps} steps at most.",
@@ -409,12 +410,17 @@ def adagrad(ctx: Context) -> Finding:
         "while RMSprop's ends above its first value (its average forgets the large early gradients). Held if the mechanism holds and Adagrad "
         "ends with a larger f − f* than RMSprop at every lr; depends if it is slower only at some lrs; did not "
         "hold if the mechanism fails.",
-        summary=f"Adagrad's effective lr only shrank (to {', '.join(f'{s:.2g}x' for s in shrink)} of its first value), "
-        f"RMSprop's ended at {', '.join(f'{s:.3g}x' for s in rms_end)} of its first value (it grows as the gradients "
-        f"shrink near the minimum). Adagrad was behind RMSprop at {len(slower)} of {len(lrs)} learning rates: "
-        f"at lr {lrs[0]:g} it stalled at f − f* = {gap_a[-1, 0]:.2e} against {gap_r[-1, 0]:.2e}; at lr {lrs[-1]:g} "
-        f"Adagrad reached {gap_a[-1, -1]:.2e} while RMSprop, whose step stays about lr, hovered at {gap_r[-1, -1]:.2e}. "
-        "The shrinking is as the notes say; whether it hurts depends on the learning rate.",
+        summary=f"Adagrad's effective lr {'only shrank' if monotone else 'did not only shrink'} (it ended at "
+        f"{', '.join(f'{s:.2g}x' for s in shrink)} of its first value at lr {', '.join(f'{lr:g}' for lr in lrs)}); "
+        f"RMSprop's ended at {', '.join(f'{s:.3g}x' for s in rms_end)} of its first value"
+        + (" (its average forgets the large early gradients, so the step grows again as they shrink)" if
+           bool(np.all(rms_end > 1.0)) else "")
+        + ". Final f − f*, Adagrad against RMSprop: "
+        + "; ".join(f"lr {lr:g}: {gap_a[-1, i]:.2e} against {gap_r[-1, i]:.2e}" for i, lr in enumerate(lrs))
+        + f". Adagrad was behind at {len(slower)} of {len(lrs)} learning rates"
+        + (": the shrinking is as the notes say, but whether it hurts depends on the learning rate (with a large "
+           "lr Adagrad's decay is a virtue, and RMSprop's steady step of about lr keeps it hovering)."
+           if 0 < len(slower) < len(lrs) else "."),
         setup=f"bowl(kappa=10) from (−2.5, 1); descend.optim.Adagrad and RMSprop (β 0.9, ε 1e-8 inside the root) "
         f"at lr {lrs}, each as one (3, 2) tensor of rows; {steps} steps; effective lr read from the optimizers' "
         "state (G and S).",
@@ -444,7 +450,7 @@ def adam(ctx: Context) -> Finding:
     steps = ctx.pick(2500, 1200)
     entries = [("momentum", {"beta": 0.9}), ("rmsprop", {}), ("adam", {})]
     races = {
-        "rosenbrock": lab.race("rosenbrock", entries, steps=steps, tol=1e-6, fair=True, lr_grid=grid),
+        "Rosenbrock": lab.race("rosenbrock", entries, steps=steps, tol=1e-6, fair=True, lr_grid=grid),
         "rotated bowl": lab.race(landscapes.bowl(kappa=100.0, angle=math.radians(30)), entries, steps=steps,
                                  tol=1e-6, fair=True, lr_grid=grid),
     }
@@ -459,11 +465,11 @@ def adam(ctx: Context) -> Finding:
         for run in race.runs:
             numbers[f"{name}: {run.optimizer} steps to 1e-6 (best lr)"] = (
                 f"{shown(run.steps_to_tol, steps)} (lr {run.hyper['lr']:.3g})")
-        lines.append(f"on the {name} Adam took {shown(ad.steps_to_tol, steps)} steps against momentum's "
+        lines.append(f"on {'the ' if name == 'rotated bowl' else ''}{name} Adam took {shown(ad.steps_to_tol, steps)} steps against momentum's "
                      f"{shown(m.steps_to_tol, steps)} and RMSprop's {shown(rm.steps_to_tol, steps)}")
     same = identity <= 1e-12
     verdict = judge(same and wins == len(races), partly=same)
-    fig = race_figure(_in_view(races["rosenbrock"]), title=f"Rosenbrock: momentum, RMSprop and Adam, each at its best lr of {len(grid)}")
+    fig = race_figure(_in_view(races["Rosenbrock"]), title=f"Rosenbrock: momentum, RMSprop and Adam, each at its best lr of {len(grid)}")
     fig2 = race_figure(_in_view(races["rotated bowl"]), title=f"Bowl (κ = 100, rotated 30°): the same three, best lr of {len(grid)}")
     return Finding(
         verdict=verdict,
@@ -473,8 +479,9 @@ def adam(ctx: Context) -> Finding:
         "momentum and RMSprop. Held if both parts hold; depends if only the structure does.",
         summary=f"With its momentum switched off Adam retraced RMSprop to {identity:.1e}: the RMSprop half is "
         f"exactly RMSprop. In the races {'; '.join(lines)}. Adam was the fastest on {wins} of {len(races)} "
-        "landscapes: it combines the two rules, but on these 2-D problems combining them did not always beat "
-        "the better parent.",
+        "landscapes"
+        + (": it combines the two rules, but on these 2-D problems combining them did not always beat the better "
+           "parent." if wins < len(races) else ": combining the two rules beat both parents here."),
         setup=f"Structure: lab.minimize on Rosenbrock, {steps_id} steps, Adam(lr 0.01, β1 0, β2 0.9, eps_mode "
         f"'inside', bias_correction False) against RMSprop(lr 0.01, β 0.9). Speed: lab.race(fair=True) over "
         f"{len(grid)} lrs from 1e-4 to 1, {steps} steps, tolerance 1e-6; Momentum β 0.9, RMSprop β 0.9, Adam "
