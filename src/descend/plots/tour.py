@@ -30,7 +30,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from ..lab.race import RACE_NOTE
 from ..landscapes import Landscape
@@ -106,6 +106,7 @@ class Panel:
         hlines, vlines: ``(value, label)`` reference lines (grey, dotted, labelled).
         ylim, xlim: fixed limits.
         xticks: put the x ticks exactly at these values (e.g. the batch sizes tried).
+        integer_x: x ticks on whole numbers only (epochs).
         legend: legend location, ``"outside"`` (right of the axes) or None for no legend.
         note: a small text in the lower left corner of the axes.
     """
@@ -124,6 +125,7 @@ class Panel:
     legend: str | None = "best"
     note: str | None = None
     xticks: Sequence[float] | None = None
+    integer_x: bool = False
 
 
 def _finite(x: np.ndarray, y: np.ndarray, ylog: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -179,6 +181,8 @@ def _draw_lines(ax: Axes, panel: Panel) -> None:
     if panel.xlog is True and xs_all and panel.xticks is None:
         x = np.concatenate(xs_all)
         _tidy_log(ax, "x", float(x.min()), float(x.max()))
+    if panel.integer_x:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if panel.xticks is not None:
         ax.set_xticks(list(panel.xticks), [_plain(v) for v in panel.xticks])
         ax.xaxis.set_minor_formatter(NullFormatter())

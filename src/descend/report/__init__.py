@@ -1,4 +1,30 @@
-"""descend.report: the tour of the notes (``descend tour``)."""
+r"""The tour: every claim of the seed notes, measured live and judged, on one self-contained page.
+
+::
+
+    from descend.report import tour
+    result = tour("runs/tour", quick=False, seed=0)    # writes runs/tour/index.html
+    result.path, result.seconds
+    {s.id: s.verdict for s in result.sections}         # "held" / "did not hold" / "depends"
+    result.section("momentum").numbers                 # the numbers that decided it
+
+or from the shell: ``descend tour [--quick] [--out DIR] [--seed N] [--only id,id]``.
+
+Each topic (:func:`topic_ids`, in the notes' order) is a small function that
+runs its experiment with descend's own optimizers, schedules, lab and
+trainer, draws its figure (:mod:`descend.plots.tour` and the lab's plots),
+states the note's claim with a short quote, and computes its verdict from the
+numbers by a rule it states. :class:`TourResult` holds the page's path and one
+:class:`Section` per topic (``id``, ``title``, ``note``, ``claim``,
+``verdict``, ``numbers``, ``figure`` as PNG bytes, ``seconds``, ...).
+
+The page (:mod:`descend.report.page`) embeds every figure as base64 PNG with
+inline CSS and no external reference, and is written atomically. The tour runs
+with one torch thread (restored afterwards): its problems are small, and
+timings then do not depend on what else runs on the machine. ``quick=True``
+shrinks step budgets and epochs (about 20 s on a 2-core machine); the full
+tour takes well under a minute there.
+"""
 
 from .core import (
     DEPENDS,

@@ -9,10 +9,11 @@ registered topic in the notes' order, times it, turns its
 **Verdicts** are computed from the run's numbers, each topic by its own
 rule (stated in ``Finding.rule`` and on the page): ``"held"``, ``"did not
 hold"`` or ``"depends"`` (the claim held in part, or only under some of the
-conditions measured). A topic that raises gets the verdict ``"did not
-hold"`` only if its measurement says so; an exception is reported as an
-error section (verdict ``"depends"``, the error in its text) so one broken
-topic never takes the page down with it.
+conditions measured). No verdict is written by hand. A topic that raises
+becomes an error section (``Section.error`` holds the traceback, the page
+shows it, the verdict is ``"depends"`` and the rule says that no verdict
+was reached), so one broken topic never takes the page down with it;
+``descend tour`` then exits with status 1.
 """
 
 from __future__ import annotations

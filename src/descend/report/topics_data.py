@@ -97,6 +97,7 @@ def _at(curve: np.ndarray, col: int, value: float) -> float:
     quote="full-batch로 epoch마다 weight를 수정하지 않고 빠르게 mini-batch로 weight를 수정하면서 학습하기 위해서",
 )
 def batch(ctx: Context) -> Finding:
+    """Topic ``batch``: run the experiment, draw the figure, judge the claim (see the decorator)."""
     ds = _digits(ctx)
     X, y = ds.train
     budget = ctx.pick(0.4, 0.1)
@@ -116,7 +117,8 @@ def batch(ctx: Context) -> Finding:
     table: dict[str, float | int | str] = {}
     for name, rs in runs.items():
         ok = [(lr, r) for lr, r in rs if finite(r)]
-        lr_e, r_e = min(ok, key=lambda p: _at(p[1]["curve"], 1, e_star))
+        # ties (full-batch GD before its first full step) go to the lr that ended lowest
+        lr_e, r_e = min(ok, key=lambda p: (_at(p[1]["curve"], 1, e_star), float(p[1]["curve"][-1, 3])))
         lr_t, r_t = min(ok, key=lambda p: float(p[1]["curve"][-1, 3]))
         best_e[name] = {"lr": lr_e, **r_e}
         best_t[name] = {"lr": lr_t, **r_t}
@@ -205,6 +207,7 @@ def _condition(X: torch.Tensor) -> float:
     quote="서로 다른 범위의 특성은 균일하지 않은 단계 크기를 초래하여 수렴을 늦추거나 아예 불가능하게 할 수 있기 때문입니다",
 )
 def scaling(ctx: Context) -> Finding:
+    """Topic ``scaling``: run the experiment, draw the figure, judge the claim (see the decorator)."""
     raw = ctx.cached(("breast_cancer", "raw"), lambda: D.load("breast_cancer", standardize=False, dtype=F64,
                                                                seed=ctx.seed))
     std = ctx.cached(("breast_cancer", "f64"), lambda: D.load("breast_cancer", dtype=F64, seed=ctx.seed))
@@ -285,6 +288,7 @@ def _mse_rows(X: torch.Tensor, y: torch.Tensor):
     quote="분류 작업에서 Mean Squared Error (MSE)를 선택하면 여러 지역 최소값을 갖는 손실 표면이 생성될 수 있어",
 )
 def mse_vs_ce(ctx: Context) -> Finding:
+    """Topic ``mse_vs_ce``: run the experiment, draw the figure, judge the claim (see the decorator)."""
     ds = ctx.cached(("breast_cancer", "f64"), lambda: D.load("breast_cancer", dtype=F64, seed=ctx.seed))
     X, y = ds.train
     yf = y.to(F64)
@@ -419,6 +423,7 @@ def _fit(model: torch.nn.Module, ds: D.Dataset, **cfg: object) -> tuple[list[dic
     quote="배치 정규화가 손실 표면을 부드럽게 만들면서 … 예측 단계에서는 … 훈련 단계에서 계산된 이동 평균과 분산을 사용",
 )
 def batchnorm(ctx: Context) -> Finding:
+    """Topic ``batchnorm``: run the experiment, draw the figure, judge the claim (see the decorator)."""
     ds = _digits(ctx)
     lrs = ctx.pick([0.03, 0.1, 0.3, 1.0], [0.1, 1.0])
     epochs = ctx.pick(8, 3)
@@ -468,7 +473,7 @@ def batchnorm(ctx: Context) -> Finding:
                           color=color(0 if bn else 1)) for bn, lbl in ((True, "with BatchNorm"), (False, "without"))]
     fig = panels_figure([
         Panel("training loss per epoch (solid: BatchNorm, dashed: none)", "epoch", "training loss (epoch mean)",
-              series, ylog=True, legend="outside"),
+              series, ylog=True, legend="outside", integer_x=True),
         Panel(f"final training loss after {epochs} epochs", "learning rate", "training loss",
               finals_plot, xlog=True, ylog=True,
               note="missing points: the run diverged" if any(not math.isfinite(v) for v in tl[False] + tl[True]) else None),
@@ -514,6 +519,7 @@ def batchnorm(ctx: Context) -> Finding:
     quote="특성 선택에는 L1을, 손실 표면을 부드럽게 만들기 위해 L2를 사용합니다",
 )
 def l2(ctx: Context) -> Finding:
+    """Topic ``l2``: run the experiment, draw the figure, judge the claim (see the decorator)."""
     ds = ctx.cached(("diabetes", "f64"), lambda: D.load("diabetes", dtype=F64, seed=ctx.seed))
     X, y = ds.train
     mean_y = float(y.mean())

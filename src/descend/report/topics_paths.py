@@ -73,6 +73,7 @@ def _grid(ctx: Context) -> np.ndarray:
     quote="gredient f(1,1) = [6, 3] … Wx = 1 - 0.06 = 0.94, Wy = 1 - 0.03 = 0.97",
 )
 def gradient(ctx: Context) -> Finding:
+    """Topic ``gradient``: run the experiment, draw the figure, judge the claim (see the decorator)."""
     land = landscapes.note003()
     p = torch.tensor([1.0, 1.0], dtype=F64, requires_grad=True)
     f0 = land.value(p)
@@ -153,6 +154,7 @@ def gradient(ctx: Context) -> Finding:
     quote="Learning Rate가 클 때 … 왔다갔다 하거나 튕기는 현상 발생(overshooting) … 작을 때, 최소 Loss에 도달하지 못하는 문제",
 )
 def learning_rate(ctx: Context) -> Finding:
+    """Topic ``learning_rate``: run the experiment, draw the figure, judge the claim (see the decorator)."""
     land = landscapes.bowl(kappa=10.0, angle=math.radians(30))
     lrs = np.logspace(-3, 0, ctx.pick(31, 16))
     steps = ctx.pick(200, 100)
@@ -223,6 +225,7 @@ def learning_rate(ctx: Context) -> Finding:
     quote="수직방향의 진동은 줄어들고, 수평 방향의 폭은 증가하는 효과가 생긴다",
 )
 def momentum(ctx: Context) -> Finding:
+    """Topic ``momentum``: run the experiment, draw the figure, judge the claim (see the decorator)."""
     kappa = 100.0
     land = landscapes.bowl(kappa=kappa)
     steps = ctx.pick(3000, 1500)
@@ -286,6 +289,7 @@ def momentum(ctx: Context) -> Finding:
     quote="momentum이 너무 높으면 알고리즘이 minima를 놓치고 건너뛰어버릴 우려가 있다",
 )
 def nesterov(ctx: Context) -> Finding:
+    """Topic ``nesterov``: run the experiment, draw the figure, judge the claim (see the decorator)."""
     land = landscapes.bowl(kappa=10.0)
     betas = [0.5, 0.7, 0.9, 0.95, 0.99]
     lr = 0.05
@@ -369,6 +373,7 @@ def _effective_lrs(land: landscapes.Landscape, cls: type[O.Optimizer], lrs: list
     quote="학습을 진행하면 진행할 수록 학습률이 줄어든다",
 )
 def adagrad(ctx: Context) -> Finding:
+    """Topic ``adagrad``: run the experiment, draw the figure, judge the claim (see the decorator)."""
     land = landscapes.bowl(kappa=10.0)
     lrs = [0.01, 0.1, 0.5]
     steps = ctx.pick(1000, 300)
@@ -441,6 +446,7 @@ def adagrad(ctx: Context) -> Finding:
     quote="Adam = RMSProp + Momentum … loss의 최솟값으로의 빠른 수렴",
 )
 def adam(ctx: Context) -> Finding:
+    """Topic ``adam``: run the experiment, draw the figure, judge the claim (see the decorator)."""
     steps_id = ctx.pick(300, 100)
     a = lab.minimize("rosenbrock", optimizer="adam", lr=0.01, beta1=0.0, beta2=0.9, eps=1e-8, eps_mode="inside",
                      bias_correction=False, steps=steps_id, tol=None)
@@ -567,6 +573,7 @@ def _per_step_seconds(d: int, gen: torch.Generator, reps_newton: int, reps_gd: i
     quote="뉴턴의 방법이 바닐라 경사 하강보다 효율적으로 보일 수 있지만, 높은 계산 요구로 인해 실무에서는 일반적으로 사용되지 않습니다",
 )
 def newton(ctx: Context) -> Finding:
+    """Topic ``newton``: run the experiment, draw the figure, judge the claim (see the decorator)."""
     from .. import data as D
 
     steps = ctx.pick(5000, 2000)
@@ -651,6 +658,7 @@ def newton(ctx: Context) -> Finding:
     quote="안장지대에서는 기울기가 아주 오랫동안 0에 가깝게 유지된다 … RMSprop이나 Adam 최적화 알고리즘은 안장지대의 문제를 해결하는 데 도움을 준다",
 )
 def saddle(ctx: Context) -> Finding:
+    """Topic ``saddle``: run the experiment, draw the figure, judge the claim (see the decorator)."""
     land = landscapes.saddle_plateau()
     grid = _grid(ctx)
     steps = ctx.pick(3000, 1500)
@@ -702,6 +710,7 @@ def saddle(ctx: Context) -> Finding:
     quote="이상적인 최저 Loss와는 다른 값이 최저 Loss로 선정된다. 하지만, 이를 해결할 수 있는 방법은 없다.",
 )
 def minima(ctx: Context) -> Finding:
+    """Topic ``minima``: run the experiment, draw the figure, judge the claim (see the decorator)."""
     land = landscapes.two_minima()
     g_min = land.global_minima[0]
     l_min = [m for m in land.minima if m.kind == "local"][0]

@@ -58,6 +58,7 @@ def _schedules(lr: float, T: int, ipe: int) -> dict[str, S.Schedule]:
     quote="초기의 Learning Rate를 크게 → 이후에 작게 하는 것이 좋다 … 고정된 학습률은 … 최적화 값에 근접하지 못하고 주위를 맴도는 현상",
 )
 def schedules(ctx: Context) -> Finding:
+    """Topic ``schedules``: run the experiment, draw the figure, judge the claim (see the decorator)."""
     ds = ctx.cached(("diabetes", "f64"), lambda: D.load("diabetes", dtype=F64, seed=ctx.seed))
     X, y = ds.train
     n = len(X)
@@ -101,7 +102,7 @@ def schedules(ctx: Context) -> Finding:
                for j, k in enumerate(names)], legend=None),
         Panel("distance of the training MSE from the least-squares optimum", "epoch", "MSE − optimum",
               [Series(k, np.arange(epochs + 1), G[:, j], color=color(j), width=1.5) for j, k in enumerate(names)],
-              ylog=True, legend="outside"),
+              ylog=True, legend="outside", integer_x=True),
     ], title=f"Diabetes, linear regression by SGD (batches of {bs}, base lr {lr:g}): the schedules of notes 002 "
        "and 003", width=14.5)
     ranked = sorted(zip(decays, names[1:]))
@@ -151,6 +152,7 @@ def _softmax_rows(W: torch.Tensor, b: torch.Tensor, xb: torch.Tensor, yb: torch.
     quote="Batch size가 N배 증가한다면, Learning Rate도 N배 증가 시켜야 같은 성능이 나온다",
 )
 def linear_scaling(ctx: Context) -> Finding:
+    """Topic ``linear_scaling``: run the experiment, draw the figure, judge the claim (see the decorator)."""
     ds = _digits(ctx)
     X, y = ds.train
     n, d = X.shape
@@ -214,7 +216,7 @@ def linear_scaling(ctx: Context) -> Finding:
               [Series(v, np.arange(1, epochs + 1), curves[sizes[-1]][:, j], marker="o", color=color(j),
                       style=["-", "-", "--"][j]) for j, v in enumerate(variants)]
               + [Series(f"batch {b0}, lr {lr0:g} (the base)", np.arange(1, epochs + 1), curves[b0][:, 0],
-                        color="black", style=":")], ylog=True),
+                        color="black", style=":")], ylog=True, integer_x=True),
     ], title=f"Digits, softmax regression by SGD: batch {b0} at lr {lr0:g}, then larger batches with and without "
        "scaling the lr")
     numbers: dict[str, float | int | str] = {f"batch {b0}, lr {lr0:g}: final loss (the base)": base}
@@ -260,6 +262,7 @@ def linear_scaling(ctx: Context) -> Finding:
     quote="초기 에포크에서 빠른 진행 능력을 가진 Adam으로 시작하고 … 후속 에포크에서 SGD로 전환",
 )
 def adam_then_sgd(ctx: Context) -> Finding:
+    """Topic ``adam_then_sgd``: run the experiment, draw the figure, judge the claim (see the decorator)."""
     ds = _digits(ctx)
     E = ctx.pick(16, 4)
     seeds = ctx.pick([ctx.seed, ctx.seed + 1, ctx.seed + 2], [ctx.seed])
@@ -300,11 +303,11 @@ def adam_then_sgd(ctx: Context) -> Finding:
         Panel("validation loss per epoch", "epoch", "validation cross-entropy",
               [Series(k, ep, mean_curve(k, "val_loss"), marker="o", color=color(i), style="--" if i == 2 else "-")
                for i, k in enumerate(plans)],
-              ylog=True, vlines=[(E // 2 + 0.5, "switch to SGD")]),
+              ylog=True, vlines=[(E // 2 + 0.5, "switch to SGD")], integer_x=True),
         Panel("validation accuracy per epoch", "epoch", "validation accuracy",
               [Series(k, ep, mean_curve(k, "val_accuracy"), marker="o", color=color(i), style="--" if i == 2 else "-")
                for i, k in enumerate(plans)],
-              vlines=[(E // 2 + 0.5, "switch to SGD")], legend="lower right"),
+              vlines=[(E // 2 + 0.5, "switch to SGD")], legend="lower right", integer_x=True),
     ], title=f"Digits, MLP 64-128-128-10: Adam (lr {adam_lr:g}), SGD (lr {sgd_lr:g}) and Adam for {E // 2} epochs "
        f"then SGD (mean of {len(seeds)} seed{'s' if len(seeds) > 1 else ''})")
     numbers: dict[str, float | int | str] = {}
@@ -375,6 +378,7 @@ def _accuracy(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor) -> float
     quote="사전 훈련된 계층의 경우 안정적이고 공격적이지 않은 옵티마이저가 이미 학습한 피처의 무결성을 유지하는 데 이상적입니다",
 )
 def parts(ctx: Context) -> Finding:
+    """Topic ``parts``: run the experiment, draw the figure, judge the claim (see the decorator)."""
     ds = _digits(ctx)
     old_classes, new_classes = list(range(6)), list(range(6, 10))
     old = _subset(ds, old_classes)
@@ -533,6 +537,7 @@ def _online(ctx: Context) -> dict[str, dict[str, object]]:
     quote="온라인 학습에는 SGD 사용 … Adam 및 희소 데이터 … 옵티마이저를 결합하지 마세요",
 )
 def choose(ctx: Context) -> Finding:
+    """Topic ``choose``: run the experiment, draw the figure, judge the claim (see the decorator)."""
     sp = _sparse(ctx)
     on = _online(ctx)
     advice: list[tuple[str, str, str]] = []  # (advice, measured, outcome)
