@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/descend demo
+	$(BIN)/descend tour
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

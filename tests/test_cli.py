@@ -9,7 +9,7 @@ runner = CliRunner()
 
 def test_every_command_is_registered():
     out = runner.invoke(app, ["--help"], terminal_width=200).output
-    for cmd in ("demo", "schedule", "train", "race", "sweep", "lr-find", "serve", "version"):
+    for cmd in ("tour", "demo", "schedule", "train", "race", "sweep", "lr-find", "serve", "version"):
         assert f" {cmd} " in out, cmd
 
 

@@ -18,6 +18,7 @@ from rich.table import Table
 from . import __version__, landscapes
 from . import optim as O
 from .lab.cli import register as register_lab
+from .report.cli import register as register_tour
 from .schedules.cli import schedule_cmd
 from .train.cli import register as register_train
 from .web.cli import register as register_web
@@ -32,6 +33,7 @@ app = typer.Typer(
 console = Console()
 
 app.command("schedule")(schedule_cmd)
+register_tour(app)
 register_train(app)
 register_lab(app)
 register_web(app)
