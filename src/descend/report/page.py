@@ -33,6 +33,7 @@ table { border-collapse: collapse; font-size: 13.5px; }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 10px; text-align: left; vertical-align: top; }
 th { background: #f6f8fa; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.txt { max-width: 640px; }
 .toc { margin: 18px 0 8px; width: 100%; }
 .toc a { color: var(--ink); text-decoration: none; border-bottom: 1px dotted var(--muted); }
 .badge { display: inline-block; padding: 1px 10px; border-radius: 12px; color: #fff; font-weight: 600;
@@ -93,8 +94,11 @@ def _img(data: bytes, alt: str) -> str:
 
 def section_html(index: int, s: Section) -> str:
     """One ``<section>`` of the page."""
-    rows = "".join(f"<tr><td>{_esc(k)}</td><td class=\"num\">{_esc(fmt_number(v))}</td></tr>"
-                   for k, v in s.numbers.items())
+    rows = "".join(
+        f'<tr><td>{_esc(k)}</td><td class="{"txt" if isinstance(v, str) and len(v) > 24 else "num"}">'
+        f"{_esc(fmt_number(v))}</td></tr>"
+        for k, v in s.numbers.items()
+    )
     figures = "".join(
         f"<figure>{_img(data, f'{s.title}: figure {j + 1}')}"
         + (f"<figcaption>{_esc(s.caption)}</figcaption>" if j == 0 and s.caption else "")

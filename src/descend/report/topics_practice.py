@@ -596,7 +596,7 @@ def choose(ctx: Context) -> Finding:
     ], title="Two pieces of the notes' advice, measured (the others come from earlier sections)")
     numbers: dict[str, float | int | str] = {}
     for a, m, o in advice:
-        numbers[a] = f"{o}: {m}"
+        numbers[a] = m if o == "not measured" else f"{o}: {m}"
     for k in names:
         numbers[f"sparse, {k}: best lr"] = sp[k]["lr"]
     for k, v in on.items():
