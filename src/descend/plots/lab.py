@@ -56,15 +56,33 @@ def _colors(n: int) -> list[Any]:
     return [PATH_COLORS[i % len(PATH_COLORS)] for i in range(n)]
 
 
-def _race_box(result: RaceResult) -> tuple[float, float, float, float]:
-    if result.landscape is not None:
-        return result.landscape.box
-    pts = np.concatenate([r.path for r in result.runs if r.path.shape[1] == 2])
+def _race_box(result: RaceResult, pad: float = 0.06) -> tuple[float, float, float, float]:
+    """The view: the landscape's box, widened to fit every path that stays near it.
+
+    Runs that diverged, and points more than a box-width outside the landscape's
+    own box, are left out: those paths leave the view with an arrow on its edge.
+    Without a landscape, the box around all finite points.
+    """
+    kept = [r.path for r in result.runs if r.path.shape[1] == 2 and not r.diverged]
+    pts = np.concatenate(kept) if kept else np.empty((0, 2))
     pts = pts[np.all(np.isfinite(pts), axis=1)]
+    if result.landscape is not None:
+        x0, x1, y0, y1 = result.landscape.box
+        w, h = x1 - x0, y1 - y0
+        near = (pts[:, 0] > x0 - w) & (pts[:, 0] < x1 + w) & (pts[:, 1] > y0 - h) & (pts[:, 1] < y1 + h)
+        pts = pts[near]
+        if pts.size == 0:
+            return (x0, x1, y0, y1)
+        return (float(min(x0, pts[:, 0].min() - pad * w)), float(max(x1, pts[:, 0].max() + pad * w)),
+                float(min(y0, pts[:, 1].min() - pad * h)), float(max(y1, pts[:, 1].max() + pad * h)))
+    if pts.size == 0:
+        pts = np.concatenate([r.path for r in result.runs if r.path.shape[1] == 2])
+        pts = pts[np.all(np.isfinite(pts), axis=1)]
     pts = pts[np.all(np.abs(pts) < 1e3, axis=1)] if len(pts) else pts
     lo, hi = pts.min(axis=0), pts.max(axis=0)
-    pad = 0.15 * np.maximum(hi - lo, 1e-3)
-    return (float(lo[0] - pad[0]), float(hi[0] + pad[0]), float(lo[1] - pad[1]), float(hi[1] + pad[1]))
+    span = np.maximum(hi - lo, 1e-3)
+    return (float(lo[0] - 0.15 * span[0]), float(hi[0] + 0.15 * span[0]),
+            float(lo[1] - 0.15 * span[1]), float(hi[1] + 0.15 * span[1]))
 
 
 def _inside(p: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
@@ -170,7 +188,7 @@ def race_figure(result: RaceResult, path: str | Path | None = None, *, title: st
     land = result.landscape
     box = _race_box(result)
     if land is not None:
-        contour(ax, land, **CONTOUR)
+        contour(ax, land, box=box, **CONTOUR)
     else:
         contour(ax, result.fn, box=box, log_levels=False, **CONTOUR)
     for run, c in zip(result.runs, colors):

@@ -10,7 +10,6 @@ they do not rank optimizers on real models (every race figure says so).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 
@@ -26,34 +25,6 @@ from ._util import as_inf, rows_optimizer, shown, steps_to
 from .core import DEPENDS, HELD, NOT_HELD, Context, Finding, judge, topic
 
 F64 = torch.float64
-
-
-def _in_view(race: lab.RaceResult, pad: float = 0.06) -> lab.RaceResult:
-    """Widen the race's view box (a copy of its landscape) so every path that stays near it is drawn whole.
-
-    Diverged runs and points more than a box-width outside the landscape's own box are left
-    out: those paths leave the view with an arrow on its edge.
-    """
-    land = race.landscape
-    if land is None:
-        return race
-    x0, x1, y0, y1 = land.box
-    w, h = x1 - x0, y1 - y0
-    kept = [r.path for r in race.runs if not r.diverged]
-    if not kept:
-        return race
-    pts = np.concatenate(kept)
-    ok = np.all(np.isfinite(pts), axis=1)
-    pts = pts[ok]
-    near = (pts[:, 0] > x0 - w) & (pts[:, 0] < x1 + w) & (pts[:, 1] > y0 - h) & (pts[:, 1] < y1 + h)
-    pts = pts[near]
-    if pts.size == 0:
-        return race
-    nx0, nx1 = min(x0, pts[:, 0].min() - pad * w), max(x1, pts[:, 0].max() + pad * w)
-    ny0, ny1 = min(y0, pts[:, 1].min() - pad * h), max(y1, pts[:, 1].max() + pad * h)
-    if (nx0, nx1, ny0, ny1) != (x0, x1, y0, y1):
-        race.landscape = dataclasses.replace(land, box=(float(nx0), float(nx1), float(ny0), float(ny1)))
-    return race
 
 
 def _grid(ctx: Context) -> np.ndarray:
@@ -173,7 +144,7 @@ def learning_rate(ctx: Context) -> Finding:
     ok = has["too small"] and has["good"] and (has["too large"] or has["divergent"])
     good = [lr for lr, lab_ in zip(sw.lrs, labels) if lab_ == "good"]
     sign_flips = int(np.sum(np.diff(np.sign(run_large.path[: min(len(run_large.path), 40), 1])) != 0))
-    fig = race_figure(_in_view(race), title=f"Gradient descent on {land.title}: three learning rates, {steps} steps")
+    fig = race_figure(race, title=f"Gradient descent on {land.title}: three learning rates, {steps} steps")
     sweep_fig = sweep_figure(sw, title=f"GD on the κ = 10 bowl: final f − f* after {steps} steps for "
                              f"{len(lrs)} learning rates (one vectorized run)")
     if good:
@@ -245,7 +216,7 @@ def momentum(ctx: Context) -> Finding:
     faster = as_inf(mom.steps_to_tol) < as_inf(gd.steps_to_tol)
     calmer = reversals(mom) < reversals(gd)
     ratio = as_inf(gd.steps_to_tol) / as_inf(mom.steps_to_tol) if mom.steps_to_tol else float("nan")
-    fig = race_figure(_in_view(race), title=f"Bowl with condition number {kappa:g}: GD against momentum (β = 0.9), "
+    fig = race_figure(race, title=f"Bowl with condition number {kappa:g}: GD against momentum (β = 0.9), "
                       f"each at its best lr of {len(grid)}")
     return Finding(
         verdict=judge(faster and calmer, partly=faster or calmer),
@@ -305,7 +276,7 @@ def nesterov(ctx: Context) -> Finding:
     hi = betas.index(0.95)
     race = lab.race(land, [("momentum", {"lr": lr, "beta": betas[hi]}), ("nesterov", {"lr": lr, "beta": betas[hi]})],
                     steps=steps, tol=1e-6)
-    fig = race_figure(_in_view(race), title=f"Bowl (κ = 10): momentum and Nesterov with the same lr {lr:g} and β = {betas[hi]:g}")
+    fig = race_figure(race, title=f"Bowl (κ = 10): momentum and Nesterov with the same lr {lr:g} and β = {betas[hi]:g}")
     extra = panels_figure([
         Panel("how far past the minimum (x > 0) the path swings", "β (momentum coefficient)", "largest x (start −2.5, minimum 0)",
               [Series("momentum (heavy ball)", betas, over["momentum"], marker="o"),
@@ -475,8 +446,8 @@ def adam(ctx: Context) -> Finding:
                      f"{shown(m.steps_to_tol, steps)} and RMSprop's {shown(rm.steps_to_tol, steps)}")
     same = identity <= 1e-12
     verdict = judge(same and wins == len(races), partly=same)
-    fig = race_figure(_in_view(races["Rosenbrock"]), title=f"Rosenbrock: momentum, RMSprop and Adam, each at its best lr of {len(grid)}")
-    fig2 = race_figure(_in_view(races["rotated bowl"]), title=f"Bowl (κ = 100, rotated 30°): the same three, best lr of {len(grid)}")
+    fig = race_figure(races["Rosenbrock"], title=f"Rosenbrock: momentum, RMSprop and Adam, each at its best lr of {len(grid)}")
+    fig2 = race_figure(races["rotated bowl"], title=f"Bowl (κ = 100, rotated 30°): the same three, best lr of {len(grid)}")
     return Finding(
         verdict=verdict,
         rule="two parts. Structure: Adam with β1 = 0 (no momentum), no bias correction and ε inside the root must "
@@ -594,7 +565,7 @@ def newton(ctx: Context) -> Finding:
     grows = ratio[-1] >= 10 * ratio[0]
     newton_time_win = nts["seconds"] < gds["seconds"] if gds["steps"] is not None else True
     verdict = judge(fewer and grows, partly=fewer or grows)
-    fig = race_figure(_in_view(race2d), title="Rosenbrock: Newton with a line search (no lr to tune) against GD at its best lr")
+    fig = race_figure(race2d, title="Rosenbrock: Newton with a line search (no lr to tune) against GD at its best lr")
     nc, gc = nts["curve"], gds["curve"]
     f_ref = min(float(nc[:, 2].min()), float(gc[:, 2].min()))
     extra = panels_figure([
@@ -673,7 +644,7 @@ def saddle(ctx: Context) -> Finding:
     gd_esc = as_inf(esc["GD"])
     ok_r = as_inf(esc["RMSprop"]) < gd_esc and as_inf(tol_steps["RMSprop"]) < as_inf(tol_steps["GD"])
     ok_a = as_inf(esc["Adam"]) < gd_esc and as_inf(tol_steps["Adam"]) < as_inf(tol_steps["GD"])
-    fig = race_figure(_in_view(race), title=f"A saddle with a plateau: GD (the SGD rule, exact gradients), RMSprop and Adam, "
+    fig = race_figure(race, title=f"A saddle with a plateau: GD (the SGD rule, exact gradients), RMSprop and Adam, "
                       f"each at its best lr of {len(grid)}")
     numbers: dict[str, float | int | str] = {}
     for r in race.runs:
