@@ -6,27 +6,21 @@ import re
 
 import numpy as np
 import typer
-from typer.testing import CliRunner
 
 from descend.lab import minimize
 from descend.lab.cli import parse_assignments, parse_entry, parse_numbers, register
+from tests.cli_app import app_with
+from tests.cli_app import invoke as invoke_with
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def make_app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def main() -> None:
-        """descend"""
-
-    register(app)  # the one line the main CLI uses
-    return app
+    return app_with(register)
 
 
 def invoke(*args: str):
-    return CliRunner().invoke(make_app(), list(args), env={"COLUMNS": "200"})
+    return invoke_with(register, *args)
 
 
 def rows(output: str) -> dict[str, list[str]]:

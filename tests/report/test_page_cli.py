@@ -7,28 +7,22 @@ from pathlib import Path
 
 import pytest
 import typer
-from typer.testing import CliRunner
 
 from descend.plots.tour import Panel, panels_figure, png
 from descend.report import core, tour
 from descend.report.cli import register
 from descend.report.core import DEPENDS, HELD, NOT_HELD, Section, TourResult, judge
 from descend.report.page import render, write_page
+from tests.cli_app import app_with
+from tests.cli_app import invoke as invoke_with
 
 
 def make_app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def main() -> None:
-        """descend"""
-
-    register(app)  # the one line the main CLI uses
-    return app
+    return app_with(register)
 
 
 def invoke(*args: str):
-    return CliRunner().invoke(make_app(), list(args), env={"COLUMNS": "200"})
+    return invoke_with(register, *args)
 
 
 def fake_result(path: Path, claim: str = "a claim") -> TourResult:

@@ -9,19 +9,13 @@ from typer.testing import CliRunner
 from descend import schedules as ds
 from descend.plots.schedules import plot_schedules
 from descend.schedules.cli import build_schedule, sample_steps, schedule_cmd, schedule_command
+from tests.cli_app import app_with
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def make_app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def main() -> None:
-        """descend"""
-
-    app.command("schedule")(schedule_cmd)  # the one line the main CLI uses
-    return app
+    return app_with(lambda app: app.command("schedule")(schedule_cmd))
 
 
 def table_rows(output: str) -> dict[str, str]:
