@@ -7,8 +7,8 @@ import re
 import numpy as np
 import typer
 
+from descend.cli.lab import parse_assignments, parse_entry, parse_numbers, register
 from descend.lab import minimize
-from descend.lab.cli import parse_assignments, parse_entry, parse_numbers, register
 from tests.cli_app import app_with
 from tests.cli_app import invoke as invoke_with
 

@@ -9,8 +9,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from descend.cli.train import register
 from descend.train import load_checkpoint, read_metrics
-from descend.train.cli import register
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from typer.testing import CliRunner
 
-from descend.web.cli import is_loopback, register
+from descend.cli.serve import is_loopback, register
 
 
 def make_app() -> typer.Typer:

@@ -15,7 +15,7 @@ r"""The lab: run optimizers on landscapes and real data, and compare them.
 
 Figures of these results are drawn by :mod:`descend.plots.lab`; the
 ``descend race``, ``descend sweep`` and ``descend lr-find`` commands come
-from :func:`descend.lab.cli.register`.
+from :func:`descend.cli.lab.register`.
 
     from descend import lab
     run = lab.minimize("rosenbrock", optimizer="adam", lr=0.02, steps=3000)

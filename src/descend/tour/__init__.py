@@ -2,7 +2,7 @@ r"""The tour: every claim of the seed notes, measured live and judged, on one se
 
 ::
 
-    from descend.report import tour
+    from descend.tour import tour
     result = tour("runs/tour", quick=False, seed=0)    # writes runs/tour/index.html
     result.path, result.seconds
     {s.id: s.verdict for s in result.sections}         # "held" / "did not hold" / "depends"
@@ -18,7 +18,7 @@ numbers by a rule it states. :class:`TourResult` holds the page's path and one
 :class:`Section` per topic (``id``, ``title``, ``note``, ``claim``,
 ``verdict``, ``numbers``, ``figure`` as PNG bytes, ``seconds``, ...).
 
-The page (:mod:`descend.report.page`) embeds every figure as base64 PNG with
+The page (:mod:`descend.tour.page`) embeds every figure as base64 PNG with
 inline CSS and no external reference, and is written atomically. The tour runs
 with one torch thread (restored afterwards): its problems are small, and
 timings then do not depend on what else runs on the machine. ``quick=True``

@@ -2,7 +2,7 @@
 
 The main CLI registers the command with one line::
 
-    from descend.web.cli import register
+    from descend.cli.serve import register
     register(app)
 """
 
@@ -42,7 +42,7 @@ def serve(
     """
     import uvicorn
 
-    from .app import Limits, create_app
+    from ..web.app import Limits, create_app
 
     if not is_loopback(host):
         typer.secho(

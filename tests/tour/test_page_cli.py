@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import typer
 
+from descend.cli.tour import register
 from descend.plots.tour import Panel, panels_figure, png
-from descend.report import core, tour
-from descend.report.cli import register
-from descend.report.core import DEPENDS, HELD, NOT_HELD, Section, TourResult, judge
-from descend.report.page import render, write_page
+from descend.tour import core, tour
+from descend.tour.core import DEPENDS, HELD, NOT_HELD, Section, TourResult, judge
+from descend.tour.page import render, write_page
 from tests.cli_app import app_with
 from tests.cli_app import invoke as invoke_with
 

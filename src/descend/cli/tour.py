@@ -4,7 +4,7 @@
 calls it)::
 
     import typer
-    from descend.report.cli import register
+    from descend.cli.tour import register
     app = typer.Typer()
     register(app)
 """
@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .core import DEPENDS, HELD, NOT_HELD, Section, Topic, topic_ids, tour
+from ..tour.core import DEPENDS, HELD, NOT_HELD, Section, Topic, topic_ids, tour
 
 STYLE = {HELD: "bold green", NOT_HELD: "bold red", DEPENDS: "bold yellow"}
 

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from descend.report import HELD, VERDICTS, topic_ids, tour
-from descend.report.core import ORDER
+from descend.tour import HELD, VERDICTS, topic_ids, tour
+from descend.tour.core import ORDER
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

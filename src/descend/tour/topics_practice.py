@@ -4,7 +4,7 @@ per-part optimizers, and the notes' advice on choosing an optimizer.
 Schedules come from :mod:`descend.schedules`, phases and per-part optimizers
 from :mod:`descend.train` (``Phase``, ``PartOptimizer`` specs), data from
 :mod:`descend.data`. Several learning rates, schedules or batch-size variants
-train together as rows of one tensor (see :mod:`descend.report._util`): with
+train together as rows of one tensor (see :mod:`descend.tour._util`): with
 descend's element-wise optimizers each row moves exactly as it would alone.
 """
 

@@ -18,9 +18,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .lr_find import LRFindResult, lr_find
-from .race import RACE_NOTE, RaceResult, race
-from .sweep import REGIONS, SweepResult, sweep
+from ..lab.lr_find import LRFindResult, lr_find
+from ..lab.race import RACE_NOTE, RaceResult, race
+from ..lab.sweep import REGIONS, SweepResult, sweep
 
 # The default line-up of `descend race` (learning rates that suit Rosenbrock, as `descend demo`).
 DEFAULT_ENTRIES = ["gd:lr=1e-3", "momentum:lr=1e-4,beta=0.9", "rmsprop:lr=1e-2", "adam:lr=2e-2",

@@ -2,7 +2,7 @@
 
 :func:`register` adds the command to a Typer app (the main CLI calls it)::
 
-    from descend.train.cli import register
+    from descend.cli.train import register
     register(app)
 
 Bad input (unknown data set, model, optimizer or schedule; a bad batch size;
@@ -23,9 +23,9 @@ import typer
 from rich.console import Console
 
 from .. import data, models, optim
-from .config import TrainConfig, parse_phases
-from .errors import CheckpointError, TrainingDiverged
-from .observe import summary_table
+from ..train.config import TrainConfig, parse_phases
+from ..train.errors import CheckpointError, TrainingDiverged
+from ..train.observe import summary_table
 
 
 def _batch_size(text: str) -> int | None:
@@ -127,7 +127,7 @@ def train_cmd(
             stamp = time.strftime("%Y%m%d-%H%M%S")
             out = Path("runs") / f"{dataset.strip().lower()}-{model.strip().lower()}-{optimizer.strip().lower()}-{stamp}"
         cfg.out = out
-        from .trainer import train
+        from ..train.trainer import train
 
         result = train(dataset, model, cfg, resume=resume, console=console)
     except TrainingDiverged as e:

@@ -15,13 +15,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from . import __version__, landscapes
-from . import optim as O
-from .lab.cli import register as register_lab
-from .report.cli import register as register_tour
-from .schedules.cli import schedule_cmd
-from .train.cli import register as register_train
-from .web.cli import register as register_web
+from .. import __version__, landscapes
+from .. import optim as O
+from ..schedules.cli import schedule_cmd
+from .lab import register as register_lab
+from .serve import register as register_web
+from .tour import register as register_tour
+from .train import register as register_train
 
 app = typer.Typer(
     name="descend",

@@ -4,7 +4,7 @@ Adagrad and RMSprop, Adam, Newton's method, saddles and local minima.
 Each topic runs :mod:`descend.lab` (``minimize``, ``run_many``, ``race``,
 ``sweep``) or descend's optimizers directly, draws its figure with
 :mod:`descend.plots` and judges the notes' claim by a rule stated in its
-:class:`~descend.report.core.Finding`. 2-D paths show how each rule moves;
+:class:`~descend.tour.core.Finding`. 2-D paths show how each rule moves;
 they do not rank optimizers on real models (every race figure says so).
 """
 

@@ -1,1 +1,0 @@
-"""Tests of descend.report (the tour) and its command."""

@@ -1,0 +1,1 @@
+"""Tests of descend.tour (the tour) and its command."""
