@@ -18,29 +18,11 @@ from . import rules
 from .adaptive import Adagrad, Adam, AdamW, RMSprop
 from .base import NonFiniteGradientError, Optimizer
 from .newton import Newton
+from .registry import ALIASES, DISPLAY, OPTIMIZERS, build, display, get, names, resolve
 from .sgd import SGD, Momentum, Nesterov
-
-OPTIMIZERS = {
-    "sgd": SGD,
-    "momentum": Momentum,
-    "nesterov": Nesterov,
-    "adagrad": Adagrad,
-    "rmsprop": RMSprop,
-    "adam": Adam,
-    "adamw": AdamW,
-    "newton": Newton,
-}
-
-
-def get(name: str) -> type[Optimizer]:
-    """The optimizer class for a name such as ``"adam"`` (case-insensitive)."""
-    key = str(name).lower()
-    if key not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
-    return OPTIMIZERS[key]
-
 
 __all__ = [
     "SGD", "Momentum", "Nesterov", "Adagrad", "RMSprop", "Adam", "AdamW", "Newton",
-    "Optimizer", "NonFiniteGradientError", "OPTIMIZERS", "get", "rules",
+    "Optimizer", "NonFiniteGradientError", "OPTIMIZERS", "ALIASES", "DISPLAY", "get", "build",
+    "display", "names", "resolve", "rules",
 ]
