@@ -7,12 +7,14 @@
 ``MLP(d, hidden, n_out=k, ...)``       Linear -> [BatchNorm] -> activation -> [Dropout], repeated
 ``SmallCNN(k)``                        two 3x3 convs, max-pool, linear head, for 8x8 digits
 ``build(name, n_in, n_out, **kw)``     ``linear``, ``logistic``, ``softmax``, ``mlp``, ``cnn``
+``build_for(dataset, name, **kw)``     the same, sized for a data set (one rule for every entry point)
 =====================================  ===================================================
 
 Seed with ``torch.manual_seed`` before building; the models keep no global state.
 """
 
 from . import losses
+from .build import build_for, loss_for_model, output_size
 from .losses import (
     accuracy,
     binary_cross_entropy,
@@ -46,6 +48,9 @@ __all__ = [
     "MLP",
     "SmallCNN",
     "build",
+    "build_for",
+    "output_size",
+    "loss_for_model",
     "names",
     "n_parameters",
     "losses",

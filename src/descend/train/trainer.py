@@ -883,28 +883,8 @@ def _json(obj: Any) -> bytes:
 
 
 def build_model(name: str, dataset: D.Dataset, options: dict[str, Any] | None = None, seed: int = 0) -> nn.Module:
-    """Model ``name`` sized for ``dataset``, initialized from ``torch.manual_seed(seed)``.
-
-    Output size: the regression targets' width; one logit for a binary ``logistic`` or
-    ``mlp``; one logit per class otherwise.
-    """
-    key = str(name).strip().lower()
-    if key not in models.names():
-        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(models.names())}")
-    if dataset.task == "regression":
-        if key in ("logistic", "softmax", "cnn"):
-            raise ValueError(f"model {key!r} is a classifier and {dataset.name!r} is a regression data set; use linear or mlp")
-        n_out = int(dataset.y_train.shape[1])
-    else:
-        if key == "linear":
-            raise ValueError(
-                f"model 'linear' is linear regression and {dataset.name!r} is a classification data set; "
-                f"use logistic (2 classes), softmax, mlp or cnn"
-            )
-        k = int(dataset.n_classes)
-        n_out = 1 if key == "logistic" or (key == "mlp" and k == 2) else k
-    torch.manual_seed(seed)
-    return models.build(key, dataset.n_features, n_out, **(options or {}))
+    """Model ``name`` sized for ``dataset`` by :func:`descend.models.build_for`, seeded with ``seed``."""
+    return models.build_for(dataset, name, seed=seed, **(options or {}))
 
 
 def train(
