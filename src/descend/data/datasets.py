@@ -19,12 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from sklearn import datasets as skd
 
+from . import files
 from ._split import check_split, split_indices, split_sizes
 
 Tensor = torch.Tensor
@@ -97,6 +99,7 @@ class Dataset:
     seed: int = 0
     split: tuple[float, float, float] = (0.6, 0.2, 0.2)
     note: str = ""
+    source: str | None = None
     indices: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
@@ -187,8 +190,10 @@ def _raw(
 
 
 def load(
-    name: str,
+    name: str | Path,
     *,
+    target: str | None = None,
+    task: str | None = None,
     split: Sequence[float] = (0.6, 0.2, 0.2),
     seed: int = 0,
     standardize: bool = True,
@@ -200,7 +205,11 @@ def load(
 
     Args:
         name: one of ``digits``, ``breast_cancer``, ``wine``, ``iris``, ``diabetes``
-            (bundled with scikit-learn) or ``moons``, ``circles``, ``blobs`` (generated).
+            (bundled with scikit-learn), ``moons``, ``circles``, ``blobs`` (generated),
+            or the path of your own ``.csv`` or ``.npz`` file (see :mod:`descend.data.files`).
+        target: a CSV file's target column (an ``.npz`` file's target array, default ``y``).
+        task: ``"classification"`` or ``"regression"`` for a file, overriding the
+            task inferred from its target (integers or text: classes; fractions: regression).
         split: fractions ``(train, val, test)``, each >= 0, summing to 1, train > 0.
             Sizes are ``n * fraction`` rounded by largest remainders; a
             classification split keeps every class within one example of its
@@ -219,9 +228,6 @@ def load(
     shape ``(n, 1)`` and ``dtype``. For ``diabetes`` the target is in its
     natural units (25..346, std about 77), see :data:`DIABETES_NOTE`.
     """
-    key = str(name).strip().lower()
-    if key not in SOURCES:
-        raise ValueError(f"unknown data set {name!r}; valid names: {', '.join(SOURCES)}")
     fractions = check_split(split)
     if not isinstance(seed, int | np.integer) or isinstance(seed, bool) or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
@@ -231,12 +237,26 @@ def load(
         not isinstance(n_samples, int | np.integer) or isinstance(n_samples, bool) or n_samples < 3
     ):
         raise ValueError(f"n_samples must be None or an integer >= 3, got {n_samples!r}")
+    rng = np.random.default_rng([int(seed), 0x5EED])
+    key = str(name).strip().lower()
+    if key not in SOURCES and files.is_path(name):
+        if n_samples is not None or options:
+            raise ValueError(f"n_samples and generator options apply to the named data sets, not to the file {name}")
+        table = files.read(name, target, task)
+        files.too_few_rows(name, len(table.X), fractions)
+        note = f"{Path(name).name}: {len(table.X)} rows, task {table.task} ({table.how})"
+        return _assemble(Path(name).stem, table.task, table.X, table.y, table.feature_names, table.class_names,
+                         fractions, rng, seed, standardize, dtype, note, str(name))
+    if key not in SOURCES:
+        raise ValueError(
+            f"unknown data set {name!r}; valid names: {', '.join(SOURCES)}, or the path of a .csv or .npz file"
+        )
+    if target is not None or task is not None:
+        raise ValueError(f"target and task apply to your own .csv/.npz files, not to the bundled data set {key!r}")
 
     src = SOURCES[key]
     X, y, feature_names, class_names = _raw(key, seed, n_samples, options)
     classification = src.task == "classification"
-    rng = np.random.default_rng([int(seed), 0x5EED])
-
     if src.bundled and n_samples is not None:
         if n_samples > len(X):
             raise ValueError(
@@ -248,11 +268,21 @@ def load(
         )
         keep = np.sort(keep)
         X, y = X[keep], y[keep]
+    if split_sizes(len(X), fractions)[0] < 1:
+        raise ValueError(f"split={split!r} leaves no training example out of n={len(X)}")
+    note = DIABETES_NOTE if key == "diabetes" else src.description
+    return _assemble(key, src.task, X, y, feature_names, class_names, fractions, rng, seed, standardize, dtype,
+                     note, None)
 
-    n = len(X)
-    sizes = split_sizes(n, fractions)
-    if sizes[0] < 1:
-        raise ValueError(f"split={split!r} leaves no training example out of n={n}")
+
+def _assemble(
+    name: str, task: str, X: np.ndarray, y: np.ndarray, feature_names: list[str] | None,
+    class_names: list[str] | None, fractions: tuple[float, float, float], rng: np.random.Generator,
+    seed: int, standardize: bool, dtype: torch.dtype, note: str, source: str | None,
+) -> Dataset:
+    """Split (stratified for classification), standardize on train and convert to tensors."""
+    classification = task == "classification"
+    sizes = split_sizes(len(X), fractions)
     parts = split_indices(y if classification else None, sizes, rng, stratify=classification)
 
     mean = std = None
@@ -269,14 +299,14 @@ def load(
     def targets(idx: np.ndarray) -> Tensor:
         if classification:
             return torch.as_tensor(y[idx], dtype=torch.int64)
-        return torch.as_tensor(y[idx], dtype=torch.float64).to(dtype).reshape(-1, 1)
+        return torch.as_tensor(y[idx], dtype=torch.float64).to(dtype).reshape(len(idx), -1)
 
     n_classes = int(len(np.unique(y))) if classification else None
     if classification and class_names is not None and len(class_names) != n_classes:
         class_names = None
     return Dataset(
-        name=key,
-        task=src.task,
+        name=name,
+        task=task,
         X_train=features(Xs[0]),
         y_train=targets(parts[0]),
         X_val=features(Xs[1]),
@@ -291,7 +321,8 @@ def load(
         std=None if std is None else features(std),
         seed=int(seed),
         split=fractions,
-        note=DIABETES_NOTE if key == "diabetes" else src.description,
+        note=note,
+        source=source,
         indices={"train": parts[0], "val": parts[1], "test": parts[2]},
     )
 
