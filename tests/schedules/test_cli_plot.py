@@ -7,8 +7,9 @@ from matplotlib.figure import Figure
 from typer.testing import CliRunner
 
 from descend import schedules as ds
+from descend.cli.schedule import sample_steps, schedule_cmd, schedule_command
 from descend.plots.schedules import plot_schedules
-from descend.schedules.cli import build_schedule, sample_steps, schedule_cmd, schedule_command
+from descend.schedules.registry import build_schedule
 from tests.cli_app import app_with
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -47,8 +48,8 @@ def test_cli_step_decay_of_note_003() -> None:
 def test_cli_bad_input_exits_2_with_the_reason() -> None:
     runner = CliRunner()
     for args, message in [
-        (["schedule", "cosine", "--gamma", "0.5"], "--gamma does not apply to cosine"),
-        (["schedule", "step"], "step needs --every"),
+        (["schedule", "cosine", "--gamma", "0.5"], "gamma does not apply to cosine; it takes decay_steps, final_lr, warmup"),
+        (["schedule", "step"], "step needs every, e.g. step:every=30"),
         (["schedule", "step", "--every", "10", "--gamma", "1.5"], "gamma must be in (0, 1], got 1.5"),
         (["schedule", "cosine", "--steps", "100", "--warmup", "100"], "warmup must be an integer in [1, steps - 1]"),
         (["schedule", "multi-step", "--milestones", "60,30"], "milestones must be strictly increasing"),

@@ -12,7 +12,7 @@ from descend import landscapes
 from descend import optim as O
 from descend.lab import minimize
 from descend.lab._common import accepted_keywords
-from descend.schedules.cli import SCHEDULES, build_schedule
+from descend.schedules.registry import SCHEDULES, build_schedule
 from descend.web import Limits, create_app
 from descend.web.catalog import LAB_PRESETS
 

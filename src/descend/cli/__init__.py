@@ -1,7 +1,7 @@
 """The ``descend`` command line: each command is a thin call into the library.
 
-Command groups live beside the code they drive (``schedules/cli.py``, ...)
-and are registered here, so that ``descend --help`` lists them all.
+Each command group lives in its own module here (``schedule.py``, ``train.py``, ...)
+and is registered here, so that ``descend --help`` lists them all.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from rich.table import Table
 
 from .. import __version__, landscapes
 from .. import optim as O
-from ..schedules.cli import schedule_cmd
 from .lab import register as register_lab
+from .schedule import register as register_schedule
 from .serve import register as register_web
 from .tour import register as register_tour
 from .train import register as register_train
@@ -32,7 +32,7 @@ app = typer.Typer(
 )
 console = Console()
 
-app.command("schedule")(schedule_cmd)
+register_schedule(app)
 register_tour(app)
 register_train(app)
 register_lab(app)

@@ -114,11 +114,9 @@ def train_cmd(
             if model.strip().lower() == "mlp" else {},
         )
         if schedule is not None:
-            from ..schedules.cli import SCHEDULES
+            from ..schedules.registry import resolve
 
-            key = schedule.strip().lower().replace("-", "_")
-            if key not in SCHEDULES:
-                raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
+            resolve(schedule)  # name and options checked before any work; SpecError names the field
         if model.strip().lower() not in models.names():
             raise ValueError(f"unknown model {model!r}; valid names: {', '.join(models.names())}")
         if dataset.strip().lower() not in data.names():

@@ -39,6 +39,14 @@ rule (note 003: batch x N means lr x N), used with a warmup as in Goyal et
 al. 2017. Every argument is validated: a bad one raises ``ValueError``
 naming the argument, the value and the allowed range.
 
+By name, in the one spec syntax of :mod:`descend.spec` (the CLI, the web API
+and the tour build schedules this way; errors carry the offending ``field``)::
+
+    build("multi-step:milestones=30/60/90,gamma=0.1", steps=100, lr=0.1)
+    build("cosine", steps=1000, lr=0.1, warmup=100)   # warmup(cosine(0.1, 900), 100)
+
+``describe()`` lists every name with its options (kind, default, help) as data.
+
 Example::
 
     from descend.schedules import Scheduler, cosine, warmup
@@ -65,21 +73,25 @@ from .decay import Piecewise as piecewise
 from .decay import Polynomial as polynomial
 from .decay import Step as step
 from .on_plateau import Plateau as plateau
+from .registry import build, describe, names
 from .scheduler import Scheduler
 
 __all__ = [
     "Schedule",
     "Scheduler",
+    "build",
     "constant",
     "cosine",
     "cosine_restarts",
     "cyclic",
+    "describe",
     "exponential",
     "inverse_sqrt",
     "inverse_time",
     "join",
     "linear",
     "multi_step",
+    "names",
     "one_cycle",
     "piecewise",
     "plateau",

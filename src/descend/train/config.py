@@ -27,7 +27,7 @@ from torch import nn
 
 from .. import optim
 from ..schedules import Schedule
-from ..schedules.cli import build_schedule
+from ..schedules.registry import build_schedule
 
 OptimizerSpec = Any  # str | type[torch.optim.Optimizer] | Callable[[nn.Module], Any] | Mapping | Optimizer
 UNITS = ("epoch", "iteration")

@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from descend import __version__, landscapes
 from descend.landscapes import Landscape
-from descend.schedules.cli import SCHEDULES, build_schedule
+from descend.schedules.registry import SCHEDULES, build_schedule
 
 from . import catalog
 
@@ -328,7 +328,7 @@ def _schedule(spec: Any, steps: int, lr: Any, loc: tuple[Any, ...]) -> Any:
     except (ValueError, TypeError, ArithmeticError) as e:
         msg = str(e)
         flag = re.search(r"--([a-z][a-z0-9-]*)", msg)
-        named = flag.group(1).replace("-", "_") if flag else None
+        named = getattr(e, "field", None) or (flag.group(1).replace("-", "_") if flag else None)
         if named is None:  # the library's own checks start with the argument's name
             named = next((o for o in options if re.match(rf"{re.escape(o)}\b", msg)), None)
         raise FieldError((*loc, "options", named) if named else loc, msg) from None

@@ -30,8 +30,8 @@ import torch
 
 from descend import landscapes
 from descend import optim as O
+from descend.cli.schedule import LIST_OPTIONS, SCHEDULES, WARMUP_OPTIONS, schedule_cmd
 from descend.optim._validate import Range
-from descend.schedules.cli import LIST_OPTIONS, SCHEDULES, WARMUP_OPTIONS, schedule_cmd
 
 # Constructor arguments the page never offers: how to run, not what to run.
 HIDDEN_HYPER = ("self", "params", "nonfinite", "impl")
