@@ -112,6 +112,10 @@ def test_bad_files(tmp_path: Path) -> None:
     (tmp_path / "junk.npz").write_bytes(b"not a zip file at all")
     with pytest.raises(ValueError, match=r"junk.npz is not a readable .npz"):
         data.load(tmp_path / "junk.npz")
+    np.savez(tmp_path / "o.npz", X=np.zeros((10, 2)), y=np.array([{"a": 1}] * 10, dtype=object))
+    with pytest.raises(ValueError, match=r"holds object \(pickled\) arrays, which descend does not load") as err:
+        data.load(tmp_path / "o.npz")
+    assert "allow_pickle" not in str(err.value)
     with pytest.raises(ValueError, match=r"task must be one of classification, regression .*got 'ranking'"):
         data.load(tmp_path / "w.npz", task="ranking")
     with pytest.raises(ValueError, match="not to the bundled data set 'wine'"):

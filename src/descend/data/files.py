@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import math
+import zipfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -148,13 +149,18 @@ def _is_missing(cell: Any) -> bool:
 
 def _read_npz(path: Path, target: str | None) -> tuple[np.ndarray, np.ndarray, list[str], str]:
     key = target or "y"
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"data file {path} is not a readable .npz file (not a zip archive: corrupt or another format)")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except ValueError as err:
-        raise ValueError(f"data file {path}: cannot read it as an .npz of plain arrays ({err})") from None
-    except (OSError, EOFError) as err:
-        raise ValueError(f"data file {path} is not a readable .npz file ({type(err).__name__}: {err})") from None
+    except ValueError:  # numpy's message suggests unpickling: never give that advice
+        raise ValueError(
+            f"data file {path} holds object (pickled) arrays, which descend does not load; save plain "
+            f"numeric or text arrays (np.savez(path, X=X, y=y))"
+        ) from None
+    except (OSError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"data file {path} is not a readable .npz file (corrupt: {type(err).__name__})") from None
     missing = [k for k in ("X", key) if k not in arrays]
     if missing:
         raise ValueError(
