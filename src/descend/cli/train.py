@@ -55,7 +55,7 @@ def train_cmd(
     model: Annotated[str, typer.Option(help=f"{', '.join(models.names())}.")] = "mlp",
     optimizer: Annotated[str, typer.Option(help=f"{', '.join(optim.OPTIMIZERS)}.")] = "adam",
     lr: Annotated[float | None, typer.Option(help="Learning rate of every phase without its own (default: the optimizer's, adam 1e-3, sgd 0.01).")] = None,
-    schedule: Annotated[str | None, typer.Option(help="cosine, linear, step, exponential, one-cycle, ... (see descend schedule); stretched over each phase.")] = None,
+    schedule: Annotated[str | None, typer.Option(help="NAME or NAME:key=value,... with the Python schedule's arguments, e.g. multi-step:milestones=30/60/90,gamma=0.1 or cosine (see descend schedule); stretched over each phase.")] = None,
     schedule_unit: Annotated[str, typer.Option(help="iteration or epoch: when the schedule steps.")] = "iteration",
     warmup: Annotated[int, typer.Option(help="Linear warmup steps in front of --schedule.")] = 0,
     epochs: Annotated[int | None, typer.Option(help="Epochs to train (default 10, or the phases' total).")] = None,
