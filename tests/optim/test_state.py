@@ -83,7 +83,7 @@ def test_loading_another_optimizers_state_fails_clearly():
     train(adam, ps, 2)
     with pytest.raises(ValueError, match=r"saved by descend.optim.Adam and cannot be loaded into descend.optim.SGD"):
         O.SGD(fresh()).load_state_dict(adam.state_dict())
-    torch_sd = torch.optim.Adam(fresh()).state_dict()
+    torch_sd = torch.optim.SGD(fresh()).state_dict()  # torch.optim.Adam's own state loads (compat)
     with pytest.raises(ValueError, match="not saved by a descend optimizer"):
         O.Adam(fresh()).load_state_dict(torch_sd)
     other = [torch.randn(5, 3, requires_grad=True), torch.randn(3, requires_grad=True)]

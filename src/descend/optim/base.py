@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from . import fused, rules
+from . import compat, fused, rules
 from ._validate import NONNEG, Spec, check, check_broadcast, check_choice
 
 NONFINITE = ("raise", "skip", "ignore")
@@ -58,6 +58,11 @@ class Optimizer(torch.optim.Optimizer):
 
     _specs: ClassVar[dict[str, Spec]] = COMMON_SPECS
     _tensor_hypers: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:  # accept torch.optim's keyword spellings (descend.optim.compat)
+            cls.__init__ = compat.wrap_init(cls, cls.__dict__["__init__"])  # type: ignore[method-assign]
 
     def __init__(
         self, params: Any, defaults: dict[str, Any], *, nonfinite: str = "raise", impl: str = "auto"
@@ -94,6 +99,7 @@ class Optimizer(torch.optim.Optimizer):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         if not isinstance(param_group, dict):
             raise ValueError(f"a param group must be a dict, got {type(param_group).__name__}")
+        param_group = compat.translate_group(self, param_group)  # torch's "betas", "alpha", ...
         raw = param_group.get("params")
         items = [raw] if isinstance(raw, torch.Tensor) else list(raw or [])
         if not items:
@@ -113,7 +119,7 @@ class Optimizer(torch.optim.Optimizer):
                 check(name, value, self._specs[name])
                 self._check_tensor_allowed(name, value)
         super().add_param_group(param_group)
-        group = self.param_groups[-1]
+        group = self.param_groups[-1] = compat.sync_group(self, self.param_groups[-1])
         try:
             self._check_group(group)
         except ValueError:
@@ -157,14 +163,25 @@ class Optimizer(torch.optim.Optimizer):
             state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
         return state
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self, format: str = "descend") -> dict[str, Any]:
+        """The state; ``format="torch"`` gives it as this optimizer's torch.optim twin saves it."""
+        check_choice("format", format, ("descend", "torch"))
         sd = super().state_dict()
+        if format == "torch":
+            return compat.to_torch(self, sd)
         sd["descend"] = {"optimizer": type(self).__name__, "format": 1}
         return sd
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+    def load_state_dict(self, state_dict: dict[str, Any], *, strict: bool = True) -> None:
+        """Load a descend or torch.optim state dict; parameters are matched by name when both have names.
+
+        ``strict=False`` loads the parameters whose names match and warns about the others.
+        """
         if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
             raise ValueError("state_dict must be a dict with 'state' and 'param_groups', as returned by state_dict()")
+        state_dict = compat.match_names(self, state_dict, strict)
+        if "descend" not in state_dict:
+            state_dict = compat.from_torch(self, state_dict)
         info = state_dict.get("descend")
         mine = type(self).__name__
         if not isinstance(info, dict) or "optimizer" not in info:
@@ -208,6 +225,7 @@ class Optimizer(torch.optim.Optimizer):
                         )
         rest = {k: v for k, v in state_dict.items() if k != "descend"}
         super().load_state_dict(rest)
+        self.param_groups[:] = [compat.sync_group(self, g) for g in self.param_groups]
         self._buckets.clear()  # the loaded state tensors replace the flat views; rebuilt lazily
 
     # ------------------------------------------------------------------ step
