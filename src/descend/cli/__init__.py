@@ -1,64 +1,112 @@
 """The ``descend`` command line: each command is a thin call into the library.
 
-Each command group lives in its own module here (``schedule.py``, ``train.py``, ...)
-and is registered here, so that ``descend --help`` lists them all.
+Each command group lives in its own module here (``schedule.py``,
+``train.py``, ``lab.py``, ``tour.py``, ``serve.py``) with a ``register(app)``
+function. ``descend --help`` must answer at once, so the modules are not
+imported up front: :data:`COMMANDS` lists each command with its module and
+one-line help, and a command's module (with torch, scikit-learn, matplotlib)
+is imported only when that command runs or shows its own help. A test
+checks :data:`COMMANDS` against what the modules register.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
-import torch
+import click
 import typer
-from rich.console import Console
-from rich.table import Table
+from typer.core import TyperGroup
 
-from .. import __version__, landscapes
-from .. import optim as O
-from .lab import register as register_lab
-from .schedule import register as register_schedule
-from .serve import register as register_web
-from .tour import register as register_tour
-from .train import register as register_train
+from .. import __version__
+
+# command -> (module that registers it, its one-line help as the module writes it)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "schedule": ("descend.cli.schedule", "Print a learning-rate schedule at a few steps and plot lr against step."),
+    "tour": ("descend.cli.tour", "Run every topic of the seed notes live and write one self-contained page, runs/tour/index.html."),
+    "train": ("descend.cli.train", "Train a model on a data set and write a run folder (metrics, summary, checkpoint, figures)."),
+    "race": ("descend.cli.lab", "Race several optimizers on one 2-D landscape: steps to tolerance, final f - f*, divergence."),
+    "sweep": ("descend.cli.lab", "Final loss against learning rate, with the too small / good / too large / divergent regions."),
+    "lr-find": ("descend.cli.lab", "The learning-rate range test: raise the lr exponentially, watch the loss, suggest an lr."),
+    "serve": ("descend.cli.serve", "Serve the lab: pick a landscape and optimizers, click a start, watch the paths race."),
+}
+
+
+def load(module: str) -> dict[str, click.Command]:
+    """The click commands ``module``'s ``register(app)`` adds, by name."""
+    sub = typer.Typer()
+    importlib.import_module(module).register(sub)
+    return dict(typer.main.get_group(sub).commands)
+
+
+class LazyGroup(TyperGroup):
+    """A Typer group that imports a command's module only when the command is used.
+
+    While the group's own help is drawn, the commands of :data:`COMMANDS` are
+    stand-ins carrying their one-line help; otherwise :meth:`get_command`
+    imports the module and returns the real command.
+    """
+
+    _listing = False
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*COMMANDS, *(name for name in self.commands if name not in COMMANDS)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands or cmd_name not in COMMANDS:
+            return self.commands.get(cmd_name)
+        module, short = COMMANDS[cmd_name]
+        if self._listing:
+            return click.Command(cmd_name, help=short, short_help=short)
+        for name, command in load(module).items():
+            self.commands.setdefault(name, command)
+        return self.commands.get(cmd_name)
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
 
 app = typer.Typer(
     name="descend",
+    cls=LazyGroup,
     help="Gradient descent and its variants on PyTorch: optimizers, schedules, training and a lab.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
 
-register_schedule(app)
-register_tour(app)
-register_train(app)
-register_lab(app)
-register_web(app)
-
-# Demo line-up: the notes' optimizers with learning rates that suit Rosenbrock.
-DEMO = [
-    ("GD (SGD)", O.SGD, {"lr": 1e-3}),
-    ("Momentum (heavy ball)", O.Momentum, {"lr": 1e-4, "beta": 0.9}),
-    ("Momentum (EMA)", O.Momentum, {"lr": 1e-3, "beta": 0.9, "style": "ema"}),
-    ("Nesterov", O.Nesterov, {"lr": 1e-4, "beta": 0.9}),
-    ("Adagrad", O.Adagrad, {"lr": 0.5}),
-    ("RMSprop", O.RMSprop, {"lr": 1e-2}),
-    ("Adam", O.Adam, {"lr": 2e-2}),
-    ("AdamW", O.AdamW, {"lr": 2e-2, "weight_decay": 0.0}),
-    ("Newton + line search", O.Newton, {"line_search": True}),
+# Demo line-up: the notes' optimizers (class names in descend.optim) with learning rates that suit Rosenbrock.
+DEMO: list[tuple[str, str, dict[str, Any]]] = [
+    ("GD (SGD)", "SGD", {"lr": 1e-3}),
+    ("Momentum (heavy ball)", "Momentum", {"lr": 1e-4, "beta": 0.9}),
+    ("Momentum (EMA)", "Momentum", {"lr": 1e-3, "beta": 0.9, "style": "ema"}),
+    ("Nesterov", "Nesterov", {"lr": 1e-4, "beta": 0.9}),
+    ("Adagrad", "Adagrad", {"lr": 0.5}),
+    ("RMSprop", "RMSprop", {"lr": 1e-2}),
+    ("Adam", "Adam", {"lr": 2e-2}),
+    ("AdamW", "AdamW", {"lr": 2e-2, "weight_decay": 0.0}),
+    ("Newton + line search", "Newton", {"line_search": True}),
 ]
 
 
 def run_demo(steps: int = 5000, tol: float = 1e-6) -> list[dict]:
     """Every optimizer from Rosenbrock's classic start (-1.2, 1); returns one row each."""
+    import torch
+
+    from .. import landscapes
+    from .. import optim as O
+
     land = landscapes.get("rosenbrock")
     rows = []
-    for name, cls, kw in DEMO:
+    for name, cls_name, kw in DEMO:
         x = torch.tensor(land.start, dtype=torch.float64, requires_grad=True)
-        opt = cls([x], **kw)
+        opt = getattr(O, cls_name)([x], **kw)
         reached = None
         t0 = time.perf_counter()
         for i in range(1, steps + 1):
@@ -91,6 +139,9 @@ def demo(
 
     Example: descend demo --steps 2000
     """
+    from rich.console import Console
+    from rich.table import Table
+
     rows = run_demo(steps, tol)
     table = Table(title=f"Rosenbrock from (-1.2, 1): steps to f - f* < {tol:g} (budget {steps})")
     for col in ("optimizer", "hyperparameters", "steps", "final f - f*", "end point", "time"):
@@ -102,6 +153,7 @@ def demo(
             r["optimizer"], hyper, steps_txt, f"{r['final_gap']:.2e}",
             f"({r['end'][0]:.4f}, {r['end'][1]:.4f})", f"{r['seconds'] * 1e3:.0f} ms",
         )
+    console = Console()
     console.print(table)
     console.print("2-D paths show how each rule moves; they do not rank optimizers on real models.")
 
@@ -109,7 +161,9 @@ def demo(
 @app.command()
 def version() -> None:
     """Print the installed version."""
-    console.print(f"descend {__version__} (torch {torch.__version__})")
+    import torch
+
+    typer.echo(f"descend {__version__} (torch {torch.__version__})")
 
 
 def main() -> None:  # pragma: no cover
