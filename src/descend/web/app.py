@@ -29,11 +29,8 @@ import asyncio
 import dataclasses
 import logging
 import math
-import re
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -43,13 +40,16 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
 
-from descend import __version__, landscapes
+from descend import __version__, lab, landscapes
+from descend import schedules as S
 from descend.landscapes import Landscape
-from descend.schedules.registry import SCHEDULES, build_schedule
 
 from . import catalog
+from .costs import Costs
+from .errors import BodyLimits, FieldError, field_error, message, unprocessable, validation_errors
+from .jobs import Busy, Cancelled, Job, OutOfTime, Scheduler
+from .models import SESSION_HEADER, request_models
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +64,14 @@ class Limits:
         max_steps: steps per run (and per schedule preview).
         max_runs: runs (trajectories) per ``/api/run`` request.
         max_body_bytes: request body size; larger bodies get 413.
-        time_limit_s: computing time per ``/api/run`` request, counted from
-            when a worker starts it; a run past it is stopped (422).
+        time_limit_s: computing time per ``/api/run`` request (its own turns,
+            not its waiting); a run past it is stopped (422).
         max_grid: largest ``n`` for the contour grid.
-        workers: threads that run optimizers (the rest of the server stays responsive).
-        queue_timeout_s: how long a request may wait for a free worker (503 after).
+        workers: requests that compute at the same time (the rest wait their turn).
+        queue_timeout_s: how long a request may wait in all (503 after).
+        body_timeout_s: a request body that stops arriving for this long gets 408.
+        chunk_s: a request computes for at most this long before the next one's turn.
+        max_jobs: requests computing or waiting at once (503 beyond).
     """
 
     max_steps: int = 5000
@@ -78,194 +81,21 @@ class Limits:
     max_grid: int = 200
     workers: int = 2
     queue_timeout_s: float = 120.0
+    body_timeout_s: float = 5.0
+    chunk_s: float = 0.02
+    max_jobs: int = 256
 
     def __post_init__(self) -> None:
-        for name in ("max_steps", "max_runs", "max_body_bytes", "max_grid", "workers"):
+        for name in ("max_steps", "max_runs", "max_body_bytes", "max_grid", "workers", "max_jobs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        for name in ("time_limit_s", "queue_timeout_s"):
+        for name in ("time_limit_s", "queue_timeout_s", "body_timeout_s", "chunk_s"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
         if self.max_grid < 10:
             raise ValueError(f"max_grid must be at least 10, got {self.max_grid!r}")
-
-
-# ---------------------------------------------------------------- errors
-
-
-class FieldError(Exception):
-    """Bad input found while computing: answered as 422 naming ``loc``."""
-
-    def __init__(self, loc: tuple[str | int, ...], msg: str, kind: str = "value_error") -> None:
-        super().__init__(msg)
-        self.loc = loc
-        self.msg = msg
-        self.kind = kind
-
-
-class TimeLimitExceeded(BaseException):
-    """Raised inside a landscape evaluation once a request's time is up.
-
-    A ``BaseException`` so that no ``except Exception`` on the way (in the
-    library's loop) mistakes it for a numerical failure of the run.
-    """
-
-
-def _field(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc]
-    if parts and parts[0] in ("body", "query", "path"):
-        parts = parts[1:]
-    return ".".join(parts) or "body"
-
-
-def _unprocessable(errors: list[dict[str, Any]]) -> JSONResponse:
-    message = "; ".join(f"{_field(e['loc'])}: {e['msg']}" for e in errors)
-    return JSONResponse(status_code=422, content={"detail": errors, "message": message})
-
-
-def _field_error(e: FieldError) -> JSONResponse:
-    return _unprocessable([{"loc": list(e.loc), "msg": e.msg, "type": e.kind}])
-
-
-# ---------------------------------------------------------------- body size
-
-
-class BodySizeLimit:
-    """ASGI middleware: answer 413 to request bodies over ``max_bytes`` (declared or streamed)."""
-
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = None
-        for key, value in scope.get("headers", ()):
-            if key == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    await self._reply(send, 400, "content-length must be an integer")
-                    return
-        if declared is not None and declared > self.max_bytes:
-            await self._too_large(send, declared)
-            return
-        seen = 0
-        started = False
-
-        async def counting_receive() -> dict:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _BodyTooLarge(seen)
-            return message
-
-        async def tracking_send(message: dict) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _BodyTooLarge as e:
-            if not started:
-                await self._too_large(send, e.size)
-
-    async def _too_large(self, send: Callable, size: int) -> None:
-        await self._reply(
-            send, 413,
-            f"request body of {size} bytes is over the limit of {self.max_bytes} bytes",
-        )
-
-    @staticmethod
-    async def _reply(send: Callable, status: int, message: str) -> None:
-        response = JSONResponse(status_code=status, content={"detail": message, "message": message})
-        await send({
-            "type": "http.response.start",
-            "status": status,
-            "headers": response.raw_headers,
-        })
-        await send({"type": "http.response.body", "body": response.body})
-
-
-class _BodyTooLarge(Exception):
-    def __init__(self, size: int) -> None:
-        super().__init__(size)
-        self.size = size
-
-
-# ---------------------------------------------------------------- request models
-
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
-SafeInt = Annotated[int, Field(ge=-(2**53), le=2**53)]
-ShortStr = Annotated[str, Field(max_length=64)]
-Name = Annotated[str, Field(min_length=1, max_length=40)]
-HyperValue = bool | SafeInt | FiniteFloat | ShortStr | None
-OptionValue = bool | SafeInt | FiniteFloat | ShortStr | list[SafeInt | FiniteFloat] | None
-Coordinate = Annotated[float, Field(allow_inf_nan=False, ge=-1e4, le=1e4)]
-
-
-def _models(limits: Limits) -> dict[str, type[BaseModel]]:
-    """Request models whose bounds follow ``limits``."""
-    LandscapeName = Literal[tuple(landscapes.names())]  # type: ignore[valid-type]
-    OptimizerName = Literal[tuple([*catalog.optimizer_catalog(), *catalog.OPTIMIZER_ALIASES])]  # type: ignore[valid-type]
-    ScheduleName = Literal[tuple(SCHEDULES)]  # type: ignore[valid-type]
-
-    class ScheduleSpec(BaseModel):
-        """A schedule by name with its options (as ``descend schedule`` takes them)."""
-
-        model_config = ConfigDict(extra="forbid")
-        name: ScheduleName = Field(description="schedule name, e.g. cosine")
-        options: dict[Name, OptionValue] = Field(
-            default_factory=dict, max_length=12,
-            description="options by name, e.g. {\"final_lr\": 0.001, \"warmup\": 50}",
-        )
-
-    class RunSpec(BaseModel):
-        """One trajectory: an optimizer, its hyperparameters and an optional schedule."""
-
-        model_config = ConfigDict(extra="forbid")
-        optimizer: OptimizerName = Field(description="optimizer name (GET /api/optimizers)")
-        hyper: dict[Name, HyperValue] = Field(
-            default_factory=dict, max_length=16,
-            description="constructor keyword arguments, e.g. {\"lr\": 0.02}",
-        )
-        schedule: ScheduleSpec | None = Field(default=None, description="lr schedule; none: constant lr")
-
-    class RunRequest(BaseModel):
-        """Runs from one start on one landscape, as ``descend.lab.minimize`` takes them."""
-
-        model_config = ConfigDict(extra="forbid")
-        landscape: LandscapeName = Field(description="landscape name (GET /api/landscapes)")
-        start: tuple[Coordinate, Coordinate] | None = Field(
-            default=None, description="start (x, y); none: the landscape's suggested start"
-        )
-        steps: int = Field(default=500, ge=1, le=limits.max_steps, description="step budget per run")
-        tol: float = Field(
-            default=1e-8, ge=0.0, le=1e6, allow_inf_nan=False,
-            description="steps_to_tol counts steps until f - f* < tol",
-        )
-        record_every: int = Field(default=1, ge=1, le=limits.max_steps, description="keep every n-th point")
-        runs: list[RunSpec] = Field(min_length=1, max_length=limits.max_runs)
-
-    class SchedulePreview(BaseModel):
-        """A schedule to evaluate at steps 0 .. steps - 1."""
-
-        model_config = ConfigDict(extra="forbid")
-        name: ScheduleName = Field(description="schedule name; constant for a fixed lr")
-        lr: float = Field(default=0.1, ge=0.0, le=1e6, allow_inf_nan=False, description="base lr")
-        steps: int = Field(default=500, ge=1, le=limits.max_steps)
-        options: dict[Name, OptionValue] = Field(default_factory=dict, max_length=12)
-
-    return {"ScheduleSpec": ScheduleSpec, "RunSpec": RunSpec, "RunRequest": RunRequest,
-            "SchedulePreview": SchedulePreview}
 
 
 # ---------------------------------------------------------------- computing
@@ -288,11 +118,12 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _guarded(land: Landscape, deadline: float, cancel: threading.Event) -> Landscape:
-    """``land`` with every evaluation first checking the request's deadline.
+def _guarded(land: Landscape, job: Job) -> Landscape:
+    """``land`` with every evaluation first passing the job's checkpoint.
 
-    The functions are the landscape's own; only the check is added, so the
-    numbers are exactly those of ``land``.
+    The functions are the landscape's own; only the checkpoint is added (stop
+    when cancelled or out of time, give the slot up when the chunk is used), so
+    the numbers are exactly those of ``land``.
     """
 
     def guard(fn: Callable | None) -> Callable | None:
@@ -300,8 +131,7 @@ def _guarded(land: Landscape, deadline: float, cancel: threading.Event) -> Lands
             return None
 
         def checked(xy: torch.Tensor) -> torch.Tensor:
-            if cancel.is_set() or time.monotonic() > deadline:
-                raise TimeLimitExceeded
+            job.checkpoint()
             return fn(xy)
 
         return checked
@@ -312,7 +142,11 @@ def _guarded(land: Landscape, deadline: float, cancel: threading.Event) -> Lands
 
 
 def _schedule(spec: Any, steps: int, lr: Any, loc: tuple[Any, ...]) -> Any:
-    """The schedule ``spec`` asks for, built by the library; FieldError naming ``loc`` if bad."""
+    """The schedule ``spec`` asks for, built by :func:`descend.schedules.build`; FieldError if bad.
+
+    The library's :class:`~descend.spec.SpecError` names the bad option in
+    ``field``; the error points there.
+    """
     options = dict(spec.options)
     for reserved in ("name", "steps", "lr"):
         if reserved in options:
@@ -324,24 +158,13 @@ def _schedule(spec: Any, steps: int, lr: Any, loc: tuple[Any, ...]) -> Any:
     if isinstance(lr, bool) or not isinstance(lr, (int, float)):
         raise FieldError(loc, f"a schedule needs a numeric lr, got {lr!r}")
     try:
-        return build_schedule(spec.name, steps, lr=float(lr), **options)
+        return S.build(spec.name, steps=steps, lr=float(lr), **options)
     except (ValueError, TypeError, ArithmeticError) as e:
-        msg = str(e)
-        flag = re.search(r"--([a-z][a-z0-9-]*)", msg)
-        named = getattr(e, "field", None) or (flag.group(1).replace("-", "_") if flag else None)
-        if named is None:  # the library's own checks start with the argument's name
-            named = next((o for o in options if re.match(rf"{re.escape(o)}\b", msg)), None)
-        raise FieldError((*loc, "options", named) if named else loc, msg) from None
-
-
-def _hyper_loc(loc: tuple[Any, ...], hyper: dict[str, Any], message: str) -> tuple[Any, ...]:
-    """``loc`` extended with the hyperparameter the message starts with, if any."""
-    for name in sorted(hyper, key=len, reverse=True):
-        if message.startswith(name) and message[len(name): len(name) + 1] in (" ", ":", "="):
-            return (*loc, name)
-        if repr(name) in message:
-            return (*loc, name)
-    return loc
+        named = getattr(e, "field", None)
+        known = {o["name"] for o in catalog.schedule_catalog().get(spec.name, {}).get("options", ())}
+        if named not in options and named not in known:
+            named = None
+        raise FieldError((*loc, "options", named) if named else loc, str(e)) from None
 
 
 def prepare_runs(req: Any) -> list[dict[str, Any]]:
@@ -349,16 +172,18 @@ def prepare_runs(req: Any) -> list[dict[str, Any]]:
     prepared = []
     for i, run in enumerate(req.runs):
         loc = ("body", "runs", i)
-        key = catalog.resolve_optimizer(run.optimizer)
         hyper = dict(run.hyper)
         try:
-            catalog.check_hyper(key, hyper)
+            catalog.check_hyper(run.optimizer, hyper)
         except (ValueError, TypeError, ArithmeticError) as e:
             msg = str(e)
-            raise FieldError(_hyper_loc((*loc, "hyper"), hyper, msg), msg) from None
+            named = getattr(e, "field", None) or next(
+                (h for h in sorted(hyper, key=len, reverse=True)
+                 if msg.startswith(h) and msg[len(h): len(h) + 1] in (" ", ":", "=")), None)
+            raise FieldError((*loc, "hyper", named) if named in hyper else (*loc, "hyper"), msg) from None
         schedule = None
         if run.schedule is not None:
-            lr = hyper.get("lr", catalog.optimizer_hyper_default(key, "lr"))
+            lr = hyper.get("lr", catalog.optimizer_hyper_default(run.optimizer, "lr"))
             schedule = _schedule(run.schedule, req.steps, lr, (*loc, "schedule"))
         prepared.append({
             "optimizer": run.optimizer, "hyper": hyper, "schedule": schedule,
@@ -367,33 +192,51 @@ def prepare_runs(req: Any) -> list[dict[str, Any]]:
     return prepared
 
 
-def compute_runs(req: Any, limits: Limits, cancel: threading.Event) -> dict[str, Any]:
-    """Every run of ``req`` by ``descend.lab.minimize``, within the time limit."""
-    from descend.lab import minimize
-
-    deadline = time.monotonic() + limits.time_limit_s
-    prepared = prepare_runs(req)
-    land = landscapes.get(req.landscape)
-    guarded = _guarded(land, deadline, cancel)
-    start = list(req.start) if req.start is not None else list(land.start)
-    out = []
-    for i, run in enumerate(prepared):
-        if cancel.is_set() or time.monotonic() > deadline:
-            raise TimeLimitExceeded
+def _minimize_all(land: Landscape, start: list[float], req: Any, prepared: list[dict], job: Job) -> list:
+    """Every run by ``descend.lab.minimize_many`` (all in lockstep), or ``minimize`` one by one."""
+    common = {"x0": start, "steps": req.steps, "tol": req.tol, "record_every": req.record_every}
+    runs = [{"optimizer": r["optimizer"], "schedule": r["schedule"], **r["hyper"]} for r in prepared]
+    many = getattr(lab, "minimize_many", None)
+    if many is not None:
         try:
-            result = minimize(
-                guarded, x0=start, optimizer=run["optimizer"], steps=req.steps, tol=req.tol,
-                schedule=run["schedule"], record_every=req.record_every, **run["hyper"],
-            )
+            return many(land, runs, cancel=job.cancelled, **common)
+        except (ValueError, TypeError, ArithmeticError) as e:
+            index = getattr(e, "index", None)
+            raise FieldError(("body", "runs", index) if index is not None else ("body", "runs"), str(e)) from None
+        except Exception as e:
+            if type(e).__name__ == "Cancelled" and job.reason is not None:
+                raise Cancelled(job.reason) from None
+            raise
+    out = []
+    for i, run in enumerate(runs):
+        job.checkpoint()
+        try:
+            out.append(lab.minimize(land, **common, **run))
         except (ValueError, TypeError, ArithmeticError) as e:
             raise FieldError(("body", "runs", i), str(e)) from None
-        out.append({
+    return out
+
+
+def compute_runs(req: Any, job: Job, costs: Costs | None = None) -> dict[str, Any]:
+    """Every run of ``req`` computed by the lab, in the job's turns."""
+    prepared = prepare_runs(req)
+    land = landscapes.get(req.landscape)
+    start = list(req.start) if req.start is not None else list(land.start)
+    t0 = time.perf_counter()
+    results = _minimize_all(_guarded(land, job), start, req, prepared, job)
+    lab_s = time.perf_counter() - t0
+    if costs is not None:
+        costs.observe([r["optimizer"] for r in prepared], req.steps, job.computed_s())
+    out = [
+        {
             "optimizer": run["optimizer"],
             "hyper": run["hyper"],
             "schedule": run["schedule_spec"],
             "schedule_repr": repr(run["schedule"]) if run["schedule"] is not None else None,
             "result": _json_safe(result.to_dict()),
-        })
+        }
+        for run, result in zip(prepared, results, strict=True)
+    ]
     return {
         "landscape": land.name,
         "start": start,
@@ -401,42 +244,60 @@ def compute_runs(req: Any, limits: Limits, cancel: threading.Event) -> dict[str,
         "tol": req.tol,
         "record_every": req.record_every,
         "runs": out,
+        "timing": {"lab_s": lab_s, "computed_s": job.computed_s(), "turns": job.turns},
     }
 
 
-class _Pool:
-    """The worker threads for runs: started on first use, stopped at shutdown, restartable."""
-
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-        self._executor: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
-
-    def submit(self, fn: Callable, *args: Any) -> Future:
-        with self._lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="descend-run")
-            return self._executor.submit(fn, *args)
-
-    def close(self) -> None:
-        """Stop the workers: queued runs are dropped, a running one ends at its next evaluation."""
-        with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
+def _out_of_time(limits: Limits) -> FieldError:
+    return FieldError(
+        ("body", "steps"),
+        f"the runs took longer than the time limit of {limits.time_limit_s:g} s and were "
+        "stopped; ask for fewer steps or fewer runs",
+        "time_limit",
+    )
 
 
-def _within_time_limit(req: Any, limits: Limits, cancel: threading.Event) -> dict[str, Any]:
-    """:func:`compute_runs`, with running out of time turned into a 422 naming ``steps``."""
+def client_key(request: Request) -> str:
+    """Whose request this is: the page's session id, or else the connection."""
+    session = request.headers.get(SESSION_HEADER, "").strip()
+    if session and len(session) <= 64 and session.replace("-", "").replace("_", "").isalnum():
+        return f"session:{session}"
+    client = request.scope.get("client") or ("?", 0)
+    return f"connection:{client[0]}:{client[1]}"
+
+
+async def wait_for_job(request: Request, job: Job, limits: Limits) -> Any:
+    """The job's result, or an answer: the client gone (job cancelled), superseded (409), too slow."""
+    t0 = time.perf_counter()
+    watch = asyncio.ensure_future(_disconnected(request))
+    result = asyncio.wrap_future(job.future)
     try:
-        return compute_runs(req, limits, cancel)
-    except TimeLimitExceeded:
-        raise FieldError(
-            ("body", "steps"),
-            f"the runs took longer than the time limit of {limits.time_limit_s:g} s and were "
-            "stopped; ask for fewer steps or fewer runs",
-            "time_limit",
-        ) from None
+        done, _ = await asyncio.wait({result, watch}, timeout=limits.queue_timeout_s + limits.time_limit_s,
+                                     return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+    if result not in done:
+        job.cancel("disconnected" if watch in done else "waited too long")
+        if watch in done:
+            return message(499, "the client closed the connection")
+        return message(503, "the server is busy; try again in a moment")
+    try:
+        out = result.result()
+    except Cancelled as e:
+        return message(409, f"cancelled: {e.reason}", reason=e.reason)
+    except OutOfTime:
+        raise _out_of_time(limits) from None
+    out["timing"]["total_s"] = time.perf_counter() - t0
+    out["timing"]["waited_s"] = max(0.0, out["timing"]["total_s"] - out["timing"]["computed_s"])
+    return JSONResponse(out)  # already JSON-safe: skip FastAPI's slower encoder
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client goes away (after the body, ``receive`` yields only that)."""
+    while True:
+        msg = await request.receive()
+        if msg.get("type") == "http.disconnect":
+            return
 
 
 # ---------------------------------------------------------------- the app
@@ -445,10 +306,11 @@ def _within_time_limit(req: Any, limits: Limits, cancel: threading.Event) -> dic
 def create_app(limits: Limits | None = None) -> FastAPI:
     """The lab app with ``limits`` (defaults: :class:`Limits`)."""
     limits = limits or Limits()
-    models = _models(limits)
+    models = request_models(limits)
     RunRequest = models["RunRequest"]
     SchedulePreview = models["SchedulePreview"]
-    pool = _Pool(limits.workers)
+    scheduler = Scheduler(limits.workers, limits.chunk_s, limits.max_jobs)
+    costs = Costs()
 
     app = FastAPI(
         title="descend lab",
@@ -457,21 +319,18 @@ def create_app(limits: Limits | None = None) -> FastAPI:
         "Every number is computed by the descend library.",
     )
     app.state.limits = limits
-    app.state.pool = pool
-    app.add_middleware(BodySizeLimit, max_bytes=limits.max_body_bytes)
-    app.router.add_event_handler("shutdown", pool.close)
+    app.state.scheduler = scheduler
+    app.state.costs = costs
+    app.add_middleware(BodyLimits, max_bytes=limits.max_body_bytes, timeout_s=limits.body_timeout_s)
+    app.router.add_event_handler("shutdown", scheduler.close)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
-            for e in exc.errors()
-        ]
-        return _unprocessable(errors)
+        return unprocessable(validation_errors(list(exc.errors())))
 
     @app.exception_handler(FieldError)
     async def _field(request: Request, exc: FieldError) -> JSONResponse:
-        return _field_error(exc)
+        return field_error(exc)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
@@ -530,24 +389,28 @@ def create_app(limits: Limits | None = None) -> FastAPI:
         return {"name": body.name, "repr": repr(schedule), "steps": body.steps,
                 "lr": _json_safe(values)}
 
-    @app.post("/api/run", tags=["runs"])
-    async def run(body: RunRequest) -> dict[str, Any]:  # type: ignore[valid-type]
-        """Each run by ``descend.lab.minimize``; ``runs[i].result`` is its ``Run.to_dict()``.
+    @app.get("/api/costs", tags=["server"])
+    def get_costs() -> dict[str, Any]:
+        """Measured seconds per step of each optimizer on this server, for the page's estimates.
 
-        Non-finite numbers (a diverged run) appear as null.
+        A request's time is about ``overhead_s + steps * sum(per_step_s[optimizer] for each run)``;
+        the figures follow the runs the server has computed since it started.
         """
-        cancel = threading.Event()
-        future = pool.submit(_within_time_limit, body, limits, cancel)
+        return costs.table()
+
+    @app.post("/api/run", tags=["runs"])
+    async def run(body: RunRequest, request: Request) -> Any:  # type: ignore[valid-type]
+        """Every run by ``descend.lab`` (all in lockstep); ``runs[i].result`` is its ``Run.to_dict()``.
+
+        Non-finite numbers (a diverged run) appear as null. Requests of one page
+        (header ``X-Descend-Session``, else one connection) run one at a time: a
+        newer one cancels the older (409). Requests of different pages take turns
+        in short chunks, least computed first.
+        """
         try:
-            return await asyncio.wait_for(
-                asyncio.wrap_future(future), timeout=limits.queue_timeout_s + limits.time_limit_s
-            )
-        except TimeoutError:
-            cancel.set()
-            return JSONResponse(
-                status_code=503,
-                content={"detail": "the server is busy; try again in a moment",
-                         "message": "the server is busy; try again in a moment"},
-            )
+            job = scheduler.submit(client_key(request), lambda j: compute_runs(body, j, costs), limits.time_limit_s)
+        except Busy:
+            return message(503, "the server is busy; try again in a moment")
+        return await wait_for_job(request, job, limits)
 
     return app

@@ -4,13 +4,14 @@
   :mod:`descend.landscapes` with their facts, and a grid of values with contour
   lines (matplotlib's contour generator, ``contourpy``) so that the page only
   draws;
-* :func:`optimizer_catalog`: every optimizer of :data:`descend.optim.OPTIMIZERS`
-  with its hyperparameters, read from the constructor signature (default,
-  type) and the class's validation specs (allowed range, choices), plus a
-  range for the page's slider;
-* :func:`schedule_catalog`: every schedule that
-  :func:`descend.schedules.cli.build_schedule` can build, with its options as
-  the ``descend schedule`` command documents them.
+* :func:`optimizer_catalog`: every optimizer of the registry
+  (:func:`descend.optim.names`, :func:`descend.optim.display`) with its
+  hyperparameters (:func:`descend.optim.registry.accepted_keywords`), their
+  defaults and types from the constructor signature and their allowed range
+  and choices from the class's validation specs, plus a range for the page's
+  slider;
+* :func:`schedule_catalog`: every schedule of :func:`descend.schedules.describe`
+  with its options (kind, default, help, choices), as data.
 
 Nothing here computes an optimizer step; the page builds its controls from
 these tables and sends the user's choices back to the API.
@@ -30,8 +31,10 @@ import torch
 
 from descend import landscapes
 from descend import optim as O
-from descend.cli.schedule import LIST_OPTIONS, SCHEDULES, WARMUP_OPTIONS, schedule_cmd
+from descend import schedules as S
 from descend.optim._validate import Range
+from descend.optim.registry import accepted_keywords
+from descend.spec import SpecError
 
 # Constructor arguments the page never offers: how to run, not what to run.
 HIDDEN_HYPER = ("self", "params", "nonfinite", "impl")
@@ -70,8 +73,14 @@ LAB_PRESETS: dict[str, dict[str, Any]] = {
     "newton": {"line_search": True},
 }
 
-# Names accepted by the API besides the registry: "gd" is plain gradient descent.
-OPTIMIZER_ALIASES: dict[str, str] = {"gd": "sgd"}
+# Where the page starts a landscape's race when it differs from the landscape's
+# own suggestion: note 003's f = 3x²y is unbounded below, and from (1, 1)
+# gradient descent slides onto the line x = 0 of critical points (f = 0, no
+# minimum); from (1, 0.3) it runs off to y -> -inf as the note says.
+PAGE_STARTS: dict[str, tuple[float, float]] = {"note003": (1.0, 0.3)}
+# Contour grid points per side the page asks for: Rosenbrock's narrow valley
+# needs a finer grid, or its floor breaks into loops.
+PAGE_GRID: dict[str, int] = {"rosenbrock": 160}
 
 
 # ---------------------------------------------------------------- landscapes
@@ -103,6 +112,8 @@ def landscape_info(name: str) -> dict[str, Any]:
         "saddles": [list(s) for s in land.saddles],
         "f_star": _finite(land.f_star),
         "log_levels": land.log_levels,
+        "page_start": list(PAGE_STARTS.get(name, land.start)),
+        "page_grid": PAGE_GRID.get(name, 90),
     }
 
 
@@ -234,9 +245,10 @@ def _hyper_spec(opt_name: str, cls: type, p: inspect.Parameter) -> dict[str, Any
 
 
 def _init_parameters(cls: type) -> list[inspect.Parameter]:
-    """Keyword parameters of ``cls.__init__``, following ``**kwargs`` up the class hierarchy.
+    """The registry's keywords of ``cls`` (:func:`accepted_keywords`) as signature parameters.
 
-    A subclass's own parameter (and default) wins over its parent's.
+    Each parameter (default, annotation) is the one of the first class up the
+    MRO whose ``__init__`` names it, so a subclass's default wins.
     """
     found: dict[str, inspect.Parameter] = {}
     for klass in cls.__mro__:
@@ -247,20 +259,19 @@ def _init_parameters(cls: type) -> list[inspect.Parameter]:
             sig = inspect.signature(init, eval_str=True)
         except (NameError, TypeError):  # pragma: no cover - annotations that do not resolve
             sig = inspect.signature(init)
-        more = False
         for p in sig.parameters.values():
-            if p.kind is inspect.Parameter.VAR_KEYWORD:
-                more = True
-            elif p.kind is not inspect.Parameter.VAR_POSITIONAL and p.name not in HIDDEN_HYPER:
-                found.setdefault(p.name, p)
-        if not more:
-            break
-    return list(found.values())
+            found.setdefault(p.name, p)
+    return [found[k] for k in accepted_keywords(cls) if k not in HIDDEN_HYPER and k in found]
+
+
+def optimizer_names() -> list[str]:
+    """Every name the API accepts: the registry's aliases (``gd``) and keys."""
+    return O.names()
 
 
 @lru_cache(maxsize=1)
 def optimizer_catalog() -> dict[str, dict[str, Any]]:
-    """Every optimizer: ``{name: {"class", "doc", "hyper": [...], "preset": {...}}}``.
+    """Every optimizer: ``{name: {"class", "display", "doc", "hyper": [...], "preset": {...}}}``.
 
     Each hyperparameter entry has ``name``, ``kind`` (``number``, ``integer``,
     ``bool`` or ``choice``), ``default``, ``nullable``, ``primary`` and, by
@@ -274,6 +285,8 @@ def optimizer_catalog() -> dict[str, dict[str, Any]]:
         out[name] = {
             "name": name,
             "class": cls.__name__,
+            "display": O.display(name),
+            "aliases": [a for a, key in O.ALIASES.items() if key == name],
             "summary": doc.split("\n\n")[0].replace("\n", " "),
             "hyper": hyper,
             "preset": dict(LAB_PRESETS.get(name, {})),
@@ -292,105 +305,63 @@ def optimizer_hyper_default(optimizer: str, name: str) -> Any:
 
 def resolve_optimizer(name: str) -> str:
     """The registry key for ``name`` (``"gd"`` is ``"sgd"``)."""
-    key = str(name).strip().lower()
-    return OPTIMIZER_ALIASES.get(key, key)
+    from descend.optim.registry import key_of
+
+    return key_of(name)
 
 
 def check_hyper(optimizer: str, hyper: dict[str, Any]) -> None:
-    """Raise ``ValueError`` (message naming the hyperparameter) unless ``hyper`` suits ``optimizer``.
+    """Raise ``ValueError`` naming the hyperparameter unless ``hyper`` suits ``optimizer``.
 
-    Unknown names, and integers above the web caps, are refused here; every
-    value is then checked by building the optimizer itself on a throw-away
-    parameter, so the message is the library's own.
+    Unknown names (:class:`descend.spec.SpecError` with ``field``) and
+    integers above the web caps are refused; every value is then checked by
+    building the optimizer through the registry on a throw-away parameter, so
+    the message is the library's own.
     """
     key = resolve_optimizer(optimizer)
-    spec = optimizer_catalog()[key]
-    known = {h["name"]: h for h in spec["hyper"]}
+    known = [h["name"] for h in optimizer_catalog()[key]["hyper"]]
     for name, value in hyper.items():
         if name not in known:
-            raise ValueError(
-                f"{key} has no hyperparameter {name!r}; it takes {', '.join(known)}"
-            )
+            raise SpecError(f"{O.display(key)} has no option {name!r} in the lab; it takes {', '.join(known)}",
+                            field=name)
         cap = INTEGER_CAPS.get(name)
         if cap is not None and isinstance(value, int) and not isinstance(value, bool) and value > cap:
-            raise ValueError(f"{name} must be at most {cap} in the lab, got {value!r}")
-    O.OPTIMIZERS[key]([torch.zeros(2, dtype=torch.float64, requires_grad=True)], **hyper)
+            raise SpecError(f"{name} must be at most {cap} in the lab, got {value!r}", field=name)
+    O.build(optimizer, [torch.zeros(2, dtype=torch.float64, requires_grad=True)], **hyper)
 
 
 # ---------------------------------------------------------------- schedules
 
-# Choices the CLI spells out in its help text.
-SCHEDULE_CHOICES: dict[str, list[str]] = {
-    "mode": ["triangular", "triangular2", "exp_range"],
-    "anneal": ["cos", "linear"],
-    "warmup_shape": ["linear", "cosine", "constant"],
-}
-# Starting values for options a schedule needs (the page fills these in).
+# Starting values the page fills in for options a schedule needs.
 SCHEDULE_DEFAULTS: dict[str, Any] = {
     "every": 100,
     "gamma": 0.5,
-    "milestones": "100,200",
+    "milestones": "100/200",
     "rate": 0.01,
     "k": 10.0,
     "period": 100,
     "max_lr": 0.1,
     "steps_up": 50,
-    "boundaries": "100,200",
-    "values": "0.01,0.001",
+    "boundaries": "100/200",
+    "values": "0.01/0.001",
 }
-
-
-def _cli_options() -> dict[str, dict[str, Any]]:
-    """Option name -> {kind, help} read from the ``descend schedule`` command's signature."""
-    sig = inspect.signature(schedule_cmd, eval_str=True)
-    out: dict[str, dict[str, Any]] = {}
-    for p in sig.parameters.values():
-        meta = [m for m in getattr(p.annotation, "__metadata__", ()) if hasattr(m, "help")]
-        if not meta:
-            continue
-        info = meta[0]
-        raw = (getattr(info, "default", None), *(getattr(info, "param_decls", None) or ()))
-        decls = [d for d in raw if isinstance(d, str) and d.startswith("--")]
-        name = decls[0][2:].replace("-", "_") if decls else p.name
-        base = typing.get_args(p.annotation)[0] if typing.get_args(p.annotation) else p.annotation
-        found = _types_of(base)
-        if name in LIST_OPTIONS:
-            kind = "list"
-        elif name in SCHEDULE_CHOICES:
-            kind = "choice"
-        elif bool in found:
-            kind = "bool"
-        elif int in found:
-            kind = "integer"
-        elif float in found:
-            kind = "number"
-        else:
-            kind = "string"
-        out[name] = {"name": name, "kind": kind, "help": info.help or ""}
-    return out
 
 
 @lru_cache(maxsize=1)
 def schedule_catalog() -> dict[str, dict[str, Any]]:
-    """Every schedule ``build_schedule`` knows: ``{name: {"options": [...], "required": [...]}}``."""
-    cli = _cli_options()
+    """Every schedule of :func:`descend.schedules.describe`: ``{name: {"options": [...], ...}}``.
+
+    Options keep the registry's ``kind``, ``help``, ``choices`` and
+    ``default``; a required option's ``default`` is a starting value for the
+    page's control (``SCHEDULE_DEFAULTS``).
+    """
     out: dict[str, dict[str, Any]] = {}
-    for name, (factory, takes, needs) in SCHEDULES.items():
-        options = []
-        for opt in (*takes, *WARMUP_OPTIONS):
-            entry = dict(cli.get(opt, {"name": opt, "kind": "number", "help": ""}))
-            entry["required"] = opt in needs
-            if opt in SCHEDULE_CHOICES:
-                entry["choices"] = SCHEDULE_CHOICES[opt]
-            if opt in needs:
-                entry["default"] = SCHEDULE_DEFAULTS.get(opt)
-            entry["warmup"] = opt in WARMUP_OPTIONS
-            options.append(entry)
-        doc = inspect.getdoc(factory) or ""
-        out[name] = {
-            "name": name,
-            "summary": doc.split("\n\n")[0].replace("\n", " "),
-            "options": options,
-            "required": list(needs),
-        }
+    for name, info in S.describe().items():
+        entry = info.to_dict()
+        for opt in entry["options"]:
+            if opt["required"]:
+                opt["default"] = SCHEDULE_DEFAULTS.get(opt["name"])
+            if not opt["choices"]:
+                del opt["choices"]
+        out[name] = entry
     return out
