@@ -89,8 +89,8 @@ def test_bad_input_exits_2_with_the_reason() -> None:
     for args, message in [
         (["race", "valley"], "unknown landscape 'valley'; valid names: note003, bowl"),
         (["race", "bowl", "-o", "adam:lr"], "must be key=value pairs"),
-        (["race", "bowl", "-o", "lion"], "optimizer must be one of gd, sgd"),
-        (["race", "bowl", "-o", "adam:beta=0.9"], "unknown hyperparameter 'beta' for Adam"),
+        (["race", "bowl", "-o", "lion"], "unknown optimizer 'lion'; choose one of gd, sgd"),
+        (["race", "bowl", "-o", "adam:beta=0.9"], "unknown option 'beta' for Adam"),
         (["sweep", "bowl", "--lr-min", "1", "--lr-max", "0.1"], "0 < lr-min < lr-max"),
         (["sweep", "bowl", "-o", "adagrad", "--betas", "0.5"], "Adagrad has no default beta"),
         (["sweep", "bowl", "--heatmap", "h.png"], "--heatmap needs --betas"),

@@ -197,7 +197,7 @@ def test_gd_alias_display_names_and_classes() -> None:
     from descend.optim import SGD, Adam
 
     assert minimize("bowl", None, "gd", lr=0.1, steps=5).optimizer == "GD"
-    assert minimize("bowl", None, SGD, lr=0.1, steps=5).optimizer == "GD"
+    assert minimize("bowl", None, SGD, lr=0.1, steps=5).optimizer == "SGD"  # the registry: gd -> GD, sgd -> SGD
     assert minimize("bowl", None, Adam, steps=3).label == "Adam (lr=0.001)"
     a = minimize("bowl", None, torch.optim.SGD, lr=0.1, steps=30)
     b = minimize("bowl", None, "sgd", lr=0.1, steps=30)
@@ -207,9 +207,9 @@ def test_gd_alias_display_names_and_classes() -> None:
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: minimize("bowl", optimizer="adamax"), "optimizer must be one of gd, sgd, momentum, nesterov, adagrad"),
+        (lambda: minimize("bowl", optimizer="adamax"), "unknown optimizer 'adamax'; choose one of gd, sgd, momentum, nesterov, adagrad"),
         (lambda: minimize("valley"), "unknown landscape 'valley'; valid names: note003, bowl, rosenbrock"),
-        (lambda: minimize("bowl", optimizer="adam", beta=0.9), "unknown hyperparameter 'beta' for Adam; it takes: lr, beta1"),
+        (lambda: minimize("bowl", optimizer="adam", beta=0.9), "unknown option 'beta' for Adam; it takes: lr, beta1"),
         (lambda: minimize("bowl", lr=[0.1, 0.2]), "lr must be a single value for minimize"),
         (lambda: minimize("bowl", steps=-1), "steps must be an integer >= 0, got -1"),
         (lambda: minimize("bowl", tol=-1.0), "tol must be None"),

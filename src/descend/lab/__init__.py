@@ -3,6 +3,8 @@ r"""The lab: run optimizers on landscapes and real data, and compare them.
 =============================================  ==================================================
 ``minimize(f, x0, optimizer, steps, tol, ...)`` one trajectory: path, losses, gradient norms, lrs,
                                                 steps to tolerance, converged/diverged, wall time
+``minimize_many(f, [run, ...], **common)``     several runs (any optimizers) in lockstep, one
+                                                evaluation of ``f`` per step; equals ``minimize``
 ``run_many(f, starts, optimizer, ..., lr=[...])`` N trajectories as one ``(N, d)`` tensor with
                                                 per-row hyperparameters; rows equal ``minimize``
 ``race(f, entries, steps, tol, fair=False)``    several optimizers from one start; ``fair=True``
@@ -23,14 +25,20 @@ from :func:`descend.cli.lab.register`.
     result = lab.race("rosenbrock", [("gd", {"lr": 1e-3}), ("adam", {"lr": 0.02})], steps=2000)
 """
 
+from .engine import MAX_STEPS, Cancelled
 from .lr_find import LRFindResult, lr_find
 from .race import RACE_NOTE, RaceResult, race
-from .runner import Run, Runs, minimize, run_many
+from .results import Run, Runs
+from .runner import RunError, minimize, minimize_many, run_many
 from .sweep import REGIONS, SweepResult, classify, sweep
 
 __all__ = [
     "minimize",
+    "minimize_many",
     "run_many",
+    "Cancelled",
+    "RunError",
+    "MAX_STEPS",
     "race",
     "sweep",
     "lr_find",

@@ -1,8 +1,10 @@
-"""Small shared pieces of the lab: optimizer lookup, argument checks, JSON conversion."""
+"""Small shared pieces of the lab: argument checks, labels, JSON conversion.
+
+Optimizer names, aliases and display names come from :mod:`descend.optim` (its registry).
+"""
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -10,20 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import optim as O
+from ..optim.registry import accepted_keywords  # noqa: F401  (re-exported for older imports)
 
-# "gd" is gradient descent: descend.optim.SGD fed full-batch gradients (on a landscape, always).
-ALIASES = {"gd": "sgd"}
-DISPLAY = {
-    "sgd": "GD",
-    "momentum": "Momentum",
-    "nesterov": "Nesterov",
-    "adagrad": "Adagrad",
-    "rmsprop": "RMSprop",
-    "adam": "Adam",
-    "adamw": "AdamW",
-    "newton": "Newton",
-}
 # Each optimizer's "beta" for the lr x beta heat-map.
 BETA_NAMES = {
     "sgd": "momentum",
@@ -33,84 +23,6 @@ BETA_NAMES = {
     "adam": "beta1",
     "adamw": "beta1",
 }
-
-
-def optimizer_names() -> list[str]:
-    """Names accepted for ``optimizer``: ``gd`` and every key of ``descend.optim.OPTIMIZERS``."""
-    return ["gd", *O.OPTIMIZERS]
-
-
-def resolve_optimizer(optimizer: Any) -> tuple[type[torch.optim.Optimizer], str, str | None]:
-    """``(class, display name, registry key or None)`` for a name or an optimizer class."""
-    if isinstance(optimizer, str):
-        key = optimizer.strip().lower().replace("-", "_")
-        key = ALIASES.get(key, key)
-        if key not in O.OPTIMIZERS:
-            raise ValueError(
-                f"optimizer must be one of {', '.join(optimizer_names())} or an optimizer class, "
-                f"got {optimizer!r}"
-            )
-        return O.OPTIMIZERS[key], DISPLAY[key], key
-    if isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer):
-        for key, cls in O.OPTIMIZERS.items():
-            if cls is optimizer:
-                return cls, DISPLAY[key], key
-        return optimizer, optimizer.__name__, None
-    raise ValueError(
-        f"optimizer must be one of {', '.join(optimizer_names())} or a torch.optim.Optimizer "
-        f"subclass, got {optimizer!r}"
-    )
-
-
-def accepted_keywords(cls: type) -> list[str]:
-    """Keyword arguments of ``cls.__init__`` (following ``**kwargs`` up the MRO), minus ``params``."""
-    names: list[str] = []
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        params = inspect.signature(init).parameters
-        more = False
-        for p in params.values():
-            if p.kind is p.VAR_KEYWORD:
-                more = True
-            elif p.kind is not p.VAR_POSITIONAL and p.name not in ("self", "params") and p.name not in names:
-                names.append(p.name)
-        if not more:
-            break
-    return names
-
-
-def build_optimizer(
-    cls: type[torch.optim.Optimizer], display: str, params: list[torch.Tensor], hyper: dict[str, Any]
-) -> torch.optim.Optimizer:
-    """``cls(params, **hyper)`` with the lab's defaults: ``impl="eager"`` and ``nonfinite="ignore"``.
-
-    The lab detects non-finite values itself (a run that produces them has
-    diverged and stops), so the element-wise optimizers do not check their
-    gradients. Newton keeps its own policy.
-    """
-    allowed = accepted_keywords(cls)
-    unknown = [k for k in hyper if k not in allowed]
-    if unknown:
-        raise ValueError(
-            f"unknown hyperparameter {unknown[0]!r} for {display}; it takes: {', '.join(allowed)}"
-        )
-    kwargs = dict(hyper)
-    if "impl" in allowed:
-        kwargs.setdefault("impl", "eager")
-    if "nonfinite" in allowed and cls is not O.Newton:
-        kwargs.setdefault("nonfinite", "ignore")
-    return cls(params, **kwargs)
-
-
-def vectorizable(cls: type) -> bool:
-    """Whether ``cls`` updates every element on its own (rows of an (N, d) tensor stay independent).
-
-    True for the element-wise descend optimizers; Newton couples all
-    coordinates and other classes are not known to be element-wise.
-    """
-    return issubclass(cls, O.Optimizer) and getattr(cls, "_tensor_hypers", False)
 
 
 def check_int(name: str, value: Any, low: int) -> int:

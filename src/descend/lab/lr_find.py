@@ -46,7 +46,8 @@ import torch
 from torch import nn
 
 from .. import optim as O
-from ._common import build_optimizer, check_int, check_positive, jsonable, resolve_optimizer
+from ._common import check_int, check_positive, jsonable
+from .engine import build
 
 Tensor = torch.Tensor
 SUGGESTIONS = ("valley", "steepest", "min_over_10")
@@ -197,7 +198,7 @@ def lr_find(
         opt, display, owned = optimizer, type(optimizer).__name__, False
         cls: type = type(optimizer)
     else:
-        cls, display, _ = resolve_optimizer(optimizer)
+        cls, display, _ = O.resolve(optimizer)
         owned = True
     if issubclass(cls, O.Newton):
         raise ValueError("optimizer must be a first-order optimizer for lr_find; Newton has no lr to range-test")
@@ -212,7 +213,7 @@ def lr_find(
     saved_rng = torch.get_rng_state()
     saved_epoch = getattr(batches, "epoch", None)
     if owned:
-        opt = build_optimizer(cls, display, params, hyper)
+        opt = build(cls, params, hyper)
         saved_opt = None
     else:
         saved_opt = copy.deepcopy(opt.state_dict())

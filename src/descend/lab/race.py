@@ -29,9 +29,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import optim as O
 from ..landscapes import Landscape
-from ._common import check_int, check_tol, is_sequence, jsonable, resolve_optimizer
-from .runner import Objective, Run, Runs, minimize, run_many
+from ._common import check_int, check_tol, is_sequence, jsonable
+from .objective import Objective
+from .results import Run, Runs
+from .runner import minimize, run_many
 
 RACE_NOTE = "2-D paths show how each method moves; they do not rank optimizers on real models."
 DEFAULT_LR_GRID = tuple(float(v) for v in np.logspace(-5, 0, 21))  # 1e-5 .. 1, four per decade
@@ -115,10 +118,10 @@ class RaceResult:
 def parse_entry(entry: Any, index: int = 0) -> tuple[Any, dict[str, Any]]:
     """``(optimizer, hyper)`` from a name, a class or an ``(optimizer, dict)`` pair."""
     if isinstance(entry, str | type):
-        resolve_optimizer(entry)
+        O.resolve(entry)
         return entry, {}
     if isinstance(entry, Sequence) and len(entry) == 2 and isinstance(entry[1], dict):
-        resolve_optimizer(entry[0])
+        O.resolve(entry[0])
         return entry[0], dict(entry[1])
     raise ValueError(
         f"entries[{index}] must be an optimizer name, an optimizer class or an (optimizer, dict) pair, "

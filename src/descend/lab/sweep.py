@@ -30,16 +30,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import optim as O
 from ..landscapes import Landscape
-from ._common import (
-    BETA_NAMES,
-    accepted_keywords,
-    check_int,
-    check_tol,
-    jsonable,
-    resolve_optimizer,
-)
-from .runner import Objective, Runs, run_many
+from ..optim.registry import accepted_keywords
+from ._common import BETA_NAMES, check_int, check_tol, jsonable
+from .objective import Objective
+from .results import Runs
+from .runner import run_many
 
 REGIONS = ("too small", "good", "too large", "divergent")
 GOOD_FACTOR = 10.0
@@ -215,7 +212,7 @@ def sweep(
         math.isfinite(good_factor) and good_factor >= 1
     ):
         raise ValueError(f"good_factor must be a finite number >= 1, got {good_factor!r}")
-    cls, display, key = resolve_optimizer(optimizer)
+    cls, display, key = O.resolve(optimizer)
     obj = Objective(f)
     start = obj.start(x0)
     runs = run_many(obj.fn, start, optimizer, steps=steps, tol=tol, lr=lr_arr, **hyper)

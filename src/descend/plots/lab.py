@@ -23,7 +23,7 @@ from matplotlib.patches import Patch
 
 from ..lab.lr_find import LRFindResult
 from ..lab.race import RACE_NOTE, RaceResult
-from ..lab.runner import Run
+from ..lab.results import Run
 from ..lab.sweep import SweepResult
 from .landscape import contour
 

@@ -1,0 +1,118 @@
+"""The objective of a lab run: a landscape, a landscape name or a torch function of one tensor.
+
+:class:`Objective` gives the runners what they need from ``f``: the start,
+the divergence bound, and values with gradients for one point or for ``N``
+rows at once (the landscape's closed forms, or ``torch.func.vmap`` of
+autograd for a plain function).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import landscapes
+from ..landscapes import Landscape
+
+Tensor = torch.Tensor
+DIVERGE_BOX_FACTOR = 100.0
+DIVERGE_BOUND = 1e6
+
+
+class Objective:
+    """``f`` with what the runners need: values and gradients for one point or N rows."""
+
+    def __init__(self, f: Landscape | str | Callable[[Tensor], Tensor]) -> None:
+        if isinstance(f, str):
+            f = landscapes.get(f)
+        self.landscape: Landscape | None = f if isinstance(f, Landscape) else None
+        if self.landscape is None and not callable(f):
+            raise ValueError(
+                f"f must be a Landscape, a landscape name ({', '.join(landscapes.names())}) or a "
+                f"differentiable torch function of one tensor, got {f!r}"
+            )
+        self.fn = f
+        self.f_star = None if self.landscape is None else self.landscape.f_star
+        self.name = None if self.landscape is None else self.landscape.name
+        self._vmapped: Callable[[Tensor], tuple[Tensor, Tensor]] | None = None
+        self._vmap_failed = False
+
+    @property
+    def bound(self) -> float:
+        """|x_j| beyond this means diverged: 100x the view box, or 1e6 without a landscape."""
+        if self.landscape is None:
+            return DIVERGE_BOUND
+        return DIVERGE_BOX_FACTOR * max(abs(v) for v in self.landscape.box)
+
+    def start(self, x0: Any, name: str = "x0") -> Tensor:
+        """``x0`` as a floating tensor (float64 unless it already is a floating tensor)."""
+        if x0 is None:
+            if self.landscape is None:
+                raise ValueError(f"{name} is required when f is a function (it has no default start)")
+            x0 = self.landscape.start
+        if isinstance(x0, Tensor):
+            x = x0.detach()
+            x = x if x.is_floating_point() else x.to(torch.float64)
+        else:
+            try:
+                x = torch.as_tensor(np.asarray(x0, dtype=np.float64))
+            except (TypeError, ValueError):
+                raise ValueError(f"{name} must be a point (a sequence of numbers or a tensor), got {x0!r}") from None
+        if x.numel() == 0:
+            raise ValueError(f"{name} must hold at least one coordinate, got shape {tuple(x.shape)}")
+        return x.clone()
+
+    def check_point_shape(self, shape: tuple[int, ...], name: str) -> None:
+        if self.landscape is not None and shape != (2,):
+            raise ValueError(f"{name} must be a 2-D point (x, y) on landscape {self.name!r}, got shape {shape}")
+
+    # one point -------------------------------------------------------------------
+    def value_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(f(x), grad f(x))`` for one point, both detached."""
+        if self.landscape is not None:
+            with torch.no_grad():
+                return self.landscape.f(x), self.landscape.grad(x)
+        with torch.enable_grad():
+            z = x.detach().requires_grad_(True)
+            v = self._scalar(self.fn(z))
+            if not v.requires_grad:
+                return v.detach(), torch.zeros_like(z)
+            (g,) = torch.autograd.grad(v, z, allow_unused=True)
+        return v.detach(), torch.zeros_like(x) if g is None else g
+
+    def loss(self, x: Tensor) -> Tensor:
+        """``f(x)`` with its graph (Newton's closure)."""
+        if self.landscape is not None:
+            return self.landscape.f(x)
+        return self._scalar(self.fn(x))
+
+    @staticmethod
+    def _scalar(v: Any) -> Tensor:
+        if not isinstance(v, Tensor) or v.numel() != 1:
+            shape = tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__
+            raise ValueError(f"f must return a scalar tensor, got {shape}")
+        return v.reshape(())
+
+    # N rows ------------------------------------------------------------------------
+    def value_grad_many(self, X: Tensor) -> tuple[Tensor, Tensor]:
+        """``(f(X[i]), grad f(X[i]))`` for every row: shapes ``(N,)`` and ``(N, d)``."""
+        if self.landscape is not None:
+            with torch.no_grad():
+                return self.landscape.f(X), self.landscape.grad(X)
+        if not self._vmap_failed:
+            try:
+                if self._vmapped is None:
+                    gv = torch.func.grad_and_value(lambda z: self._scalar(self.fn(z)))
+                    self._vmapped = torch.func.vmap(gv)
+                G, F = self._vmapped(X.detach())
+                return F.detach(), G.detach()
+            except ValueError:
+                raise
+            except Exception:  # an operation without a batching rule: one row at a time
+                self._vmap_failed = True
+        pairs = [self.value_grad(row) for row in X.detach()]
+        return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+
