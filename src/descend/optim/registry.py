@@ -20,6 +20,7 @@ import torch
 
 from ..spec import SpecError, norm, parse
 from .adaptive import Adagrad, Adam, AdamW, RMSprop
+from .compat import torch_keywords
 from .newton import Newton
 from .sgd import SGD, Momentum, Nesterov
 
@@ -125,10 +126,12 @@ def check_options(cls: type, options: Mapping[str, Any], shown_name: str | None 
     allowed = accepted_keywords(cls)
     if any(p.kind is p.VAR_KEYWORD for p in inspect.signature(cls.__init__).parameters.values()) and not allowed:
         return
+    spellings = torch_keywords(cls)  # torch.optim's names, translated by the class (descend.optim.compat)
     for key in options:
-        if key not in allowed:
+        if key not in allowed and key not in spellings:
+            also = f" (and torch.optim's spellings {', '.join(spellings)})" if spellings else ""
             raise SpecError(
-                f"unknown option {key!r} for {shown_name or cls.__name__}; it takes: {', '.join(allowed)}",
+                f"unknown option {key!r} for {shown_name or cls.__name__}; it takes: {', '.join(allowed)}{also}",
                 field=key,
             )
 

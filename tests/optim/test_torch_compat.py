@@ -1,0 +1,364 @@
+"""descend's optimizers as drop-ins for torch.optim (descend.optim.compat).
+
+torch's keywords, torch's momentum-cycling schedulers, torch's state dicts in
+both directions, and state matched to parameters by name. Every trajectory is
+compared with torch.optim itself in float64.
+"""
+
+import copy
+import inspect
+
+import pytest
+import torch
+from torch import nn
+
+import descend.optim as O
+from descend.spec import SpecError
+
+TOL = 1e-12
+SHAPES = [(4, 3), (3,)]
+
+
+def params(seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn(*s, generator=gen, dtype=torch.float64, requires_grad=True) for s in SHAPES]
+
+
+def grads(t, ps):
+    gen = torch.Generator().manual_seed(1000 + t)
+    return [torch.randn(p.shape, generator=gen, dtype=torch.float64) for p in ps]
+
+
+def run(opt, ps, steps, start=0, before_step=None, after_step=None):
+    for t in range(start, start + steps):
+        for p, g in zip(ps, grads(t, ps)):
+            p.grad = g
+        if before_step:
+            before_step(t)
+        opt.step()
+        if after_step:
+            after_step(t)
+
+
+def gap(xs, ys):
+    return max((x - y).abs().max().item() for x, y in zip(xs, ys))
+
+
+# (torch class, torch kwargs, descend class, descend kwargs written with torch's spellings)
+PAIRS = [
+    ("Adam", {"lr": 0.01, "betas": (0.8, 0.99)}, "Adam", {"lr": 0.01, "betas": (0.8, 0.99)}),
+    ("Adam", {"lr": 0.01, "betas": (0.8, 0.99), "amsgrad": True, "weight_decay": 0.1},
+     "Adam", {"lr": 0.01, "betas": (0.8, 0.99), "amsgrad": True, "weight_decay": 0.1, "foreach": False}),
+    ("AdamW", {"lr": 0.01, "betas": (0.85, 0.995), "weight_decay": 0.1, "maximize": True},
+     "AdamW", {"lr": 0.01, "betas": (0.85, 0.995), "weight_decay": 0.1, "maximize": True, "fused": False}),
+    ("RMSprop", {"lr": 0.01, "alpha": 0.95, "momentum": 0.5, "centered": True},
+     "RMSprop", {"lr": 0.01, "alpha": 0.95, "momentum": 0.5, "centered": True, "eps_mode": "outside"}),
+    ("Adagrad", {"lr": 0.1, "lr_decay": 0.01, "initial_accumulator_value": 0.1, "eps": 1e-10},
+     "Adagrad", {"lr": 0.1, "lr_decay": 0.01, "initial_accumulator_value": 0.1, "eps": 1e-10,
+                 "eps_mode": "outside", "differentiable": False}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "dampening": 0.1, "weight_decay": 0.01},
+     "SGD", {"lr": 0.05, "momentum": 0.9, "dampening": 0.1, "weight_decay": 0.01, "foreach": True}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "dampening": 0.1},
+     "Momentum", {"lr": 0.05, "momentum": 0.9, "dampening": 0.1, "nesterov": False,
+                  "lr_inside": False, "first_step": "grad"}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9},
+     "Momentum", {"lr": 0.05, "momentum": 0.9, "first_step": "grad"}),  # heavy ball: v = lr * buf
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True},
+     "Nesterov", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "lr_inside": False}),
+]
+IDS = [f"{d}-{i}" for i, (_, _, d, _) in enumerate(PAIRS)]
+
+
+def pair(i, seed=0):
+    tname, tkw, dname, dkw = PAIRS[i]
+    a, b = params(seed), params(seed)
+    return a, getattr(torch.optim, tname)(a, **tkw), b, getattr(O, dname)(b, **dkw)
+
+
+# ------------------------------------------------------------------ 1. keywords
+@pytest.mark.parametrize("i", range(len(PAIRS)), ids=IDS)
+def test_torch_spellings_compute_what_torch_computes(i):
+    a, theirs, b, ours = pair(i)
+    run(theirs, a, 40)
+    run(ours, b, 40)
+    assert gap(a, b) <= TOL
+    assert gap(a, params()) > 1e-3
+
+
+def test_torch_spellings_set_the_notes_names():
+    p = params()
+    adam = O.Adam(p, betas=(0.8, 0.99))
+    assert (adam.param_groups[0]["beta1"], adam.param_groups[0]["beta2"]) == (0.8, 0.99)
+    assert O.RMSprop(p, alpha=0.99).param_groups[0]["beta"] == 0.99
+    assert O.RMSprop(p).param_groups[0]["beta"] == 0.9  # the notes' default stays
+    assert O.Momentum(p, momentum=0.5).param_groups[0]["beta"] == 0.5
+    assert O.Nesterov(p, momentum=0.5, nesterov=True).param_groups[0]["beta"] == 0.5
+    assert O.Adam(p, fused=True).impl == "fused"
+    assert O.Adam(p, foreach=False).impl == "eager"
+    assert O.SGD(p, fused=False).impl == "eager"
+    assert O.Adam(p, foreach=True).impl == "auto"
+    assert O.Adam(p, capturable=False, differentiable=False, decoupled_weight_decay=False).impl == "auto"
+    groups = O.Adam([{"params": p[:1], "betas": (0.7, 0.9)}, {"params": p[1:]}], betas=(0.8, 0.99))
+    assert [(g["beta1"], g["beta2"]) for g in groups.param_groups] == [(0.7, 0.9), (0.8, 0.99)]
+
+
+TWINS = [("SGD", "SGD"), ("SGD", "Momentum"), ("SGD", "Nesterov"), ("Adagrad", "Adagrad"),
+         ("RMSprop", "RMSprop"), ("Adam", "Adam"), ("AdamW", "AdamW")]
+
+
+@pytest.mark.parametrize("tname,dname", TWINS)
+def test_every_torch_keyword_is_accepted(tname, dname):
+    sig = inspect.signature(getattr(torch.optim, tname).__init__).parameters
+    kwargs = {k: v.default for k, v in sig.items() if k not in ("self", "params")}
+    if dname == "Nesterov":
+        kwargs.update(nesterov=True, momentum=0.9)
+    opt = getattr(O, dname)(params(), **kwargs)
+    group = opt.param_groups[0]
+    for key in ("lr", "weight_decay", "eps", "lr_decay", "initial_accumulator_value", "centered", "amsgrad"):
+        if key in kwargs and key in group:
+            assert group[key] == kwargs[key], key
+    if "betas" in kwargs:
+        assert (group["beta1"], group["beta2"]) == kwargs["betas"]
+    if "alpha" in kwargs:
+        assert group["beta"] == kwargs["alpha"]
+
+
+@pytest.mark.parametrize("cls,kwargs,match", [
+    ("Adam", {"betas": (0.9, 0.99), "beta1": 0.8}, r"both betas=\(0.9, 0.99\).*beta1=0.8"),
+    ("Adam", {"betas": 0.9}, r"betas must be a pair \(beta1, beta2\).*got 0.9"),
+    ("RMSprop", {"alpha": 0.99, "beta": 0.9}, r"both alpha=0.99.*beta=0.9"),
+    ("Momentum", {"momentum": 0.9, "beta": 0.8}, "both momentum=0.9"),
+    ("Momentum", {"nesterov": True}, "use descend.optim.Nesterov"),
+    ("Nesterov", {"nesterov": False}, "use descend.optim.Momentum"),
+    ("Adam", {"decoupled_weight_decay": True}, "use descend.optim.AdamW"),
+    ("Adam", {"fused": True, "impl": "eager"}, "give only impl"),
+    ("SGD", {"fused": True, "foreach": True}, "cannot both be set"),
+    ("RMSprop", {"capturable": True}, "capturable=True is not supported"),
+    ("Adagrad", {"differentiable": True}, "differentiable=True is not supported"),
+])
+def test_two_spellings_or_unsupported_flags_fail_clearly(cls, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        getattr(O, cls)(params(), **kwargs)
+
+
+def test_positional_and_torch_spelling_clash():
+    with pytest.raises(ValueError, match=r"both betas=.*beta1=0.7"):
+        O.Adam(params(), 0.01, 0.7, betas=(0.9, 0.99))
+
+
+def test_param_group_spellings_must_agree():
+    p = params()
+    with pytest.raises(ValueError, match=r"gives betas=\(0.9, 0.99\) and beta1=0.8, which disagree"):
+        O.Adam([{"params": p, "betas": (0.9, 0.99), "beta1": 0.8}])
+    O.Adam([{"params": p, "betas": (0.9, 0.99), "beta1": 0.9}])  # the same value twice is fine
+
+
+def test_registry_takes_torch_spellings():
+    p = params()
+    assert O.build("rmsprop:alpha=0.95", p).param_groups[0]["beta"] == 0.95
+    assert O.build("adam", p, betas=(0.8, 0.9)).param_groups[0]["beta1"] == 0.8
+    assert O.build("momentum:momentum=0.7,nesterov=false", p).param_groups[0]["beta"] == 0.7
+    with pytest.raises(SpecError, match="unknown option 'betas' for Newton"):
+        O.build("newton", p, betas=(0.8, 0.9))
+    with pytest.raises(SpecError, match="unknown option 'alphas'"):
+        O.build("rmsprop:alphas=0.9", p)
+
+
+# ------------------------------------------------------------------ 2. schedulers
+def one_cycle(opt):
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.05, total_steps=60)
+
+
+def cyclic(opt):
+    return torch.optim.lr_scheduler.CyclicLR(opt, base_lr=0.005, max_lr=0.05, step_size_up=7)
+
+
+@pytest.mark.parametrize("make", [one_cycle, cyclic], ids=["OneCycleLR", "CyclicLR"])
+@pytest.mark.parametrize("i", [0, 3, 5, 6, 8], ids=[IDS[i] for i in (0, 3, 5, 6, 8)])
+def test_momentum_cycling_schedulers_run_unchanged(make, i):
+    """Same trajectory as torch's optimizer under the same scheduler (lr and momentum cycled)."""
+    a, theirs, b, ours = pair(i)
+    s_theirs, s_ours = make(theirs), make(ours)
+    run(theirs, a, 45, after_step=lambda t: s_theirs.step())
+    run(ours, b, 45, after_step=lambda t: s_ours.step())
+    assert gap(a, b) <= TOL
+    key = "betas" if "betas" in ours.defaults else "momentum"
+    assert ours.param_groups[0][key] == theirs.param_groups[0][key]
+
+
+def test_one_cycle_really_cycles_adams_beta1():
+    """beta1 recovered from V (V_t = b1 V_{t-1} + (1 - b1) g) is the scheduled value, step by step."""
+    p = [torch.zeros(5, dtype=torch.float64, requires_grad=True)]
+    opt = O.Adam(p, lr=0.01, betas=(0.9, 0.999))
+    sched = one_cycle(opt)
+    scheduled, used, prev = [], [], torch.zeros(5, dtype=torch.float64)
+    for t in range(60):
+        g = grads(t, p)[0]
+        p[0].grad = g
+        scheduled.append(opt.param_groups[0]["betas"][0])
+        assert opt.param_groups[0]["beta1"] == scheduled[-1]
+        opt.step()
+        V = opt.state[p[0]]["V"]
+        used.append(((V - g) / (prev - g)).mean().item())
+        prev = V.clone()
+        sched.step()
+    assert max(abs(u - s) for u, s in zip(used, scheduled)) < 1e-9
+    assert max(used) - min(used) > 0.09  # it went 0.95 -> 0.85 -> 0.95
+    assert used[0] == pytest.approx(0.95) and min(used) == pytest.approx(0.85, abs=1e-3)
+
+
+def test_cyclic_lr_really_cycles_momentums_beta():
+    """beta recovered from the heavy ball's v (v_t = beta v_{t-1} + lr g) is the scheduled value."""
+    p = [torch.zeros(5, dtype=torch.float64, requires_grad=True)]
+    opt = O.Momentum(p, lr=0.01, beta=0.9)
+    sched = cyclic(opt)
+    scheduled, used, prev = [], [], None
+    for t in range(30):
+        g = grads(t, p)[0]
+        p[0].grad = g
+        group = opt.param_groups[0]
+        scheduled.append(group["momentum"])
+        assert group["beta"] == group["momentum"]
+        lr = group["lr"]
+        opt.step()
+        v = opt.state[p[0]]["v"].clone()
+        if prev is not None:
+            used.append(((v - lr * g) / prev).mean().item())
+        prev = v
+        sched.step()
+    assert max(abs(u - s) for u, s in zip(used, scheduled[1:])) < 1e-9
+    assert max(used) - min(used) > 0.09  # CyclicLR's momentum goes 0.9 -> 0.8 and back
+
+
+# ------------------------------------------------------------------ 3. torch state dicts
+@pytest.mark.parametrize("i", range(len(PAIRS)), ids=IDS)
+def test_torch_state_loads_and_continues_as_torch(i):
+    a, theirs, _, _ = pair(i)
+    run(theirs, a, 25)
+    saved = copy.deepcopy(theirs.state_dict())  # as if through a checkpoint file
+    b = [p.detach().clone().requires_grad_() for p in a]
+    ours = getattr(O, PAIRS[i][2])(b, **PAIRS[i][3])
+    ours.load_state_dict(saved)
+    run(theirs, a, 25, start=25)
+    run(ours, b, 25, start=25)
+    assert gap(a, b) <= TOL
+
+
+@pytest.mark.parametrize("i", range(len(PAIRS)), ids=IDS)
+def test_descend_state_exports_and_resumes_under_torch(i):
+    _, _, b, ours = pair(i)
+    run(ours, b, 25)
+    exported = copy.deepcopy(ours.state_dict(format="torch"))
+    assert "descend" not in exported
+    a = [p.detach().clone().requires_grad_() for p in b]
+    theirs = getattr(torch.optim, PAIRS[i][0])(a, **PAIRS[i][1])
+    theirs.load_state_dict(exported)
+    run(ours, b, 25, start=25)
+    run(theirs, a, 25, start=25)
+    assert gap(a, b) <= TOL
+
+
+def test_adam_state_keys_map_to_torchs():
+    _, theirs, b, ours = pair(1)
+    run(ours, b, 3)
+    sd = ours.state_dict(format="torch")
+    assert set(sd["state"][0]) == {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"}
+    assert torch.equal(sd["state"][0]["exp_avg"], ours.state[b[0]]["V"])
+    assert sd["state"][0]["step"].item() == 3.0
+    assert sd["param_groups"][0]["betas"] == (0.8, 0.99) and sd["param_groups"][0]["amsgrad"] is True
+
+
+def test_wrong_torch_state_fails_clearly():
+    a = params()
+    torch_sgd = torch.optim.SGD(a, lr=0.1, momentum=0.9)
+    run(torch_sgd, a, 2)
+    with pytest.raises(ValueError, match=r"not saved by a descend optimizer .* nor by torch.optim.Adam"):
+        O.Adam(params()).load_state_dict(torch_sgd.state_dict())
+    torch_adamw = torch.optim.AdamW(a)
+    with pytest.raises(ValueError, match=r"decoupled_weight_decay=True.*use descend.optim.AdamW"):
+        O.Adam(params()).load_state_dict(torch_adamw.state_dict())
+    other = [torch.randn(5, 3, dtype=torch.float64, requires_grad=True), torch.randn(3, dtype=torch.float64)]
+    with pytest.raises(ValueError, match=r"shape \(4, 3\), the parameter has shape \(5, 3\)"):
+        O.Momentum(other, momentum=0.9).load_state_dict(torch_sgd.state_dict())
+    with pytest.raises(ValueError, match="Newton has no torch.optim twin"):
+        O.Newton(params()).load_state_dict(torch_sgd.state_dict())
+
+
+def test_convention_torch_cannot_express_warns():
+    a = params()
+    torch_rms = torch.optim.RMSprop(a)
+    run(torch_rms, a, 2)
+    with pytest.warns(UserWarning, match=r"eps_mode='inside', torch.optim.RMSprop always computes eps_mode='outside'"):
+        O.RMSprop(params()).load_state_dict(torch_rms.state_dict())
+    with pytest.warns(UserWarning, match="l1=0.1"):
+        O.Adam(params(), l1=0.1).state_dict(format="torch")
+    with pytest.raises(ValueError, match="format must be one of 'descend', 'torch'; got 'jax'"):
+        O.Adam(params()).state_dict(format="jax")
+
+
+# ------------------------------------------------------------------ 4. names
+class Twins(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(3, 3)
+        self.b = nn.Linear(3, 3)
+
+    def forward(self, x):
+        return self.b(torch.tanh(self.a(x))).square().sum()
+
+
+def train_model(model, opt, steps, start=0):
+    for t in range(start, start + steps):
+        opt.zero_grad()
+        gen = torch.Generator().manual_seed(t)
+        model(torch.randn(8, 3, generator=gen, dtype=torch.float64)).backward()
+        opt.step()
+
+
+@pytest.mark.parametrize("source", ["descend", "torch"])
+def test_state_is_matched_by_name_not_position(source):
+    torch.manual_seed(0)
+    model = Twins().double()
+    clone = Twins().double()
+    clone.load_state_dict(model.state_dict())
+    first = (torch.optim.Adam if source == "torch" else O.Adam)(model.named_parameters(), lr=0.01)
+    train_model(model, first, 10)
+    saved = first.state_dict()
+    assert saved["param_groups"][0]["param_names"] == ["a.weight", "a.bias", "b.weight", "b.bias"]
+    clone.load_state_dict(model.state_dict())
+    named = list(clone.named_parameters())
+    reordered = named[2:] + named[:2]  # b.weight, b.bias, a.weight, a.bias: equal shapes swapped
+    second = O.Adam(reordered, lr=0.01)
+    second.load_state_dict(copy.deepcopy(saved))
+    for name, p in clone.named_parameters():
+        q = dict(model.named_parameters())[name]
+        key = "V" if source == "descend" else "exp_avg"
+        assert torch.equal(second.state[p]["V"], (first.state[q][key]))
+    # matched by position (no names, torch's way), a's and b's moments are silently swapped
+    by_position = O.Adam([p for _, p in reordered], lr=0.01)
+    plain = {**saved, "param_groups": [{k: v for k, v in g.items() if k != "param_names"}
+                                       for g in saved["param_groups"]]}
+    by_position.load_state_dict(plain)
+    assert torch.equal(by_position.state[clone.a.weight]["V"], second.state[clone.b.weight]["V"])
+    assert not torch.equal(by_position.state[clone.a.weight]["V"], second.state[clone.a.weight]["V"])
+    reference = O.Adam(model.named_parameters(), lr=0.01)
+    reference.load_state_dict(copy.deepcopy(saved))
+    train_model(model, reference, 10, start=10)
+    train_model(clone, second, 10, start=10)
+    assert gap(list(model.parameters()), list(clone.parameters())) <= TOL
+
+
+def test_missing_and_unexpected_names_are_reported():
+    model = Twins().double()
+    opt = O.Adam(model.named_parameters())
+    train_model(model, opt, 2)
+    saved = opt.state_dict()
+    renamed = [(n.replace("a.", "c."), p) for n, p in model.named_parameters()]
+    with pytest.raises(ValueError, match=r"missing from the state_dict: \['c.weight', 'c.bias'\].*"
+                                         r"unexpected in the state_dict: \['a.weight', 'a.bias'\]"):
+        O.Adam(renamed).load_state_dict(saved)
+    loose = O.Adam(renamed)
+    with pytest.warns(UserWarning, match=r"missing from the state_dict: \['c.weight', 'c.bias'\]"):
+        loose.load_state_dict(saved, strict=False)
+    assert model.a.weight not in loose.state or not loose.state[model.a.weight]
+    assert torch.equal(loose.state[model.b.weight]["V"], opt.state[model.b.weight]["V"])
