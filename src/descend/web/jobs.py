@@ -67,6 +67,7 @@ class Job:
         self.turns = 0
         self.checkpoints = 0
         self.checkpoints_after_cancel = 0
+        self.turns_at_cancel: int | None = None  # turns begun when it was cancelled
         self.state = "queued"  # queued, waiting, running, done, cancelled
 
     # ---- called from the request's side
@@ -127,6 +128,7 @@ class Scheduler:
             job = Job(self, client, fn, limit_s)
             old = self._queued.pop(client, None)
             if old is not None:
+                old.reason, old.turns_at_cancel = "superseded", old.turns
                 self._end(old, "cancelled", Cancelled("superseded"))
             running = self._running.get(client)
             if running is not None:
@@ -141,6 +143,11 @@ class Scheduler:
         with self._cond:
             return {"running": len(self._running), "waiting": len(self._waiting),
                     "queued": len(self._queued), "free_slots": self._free}
+
+    def jobs(self) -> list[Job]:
+        """The jobs running or queued now."""
+        with self._cond:
+            return [*self._running.values(), *self._queued.values()]
 
     def close(self) -> None:
         """Cancel every job (server shutdown)."""
@@ -191,6 +198,7 @@ class Scheduler:
             if self._queued.get(job.client) is job:
                 del self._queued[job.client]
                 job.reason = reason
+                job.turns_at_cancel = job.turns
                 self._end(job, "cancelled", Cancelled(reason))
                 return
             self._cancel_locked(job, reason)
@@ -198,6 +206,7 @@ class Scheduler:
     def _cancel_locked(self, job: Job, reason: str) -> None:
         if job.reason is None:
             job.reason = reason
+            job.turns_at_cancel = job.turns
         self._cond.notify_all()
 
     def _best(self) -> Job | None:
