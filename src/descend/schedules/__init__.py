@@ -60,6 +60,7 @@ from .combine import Join as join
 from .combine import Warmup as warmup
 from .combine import scale_lr
 from .cycles import CosineRestarts as cosine_restarts
+from .cycles import CycleMomentum as cycle_momentum
 from .cycles import Cyclic as cyclic
 from .cycles import OneCycle as one_cycle
 from .decay import Constant as constant
@@ -83,6 +84,7 @@ __all__ = [
     "constant",
     "cosine",
     "cosine_restarts",
+    "cycle_momentum",
     "cyclic",
     "describe",
     "exponential",

@@ -23,8 +23,16 @@ phase anneals to the minimum. Phase ends are torch's (floats, as in
 ``lr(n) = lr + (max_lr - lr) * h * scale``, with ``scale`` = 1 (triangular),
 ``0.5 ** (cycle - 1)`` (triangular2) or ``gamma ** n`` (exp_range).
 torch: ``CyclicLR(base_lr=lr, max_lr, step_size_up, step_size_down, mode, gamma,
-scale_fn, scale_mode)``. torch's CyclicLR and OneCycleLR also cycle momentum;
-these schedules are the lr only.
+scale_fn, scale_mode)``.
+
+``cycle_momentum(schedule, base_momentum=0.85, max_momentum=0.95)``: the
+momentum (or beta1) that torch's ``OneCycleLR`` and ``CyclicLR`` cycle against
+the lr (``cycle_momentum=True``; Smith 2018: high lr with low momentum). For
+``one_cycle`` each phase anneals between ``max_momentum`` (where the lr is
+low) and ``base_momentum`` (at the lr's peak) with the lr's own ``pct`` and
+anneal; for ``cyclic``, ``momentum(n) = max_momentum - (max_momentum -
+base_momentum) * h * scale``. Drive it with
+``Scheduler(optimizer, cycle_momentum(s), key="momentum")`` (or ``"beta1"``).
 """
 
 from __future__ import annotations
@@ -132,18 +140,27 @@ class OneCycle(Schedule):
             ]
         return [(up, initial, self.lr), (self.steps - 1, self.lr, minimum)]
 
-    def _lr(self, n: int) -> float:
+    def position(self, n: int) -> tuple[int, float]:
+        """``(phase, pct)``: the phase step ``n`` is in and how far along it (torch's ``pct``)."""
         n = min(n, self.steps - 1)
         start = 0.0
         phases = self.phases()
-        for i, (end, a, b) in enumerate(phases):
+        for i, (end, _, _) in enumerate(phases):
             if n <= end or i == len(phases) - 1:
-                pct = (n - start) / (end - start)
-                if self.anneal == "cos":
-                    return b + (a - b) / 2.0 * (math.cos(math.pi * pct) + 1)
-                return (b - a) * pct + a
+                return i, (n - start) / (end - start)
             start = end
         raise AssertionError("unreachable")
+
+    def anneal_between(self, a: float, b: float, pct: float) -> float:
+        """``anneal(a, b, pct)`` with this schedule's ``anneal`` (see the module docstring)."""
+        if self.anneal == "cos":
+            return b + (a - b) / 2.0 * (math.cos(math.pi * pct) + 1)
+        return (b - a) * pct + a
+
+    def _lr(self, n: int) -> float:
+        i, pct = self.position(n)
+        _, a, b = self.phases()[i]
+        return self.anneal_between(a, b, pct)
 
 
 CYCLIC_MODES = ("triangular", "triangular2", "exp_range")
@@ -202,11 +219,52 @@ class Cyclic(Schedule):
             return 0.5 ** (cycle - 1)  # torch's 1 / 2.0 ** (cycle - 1), without its overflow
         return self.gamma**n
 
-    def _lr(self, n: int) -> float:
+    def position(self, n: int) -> tuple[float, float]:
+        """``(h, scale)``: the triangle's height in [0, 1] at step ``n`` and the amplitude's scale."""
         up = float(self.steps_up)
         total = up + float(self.steps_down if self.steps_down is not None else self.steps_up)
         ratio = up / total
         cycle = math.floor(1 + n / total)
         x = 1.0 + n / total - cycle
         h = x / ratio if x <= ratio else (x - 1) / (ratio - 1)
-        return self.lr + (self.max_lr - self.lr) * h * self._scale(cycle, n)
+        return h, self._scale(cycle, n)
+
+    def _lr(self, n: int) -> float:
+        h, scale = self.position(n)
+        return self.lr + (self.max_lr - self.lr) * h * scale
+
+
+@_schedule
+class CycleMomentum(Schedule):
+    """The momentum that cycles against a ``one_cycle`` or ``cyclic`` lr; see the module docstring.
+
+    ``base_momentum`` <= ``max_momentum``, both in [0, 1]. ``base_lr`` (the
+    reference value) is ``max_momentum``, the value at step 0.
+    """
+
+    _name = "cycle_momentum"
+    schedule: Schedule
+    base_momentum: float = 0.85
+    max_momentum: float = 0.95
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.schedule, OneCycle | Cyclic):
+            raise ValueError(
+                f"schedule must be a one_cycle(...) or cyclic(...) lr schedule to cycle against, "
+                f"got {self.schedule!r}"
+            )
+        _set(self, "max_momentum", check.real("max_momentum", self.max_momentum, 0.0, 1.0))
+        _set(self, "base_momentum", check.real("base_momentum", self.base_momentum, 0.0, self.max_momentum))
+
+    @property
+    def base_lr(self) -> float:
+        return self.max_momentum
+
+    def _lr(self, n: int) -> float:
+        low, high = self.base_momentum, self.max_momentum
+        if isinstance(self.schedule, Cyclic):
+            h, scale = self.schedule.position(n)
+            return high - (high - low) * h * scale
+        ends = [(high, low), (low, high), (high, high)]  # torch's momentum phases
+        i, pct = self.schedule.position(n)
+        return self.schedule.anneal_between(*ends[i], pct)

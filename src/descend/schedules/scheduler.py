@@ -1,5 +1,18 @@
 r"""``Scheduler``: applies schedules to any ``torch.optim.Optimizer`` (descend's or torch's).
 
+It drives the lr by default, and any other hyperparameter of the param groups
+with ``key`` (``"beta1"``, ``"momentum"``, ``"beta"``, ``"weight_decay"``):
+the same pure schedules give its value at each step. One Scheduler per
+hyperparameter; Smith's one-cycle with momentum cycled inversely is::
+
+    lr = one_cycle(0.1, 1000)
+    Scheduler(opt, lr)                                            # the lr
+    Scheduler(opt, cycle_momentum(lr, 0.85, 0.95), key="beta1")  # 0.95 -> 0.85 -> 0.95
+
+``beta1``/``beta2`` also drive torch's ``betas`` tuple where a group has no
+``beta1`` (torch.optim.Adam). With another key than ``lr`` the schedule's
+values are set as they are (``relative=False`` is the default there).
+
 ``Scheduler(optimizer, schedule, unit="iteration")`` records each param
 group's lr as its base lr, then sets, at construction (``t = 0``) and after
 every ``step()`` (``t += 1``)::
@@ -48,11 +61,31 @@ from .base import Schedule
 from .on_plateau import Plateau
 
 UNITS = ("iteration", "epoch")
-_KEYS = ("t", "unit", "relative", "base_lrs", "schedules", "plateaus")
+_KEYS = ("t", "unit", "relative", "base_lrs", "schedules", "plateaus", "key")
+_BETAS = {"beta1": 0, "beta2": 1}  # torch's Adam keeps them in one tuple, "betas"
 
 
 def _copy(lr: Any) -> Any:
     return lr.detach().clone() if isinstance(lr, torch.Tensor) else float(lr)
+
+
+def _read(group: dict[str, Any], key: str) -> Any:
+    if key not in group and key in _BETAS and "betas" in group:
+        return group["betas"][_BETAS[key]]
+    return group[key]
+
+
+def _write(group: dict[str, Any], key: str, value: Any) -> None:
+    current = _read(group, key)
+    if isinstance(current, torch.Tensor):
+        with torch.no_grad():
+            current.copy_(torch.as_tensor(value, dtype=current.dtype, device=current.device))
+    elif key not in group:  # torch's betas tuple
+        betas = list(group["betas"])
+        betas[_BETAS[key]] = value
+        group["betas"] = tuple(betas)
+    else:
+        group[key] = value
 
 
 class Scheduler:
@@ -62,13 +95,16 @@ class Scheduler:
         optimizer: any ``torch.optim.Optimizer`` (``descend.optim`` or ``torch.optim``).
         schedule: one schedule for every param group, or a list with one per group.
         unit: ``"iteration"`` or ``"epoch"``: what one ``step()`` means.
-        relative: with one schedule, scale it to each group's base lr (default);
-            False gives every group ``schedule(t)`` itself.
+        relative: with one schedule, scale it to each group's base lr (the
+            default for the lr); False gives every group ``schedule(t)`` itself
+            (the default for any other ``key``).
+        key: the param-group hyperparameter to drive: ``"lr"`` (default),
+            ``"beta1"``, ``"momentum"``, ``"weight_decay"``, ...
 
     Attributes:
-        t: the number of ``step()`` calls so far; the lr now set is ``schedule(t)``.
-        base_lrs: each group's lr when the Scheduler was built.
-        last_lr: the lrs now set, one per group (also ``get_last_lr()``).
+        t: the number of ``step()`` calls so far; the value now set is ``schedule(t)``.
+        base_lrs: each group's value of ``key`` (its lr) when the Scheduler was built.
+        last_lr: the values now set, one per group (also ``get_last_lr()``).
     """
 
     def __init__(
@@ -77,7 +113,8 @@ class Scheduler:
         schedule: Schedule | Sequence[Schedule],
         unit: str = "iteration",
         *,
-        relative: bool = True,
+        relative: bool | None = None,
+        key: str = "lr",
     ) -> None:
         groups = getattr(optimizer, "param_groups", None)
         if not isinstance(groups, list) or not groups:
@@ -86,6 +123,15 @@ class Scheduler:
             )
         self.optimizer = optimizer
         self.unit = check.choice("unit", unit, UNITS)
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"key must be the name of a param-group hyperparameter such as 'lr', got {key!r}")
+        for i, group in enumerate(groups):
+            if key not in group and not (key in _BETAS and "betas" in group):
+                have = ", ".join(sorted(k for k in group if k != "params"))
+                raise ValueError(f"key {key!r} is not a hyperparameter of param group {i}; it has {have}")
+        self.key = key
+        if relative is None:
+            relative = key == "lr"
         if not isinstance(relative, bool):
             raise ValueError(f"relative must be True or False, got {relative!r}")
         self.relative = relative
@@ -106,10 +152,10 @@ class Scheduler:
             )
         if self.shared and relative and self.schedules[0].base_lr == 0:
             raise ValueError(
-                f"schedule.base_lr must be > 0 to scale it to each group's lr, got {self.schedules[0]!r}; "
+                f"schedule.base_lr must be > 0 to scale it to each group's {key}, got {self.schedules[0]!r}; "
                 f"pass relative=False to set schedule(t) as is"
             )
-        self.base_lrs: list[Any] = [_copy(g["lr"]) for g in groups]
+        self.base_lrs: list[Any] = [_copy(_read(g, key)) for g in groups]
         self.t = 0
         self._apply()
 
@@ -146,14 +192,9 @@ class Scheduler:
                 f"the optimizer has {len(groups)} param groups but the Scheduler was built for "
                 f"{len(self.schedules)}; build a new Scheduler after add_param_group"
             )
-        for group, lr in zip(groups, self.lr_at(self.t)):
-            current = group["lr"]
-            if isinstance(current, torch.Tensor):
-                with torch.no_grad():
-                    current.copy_(torch.as_tensor(lr, dtype=current.dtype, device=current.device))
-            else:
-                group["lr"] = lr
-        self.last_lr = [_copy(g["lr"]) for g in groups]
+        for group, value in zip(groups, self.lr_at(self.t)):
+            _write(group, self.key, value)
+        self.last_lr = [_copy(_read(g, self.key)) for g in groups]
 
     def get_last_lr(self) -> list[Any]:
         """The lrs now set, one per param group (as torch's ``get_last_lr``)."""
@@ -186,7 +227,7 @@ class Scheduler:
     # -- checkpoints ------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """``t``, ``unit``, ``relative``, the base lrs, the schedules (as repr) and the plateau states."""
+        """``t``, ``unit``, ``relative``, ``key``, the base values, the schedules (as repr) and the plateau states."""
         shown = [self.schedules[0]] if self.shared else self.schedules
         return {
             "t": self.t,
@@ -195,6 +236,7 @@ class Scheduler:
             "base_lrs": [_copy(b) for b in self.base_lrs],
             "schedules": [repr(s) for s in shown],
             "plateaus": [p.state_dict() for p in self.plateaus],
+            "key": self.key,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -203,9 +245,13 @@ class Scheduler:
         Raises ValueError if the state does not belong to a Scheduler built like
         this one (keys, unit, relative, number of groups, schedules).
         """
+        if isinstance(state, dict) and set(state) == set(_KEYS) - {"key"}:
+            state = {**state, "key": "lr"}  # saved before schedulers drove other hyperparameters
         if not isinstance(state, dict) or set(state) != set(_KEYS):
             got = sorted(state) if isinstance(state, dict) else type(state).__name__
             raise ValueError(f"Scheduler state must have keys {sorted(_KEYS)}, got {got}")
+        if state["key"] != self.key:
+            raise ValueError(f"state drives key={state['key']!r}, this Scheduler drives key={self.key!r}")
         if state["unit"] != self.unit:
             raise ValueError(f"state has unit={state['unit']!r}, this Scheduler has unit={self.unit!r}")
         if state["relative"] != self.relative:
@@ -235,5 +281,5 @@ class Scheduler:
         shown = self.schedules[0] if self.shared else self.schedules
         return (
             f"Scheduler({type(self.optimizer).__name__}, {shown!r}, unit={self.unit!r}, "
-            f"relative={self.relative!r}, t={self.t})"
+            f"relative={self.relative!r}, {'' if self.key == 'lr' else f'key={self.key!r}, '}t={self.t})"
         )
