@@ -17,6 +17,7 @@ The math of every rule lives once in :mod:`descend.optim.rules`.
 from . import rules
 from .adaptive import Adagrad, Adam, AdamW, RMSprop
 from .base import NonFiniteGradientError, Optimizer
+from .groups import decay_groups, decay_mask
 from .newton import Newton
 from .registry import ALIASES, DISPLAY, OPTIMIZERS, build, display, get, names, resolve
 from .sgd import SGD, Momentum, Nesterov
@@ -24,5 +25,5 @@ from .sgd import SGD, Momentum, Nesterov
 __all__ = [
     "SGD", "Momentum", "Nesterov", "Adagrad", "RMSprop", "Adam", "AdamW", "Newton",
     "Optimizer", "NonFiniteGradientError", "OPTIMIZERS", "ALIASES", "DISPLAY", "get", "build",
-    "display", "names", "resolve", "rules",
+    "display", "names", "resolve", "rules", "decay_groups", "decay_mask",
 ]
