@@ -64,6 +64,25 @@ ROWS: list[Row] = [
         "AdamW", {"lr": 0.01, "weight_decay": 0.1}),
     Row("torch", "torch.optim.AdamW", {"lr": 0.01, "weight_decay": 0.1, "amsgrad": True, "maximize": True},
         "AdamW", {"lr": 0.01, "weight_decay": 0.1, "amsgrad": True, "maximize": True}),
+    # ---------------------------------------- torch's own keyword spellings (descend.optim.compat)
+    Row("torch", "torch.optim.Adam", {"lr": 0.01, "betas": (0.8, 0.99)},
+        "Adam", {"lr": 0.01, "betas": (0.8, 0.99)}, "torch's spelling: betas sets beta1, beta2"),
+    Row("torch", "torch.optim.AdamW", {"lr": 0.01, "betas": (0.85, 0.995), "weight_decay": 0.1, "foreach": False},
+        "AdamW", {"lr": 0.01, "betas": (0.85, 0.995), "weight_decay": 0.1, "foreach": False},
+        "torch's spelling: foreach=False is impl='eager', fused=True is impl='fused'"),
+    Row("torch", "torch.optim.RMSprop", {"lr": 0.01, "alpha": 0.9, "momentum": 0.5},
+        "RMSprop", {"lr": 0.01, "alpha": 0.9, "momentum": 0.5, "eps_mode": "outside"},
+        "torch's spelling: alpha is beta (the notes' default 0.9 stays when alpha is not given)"),
+    Row("torch", "torch.optim.SGD", {"lr": 0.05, "momentum": 0.9, "dampening": 0.1},
+        "Momentum", {"lr": 0.05, "momentum": 0.9, "dampening": 0.1, "nesterov": False, "lr_inside": False,
+                     "first_step": "grad"},
+        "torch's spelling: momentum is beta"),
+    Row("torch", "torch.optim.SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True},
+        "Nesterov", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "lr_inside": False},
+        "torch's spelling: nesterov=True is accepted (nesterov=False is Momentum)"),
+    Row("torch", "torch.optim.Adagrad", {"lr": 0.1, "eps": 1e-10, "foreach": True, "differentiable": False},
+        "Adagrad", {"lr": 0.1, "eps": 1e-10, "eps_mode": "outside", "foreach": True, "differentiable": False},
+        "torch's spelling: capturable/differentiable=False accepted, True refused"),
     # ---------------------------------------------------------------- keras
     Row("keras", "keras.optimizers.SGD", {"learning_rate": 0.05, "momentum": 0.9},
         "Momentum", {"lr": 0.05, "beta": 0.9},
@@ -125,7 +144,10 @@ Keras' eps-hat in Adam, L2 versus decoupled weight decay. descend follows the
 notes by default and exposes every other convention as a keyword. Each row
 below computes exactly what the other library computes (tested row by row in
 `tests/optim/test_conventions.py`; regenerate this file with
-`python -m descend.optim.conventions`).
+`python -m descend.optim.conventions`). Rows whose note says "torch's spelling"
+call descend with torch.optim's own keywords (`betas`, `alpha`, `momentum`,
+`nesterov`, `foreach`, ...), which every optimizer with a torch twin accepts
+(`descend.optim.compat`); giving both spellings of one value is an error.
 
 """
 
