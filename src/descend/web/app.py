@@ -233,7 +233,7 @@ def compute_runs(req: Any, job: Job, costs: Costs | None = None) -> dict[str, An
             "hyper": run["hyper"],
             "schedule": run["schedule_spec"],
             "schedule_repr": repr(run["schedule"]) if run["schedule"] is not None else None,
-            "result": _json_safe(result.to_dict()),
+            "result": result.to_dict(),  # JSON-ready: lists, non-finite numbers as None
         }
         for run, result in zip(prepared, results, strict=True)
     ]
