@@ -20,10 +20,31 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+from .. import data as D
 from .. import optim as O
+from ..train import TrainConfig, Trainer, TrainingDiverged
+from .base import Context
 
 Tensor = torch.Tensor
+F64 = torch.float64
+QUIET = {"progress": False, "plots": False, "tensorboard": False, "log_every": 10**9}
+
+
+def digits(ctx: Context) -> D.Dataset:
+    """scikit-learn's digits, split and standardized by :func:`descend.data.load` (once per tour)."""
+    return ctx.cached("digits", lambda: D.load("digits", seed=ctx.seed))
+
+
+def fit(model: torch.nn.Module, ds: D.Dataset, **cfg: object) -> tuple[list[dict], dict | None, bool]:
+    """Train with :class:`descend.train.Trainer`, quietly; returns (history, final metrics or None, diverged)."""
+    trainer = Trainer(model, ds, TrainConfig(**{**QUIET, **cfg}))
+    try:
+        result = trainer.fit()
+        return result.history, result.final, False
+    except TrainingDiverged:
+        return trainer.history, None, True
 
 
 def per_row(value: Any, like: Tensor) -> Any:
@@ -34,17 +55,17 @@ def per_row(value: Any, like: Tensor) -> Any:
     return value
 
 
-def rows_optimizer(cls: type[O.Optimizer], params: Sequence[Tensor], **hyper: Any) -> O.Optimizer:
-    """``cls`` over stacked parameters, one param group per tensor, list-valued hyperparameters per row.
+def rows_optimizer(spec: Any, params: Sequence[Tensor], **hyper: Any) -> torch.optim.Optimizer:
+    """The optimizer ``spec`` (a name such as ``"adam"``, or a class) over stacked parameters.
 
-    Every tensor of ``params`` has the rows on its first dimension; a hyperparameter given as
-    a list of R numbers becomes, in each group, a tensor of shape ``(R, 1, ...)`` matching that
-    tensor. The lab's conventions apply: eager steps, non-finite gradients not checked (a
-    diverging row turns into NaN without stopping the others).
+    Built by :func:`descend.optim.build`, one param group per tensor. Every tensor of ``params``
+    has the rows on its first dimension; a hyperparameter given as a list of R numbers becomes,
+    in each group, a tensor of shape ``(R, 1, ...)`` matching that tensor. The lab's conventions
+    apply: eager steps, non-finite gradients not checked (a diverging row turns into NaN without
+    stopping the others).
     """
     groups = [{"params": [p], **{k: per_row(v, p) for k, v in hyper.items()}} for p in params]
-    kwargs: dict[str, Any] = {"impl": "eager", "nonfinite": "ignore"}
-    return cls(groups, **kwargs)
+    return O.build(spec, groups, impl="eager", nonfinite="ignore")
 
 
 def set_row_lrs(opt: torch.optim.Optimizer, values: Sequence[float]) -> None:
@@ -85,6 +106,44 @@ def descend_rows(
         rows.sum().backward()
         opt.step()
     return np.asarray(marks), np.stack(losses), np.stack(points)
+
+
+class MLPRows:
+    """R independent ReLU MLPs stacked along a first dimension (one ``baddbmm`` per layer).
+
+    Row ``r``'s weights are ``weights[i][r]`` (shape ``(fan_in, fan_out)``) and ``biases[i][r]``;
+    He-normal initial weights drawn from ``gen``, zero biases. ``repeat`` rows share each
+    initialization (``init_rows`` distinct ones, repeated ``repeat`` times, row order
+    ``[init 0..n-1] * repeat``), so variants of a run start from the same weights.
+    """
+
+    def __init__(self, sizes: Sequence[int], init_rows: int, gen: torch.Generator, repeat: int = 1) -> None:
+        self.weights: list[Tensor] = []
+        self.biases: list[Tensor] = []
+        for a, b in zip(sizes, sizes[1:]):
+            w = torch.randn(init_rows, a, b, generator=gen) * math.sqrt(2.0 / a)
+            self.weights.append(w.repeat(repeat, 1, 1).requires_grad_(True))
+            self.biases.append(torch.zeros(init_rows * repeat, 1, b, requires_grad=True))
+
+    @property
+    def params(self) -> list[Tensor]:
+        return [*self.weights, *self.biases]
+
+    def losses(self, xb: Tensor, yb: Tensor) -> Tensor:
+        """Mean cross-entropy of every row on the batch ``(xb, yb)``: shape ``(R,)``."""
+        h = xb.expand(self.weights[0].shape[0], -1, -1)
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            h = torch.baddbmm(b, h, w)
+            if i < len(self.weights) - 1:
+                h = torch.relu(h)
+        R, k = h.shape[0], h.shape[-1]
+        return F.cross_entropy(h.reshape(-1, k), yb.repeat(R), reduction="none").view(R, -1).mean(1)
+
+
+def soft_threshold(W: Tensor, amount: Tensor | float) -> None:
+    """The proximal step of ``amount * |w|_1`` in place: ``w <- sign(w) * max(|w| - amount, 0)``."""
+    with torch.no_grad():
+        W.copy_(torch.sign(W) * torch.clamp(W.abs() - amount, min=0.0))
 
 
 def first_true(mask: np.ndarray, steps: np.ndarray) -> int | None:

@@ -32,43 +32,19 @@ from typing import Any
 import numpy as np
 import torch
 
-HELD = "held"
-NOT_HELD = "did not hold"
-DEPENDS = "depends"
-VERDICTS = (HELD, NOT_HELD, DEPENDS)
-
-Number = float | int | str
-
-
-def judge(held: bool, partly: bool = False) -> str:
-    """``"held"`` if ``held``, else ``"depends"`` if ``partly``, else ``"did not hold"``."""
-    if held:
-        return HELD
-    return DEPENDS if partly else NOT_HELD
-
-
-@dataclass
-class Finding:
-    """What a topic function returns: its measurement and what it makes of it.
-
-    Attributes:
-        verdict: one of :data:`VERDICTS`, computed from ``numbers`` by ``rule``.
-        rule: the verdict rule in one or two sentences.
-        summary: what happened in this run, with the numbers that decided the verdict.
-        setup: what was run (problem, optimizers, budgets).
-        numbers: the measured values (finite floats, ints or strings).
-        figure: PNG bytes of the main figure; ``extra_figures`` more PNGs.
-        caption: one line under the figure.
-    """
-
-    verdict: str
-    rule: str
-    summary: str
-    setup: str
-    numbers: dict[str, Number]
-    figure: bytes
-    caption: str = ""
-    extra_figures: list[bytes] = field(default_factory=list)
+from .base import (  # noqa: F401  (re-exported: the tour's public names)
+    DEPENDS,
+    HELD,
+    NOT_HELD,
+    TOPICS,
+    VERDICTS,
+    Context,
+    Finding,
+    Number,
+    Topic,
+    judge,
+    topic,
+)
 
 
 @dataclass
@@ -134,69 +110,12 @@ class TourResult:
         raise KeyError(f"no section {id!r}; sections: {', '.join(s.id for s in self.sections)}")
 
 
-@dataclass
-class Context:
-    """What a topic function gets: the mode, the seed, shared data and the sections run so far.
-
-    ``facts[id]`` holds what a topic leaves for later topics (the last topic sets the notes'
-    practical advice against what the earlier ones measured).
-    """
-
-    quick: bool
-    seed: int
-    dpi: int
-    done: dict[str, Section] = field(default_factory=dict)
-    facts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    _cache: dict[Any, Any] = field(default_factory=dict)
-
-    def pick(self, full: Any, quick: Any) -> Any:
-        """``quick`` in quick mode, ``full`` otherwise."""
-        return quick if self.quick else full
-
-    def generator(self, k: int = 0) -> torch.Generator:
-        """A CPU generator seeded from the tour's seed and ``k``."""
-        return torch.Generator().manual_seed(int(self.seed) * 7919 + int(k))
-
-    def cached(self, key: Any, make: Callable[[], Any]) -> Any:
-        """``make()`` once per tour for ``key`` (data sets loaded once)."""
-        if key not in self._cache:
-            self._cache[key] = make()
-        return self._cache[key]
-
-
-@dataclass(frozen=True)
-class Topic:
-    """A registered topic: metadata and the function that measures it."""
-
-    id: str
-    title: str
-    note: str
-    claim: str
-    quote: str
-    fn: Callable[[Context], Finding]
-
-
-TOPICS: list[Topic] = []
-
 # Page order: the order of the notes' topics (the issue's list).
 ORDER = (
     "gradient", "learning_rate", "batch", "momentum", "nesterov", "adagrad", "adam", "newton", "saddle",
-    "minima", "scaling", "mse_vs_ce", "batchnorm", "l2", "schedules", "linear_scaling", "adam_then_sgd",
-    "parts", "choose",
+    "minima", "scaling", "mse_vs_ce", "batchnorm", "l2", "l1", "schedules", "linear_scaling", "warmup",
+    "adam_then_sgd", "combine", "parts", "choose",
 )
-
-
-def topic(id: str, title: str, *, note: str, claim: str, quote: str) -> Callable[[Callable[[Context], Finding]],
-                                                                              Callable[[Context], Finding]]:
-    """Register ``fn(ctx) -> Finding`` as the topic ``id`` (registration order is page order)."""
-
-    def wrap(fn: Callable[[Context], Finding]) -> Callable[[Context], Finding]:
-        if any(t.id == id for t in TOPICS):
-            raise ValueError(f"topic {id!r} is registered twice")
-        TOPICS.append(Topic(id, title, note, claim, quote, fn))
-        return fn
-
-    return wrap
 
 
 def topic_ids() -> list[str]:
@@ -206,7 +125,16 @@ def topic_ids() -> list[str]:
 
 
 def _load_topics() -> None:
-    from . import topics_data, topics_paths, topics_practice  # noqa: F401  (registration)
+    from . import (  # noqa: F401  (importing a topic module registers its topics)
+        topics_combine,
+        topics_data,
+        topics_landscapes,
+        topics_newton,
+        topics_practice,
+        topics_regularization,
+        topics_rules,
+        topics_schedules,
+    )
 
     rank = {id: i for i, id in enumerate(ORDER)}
     TOPICS.sort(key=lambda t: rank.get(t.id, len(ORDER)))

@@ -21,17 +21,8 @@ from .. import data as D
 from .. import models as M
 from .. import optim as O
 from ..plots.tour import Panel, Series, color, panels_figure, png
-from ..train import TrainConfig, Trainer, TrainingDiverged
-from ._util import descend_rows, shown, steps_to
-from .core import DEPENDS, HELD, NOT_HELD, Context, Finding, judge, topic
-
-F64 = torch.float64
-QUIET = {"progress": False, "plots": False, "tensorboard": False, "log_every": 10**9}
-
-
-def _digits(ctx: Context) -> D.Dataset:
-    return ctx.cached("digits", lambda: D.load("digits", seed=ctx.seed))
-
+from ._util import F64, descend_rows, digits, fit, shown, steps_to
+from .base import DEPENDS, HELD, NOT_HELD, Context, Finding, judge, topic
 
 # --------------------------------------------------------------------------- 3. batch size
 
@@ -98,7 +89,7 @@ def _at(curve: np.ndarray, col: int, value: float) -> float:
 )
 def batch(ctx: Context) -> Finding:
     """Topic ``batch``: run the experiment, draw the figure, judge the claim (see the decorator)."""
-    ds = _digits(ctx)
+    ds = digits(ctx)
     X, y = ds.train
     budget = ctx.pick(0.4, 0.1)
     lrs = [0.01, 0.1, 1.0, 10.0]
@@ -404,16 +395,6 @@ def mse_vs_ce(ctx: Context) -> Finding:
 # --------------------------------------------------------------------------- 13. batch normalization
 
 
-def _fit(model: torch.nn.Module, ds: D.Dataset, **cfg: object) -> tuple[list[dict], dict | None, bool]:
-    """Train with the Trainer; returns (history, final metrics or None, diverged)."""
-    trainer = Trainer(model, ds, TrainConfig(**{**QUIET, **cfg}))
-    try:
-        result = trainer.fit()
-        return result.history, result.final, False
-    except TrainingDiverged:
-        return trainer.history, None, True
-
-
 @topic(
     "batchnorm", "Batch normalization", note="000",
     claim="Like feature scaling, batch normalization normalizes the inputs between layers; it smooths the "
@@ -424,7 +405,7 @@ def _fit(model: torch.nn.Module, ds: D.Dataset, **cfg: object) -> tuple[list[dic
 )
 def batchnorm(ctx: Context) -> Finding:
     """Topic ``batchnorm``: run the experiment, draw the figure, judge the claim (see the decorator)."""
-    ds = _digits(ctx)
+    ds = digits(ctx)
     lrs = ctx.pick([0.03, 0.1, 0.3, 1.0], [0.1, 1.0])
     epochs = ctx.pick(8, 3)
     hidden = (64, 64, 64)
@@ -435,7 +416,7 @@ def batchnorm(ctx: Context) -> Finding:
         for lr in lrs:
             torch.manual_seed(ctx.seed)
             model = M.MLP(64, hidden, n_out=10, batchnorm=bn)
-            res[bn].append(_fit(model, ds, optimizer="sgd", lr=lr, batch_size=32, epochs=epochs, seed=ctx.seed))
+            res[bn].append(fit(model, ds, optimizer="sgd", lr=lr, batch_size=32, epochs=epochs, seed=ctx.seed))
             models[(bn, lr)] = model
 
     def final_train(run: tuple[list[dict], dict | None, bool]) -> float:
@@ -506,90 +487,4 @@ def batchnorm(ctx: Context) -> Finding:
         numbers=numbers,
         figure=png(fig, ctx.dpi),
         caption="Left: every run's loss per epoch. Right: where each network ends, against the learning rate.",
-    )
-
-
-# --------------------------------------------------------------------------- 14. L2
-
-
-@topic(
-    "l2", "L2 regularization", note="000",
-    claim="L1/L2 regularization helps make the loss surface friendlier: L1 for feature selection, L2 to "
-    "smooth the loss surface.",
-    quote="특성 선택에는 L1을, 손실 표면을 부드럽게 만들기 위해 L2를 사용합니다",
-)
-def l2(ctx: Context) -> Finding:
-    """Topic ``l2``: run the experiment, draw the figure, judge the claim (see the decorator)."""
-    ds = ctx.cached(("diabetes", "f64"), lambda: D.load("diabetes", dtype=F64, seed=ctx.seed))
-    X, y = ds.train
-    mean_y = float(y.mean())
-    yc = (y[:, 0] - mean_y)
-    n = len(X)
-    A = torch.cat([X, torch.ones(n, 1, dtype=F64)], 1)
-    H = 2.0 * A.T @ A / n
-    ev = torch.linalg.eigvalsh(H)
-    lams = [0.0, 0.01, 0.1, 1.0, 10.0]
-    kappas = [float((ev[-1] + lam) / (ev[0] + lam)) for lam in lams]
-    steps = ctx.pick(3000, 1000)
-
-    def loss_rows(W: torch.Tensor) -> torch.Tensor:
-        return ((A @ W.T - yc[:, None]) ** 2).mean(0)
-
-    lr_rows = [1.0 / float(ev[-1] + lam) for lam in lams]
-    W0 = torch.zeros(len(lams), A.shape[1], dtype=F64)
-    marks, losses, points = descend_rows(loss_rows, W0, O.SGD, steps, record_every=1, lr=lr_rows, weight_decay=lams)
-    P = torch.as_tensor(points)
-    gaps, hits, val_mse = [], [], []
-    Xv, yv = ds.val
-    Av = torch.cat([Xv, torch.ones(len(Xv), 1, dtype=F64)], 1)
-    for j, lam in enumerate(lams):
-        J = losses[:, j] + 0.5 * lam * (P[:, j] ** 2).sum(-1).numpy()
-        w_star = torch.linalg.solve(H + lam * torch.eye(H.shape[0], dtype=F64), 2.0 * A.T @ yc / n)
-        J_star = float(loss_rows(w_star[None])[0]) + 0.5 * lam * float(w_star @ w_star)
-        gap = (J - J_star) / (J[0] - J_star)
-        gaps.append(gap)
-        hits.append(steps_to(gap, marks, 1e-6))
-        val_mse.append(float(((Av @ w_star + mean_y - yv[:, 0]) ** 2).mean()))
-    monotone = all(a > b for a, b in zip(kappas, kappas[1:]))
-    faster = (hits[-1] if hits[-1] is not None else math.inf) < (hits[0] if hits[0] is not None else math.inf)
-    verdict = judge(monotone and faster, partly=monotone)
-    best_val = int(np.argmin(val_mse))
-    fig = panels_figure([
-        Panel("gradient descent at lr 1/L: distance to each problem's own optimum", "step",
-              "(J − J*) / (J₀ − J*)", [Series(f"λ = {lam:g} (κ = {k:.3g})", marks, g, color=color(i))
-                                       for i, (lam, k, g) in enumerate(zip(lams, kappas, gaps))],
-              xlog="symlog", ylog=True, hlines=[(1e-6, "1e-6")], legend="lower left"),
-        Panel("condition number and steps against λ", "λ (0 drawn at 1e-3)", "",
-              [Series("Hessian condition number κ", [max(lam, 1e-3) for lam in lams], kappas, marker="o"),
-               Series("GD steps to 1e-6", [max(lam, 1e-3) for lam in lams],
-                      [h if h is not None else np.nan for h in hits], marker="s")], xlog=True, ylog=True),
-        Panel("the price: validation error of the exact solution", "λ (0 drawn at 1e-3)", "validation MSE",
-              [Series("ridge solution", [max(lam, 1e-3) for lam in lams], val_mse, marker="o", color=color(2))],
-              xlog=True, legend=None),
-    ], title="Diabetes, linear regression: L2 penalty λ/2·|w|² and the shape of the loss")
-    numbers: dict[str, float | int | str] = {}
-    for lam, k, h, v in zip(lams, kappas, hits, val_mse):
-        numbers[f"λ={lam:g}: Hessian condition number"] = k
-        numbers[f"λ={lam:g}: GD steps to 1e-6 of its optimum"] = shown(h, steps)
-        numbers[f"λ={lam:g}: validation MSE of the exact solution"] = v
-    return Finding(
-        verdict=verdict,
-        rule="smoothing measured as conditioning: the penalty λ/2·|w|² adds λ to every eigenvalue of the "
-        "Hessian. Held if the condition number falls as λ grows and gradient descent (lr 1/L of each problem) "
-        "needs fewer steps to get within 1e-6 of its own optimum with the largest λ than with none; depends if "
-        "only the condition number falls.",
-        summary=f"The condition number went from {kappas[0]:.0f} (λ = 0) to {kappas[-1]:.2f} (λ = {lams[-1]:g}) "
-        f"and the steps from {shown(hits[0], steps)} to {shown(hits[-1], steps)}: a rounder bowl that gradient "
-        f"descent crosses quickly. The penalty changes the problem too: validation MSE was {val_mse[0]:.0f} "
-        f"without it, best ({val_mse[best_val]:.0f}) at λ = {lams[best_val]:g} and {val_mse[-1]:.0f} at "
-        f"λ = {lams[-1]:g}" + (", so a smoother surface is not free." if val_mse[-1] > val_mse[best_val] else ".")
-        + " (L1's feature selection was not measured here.)",
-        setup=f"diabetes (standardized features, target centred on its training mean, float64, {n} training "
-        f"examples), linear regression with bias; full-batch GD (descend.optim.SGD with weight_decay = λ, i.e. "
-        f"the gradient of λ/2·|w|²) at lr 1/L, L = largest Hessian eigenvalue + λ, for λ in {lams} as rows of "
-        f"one tensor; {steps} steps; optima and validation errors from the exact ridge solution.",
-        numbers=numbers,
-        figure=png(fig, ctx.dpi),
-        caption="Left: convergence for each λ. Middle: conditioning and speed. Right: what the penalty costs on "
-        "held-out data.",
     )

@@ -1,0 +1,301 @@
+"""Tour topics on 2-D landscapes: the gradient, the learning rate, saddles and local minima.
+
+Each topic runs :mod:`descend.lab` (``minimize``, ``run_many``, ``race``, ``sweep``) on a
+2-D test function of :mod:`descend.landscapes`, draws the paths with :mod:`descend.plots`
+and judges the notes' claim by a rule stated in its :class:`~descend.tour.base.Finding`.
+2-D paths show how each rule moves; they do not rank optimizers on real models.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .. import lab, landscapes
+from .. import optim as O
+from ..plots.lab import race_figure, sweep_figure
+from ..plots.tour import basins_figure, gradient_figure, png
+from ._util import F64, as_inf, shown, steps_to
+from .base import Context, Finding, judge, topic
+
+
+def _grid(ctx: Context) -> np.ndarray:
+    """The fair races' lr grid: 1e-4 .. 1, four per decade (the lab's default density)."""
+    return np.logspace(-4, 0, 17)
+
+
+# --------------------------------------------------------------------------- 1. the gradient
+
+
+@topic(
+    "gradient", "The gradient and note 003's worked example", note="003, 000",
+    claim="The gradient is the vector of partial derivatives and points in the direction of steepest ascent, "
+    "so gradient descent steps against it. For f(x, y) = 3x²y at (1, 1) the gradient is (6, 3), and one step "
+    "with learning rate 0.01 gives the new weights (0.94, 0.97). The step must be small, because the gradient "
+    "only describes the loss near the current point (first-order Taylor approximation).",
+    quote="gredient f(1,1) = [6, 3] … Wx = 1 - 0.06 = 0.94, Wy = 1 - 0.03 = 0.97",
+)
+def gradient(ctx: Context) -> Finding:
+    """Topic ``gradient``: run the experiment, draw the figure, judge the claim (see the decorator)."""
+    land = landscapes.note003()
+    p = torch.tensor([1.0, 1.0], dtype=F64, requires_grad=True)
+    f0 = land.value(p)
+    (g_auto,) = torch.autograd.grad(f0, p)
+    g_closed = land.grad(p.detach())
+    opt = O.SGD([p], lr=0.01, impl="eager")
+    p.grad = g_auto.clone()
+    opt.step()
+    new = p.detach().clone()
+    want_g = torch.tensor([6.0, 3.0], dtype=F64)
+    want = torch.tensor([0.94, 0.97], dtype=F64)
+    grad_err = max(float((g_auto - want_g).abs().max()), float((g_closed - want_g).abs().max()))
+    step_err = float((new - want).abs().max())
+    exact = bool(torch.equal(new, want))
+
+    g = g_auto.numpy()
+    angles = np.arange(0.0, 360.0, 0.25)
+    rad = np.radians(angles)
+    slopes = g[0] * np.cos(rad) + g[1] * np.sin(rad)
+    steepest = float(angles[np.argmin(slopes)])
+    expected = math.degrees(math.atan2(-g[1], -g[0])) % 360.0
+    angle_err = abs((steepest - expected + 180.0) % 360.0 - 180.0)
+
+    p0 = np.array([1.0, 1.0])
+    fv = float(f0.detach())
+    gg = float(g @ g)
+    lrs = np.logspace(-4, math.log10(0.3), 60)
+    pts = torch.as_tensor(p0[None, :] - lrs[:, None] * g[None, :])
+    true = land.value(pts).numpy()
+    linear = fv - lrs * gg
+
+    def first_order_error(lr: float) -> float:
+        q = torch.as_tensor(p0 - lr * g)
+        actual = fv - float(land.value(q))
+        return abs(actual - lr * gg) / (lr * gg)
+
+    e_small, e_large = first_order_error(0.01), first_order_error(0.1)
+    ok = grad_err <= 1e-12 and step_err <= 1e-12 and angle_err <= 0.25 and e_small < 0.1 <= e_large
+    fig = gradient_figure(
+        land, p0, g, new.numpy(), 0.01, taylor_lrs=lrs, taylor_true=true, taylor_linear=linear,
+        angles=angles, slopes=slopes, box=(0.78, 1.22, 0.84, 1.2),
+    )
+    return Finding(
+        verdict=judge(ok),
+        rule="held if the gradient at (1, 1) is (6, 3) (autograd and closed form, to 1e-12), one SGD step "
+        "with lr 0.01 lands on (0.94, 0.97) to 1e-12, the steepest descending direction found by scanning "
+        "all directions is the negative gradient (to 0.25°), and the first-order prediction of the loss "
+        "after the step is within 10% at lr 0.01 but not at lr 0.1.",
+        summary=f"descend's SGD moved (1, 1) to ({float(new[0])!r}, {float(new[1])!r})"
+        f"{': bit for bit the doubles nearest to 0.94 and 0.97' if exact else f', {step_err:.1e} from (0.94, 0.97)'}. "
+        f"The gradient was ({g[0]:g}, {g[1]:g}); the steepest way down points at {steepest:.2f}°, "
+        f"the negative gradient at {expected:.2f}°. The first-order prediction of the decrease is off by "
+        f"{e_small:.1%} at lr 0.01 and by {e_large:.0%} at lr 0.1: small steps are what make the gradient's "
+        "picture true.",
+        setup="f(x, y) = 3x²y (landscape note003) at (1, 1), float64; gradient by autograd and by the closed "
+        "form; one step of descend.optim.SGD(lr=0.01); slopes g·(cos a, sin a) for a in 0..360° every 0.25°; "
+        "f(p − lr·g) against f(p) − lr·|g|² for lr from 1e-4 to 0.3.",
+        numbers={
+            "gradient x": float(g[0]), "gradient y": float(g[1]), "new x": float(new[0]), "new y": float(new[1]),
+            "distance from (0.94, 0.97)": step_err, "bit-exact (0.94, 0.97)": exact,
+            "f before": fv, "f after": float(land.value(new)),
+            "steepest descent direction (deg)": steepest, "negative gradient direction (deg)": expected,
+            "first-order error at lr 0.01": e_small, "first-order error at lr 0.1": e_large,
+        },
+        figure=png(fig, ctx.dpi),
+        caption="Left: the step from (1, 1) against the gradient. Middle: the loss after one step against the "
+        "gradient's linear prediction. Right: the slope in every direction.",
+    )
+
+
+# --------------------------------------------------------------------------- 2. learning rate
+
+
+@topic(
+    "learning_rate", "Learning rate too small, about right, too large", note="003, 000",
+    claim="If the learning rate is too large, the loss does not find its minimum: it bounces back and forth "
+    "or jumps away (overshooting). If it is too small, it does not reach the minimum (in the time given).",
+    quote="Learning Rate가 클 때 … 왔다갔다 하거나 튕기는 현상 발생(overshooting) … 작을 때, 최소 Loss에 도달하지 못하는 문제",
+)
+def learning_rate(ctx: Context) -> Finding:
+    """Topic ``learning_rate``: run the experiment, draw the figure, judge the claim (see the decorator)."""
+    land = landscapes.bowl(kappa=10.0, angle=math.radians(30))
+    lrs = np.logspace(-3, 0, ctx.pick(31, 16))
+    steps = ctx.pick(200, 100)
+    sw = lab.sweep(land, "gd", lrs, steps=steps, tol=1e-8)
+    labels = sw.labels
+    best = sw.best_lr if sw.best_lr is not None else float(lrs[0])
+    small_pool = [lr for lr, lab_ in zip(sw.lrs, labels) if lab_ == "too small" and lr <= best / 8]
+    small = float(max(small_pool)) if small_pool else float(sw.lrs[0])
+    over = [lr for lr, lab_ in zip(sw.lrs, labels) if lab_ == "too large"]
+    div = [lr for lr, lab_ in zip(sw.lrs, labels) if lab_ == "divergent"]
+    large = float(min(div)) if div else (float(max(over)) if over else float(sw.lrs[-1]))
+    race = lab.race(land, [("gd", {"lr": small}), ("gd", {"lr": best}), ("gd", {"lr": large})], steps=steps,
+                    tol=1e-8)
+    run_small, run_best, run_large = race.runs
+    has = {name: name in labels for name in ("too small", "good", "too large", "divergent")}
+    ok = has["too small"] and has["good"] and (has["too large"] or has["divergent"])
+    good = [lr for lr, lab_ in zip(sw.lrs, labels) if lab_ == "good"]
+    sign_flips = int(np.sum(np.diff(np.sign(run_large.path[: min(len(run_large.path), 40), 1])) != 0))
+    fig = race_figure(race, title=f"Gradient descent on {land.title}: three learning rates, {steps} steps")
+    sweep_fig = sweep_figure(sw, title=f"GD on the κ = 10 bowl: final f − f* after {steps} steps for "
+                             f"{len(lrs)} learning rates (one vectorized run)")
+    if good:
+        usual = 1e-3 <= min(good) and max(good) <= 0.1
+        range_text = (f" The good range here was {min(good):.3g}–{max(good):.3g}"
+                      + (", inside note 000's usual 0.001–0.1." if usual else
+                         "; note 000's usual 0.001–0.1 is a rule of thumb for scaled models, not a law of this bowl."))
+    else:
+        range_text = ""
+    large_text = (f"diverged after {run_large.steps} steps" if run_large.diverged
+                  else f"ended at f − f* = {run_large.final_gap:.2e}")
+    counts = ", ".join(f"{sum(1 for x in labels if x == k)} {k}" for k in ("too small", "good", "too large", "divergent"))
+    return Finding(
+        verdict=judge(ok),
+        rule="held if descend.lab.sweep labels some learning rates 'too small' (final gap over 10x the best "
+        "gap), some 'good', and some 'too large' or 'divergent' (diverged, or ended above the starting loss).",
+        summary=f"Of {len(lrs)} learning rates from 1e-3 to 1: {counts}. lr {small:.3g} ended at f − f* = "
+        f"{run_small.final_gap:.2e} (still far from the minimum), lr {best:.3g} reached 1e-8 in "
+        f"{shown(run_best.steps_to_tol, steps)} steps, lr {large:.3g} {large_text} (its steep coordinate changed "
+        f"sign {sign_flips} times in its first 40 steps: overshooting).{range_text}",
+        setup=f"Plain gradient descent (descend.optim.SGD) on a quadratic bowl with condition number 10, rotated "
+        f"30°, from its start point; {len(lrs)} learning rates in one vectorized lab.sweep, {steps} steps, "
+        "tolerance 1e-8; then a race of three of them.",
+        numbers={
+            "lr too small (shown)": small, "its final f - f*": float(run_small.final_gap),
+            "best lr": best, "its steps to 1e-8": shown(run_best.steps_to_tol, steps),
+            "lr too large (shown)": large, "it diverged": bool(run_large.diverged),
+            "sign flips of the steep coordinate (first 40 steps)": sign_flips,
+            "lrs too small": sum(1 for x in labels if x == "too small"), "lrs good": len(good),
+            "lrs too large": sum(1 for x in labels if x == "too large"),
+            "lrs divergent": sum(1 for x in labels if x == "divergent"),
+            "good range from": float(min(good)) if good else "none", "good range to": float(max(good)) if good else "none",
+        },
+        figure=png(fig, ctx.dpi),
+        extra_figures=[png(sweep_fig, ctx.dpi)],
+        caption="Top: the three runs' paths and losses. Bottom: the whole sweep, shaded by region.",
+    )
+
+
+# --------------------------------------------------------------------------- 9. saddle
+
+
+@topic(
+    "saddle", "Escaping a saddle: SGD vs RMSprop and Adam", note="002, 000",
+    claim="Near a saddle point the gradient stays close to zero for a long time (a plateau), which slows "
+    "learning badly; RMSprop and Adam help with this problem.",
+    quote="안장지대에서는 기울기가 아주 오랫동안 0에 가깝게 유지된다 … RMSprop이나 Adam 최적화 알고리즘은 안장지대의 문제를 해결하는 데 도움을 준다",
+)
+def saddle(ctx: Context) -> Finding:
+    """Topic ``saddle``: run the experiment, draw the figure, judge the claim (see the decorator)."""
+    land = landscapes.saddle_plateau()
+    grid = _grid(ctx)
+    steps = ctx.pick(3000, 1500)
+    race = lab.race(land, ["gd", "rmsprop", "adam"], steps=steps, tol=1e-6, fair=True, lr_grid=grid)
+    ystar = max(m.y for m in land.minima)
+
+    def escape(run: lab.Run) -> int | None:
+        return steps_to(-np.abs(run.path[:, 1]), run.record_steps, -0.5 * ystar)
+
+    esc = {r.optimizer: escape(r) for r in race.runs}
+    tol_steps = {r.optimizer: r.steps_to_tol for r in race.runs}
+    gd_esc = as_inf(esc["GD"])
+    ok_r = as_inf(esc["RMSprop"]) < gd_esc and as_inf(tol_steps["RMSprop"]) < as_inf(tol_steps["GD"])
+    ok_a = as_inf(esc["Adam"]) < gd_esc and as_inf(tol_steps["Adam"]) < as_inf(tol_steps["GD"])
+    fig = race_figure(race, title=f"A saddle with a plateau: GD (the SGD rule, exact gradients), RMSprop and Adam, "
+                      f"each at its best lr of {len(grid)}")
+    numbers: dict[str, float | int | str] = {}
+    for r in race.runs:
+        numbers[f"{r.optimizer}: steps to leave the plateau (|y| > y*/2)"] = shown(esc[r.optimizer], steps)
+        numbers[f"{r.optimizer}: steps to f - f* < 1e-6"] = shown(r.steps_to_tol, steps)
+        numbers[f"{r.optimizer}: best lr"] = float(r.hyper["lr"])
+    return Finding(
+        verdict=judge(ok_r and ok_a, partly=ok_r or ok_a),
+        rule="held if both RMSprop and Adam leave the plateau (|y| above half the minimum's y*) and reach "
+        "f − f* < 1e-6 in fewer steps than GD, each optimizer at its best lr of the same grid; depends if only "
+        "one of them does.",
+        summary=f"Started 0.01 off the saddle's stable line, GD needed {shown(esc['GD'], steps)} steps to leave "
+        f"the plateau (its step there is lr times a gradient of about 0.01·y), RMSprop {shown(esc['RMSprop'], steps)} "
+        f"and Adam {shown(esc['Adam'], steps)}: dividing by the gradient's own running size makes the step "
+        f"about lr even where the gradient is tiny. To the minimum: GD {shown(tol_steps['GD'], steps)}, RMSprop "
+        f"{shown(tol_steps['RMSprop'], steps)}, Adam {shown(tol_steps['Adam'], steps)} steps.",
+        setup=f"saddle_plateau: f = x²/2 + y⁶/6 − y⁴/4 − 0.01·y²/2 from (1.5, 0.01); lab.race(fair=True) over "
+        f"{len(grid)} lrs from 1e-4 to 1 for GD (descend.optim.SGD), RMSprop and Adam with their defaults; "
+        f"tolerance 1e-6, {steps} steps at most.",
+        numbers=numbers,
+        figure=png(fig, ctx.dpi),
+        caption="Paths from just off the saddle's stable line (left) and f − f* per step (right).",
+    )
+
+
+# --------------------------------------------------------------------------- 10. local minima
+
+
+@topic(
+    "minima", "Local vs global minimum", note="003, 000, 002",
+    claim="Gradient descent takes a point that is lower than its neighbours as the lowest loss, so it can "
+    "settle in a local minimum that is not the ideal (global) one; it cannot tell the two apart, and the note "
+    "adds that there is no way to solve this.",
+    quote="이상적인 최저 Loss와는 다른 값이 최저 Loss로 선정된다. 하지만, 이를 해결할 수 있는 방법은 없다.",
+)
+def minima(ctx: Context) -> Finding:
+    """Topic ``minima``: run the experiment, draw the figure, judge the claim (see the decorator)."""
+    land = landscapes.two_minima()
+    g_min = land.global_minima[0]
+    l_min = [m for m in land.minima if m.kind == "local"][0]
+    nx, ny = ctx.pick((33, 25), (17, 13))
+    xs = np.linspace(land.box[0] + 0.05, land.box[1] - 0.05, nx)
+    ys = np.linspace(land.box[2] + 0.05, land.box[3] - 0.05, ny)
+    XX, YY = np.meshgrid(xs, ys)
+    starts = np.stack([XX.ravel(), YY.ravel()], 1)
+    steps = ctx.pick(800, 500)
+    lr = 0.02
+    setups = [("GD", "gd", {"lr": lr}), ("Momentum (β = 0.9)", "momentum", {"lr": lr, "beta": 0.9})]
+    panels = []
+    numbers: dict[str, float | int | str] = {}
+    ends = {}
+    for title, name, hyper in setups:
+        many = lab.run_many(land, starts, name, steps=steps, tol=None, record_every=steps, **hyper)
+        end = many.final_points
+        at_g = np.hypot(end[:, 0] - g_min.x, end[:, 1] - g_min.y) < 0.05
+        at_l = np.hypot(end[:, 0] - l_min.x, end[:, 1] - l_min.y) < 0.05
+        outcome = np.where(at_g, 0, np.where(at_l, 1, 2)).reshape(ny, nx)
+        one = lab.minimize(land, None, name, steps=steps, tol=None, **hyper)
+        ends[name] = one
+        share = float(at_g.mean())
+        panels.append((f"{title}, lr {lr:g}, {steps} steps", outcome, one.path, share))
+        where = "global" if abs(one.end[0] - g_min.x) < 0.05 else ("local" if abs(one.end[0] - l_min.x) < 0.05 else "neither")
+        numbers[f"{title}: from the start, ends in"] = f"{where} minimum at ({one.end[0]:.3f}, {one.end[1]:.3f})"
+        numbers[f"{title}: final f"] = float(one.final_loss)
+        numbers[f"{title}: share of starts reaching the global minimum"] = share
+        numbers[f"{title}: share of starts ending in the local minimum"] = float(at_l.mean())
+    gd_local = abs(ends["gd"].end[0] - l_min.x) < 0.05
+    mom_local = abs(ends["momentum"].end[0] - l_min.x) < 0.05
+    local_share = numbers["GD: share of starts ending in the local minimum"]
+    stuck = gd_local and float(local_share) >= 0.25
+    verdict = judge(stuck and mom_local, partly=stuck)
+    if mom_local:
+        mom_text = "Momentum with the same lr stopped there too."
+    else:
+        mom_text = (f"Momentum with the same lr rolled over the barrier to x = {ends['momentum'].end[0]:.3f} "
+                    f"(f = {ends['momentum'].final_loss:.3f}): GD cannot tell local from global, but 'no way to "
+                    "solve it' is too strong; momentum (note 000) and gradient noise (note 003's SGD) are ways "
+                    "out, though not guarantees.")
+    fig = basins_figure(land, xs, ys, panels, start=land.start)
+    return Finding(
+        verdict=verdict,
+        rule="GD is stuck if, from the landscape's start (1.6, 1), it ends in the local minimum and at least a "
+        "quarter of a grid of starts ends there too. Held if GD is stuck and momentum (same lr) from the same "
+        "start ends in the local minimum as well (no remedy); depends if GD is stuck but momentum reaches the "
+        "global minimum (a remedy exists); did not hold if GD is not stuck.",
+        summary=f"From (1.6, 1) GD settled in the local minimum at x = {ends['gd'].end[0]:.3f} with f = "
+        f"{ends['gd'].final_loss:.3f}, although f* = {land.f_star:.3f} lies across the barrier; "
+        f"{float(local_share):.0%} of all starts did the same. {mom_text}",
+        setup=f"two_minima: f = (x² − 1)² + 0.3x + y²; {nx}x{ny} starts over the box in one lab.run_many per "
+        f"optimizer, {steps} steps; GD lr {lr:g}; Momentum lr {lr:g}, β 0.9 (heavy ball); an end within 0.05 of a "
+        "minimum counts as reaching it.",
+        numbers=numbers,
+        figure=png(fig, ctx.dpi),
+        caption="Each cell is a start, coloured by the minimum it ended in; the line is the path from the white start.",
+    )

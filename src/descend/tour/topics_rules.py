@@ -1,0 +1,312 @@
+"""Tour topics on the update rules, raced on 2-D landscapes: momentum, Nesterov, Adagrad and
+RMSprop, Adam.
+
+Paths show how each rule moves on a test function with a known minimum; the races are
+tuned fairly (each optimizer at its best lr of one grid) where speeds are compared.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .. import lab, landscapes
+from .. import optim as O
+from ..plots.lab import race_figure
+from ..plots.tour import Panel, Series, color, panels_figure, png
+from ._util import F64, as_inf, rows_optimizer, shown
+from .base import DEPENDS, HELD, NOT_HELD, Context, Finding, judge, topic
+
+
+def _grid(ctx: Context) -> np.ndarray:
+    """The fair races' lr grid: 1e-4 .. 1, four per decade (the lab's default density)."""
+    return np.logspace(-4, 0, 17)
+
+
+# --------------------------------------------------------------------------- 4. momentum
+
+
+@topic(
+    "momentum", "Zig-zag of gradient descent vs momentum on an elongated bowl", note="002, 000, 001",
+    claim="On an elongated bowl plain gradient descent zig-zags across the narrow direction. Momentum, an "
+    "exponential moving average of the gradients (β usually 0.9), averages the back-and-forth components "
+    "towards zero and keeps the consistent one, so the oscillation shrinks and progress along the valley "
+    "speeds up.",
+    quote="수직방향의 진동은 줄어들고, 수평 방향의 폭은 증가하는 효과가 생긴다",
+)
+def momentum(ctx: Context) -> Finding:
+    """Topic ``momentum``: run the experiment, draw the figure, judge the claim (see the decorator)."""
+    kappa = 100.0
+    land = landscapes.bowl(kappa=kappa)
+    steps = ctx.pick(3000, 1500)
+    grid = _grid(ctx)
+    race = lab.race(land, ["gd", ("momentum", {"beta": 0.9})], steps=steps, tol=1e-6, fair=True, lr_grid=grid)
+    gd, mom = race.runs
+    n = 40
+
+    def reversals(run: lab.Run) -> float:
+        """Share of the first n steps whose move across the valley (y) reverses the previous one."""
+        dy = np.diff(run.path[: n + 1, 1])
+        return float(np.mean(np.sign(dy[1:]) != np.sign(dy[:-1]))) if dy.size > 1 else 0.0
+
+    def travel(run: lab.Run, k: int) -> float:
+        return float(np.abs(np.diff(run.path[: n + 1, k])).sum())
+
+    faster = as_inf(mom.steps_to_tol) < as_inf(gd.steps_to_tol)
+    calmer = reversals(mom) < reversals(gd)
+    ratio = as_inf(gd.steps_to_tol) / as_inf(mom.steps_to_tol) if mom.steps_to_tol else float("nan")
+    fig = race_figure(race, title=f"Bowl with condition number {kappa:g}: GD against momentum (β = 0.9), "
+                      f"each at its best lr of {len(grid)}")
+    return Finding(
+        verdict=judge(faster and calmer, partly=faster or calmer),
+        rule="each optimizer at its best learning rate of the same grid (lab.race with fair=True). Held if "
+        "momentum (β = 0.9) reaches f − f* < 1e-6 in fewer steps than plain gradient descent and, in the first "
+        f"{n} steps, reverses its move across the valley less often (less zig-zag); depends if only one holds.",
+        summary=f"GD needed {shown(gd.steps_to_tol, steps)} steps (lr {gd.hyper['lr']:.3g}), momentum "
+        f"{shown(mom.steps_to_tol, steps)} (lr {mom.hyper['lr']:.3g})"
+        + (f", {ratio:.1f}x fewer" if faster and math.isfinite(ratio) else "")
+        + f". In the first {n} steps GD reversed its move across the valley on {reversals(gd):.0%} of the steps "
+        f"(the zig-zag), momentum on {reversals(mom):.0%}; along the valley GD covered {travel(gd, 0):.2f} and "
+        f"momentum {travel(mom, 0):.2f}. In total momentum moved {travel(mom, 1):.2f} across the valley and GD "
+        f"{travel(gd, 1):.2f}"
+        + (": momentum still swings, but in slow arcs rather than back and forth at every step." if calmer else "."),
+        setup=f"bowl(kappa={kappa:g}): f = (x² + {kappa:g}·y²)/2 from (−2.5, 1); lab.race(fair=True) over "
+        f"{len(grid)} learning rates from 1e-4 to 1 for descend.optim.SGD and Momentum(beta=0.9, heavy ball); "
+        f"tolerance 1e-6, {steps} steps at most.",
+        numbers={
+            "GD steps to 1e-6": shown(gd.steps_to_tol, steps), "GD best lr": float(gd.hyper["lr"]),
+            "momentum steps to 1e-6": shown(mom.steps_to_tol, steps), "momentum best lr": float(mom.hyper["lr"]),
+            f"GD: share of reversals across the valley (first {n} steps)": reversals(gd),
+            f"momentum: share of reversals across the valley (first {n} steps)": reversals(mom),
+            f"GD: distance along the valley (first {n} steps)": travel(gd, 0),
+            f"momentum: distance along the valley (first {n} steps)": travel(mom, 0),
+            f"GD: distance across the valley (first {n} steps)": travel(gd, 1),
+            f"momentum: distance across the valley (first {n} steps)": travel(mom, 1),
+        },
+        figure=png(fig, ctx.dpi),
+        caption="Paths on the bowl (left) and f − f* per step (right), each optimizer at its best lr of the grid.",
+    )
+
+
+# --------------------------------------------------------------------------- 5. Nesterov
+
+
+@topic(
+    "nesterov", "Nesterov's look-ahead vs momentum's overshoot", note="001",
+    claim="If the momentum is too high the algorithm may miss the minimum and jump past it. Nesterov's "
+    "accelerated gradient evaluates the gradient after the momentum step, at θ − γv, so it corrects before "
+    "it overshoots.",
+    quote="momentum이 너무 높으면 알고리즘이 minima를 놓치고 건너뛰어버릴 우려가 있다",
+)
+def nesterov(ctx: Context) -> Finding:
+    """Topic ``nesterov``: run the experiment, draw the figure, judge the claim (see the decorator)."""
+    land = landscapes.bowl(kappa=10.0)
+    betas = [0.5, 0.7, 0.9, 0.95, 0.99]
+    lr = 0.05
+    steps = ctx.pick(2000, 1200)
+    rows = {}
+    for name in ("momentum", "nesterov"):
+        rows[name] = lab.run_many(land, None, name, steps=steps, tol=1e-6, lr=lr, beta=betas)
+    over = {k: r.paths[:, :, 0].max(axis=0) for k, r in rows.items()}  # x starts at -2.5; min at 0
+    stp = {k: [shown(s, steps) for s in r.steps_to_tol] for k, r in rows.items()}
+    meaningful = [i for i in range(len(betas)) if over["momentum"][i] > 1e-2]
+    better = [i for i in meaningful if over["nesterov"][i] < over["momentum"][i]]
+    verdict = judge(bool(meaningful) and len(better) == len(meaningful), partly=bool(better))
+    hi = betas.index(0.95)
+    race = lab.race(land, [("momentum", {"lr": lr, "beta": betas[hi]}), ("nesterov", {"lr": lr, "beta": betas[hi]})],
+                    steps=steps, tol=1e-6)
+    fig = race_figure(race, title=f"Bowl (κ = 10): momentum and Nesterov with the same lr {lr:g} and β = {betas[hi]:g}")
+    extra = panels_figure([
+        Panel("how far past the minimum (x > 0) the path swings", "β (momentum coefficient)", "largest x (start −2.5, minimum 0)",
+              [Series("momentum (heavy ball)", betas, over["momentum"], marker="o"),
+               Series("Nesterov", betas, over["nesterov"], marker="s", style="--")], hlines=[(0.0, "the minimum")]),
+        Panel("steps to f − f* < 1e-6", "β", "steps",
+              [Series("momentum", betas, [as_inf(s) for s in rows["momentum"].steps_to_tol], marker="o"),
+               Series("Nesterov", betas, [as_inf(s) for s in rows["nesterov"].steps_to_tol], marker="s", style="--")],
+              ylog=True),
+    ], title=f"Overshoot against β (lr {lr:g}, same start)")
+    numbers: dict[str, float | int | str] = {}
+    for i, b in enumerate(betas):
+        numbers[f"β={b:g}: momentum overshoot"] = float(over["momentum"][i])
+        numbers[f"β={b:g}: Nesterov overshoot"] = float(over["nesterov"][i])
+        numbers[f"β={b:g}: momentum / Nesterov steps"] = f"{stp['momentum'][i]} / {stp['nesterov'][i]}"
+    return Finding(
+        verdict=verdict,
+        rule="overshoot = the largest x the path reaches past the minimum (it starts at x = −2.5). Held if, for "
+        "every β where momentum overshoots by more than 0.01, Nesterov's overshoot is smaller (same lr, same "
+        "β); depends if only for some.",
+        summary=f"Momentum overshot at {len(meaningful)} of {len(betas)} β values; Nesterov swung less far at "
+        f"{len(better)} of them. At β = 0.95 momentum swung to x = {over['momentum'][hi]:.2f}, Nesterov to "
+        f"{over['nesterov'][hi]:.2f}, and they needed {stp['momentum'][hi]} and {stp['nesterov'][hi]} steps "
+        f"to 1e-6; at β = 0.99, {stp['momentum'][-1]} and {stp['nesterov'][-1]}.",
+        setup=f"bowl(kappa=10) from (−2.5, 1); descend.optim.Momentum and Nesterov (heavy ball, look-ahead stored "
+        f"in the parameter), lr {lr:g}, β in {betas}, one lab.run_many per optimizer (a row per β), "
+        f"tolerance 1e-6, {steps} steps at most.",
+        numbers=numbers,
+        figure=png(fig, ctx.dpi),
+        extra_figures=[png(extra, ctx.dpi)],
+        caption="Top: the two paths at β = 0.95. Bottom: overshoot and steps for every β.",
+    )
+
+
+# --------------------------------------------------------------------------- 6. Adagrad vs RMSprop
+
+
+def _effective_lrs(land: landscapes.Landscape, cls: type[O.Optimizer], lrs: list[float], steps: int,
+                   key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per step and row: lr / sqrt(state + eps) (geometric mean over x, y) and f - f*."""
+    R = len(lrs)
+    W = torch.tensor(land.start, dtype=F64).expand(R, 2).clone().requires_grad_(True)
+    opt = rows_optimizer(cls, [W], lr=lrs)
+    eff = np.empty((steps, R))
+    gap = np.empty((steps + 1, R))
+    lr_col = torch.as_tensor(lrs, dtype=F64).view(R, 1)
+    with torch.no_grad():
+        gap[0] = (land.f(W) - land.f_star).numpy()
+    for t in range(steps):
+        W.grad = land.grad(W.detach())
+        opt.step()
+        with torch.no_grad():
+            acc = opt.state[W][key]
+            e = lr_col / torch.sqrt(acc + opt.param_groups[0]["eps"])
+            eff[t] = torch.exp(torch.log(e).mean(1)).numpy()
+            gap[t + 1] = (land.f(W) - land.f_star).numpy()
+    return eff, gap
+
+
+@topic(
+    "adagrad", "Adagrad's shrinking step vs RMSprop", note="001, 000",
+    claim="Adagrad divides each parameter's step by the root of the sum of all its past squared gradients, "
+    "so the learning rate only shrinks as training goes on, and this aggressive decay can slow it down. "
+    "RMSprop uses an exponentially weighted moving average instead, so recent gradients count more and the "
+    "step does not vanish.",
+    quote="학습을 진행하면 진행할 수록 학습률이 줄어든다",
+)
+def adagrad(ctx: Context) -> Finding:
+    """Topic ``adagrad``: run the experiment, draw the figure, judge the claim (see the decorator)."""
+    land = landscapes.bowl(kappa=10.0)
+    lrs = [0.01, 0.1, 0.5]
+    steps = ctx.pick(1000, 300)
+    eff_a, gap_a = _effective_lrs(land, O.Adagrad, lrs, steps, "G")
+    eff_r, gap_r = _effective_lrs(land, O.RMSprop, lrs, steps, "S")
+    shrink = eff_a[-1] / eff_a[0]
+    monotone = bool(np.all(np.diff(eff_a, axis=0) <= 1e-15 * eff_a[:-1]))
+    rms_end = eff_r[-1] / eff_r[0]
+    mechanism = monotone and bool(np.all(shrink < 1.0)) and bool(np.all(rms_end > 1.0))
+    slower = [i for i in range(len(lrs)) if gap_a[-1, i] > gap_r[-1, i]]
+    if mechanism and len(slower) == len(lrs):
+        verdict = HELD
+    elif mechanism:
+        verdict = DEPENDS
+    else:
+        verdict = NOT_HELD
+    x = np.arange(1, steps + 1)
+    panels = [
+        Panel("effective learning rate lr / √(accumulator + ε)", "step", "effective lr (geometric mean of x, y)",
+              [Series(f"Adagrad, lr {lr:g}", x, eff_a[:, i], color=color(i)) for i, lr in enumerate(lrs)]
+              + [Series(f"RMSprop, lr {lr:g}", x, eff_r[:, i], color=color(i), style="--") for i, lr in enumerate(lrs)],
+              xlog=True, ylog=True, legend="lower left"),
+        Panel("f − f*", "step", "f − f*",
+              [Series(f"Adagrad, lr {lr:g}", np.arange(steps + 1), gap_a[:, i], color=color(i)) for i, lr in enumerate(lrs)]
+              + [Series(f"RMSprop, lr {lr:g}", np.arange(steps + 1), gap_r[:, i], color=color(i), style="--")
+                 for i, lr in enumerate(lrs)],
+              xlog="symlog", ylog=True, legend="lower left"),
+    ]
+    fig = panels_figure(panels, title="Bowl (κ = 10): Adagrad (solid) and RMSprop (dashed) with the same learning rates")
+    numbers: dict[str, float | int | str] = {}
+    for i, lr in enumerate(lrs):
+        numbers[f"lr {lr:g}: Adagrad effective lr, last / first step"] = float(shrink[i])
+        numbers[f"lr {lr:g}: RMSprop effective lr, last / first step"] = float(rms_end[i])
+        numbers[f"lr {lr:g}: Adagrad final f - f*"] = float(gap_a[-1, i])
+        numbers[f"lr {lr:g}: RMSprop final f - f*"] = float(gap_r[-1, i])
+    return Finding(
+        verdict=verdict,
+        rule="the mechanism: at every lr Adagrad's effective lr never increases and ends below its first value, "
+        "while RMSprop's ends above its first value (its average forgets the large early gradients). Held if the mechanism holds and Adagrad "
+        "ends with a larger f − f* than RMSprop at every lr; depends if it is slower only at some lrs; did not "
+        "hold if the mechanism fails.",
+        summary=f"Adagrad's effective lr {'only shrank' if monotone else 'did not only shrink'} (it ended at "
+        f"{', '.join(f'{s:.2g}x' for s in shrink)} of its first value at lr {', '.join(f'{lr:g}' for lr in lrs)}); "
+        f"RMSprop's ended at {', '.join(f'{s:.3g}x' for s in rms_end)} of its first value"
+        + (" (its average forgets the large early gradients, so the step grows again as they shrink)" if
+           bool(np.all(rms_end > 1.0)) else "")
+        + ". Final f − f*, Adagrad against RMSprop: "
+        + "; ".join(f"lr {lr:g}: {gap_a[-1, i]:.2e} against {gap_r[-1, i]:.2e}" for i, lr in enumerate(lrs))
+        + f". Adagrad was behind at {len(slower)} of {len(lrs)} learning rates"
+        + (": the shrinking is as the notes say, but whether it hurts depends on the learning rate (with a large "
+           "lr Adagrad's decay is a virtue, and RMSprop's steady step of about lr keeps it hovering)."
+           if 0 < len(slower) < len(lrs) else "."),
+        setup=f"bowl(kappa=10) from (−2.5, 1); descend.optim.Adagrad and RMSprop (β 0.9, ε 1e-8 inside the root) "
+        f"at lr {lrs}, each as one (3, 2) tensor of rows; {steps} steps; effective lr read from the optimizers' "
+        "state (G and S).",
+        numbers=numbers,
+        figure=png(fig, ctx.dpi),
+        caption="Left: the step size each rule actually used. Right: the loss it reached.",
+    )
+
+
+# --------------------------------------------------------------------------- 7. Adam
+
+
+@topic(
+    "adam", "Adam = momentum + RMSprop", note="001, 002, 000",
+    claim="Adam combines momentum (an EMA of the gradients) with RMSprop (an EMA of the squared gradients), "
+    "with bias correction; it converges quickly to the minimum of the loss and is an effective, stable "
+    "optimizer.",
+    quote="Adam = RMSProp + Momentum … loss의 최솟값으로의 빠른 수렴",
+)
+def adam(ctx: Context) -> Finding:
+    """Topic ``adam``: run the experiment, draw the figure, judge the claim (see the decorator)."""
+    steps_id = ctx.pick(300, 100)
+    a = lab.minimize("rosenbrock", optimizer="adam", lr=0.01, beta1=0.0, beta2=0.9, eps=1e-8, eps_mode="inside",
+                     bias_correction=False, steps=steps_id, tol=None)
+    r = lab.minimize("rosenbrock", optimizer="rmsprop", lr=0.01, beta=0.9, eps=1e-8, steps=steps_id, tol=None)
+    identity = float(np.abs(a.path - r.path).max())
+    grid = _grid(ctx)
+    steps = ctx.pick(2500, 1200)
+    entries = [("momentum", {"beta": 0.9}), ("rmsprop", {}), ("adam", {})]
+    races = {
+        "Rosenbrock": lab.race("rosenbrock", entries, steps=steps, tol=1e-6, fair=True, lr_grid=grid),
+        "rotated bowl": lab.race(landscapes.bowl(kappa=100.0, angle=math.radians(30)), entries, steps=steps,
+                                 tol=1e-6, fair=True, lr_grid=grid),
+    }
+    wins = 0
+    numbers: dict[str, float | int | str] = {"max |Adam(β1=0) − RMSprop| over the path": identity}
+    lines = []
+    for name, race in races.items():
+        m, rm, ad = race.runs
+        best_parent = min(as_inf(m.steps_to_tol), as_inf(rm.steps_to_tol))
+        win = as_inf(ad.steps_to_tol) < best_parent or (ad.steps_to_tol is not None and best_parent == math.inf)
+        wins += int(win)
+        for run in race.runs:
+            numbers[f"{name}: {run.optimizer} steps to 1e-6 (best lr)"] = (
+                f"{shown(run.steps_to_tol, steps)} (lr {run.hyper['lr']:.3g})")
+        lines.append(f"on {'the ' if name == 'rotated bowl' else ''}{name} Adam took {shown(ad.steps_to_tol, steps)} steps against momentum's "
+                     f"{shown(m.steps_to_tol, steps)} and RMSprop's {shown(rm.steps_to_tol, steps)}")
+    same = identity <= 1e-12
+    verdict = judge(same and wins == len(races), partly=same)
+    fig = race_figure(races["Rosenbrock"], title=f"Rosenbrock: momentum, RMSprop and Adam, each at its best lr of {len(grid)}")
+    fig2 = race_figure(races["rotated bowl"], title=f"Bowl (κ = 100, rotated 30°): the same three, best lr of {len(grid)}")
+    return Finding(
+        verdict=verdict,
+        rule="two parts. Structure: Adam with β1 = 0 (no momentum), no bias correction and ε inside the root must "
+        "retrace RMSprop's path exactly (max difference ≤ 1e-12). Speed: in fair races (same lr grid) on "
+        "Rosenbrock and on a rotated κ = 100 bowl, Adam must reach f − f* < 1e-6 in fewer steps than both "
+        "momentum and RMSprop. Held if both parts hold; depends if only the structure does.",
+        summary=f"With its momentum switched off Adam retraced RMSprop to {identity:.1e}: the RMSprop half is "
+        f"exactly RMSprop. In the races {'; '.join(lines)}. Adam was the fastest on {wins} of {len(races)} "
+        "landscapes"
+        + (": it combines the two rules, but on these 2-D problems combining them did not always beat the better "
+           "parent." if wins < len(races) else ": combining the two rules beat both parents here."),
+        setup=f"Structure: lab.minimize on Rosenbrock, {steps_id} steps, Adam(lr 0.01, β1 0, β2 0.9, eps_mode "
+        f"'inside', bias_correction False) against RMSprop(lr 0.01, β 0.9). Speed: lab.race(fair=True) over "
+        f"{len(grid)} lrs from 1e-4 to 1, {steps} steps, tolerance 1e-6; Momentum β 0.9, RMSprop β 0.9, Adam "
+        "β1 0.9, β2 0.999.",
+        numbers=numbers,
+        figure=png(fig, ctx.dpi),
+        extra_figures=[png(fig2, ctx.dpi)],
+        caption="Fair races: each optimizer at the lr of the grid that reached the tolerance first.",
+    )
+

@@ -1,0 +1,405 @@
+"""Tour topics on learning-rate schedules: every schedule of the notes, the linear scaling
+rule, and warmup as its rescue.
+
+Several learning rates or schedules train together as rows of one tensor (see
+:mod:`descend.tour._util`): with descend's element-wise optimizers each row moves
+exactly as it would alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import data as D
+from .. import schedules as S
+from ..plots.tour import Panel, Series, color, panels_figure, png
+from ._util import F64, MLPRows, digits, rows_optimizer, set_row_lrs
+from .base import DEPENDS, HELD, NOT_HELD, Context, Finding, judge, topic
+
+# --------------------------------------------------------------------------- 15. schedules
+
+
+def _schedules(lr: float, T: int, ipe: int) -> dict[str, S.Schedule]:
+    """Every schedule of the notes over ``T`` iterations (``ipe`` per epoch), starting at ``lr``."""
+    return {
+        "constant (no schedule)": S.constant(lr),
+        "step: ÷10 at 30%, 60%, 90% (003)": S.multi_step(lr, [int(0.3 * T), int(0.6 * T), int(0.9 * T)]),
+        "exponential 0.95^epoch (002)": S.exponential(lr, 0.95 ** (1.0 / ipe)),
+        "1/(1 + r·epoch), r = 0.5 (002)": S.inverse_time(lr, 0.5, every=ipe),
+        "k/√epoch (002, 003)": S.inverse_sqrt(lr, math.sqrt(ipe)),
+        "linear to 0 (003)": S.linear(lr, T),
+        "cosine (003)": S.cosine(lr, T),
+        "linear warmup + cosine (003)": S.warmup(S.cosine(lr, T - 2 * ipe), 2 * ipe),
+        "manual: ÷5 at 50%, ÷25 at 75% (002)": S.piecewise(lr, [T // 2, (3 * T) // 4], [lr / 5, lr / 25]),
+    }
+
+
+@topic(
+    "schedules", "Every learning-rate schedule of the notes, with warmup", note="003, 002",
+    claim="There is no single best learning rate, but starting large and making it smaller later works well. "
+    "A large fixed learning rate does well early but then hovers around the optimum without getting close; "
+    "decaying it (step decay, exponential, 1/(1 + r·n), k/√n, linear, cosine, linear warmup then cosine, or "
+    "by hand) gets much closer.",
+    quote="초기의 Learning Rate를 크게 → 이후에 작게 하는 것이 좋다 … 고정된 학습률은 … 최적화 값에 근접하지 못하고 주위를 맴도는 현상",
+)
+def schedules(ctx: Context) -> Finding:
+    """Topic ``schedules``: run the experiment, draw the figure, judge the claim (see the decorator)."""
+    ds = ctx.cached(("diabetes", "f64"), lambda: D.load("diabetes", dtype=F64, seed=ctx.seed))
+    X, y = ds.train
+    n = len(X)
+    A = torch.cat([X, torch.ones(n, 1, dtype=F64)], 1)
+    yv = y[:, 0]
+    optimum = D.least_squares(ds).train_mse
+    bs, lr, epochs = 16, 0.1, ctx.pick(40, 15)
+    ipe = math.ceil(n / bs)
+    T = epochs * ipe
+    scheds = _schedules(lr, T, ipe)
+    names = list(scheds)
+    R = len(names)
+    W = torch.zeros(R, A.shape[1], dtype=F64, requires_grad=True)
+    opt = rows_optimizer("sgd", [W], lr=[lr] * R)
+    batches = D.Batches(A, yv, bs, seed=ctx.seed)
+
+    def gap_now() -> np.ndarray:
+        with torch.no_grad():
+            return (((A @ W.T - yv[:, None]) ** 2).mean(0) - optimum).numpy()
+
+    gaps = [gap_now()]
+    it = 0
+    for e in range(epochs):
+        for ab, yb in batches.iter_epoch(e):
+            set_row_lrs(opt, [scheds[k](it) for k in names])
+            opt.zero_grad()
+            ((ab @ W.T - yb[:, None]) ** 2).mean(0).sum().backward()
+            opt.step()
+            it += 1
+        gaps.append(gap_now())
+    G = np.stack(gaps)  # (epochs + 1, R)
+    final = G[-1]
+    base = final[0]
+    decays = final[1:]
+    better = int(np.sum(decays < base))
+    verdict = judge(better == len(decays), partly=better > 0)
+    xs = np.arange(T)
+    fig = panels_figure([
+        Panel("the learning rates (same start, same epochs)", "iteration", "learning rate",
+              [Series(k, xs, [scheds[k](i) for i in xs], color=color(j), steps=True, width=1.5)
+               for j, k in enumerate(names)], legend=None),
+        Panel("distance of the training MSE from the least-squares optimum", "epoch", "MSE − optimum",
+              [Series(k, np.arange(epochs + 1), G[:, j], color=color(j), width=1.5) for j, k in enumerate(names)],
+              ylog=True, legend="outside", integer_x=True),
+    ], title=f"Diabetes, linear regression by SGD (batches of {bs}, base lr {lr:g}): the schedules of notes 002 "
+       "and 003", width=14.5)
+    ranked = sorted(zip(decays, names[1:]))
+    by_name = dict(zip(names, final))
+    slow = [by_name[k] for k in names if k.startswith(("k/", "1/("))]
+    to_zero = [by_name[k] for k in names if k.startswith(("linear to 0", "cosine", "linear warmup"))]
+    slow_decay_worse = min(slow) > max(to_zero)
+    numbers: dict[str, float | int | str] = {f"{k}: final MSE − optimum": float(v) for k, v in zip(names, final)}
+    numbers["least-squares optimum (train MSE)"] = float(optimum)
+    numbers["schedules that beat the constant lr"] = f"{better} of {len(decays)}"
+    return Finding(
+        verdict=verdict,
+        rule="every schedule starts at the same lr and gets the same epochs and the same batches. Held if every "
+        "decaying schedule ends closer to the optimum than the constant lr; depends if some do; did not hold if "
+        "none does.",
+        summary=f"With a fixed lr {lr:g} SGD ended {base:.1f} above the least-squares optimum ({optimum:.0f})"
+        + (": it hovers, as note 002 says. " if better else ". ")
+        + f"{better} of {len(decays)} decaying schedules ended closer; the closest was {ranked[0][1]} "
+        f"({ranked[0][0]:.1f}), the farthest {ranked[-1][1]} ({ranked[-1][0]:.1f})."
+        + (" The schedules that keep the lr high for long (k/√epoch, 1/(1 + r·epoch)) gained less than those that "
+           "bring it near zero by the end (linear, cosine, warmup + cosine)." if slow_decay_worse else ""),
+        setup=f"diabetes (standardized features, unscaled target, float64, {n} training examples), linear "
+        f"regression, mini-batch SGD with batches of {bs} ({ipe} iterations per epoch, the same order for all), "
+        f"{epochs} epochs = {T} iterations, base lr {lr:g}; the {R} schedules of descend.schedules train together "
+        "as rows of one tensor with per-row learning rates set from each schedule every iteration.",
+        numbers=numbers,
+        figure=png(fig, ctx.dpi),
+        caption="Left: each schedule's lr per iteration. Right: how close each run got, epoch by epoch.",
+    )
+
+
+# --------------------------------------------------------------------------- 16. linear scaling rule
+
+
+def _softmax_rows(W: torch.Tensor, b: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of R stacked softmax regressions: W (R, k, d), b (R, k) -> (R,)."""
+    R, k = b.shape
+    logits = torch.matmul(xb, W.transpose(1, 2)) + b[:, None, :]
+    return F.cross_entropy(logits.reshape(-1, k), yb.repeat(R), reduction="none").view(R, -1).mean(1)
+
+
+@topic(
+    "linear_scaling", "The linear scaling rule (batch × N, lr × N), with warmup", note="003",
+    claim="If the batch size grows N times, the learning rate should grow N times too to get the same result "
+    "(batch 20 at lr 0.01 becomes batch 40 at lr 0.02). Starting a large batch at the scaled lr right away can "
+    "diverge, so the lr is raised from a small value to the planned one first (warmup).",
+    quote="Batch size가 N배 증가한다면, Learning Rate도 N배 증가 시켜야 같은 성능이 나온다",
+)
+def linear_scaling(ctx: Context) -> Finding:
+    """Topic ``linear_scaling``: run the experiment, draw the figure, judge the claim (see the decorator)."""
+    ds = digits(ctx)
+    X, y = ds.train
+    n, d = X.shape
+    k = int(y.max()) + 1
+    b0, lr0 = 16, 0.05
+    epochs = ctx.pick(10, 4)
+    sizes = ctx.pick([16, 32, 64, 128, 256, 512], [16, 64, 256])
+    variants = ["same lr", "scaled lr (rule)", "scaled lr + 1 epoch warmup"]
+    final: dict[int, np.ndarray] = {}
+    spikes: dict[int, np.ndarray] = {}
+    curves: dict[int, np.ndarray] = {}
+    for B in sizes:
+        factor = B / b0
+        ipe = math.ceil(n / B)
+        plans = [S.constant(lr0), S.constant(lr0 * factor),
+                 S.warmup(S.constant(lr0 * factor), ipe, start=min(lr0, lr0 * factor))]
+        R = len(plans)
+        W = torch.zeros(R, k, d, requires_grad=True)
+        bias = torch.zeros(R, k, requires_grad=True)
+        opt = rows_optimizer("sgd", [W, bias], lr=[lr0] * R)
+        batches = D.Batches(X, y, B, seed=ctx.seed)
+        it = 0
+        peak = np.zeros(R)
+        curve = []
+        for e in range(epochs):
+            for xb, yb in batches.iter_epoch(e):
+                set_row_lrs(opt, [p(it) for p in plans])
+                opt.zero_grad()
+                rows = _softmax_rows(W, bias, xb, yb)
+                if e == 0 and it > 0:  # batch losses of the first epoch, after the first step
+                    peak = np.maximum(peak, rows.detach().numpy())
+                rows.sum().backward()
+                opt.step()
+                it += 1
+            with torch.no_grad():
+                curve.append(_softmax_rows(W, bias, X, y).numpy())
+        final[B] = curve[-1]
+        curves[B] = np.stack(curve)
+        spikes[B] = peak
+    base = float(final[b0][0])
+    dev = {B: np.abs(final[B] - base) / base for B in sizes}
+    larger = [B for B in sizes if B > b0]
+    closer = [B for B in larger if dev[B][1] < dev[B][0]]
+    within = [B for B in larger if dev[B][1] <= 0.25]
+    if len(closer) == len(larger) and len(within) == len(larger):
+        verdict = HELD
+    elif closer:
+        verdict = DEPENDS
+    else:
+        verdict = NOT_HELD
+    first_loss = math.log(k)
+    diverged = any(not np.all(np.isfinite(final[B])) for B in sizes)
+    spike_scaled = max(float(spikes[B][1]) for B in sizes)
+    spike_warm = max(float(spikes[B][2]) for B in sizes)
+    fig = panels_figure([
+        Panel(f"training loss after {epochs} epochs against the batch size", "batch size", "cross-entropy",
+              [Series(v, sizes, [final[B][j] for B in sizes], marker="o", color=color(j),
+                      style=["-", "-", "--"][j]) for j, v in enumerate(variants)],
+              xlog=True, ylog=True, hlines=[(base, f"batch {b0}, lr {lr0:g}")], xticks=sizes),
+        Panel(f"loss per epoch with batch {sizes[-1]} ({sizes[-1] // b0}x the base)", "epoch", "cross-entropy",
+              [Series(v, np.arange(1, epochs + 1), curves[sizes[-1]][:, j], marker="o", color=color(j),
+                      style=["-", "-", "--"][j]) for j, v in enumerate(variants)]
+              + [Series(f"batch {b0}, lr {lr0:g} (the base)", np.arange(1, epochs + 1), curves[b0][:, 0],
+                        color="black", style=":")], ylog=True, integer_x=True),
+    ], title=f"Digits, softmax regression by SGD: batch {b0} at lr {lr0:g}, then larger batches with and without "
+       "scaling the lr")
+    numbers: dict[str, float | int | str] = {f"batch {b0}, lr {lr0:g}: final loss (the base)": base}
+    for B in larger:
+        numbers[f"batch {B}: loss with lr {lr0:g} / {lr0 * B / b0:g} / {lr0 * B / b0:g} + warmup"] = (
+            " / ".join(f"{v:.4f}" for v in final[B]))
+    numbers["highest batch loss in epoch 1 after the first step, scaled lr"] = spike_scaled
+    numbers["highest batch loss in epoch 1 after the first step, scaled lr + warmup"] = spike_warm
+    numbers["loss at the start, log(10)"] = first_loss
+    return Finding(
+        verdict=verdict,
+        rule=f"the base is batch {b0} at lr {lr0:g}; every run gets the same {epochs} epochs. Held if, at every "
+        "larger batch, the scaled lr ends closer to the base's loss than the unscaled lr, and within 25% of it; "
+        "depends if it is closer only at some batch sizes or drifts beyond 25%; did not hold if never closer.",
+        summary=f"Keeping lr {lr0:g} while the batch grew left the loss at "
+        f"{', '.join(f'{final[B][0]:.3f}' for B in larger)} for batches {larger} (fewer steps of the same size), "
+        f"against {base:.3f} for the base; scaling the lr gave "
+        f"{', '.join(f'{final[B][1]:.3f}' for B in larger)}: closer at {len(closer)} of {len(larger)} batch sizes "
+        f"and within 25% at {len(within)}. The scaled lr reached {lr0 * sizes[-1] / b0:g} without diverging "
+        f"here; the highest batch loss in the first epoch (after the first step) was {spike_scaled:.2f} without warmup and "
+        f"{spike_warm:.2f} with it (the start is log 10 = {first_loss:.2f})"
+        + (": this convex model is forgiving, so warmup had little to prevent here (the next section puts warmup "
+           "to the test on a deep network)." if spike_scaled <= first_loss and not diverged else
+           ": without warmup the scaled lr jumped above the starting loss, as the note warns."),
+        setup=f"digits (standardized), softmax regression, mini-batch SGD for {epochs} epochs at batch sizes "
+        f"{sizes}; for each batch size B three rows of one tensor share the same batches: lr {lr0:g}, lr "
+        f"{lr0:g}·B/{b0} (descend.schedules.scale_lr's rule) and the same after a one-epoch linear warmup "
+        f"from {lr0:g} (descend.schedules.warmup).",
+        numbers=numbers,
+        figure=png(fig, ctx.dpi),
+        caption="Left: where each variant ends against the batch size. Right: the largest batch, epoch by epoch.",
+    )
+
+
+
+# --------------------------------------------------------------------------- 18. warmup rescues the scaled lr
+
+
+@dataclass
+class WarmupMeasured:
+    """Peak batch loss and divergence of every (batch size, variant, seed) run."""
+
+    sizes: list[int]                  # 1 = no scaling (the base), then the large batches
+    base_batch: int
+    base_lr: float
+    hidden: tuple[int, ...]
+    epochs: int
+    warmup_epochs: int
+    seeds: list[int]
+    spike_factor: float
+    first: dict[int, np.ndarray]       # (variants, seeds) batch loss at the first step
+    peak: dict[int, np.ndarray]        # (variants, seeds) highest batch loss after the first step (inf: diverged)
+    final: dict[int, np.ndarray]       # (variants, seeds) final training loss (nan: diverged)
+    curves: dict[int, np.ndarray]      # (iterations, variants, seeds) batch losses of the largest batch
+    warm_iters: dict[int, int]
+    n_train: int
+
+    def diverged(self, B: int) -> np.ndarray:
+        """(variants, seeds): the run's loss became non-finite (or above 1e3)."""
+        return ~np.isfinite(self.final[B])
+
+    def spiked(self, B: int) -> np.ndarray:
+        """(variants, seeds): diverged, or a batch loss after the first step above ``spike_factor`` × the first."""
+        return self.diverged(B) | (self.peak[B] > self.spike_factor * self.first[B])
+
+
+WARMUP_VARIANTS = ("scaled lr at once", "scaled lr after warmup")
+
+
+def measure_warmup(ctx: Context) -> WarmupMeasured:
+    """Deep ReLU MLPs without normalization on digits, plain SGD, the lr scaled with the batch."""
+    ds = digits(ctx)
+    X, y = ds.train
+    n, d = X.shape
+    hidden = (128, 128, 128, 128)
+    b0, lr0 = 16, 0.04
+    sizes = ctx.pick([128, 512], [512])
+    epochs, warm = ctx.pick(30, 20), 10
+    seeds = list(range(ctx.seed, ctx.seed + ctx.pick(8, 4)))
+    m = WarmupMeasured(sizes=sizes, base_batch=b0, base_lr=lr0, hidden=hidden, epochs=epochs, warmup_epochs=warm,
+                       seeds=seeds, spike_factor=2.0, first={}, peak={}, final={}, curves={}, warm_iters={},
+                       n_train=n)
+    for B in sizes:
+        ipe = math.ceil(n / B)
+        lr = lr0 * B / b0
+        plans = [S.constant(lr), S.warmup(S.constant(lr), warm * ipe, start=lr0)]
+        m.warm_iters[B] = warm * ipe
+        V, N = len(plans), len(seeds)
+        net = MLPRows((d, *hidden, 10), N, torch.Generator().manual_seed(ctx.seed * 7919 + B), repeat=V)
+        opt = rows_optimizer("sgd", net.params, lr=[lr] * (V * N))
+        batches = D.Batches(X, y, B, seed=ctx.seed)
+        it, rec = 0, []
+        for e in range(epochs):
+            for xb, yb in batches.iter_epoch(e):
+                set_row_lrs(opt, [p(it) for p in plans for _ in seeds])
+                opt.zero_grad()
+                rows = net.losses(xb, yb)
+                rec.append(rows.detach().numpy().copy())
+                rows.nan_to_num(0.0, 0.0, 0.0).sum().backward()
+                opt.step()
+                it += 1
+        with torch.no_grad():
+            fin = net.losses(X, y).numpy()
+        curve = np.stack(rec).reshape(len(rec), V, N)
+        after = np.where(np.isfinite(curve[1:]), curve[1:], np.inf)
+        m.first[B], m.peak[B] = curve[0], after.max(0)
+        m.final[B] = np.where(np.isfinite(fin) & (fin < 1e3), fin, np.nan).reshape(V, N)
+        m.curves[B] = curve
+    return m
+
+
+def _last(values: np.ndarray) -> int:
+    """Index of the last finite value (0 if none)."""
+    idx = np.flatnonzero(np.isfinite(values))
+    return int(idx[-1]) if idx.size else 0
+
+
+def judge_warmup(m: WarmupMeasured) -> tuple[str, int, int]:
+    """At the largest batch: held if at least half the seeds diverge at once and at most a quarter after warmup;
+    did not hold if they diverge as often or more with warmup; depends otherwise. Returns (verdict, at once, with)."""
+    f = m.diverged(m.sizes[-1])
+    at_once, warmed, N = int(f[0].sum()), int(f[1].sum()), len(m.seeds)
+    if at_once >= N / 2 and warmed <= N / 4:
+        return HELD, at_once, warmed
+    if at_once <= warmed:
+        return NOT_HELD, at_once, warmed
+    return DEPENDS, at_once, warmed
+
+
+@topic(
+    "warmup", "Warmup rescues the linear scaling rule", note="003",
+    claim="Linear warmup starts with a low learning rate and raises it to the planned one; the note's reason is "
+    "the linear scaling rule (batch × N needs lr × N): a large batch at its scaled lr right away can diverge, and "
+    "warmup prevents it.",
+    quote="초반에 Learning Rate를 낮게 가져가서, 원하는 Learning Rate에 도달했을 때부터 … Why? … Batch size가 N배 "
+    "증가한다면, Learning Rate도 N배",
+)
+def warmup(ctx: Context) -> Finding:
+    """Topic ``warmup``: measure (:func:`measure_warmup`), judge (:func:`judge_warmup`), write."""
+    m = measure_warmup(ctx)
+    verdict, at_once, warmed = judge_warmup(m)
+    B = m.sizes[-1]
+    N = len(m.seeds)
+    lr = m.base_lr * B / m.base_batch
+    cap = 1e3  # the scale's top: a run past it diverged (its loss went on to overflow)
+    curve = np.where(np.isfinite(m.curves[B]) & (m.curves[B] <= cap), m.curves[B], np.nan)
+    its = np.arange(1, curve.shape[0] + 1)
+    panels = [Panel(f"batch {B}, lr {lr:g}: {name}", "iteration", "batch cross-entropy",
+                    [Series(f"seed {s}", its[:_last(curve[:, j, i]) + 1], curve[:_last(curve[:, j, i]) + 1, j, i],
+                            color=color(i), width=1.2, end_marker="x" if m.diverged(B)[j, i] else None)
+                     for i, s in enumerate(m.seeds)],
+                    ylog=True, legend=None,
+                    vlines=[(m.warm_iters[B], "warmup ends")] if j == 1 else [],
+                    hlines=[(float(np.median(m.first[B][j])) * m.spike_factor, f"{m.spike_factor:g}× the first loss")])
+              for j, name in enumerate(WARMUP_VARIANTS)]
+    fig = panels_figure(panels, title=f"Digits, MLP 64-{'-'.join(map(str, m.hidden))}-10 (ReLU, no normalization), "
+                        f"plain SGD: batch {m.base_batch} at lr {m.base_lr:g} scaled {B // m.base_batch}× "
+                        f"({N} seeds; × marks the last loss of a run that then diverged)", width=13)
+    numbers: dict[str, float | int | str] = {}
+    for b in m.sizes:
+        div, spk = m.diverged(b), m.spiked(b)
+        for j, name in enumerate(WARMUP_VARIANTS):
+            numbers[f"batch {b} (lr {m.base_lr * b / m.base_batch:g}), {name}: diverged / spiked or diverged (of {N})"] = (
+                f"{int(div[j].sum())} / {int(spk[j].sum())}")
+            ok = m.final[b][j][np.isfinite(m.final[b][j])]
+            numbers[f"batch {b}, {name}: median final training loss of the runs that did not diverge"] = (
+                float(np.median(ok)) if ok.size else "none")
+    spk = m.spiked(B)
+    summary = (f"At batch {B} with the scaled lr {lr:g}, {at_once} of {N} seeds diverged when the lr started there "
+               f"and {warmed} of {N} after a {m.warmup_epochs}-epoch linear warmup from {m.base_lr:g}; counting "
+               f"spikes (a batch loss above {m.spike_factor:g}× the first) as well, {int(spk[0].sum())} and "
+               f"{int(spk[1].sum())}.")
+    if len(m.sizes) > 1:
+        d0 = m.diverged(m.sizes[0])
+        summary += (f" At batch {m.sizes[0]} (lr {m.base_lr * m.sizes[0] / m.base_batch:g}) {int(d0[0].sum())} and "
+                    f"{int(d0[1].sum())} diverged.")
+    summary += {HELD: " Warmup rescued the scaled lr, as note 003 says.",
+                NOT_HELD: " Warmup did not make the scaled lr safer here.",
+                DEPENDS: " Warmup helped, but not in enough seeds to call it a rescue."}[verdict]
+    return Finding(
+        verdict=verdict,
+        rule=f"a run diverges when its loss becomes non-finite or exceeds 1e3. At the largest batch ({B}): held if "
+        f"at least half of the {N} seeds diverge without warmup and at most a quarter with it; did not hold if they "
+        "diverge as often or more with warmup; depends otherwise. Spikes (a batch loss after the first step above "
+        f"{m.spike_factor:g}× the first) are reported, not judged.",
+        summary=summary,
+        setup=f"digits (standardized, {m.n_train} training examples), a ReLU MLP 64-{'-'.join(map(str, m.hidden))}-10 "
+        f"with He initialization and no normalization, plain SGD for {m.epochs} epochs; base batch {m.base_batch} at "
+        f"lr {m.base_lr:g}, scaled to batch sizes {m.sizes} at lr {m.base_lr:g}·B/{m.base_batch}; without warmup, "
+        f"or with descend.schedules.warmup over {m.warmup_epochs} epochs from {m.base_lr:g}. Seeds {m.seeds} (the "
+        "initial weights); both variants of a seed start from the same weights and see the same batches; all "
+        "runs train as rows of one stacked network.",
+        numbers=numbers,
+        figure=png(fig, ctx.dpi),
+        caption="Every seed's batch loss at the largest batch, without warmup (left) and with it (right).",
+    )
