@@ -77,6 +77,8 @@ def parse_options(text: str, what: str = "options") -> dict[str, Any]:
             raise SpecError(f"{what}: empty option name in {part!r}", field=what)
         if key in out:
             raise SpecError(f"{what}: option {key!r} given twice", field=key)
+        if not raw.strip():
+            raise SpecError(f"{what}: option {key!r} has no value; write {key}=VALUE", field=key)
         out[key] = value(raw)
     return out
 

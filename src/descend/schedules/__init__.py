@@ -55,6 +55,8 @@ Example::
     scheduler = Scheduler(optimizer, sched)           # sets sched(0) now, sched(t) after t steps
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .base import Schedule
 from .combine import Join as join
 from .combine import Warmup as warmup
@@ -75,7 +77,19 @@ from .decay import Polynomial as polynomial
 from .decay import Step as step
 from .on_plateau import Plateau as plateau
 from .registry import build, describe, names
-from .scheduler import Scheduler
+
+if TYPE_CHECKING:
+    from .scheduler import Scheduler
+
+
+def __getattr__(name: str) -> Any:
+    """``Scheduler`` (and torch with it) is imported on first use: schedules alone need no torch."""
+    if name == "Scheduler":
+        from .scheduler import Scheduler
+
+        return Scheduler
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Schedule",

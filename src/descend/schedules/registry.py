@@ -222,7 +222,7 @@ def resolve(spec: str, **overrides: Any) -> tuple[str, dict[str, Any]]:
     if "lr" in options:
         raise SpecError(
             f"lr is not an option of {shown(name)}: the schedule starts from the lr given beside it "
-            "(the optimizer's lr, --lr)",
+            "(the optimizer's lr)",
             field="lr",
         )
     _, takes, needs = SCHEDULES[name]
