@@ -158,6 +158,7 @@ def test_registry_takes_torch_spellings():
     assert O.build("rmsprop:alpha=0.95", p).param_groups[0]["beta"] == 0.95
     assert O.build("adam", p, betas=(0.8, 0.9)).param_groups[0]["beta1"] == 0.8
     assert O.build("momentum:momentum=0.7,nesterov=false", p).param_groups[0]["beta"] == 0.7
+    assert O.build("adam:betas=0.8/0.95", p).param_groups[0]["betas"] == (0.8, 0.95)
     with pytest.raises(SpecError, match="unknown option 'betas' for Newton"):
         O.build("newton", p, betas=(0.8, 0.9))
     with pytest.raises(SpecError, match="unknown option 'alphas'"):
@@ -184,6 +185,21 @@ def test_momentum_cycling_schedulers_run_unchanged(make, i):
     assert gap(a, b) <= TOL
     key = "betas" if "betas" in ours.defaults else "momentum"
     assert ours.param_groups[0][key] == theirs.param_groups[0][key]
+
+
+def test_one_cycle_on_the_fused_path():
+    a = [torch.randn(300, dtype=torch.float64, generator=torch.Generator().manual_seed(0), requires_grad=True)]
+    b = [a[0].detach().clone().requires_grad_()]
+    theirs, ours = torch.optim.Adam(a, lr=0.01), O.Adam(b, lr=0.01, fused=True)
+    s_theirs, s_ours = one_cycle(theirs), one_cycle(ours)
+    for t in range(30):
+        for opt, ps, sched in ((theirs, a, s_theirs), (ours, b, s_ours)):
+            opt.zero_grad()
+            (ps[0] * grads(t, ps)[0]).sum().backward()
+            opt.step()
+            sched.step()
+    assert ours._buckets[0]  # the step really ran fused
+    assert gap(a, b) <= TOL
 
 
 def test_one_cycle_really_cycles_adams_beta1():
