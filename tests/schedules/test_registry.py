@@ -135,3 +135,13 @@ def test_describe_is_the_table_as_data() -> None:
     # and every example builds
     for i in info.values():
         assert isinstance(build(i.example, steps=100, lr=0.1), ds.Schedule)
+
+
+def test_only_plateau_is_stateful_and_it_stays_outermost() -> None:
+    assert not any(build(i.example, steps=100, lr=0.1).stateful for i in describe().values())
+    p = ds.plateau(ds.cosine(0.1, 100))
+    assert p.stateful and ds.plateau(ds.warmup(ds.cosine(0.1, 90), 10)).stateful
+    with pytest.raises(ValueError, match=r"plateau\(...\) must be the outermost schedule"):
+        ds.warmup(p, 10)
+    with pytest.raises(ValueError, match=r"plateau\(...\) must be the outermost schedule"):
+        0.5 * p

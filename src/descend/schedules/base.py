@@ -18,6 +18,23 @@ Scaling by a constant is multiplication::
 
 ``repr`` shows the call that builds the schedule, e.g.
 ``warmup(cosine(0.1, 900), 100)``.
+
+**One exception: ``plateau``.** ``plateau(s)`` (reduce on plateau) is the
+one schedule whose lr also depends on the metrics it has been shown:
+``lr(n) = s(n) * scale``, where ``scale`` changes only in
+``observe(metric)``. It is a Schedule anyway so that it composes with the
+time-based ones in one object (``plateau(warmup(cosine(...), 100))``, which
+torch's ``ReduceLROnPlateau`` cannot) and goes wherever a schedule goes (the
+Trainer, the lab). Its state is kept out of everything else by three rules:
+
+* it says so: ``stateful`` is True for it and False for every other schedule;
+* it is always the outermost schedule: :func:`check_schedule` refuses it
+  inside ``warmup``, ``join``, ``factor * s`` (so every schedule it wraps,
+  and every other schedule, stays a pure function);
+* only its owner feeds it: :class:`~descend.schedules.Scheduler` calls
+  ``observe`` from ``step(metric)`` and saves ``scale`` and the counters in
+  its state dict; a runner that shares one schedule between runs must give a
+  stateful one a run of its own.
 """
 
 from __future__ import annotations
@@ -37,6 +54,8 @@ class Schedule:
     """
 
     _name: ClassVar[str] = "schedule"
+    stateful: ClassVar[bool] = False
+    """True only for ``plateau``: its lr also depends on the metrics it observed (see the module docstring)."""
 
     @property
     def base_lr(self) -> float:
@@ -87,7 +106,7 @@ def check_schedule(name: str, value: Any, *, plateau_ok: bool = False) -> Schedu
         raise ValueError(
             f"{name} must be a descend schedule (e.g. cosine(0.1, 1000)), got {value!r}"
         )
-    if not plateau_ok and getattr(value, "_stateful", False):
+    if not plateau_ok and value.stateful:
         raise ValueError(
             f"{name} must be a time-based schedule; plateau(...) must be the outermost "
             f"schedule (write plateau(warmup(...)), not warmup(plateau(...))), got {value!r}"

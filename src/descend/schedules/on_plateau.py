@@ -25,7 +25,8 @@ below ``min_lr / base_lr`` times it. torch cannot combine ``ReduceLROnPlateau``
 with other schedulers; here ``plateau(warmup(cosine(...), ...))`` works.
 
 ``plateau`` must be the outermost schedule (``plateau(0.5 * s)``, not
-``0.5 * plateau(s)``). It is the one stateful schedule: ``state_dict()`` and
+``0.5 * plateau(s)``). It is the one stateful schedule (``stateful`` is True;
+:mod:`descend.schedules.base` says why it is a Schedule all the same): ``state_dict()`` and
 ``load_state_dict()`` save and restore ``scale``, ``best`` and the counters;
 :class:`~descend.schedules.Scheduler` includes them in its own state dict and
 feeds it from ``Scheduler.step(metric)``.
@@ -54,7 +55,8 @@ class Plateau(Schedule):
     """
 
     _name = "plateau"
-    _stateful = True
+    stateful = True
+    _stateful = True  # the older spelling of `stateful`, still read by lab/
     schedule: Schedule
     mode: str = "min"
     factor: float = 0.1
