@@ -23,6 +23,14 @@ ROOT = Path(__file__).resolve().parents[1] / "src" / "descend"
 DOMAIN = ("optim", "schedules", "landscapes", "data", "models", "train", "lab")
 FORBIDDEN_OUTSIDE = ("typer", "rich")
 FORBIDDEN_INSIDE = ("plots", "tour", "web", "cli")
+# docs/architecture.md's table: a package imports only from its own row or the rows before it
+LAYERS = (
+    ("spec",),
+    ("optim", "schedules", "landscapes", "data", "models"),
+    ("train", "lab"),
+    ("plots", "tour", "web"),
+    ("cli",),
+)
 MAX_LINES = 600
 SOURCE_SUFFIXES = (".py", ".js", ".html", ".css")
 
@@ -177,6 +185,19 @@ def test_no_import_cycle_between_packages() -> None:
                 if dst in members:
                     lines.append(f"{src} -> {dst} ({where})")
     assert not found, f"package cycles {found}:\n" + "\n".join(lines)
+
+
+def test_imports_point_down_the_layer_table() -> None:
+    row = {pkg: i for i, pkgs in enumerate(LAYERS) for pkg in pkgs}
+    packages = {package_of(module_name(p)) for p in python_files()} - {None}
+    assert packages <= set(row), f"packages missing from LAYERS: {sorted(packages - set(row))}"
+    upward = [
+        f"{src} -> {dst} ({where})"
+        for src, edges in sorted(package_graph().items())
+        for dst, where in sorted(edges.items())
+        if dst in row and row[dst] > row[src]
+    ]
+    assert not upward, "imports that point up the layer table:\n" + "\n".join(upward)
 
 
 def test_no_source_file_over_600_lines() -> None:
