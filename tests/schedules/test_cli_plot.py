@@ -100,3 +100,20 @@ def test_plot_schedules_draws_what_the_schedules_return(tmp_path) -> None:
     assert (tmp_path / "both.png").read_bytes().startswith(PNG)
     single = plot_schedules(a, 10)
     assert single.axes[0].get_lines()[0].get_label() == "cosine(0.1, 50)"
+
+
+def test_cli_takes_a_spec_and_flags_override_it(tmp_path) -> None:
+    out = tmp_path / "new" / "dir" / "ms.png"  # folders are created
+    result = CliRunner().invoke(
+        make_app(), ["schedule", "multi-step:milestones=30/60/90,gamma=0.5", "--steps", "100", "--plot", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    rows = table_rows(result.output)
+    assert rows["25"] == "0.1" and rows["30"] == "0.05" and rows["60"] == "0.025" and rows["99"] == "0.0125"
+    assert out.read_bytes().startswith(PNG)
+    result = CliRunner().invoke(make_app(), ["schedule", "step:every=2,gamma=0.5", "--gamma", "0.1", "--steps", "5"])
+    assert result.exit_code == 0, result.output
+    assert "step(0.1, 2)" in result.output  # --gamma 0.1 replaced the spec's 0.5 (0.1 is the default)
+    result = CliRunner().invoke(make_app(), ["schedule", "multi_step:milestones=60/30"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "error: milestones must be strictly increasing integers >= 1, got [60, 30]" in result.output
