@@ -1,0 +1,133 @@
+// Line charts: the loss of each run and the schedule preview of each optimizer.
+
+import { COLORS, $, catalog, state, view, svgEl, fmt, debounce, api, setStatus } from "./util.js";
+import { hyperSpec } from "./url.js";
+import { niceTicks, titleNode, recordIndex } from "./plot.js";
+
+// ------------------------------------------------------------------ charts
+
+export function lineChart(svg, series, opts) {
+  const W = 460, H = 230, pad = { l: 54, r: 22, t: 10, b: 32 };
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.replaceChildren();
+  const iw = W - pad.l - pad.r, ih = H - pad.t - pad.b;
+  const all = series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+  if (!all.length) {
+    svgEl("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "chart-label" }, svg).textContent = opts.empty || "no data";
+    return;
+  }
+  const xmax = Math.max(opts.xMax || 1, ...all.map((p) => p[0]));
+  let log = opts.logY;
+  const ys = all.map((p) => p[1]);
+  if (log && ys.some((y) => y <= 0)) log = ys.some((y) => y > 0);
+  const usable = log ? ys.filter((y) => y > 0) : ys;
+  let ylo = Math.min(...usable), yhi = Math.max(...usable);
+  if (log) {
+    ylo = Math.max(ylo, yhi * 1e-16);
+    ylo = 10 ** Math.floor(Math.log10(ylo)); yhi = 10 ** Math.ceil(Math.log10(yhi));
+    if (ylo === yhi) { ylo /= 10; yhi *= 10; }
+    // a little room so that lines on a decade do not sit on the frame
+    const room = (Math.log10(yhi) - Math.log10(ylo)) * 0.04;
+    ylo /= 10 ** room; yhi *= 10 ** room;
+  } else if (ylo === yhi) { ylo -= Math.abs(ylo) * 0.1 || 1; yhi += Math.abs(yhi) * 0.1 || 1; }
+  else { const m = (yhi - ylo) * 0.05; ylo -= m; yhi += m; }
+  const sx = (x) => pad.l + (x / xmax) * iw;
+  const ty = (y) => (log ? (Math.log10(y) - Math.log10(ylo)) / (Math.log10(yhi) - Math.log10(ylo)) : (y - ylo) / (yhi - ylo));
+  const sy = (y) => pad.t + (1 - Math.min(1.02, Math.max(-0.02, ty(y)))) * ih;
+  const axis = svgEl("g", { class: "axis" }, svg);
+  const yt = log ? logTicks(ylo, yhi) : niceTicks(ylo, yhi, 5);
+  for (const y of yt) {
+    svgEl("line", { x1: pad.l, x2: pad.l + iw, y1: sy(y), y2: sy(y), class: "grid-line" }, axis);
+    svgEl("text", { x: pad.l - 6, y: sy(y) + 4, "text-anchor": "end" }, axis).textContent = log ? `1e${Math.round(Math.log10(y))}` : fmt(y);
+  }
+  for (const x of niceTicks(0, xmax, 5)) {
+    svgEl("line", { x1: sx(x), x2: sx(x), y1: pad.t + ih, y2: pad.t + ih + 4 }, axis);
+    svgEl("text", { x: sx(x), y: pad.t + ih + 16, "text-anchor": "middle" }, axis).textContent = fmt(x);
+  }
+  svgEl("rect", { x: pad.l, y: pad.t, width: iw, height: ih, fill: "none", stroke: "#888" }, axis);
+  svgEl("text", { x: pad.l + iw / 2, y: H - 2, "text-anchor": "middle", class: "chart-label" }, svg).textContent = opts.xLabel || "step";
+  const clipId = `${svg.id}-clip`;
+  const defs = svgEl("defs", {}, svg);
+  svgEl("rect", { x: pad.l, y: pad.t - 2, width: iw, height: ih + 4 }, svgEl("clipPath", { id: clipId }, defs));
+  const lines = svgEl("g", { "clip-path": `url(#${clipId})` }, svg);
+  for (const s of series) {
+    let d = "", pen = false;
+    for (const [x, y] of s.points) {
+      if (!Number.isFinite(y) || (log && y <= 0)) { pen = false; continue; }
+      d += `${pen ? "L" : "M"}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`;
+      pen = true;
+    }
+    if (d) {
+      const p = svgEl("path", { d, fill: "none", stroke: s.color, "stroke-width": 2, "stroke-dasharray": s.dash || null,
+        class: "series", "data-run": s.run }, lines);
+      p.append(titleNode(s.label));
+    }
+  }
+  if (opts.cursor !== undefined && opts.cursor !== null) {
+    svgEl("line", { x1: sx(opts.cursor), x2: sx(opts.cursor), y1: pad.t, y2: pad.t + ih, stroke: "#999", "stroke-dasharray": "3 3" }, svg);
+  }
+}
+
+export function logTicks(lo, hi) {
+  const a = Math.ceil(Math.log10(lo) - 1e-9), b = Math.floor(Math.log10(hi) + 1e-9);
+  const every = Math.max(1, Math.ceil((b - a) / 6));
+  const out = [];
+  for (let e = a; e <= b; e += every) out.push(10 ** e);
+  return out;
+}
+
+export function drawLossChart() {
+  const res = view.results;
+  const svg = $("#loss-chart");
+  if (!res || res.landscape !== state.landscape) {
+    lineChart(svg, [], { empty: "Press Run to see the loss fall." });
+    return;
+  }
+  const land = catalog.byLandscape[res.landscape];
+  const fStar = land.f_star;
+  $("#loss-title").textContent = fStar === null ? "Loss f(x) vs step" : "Loss gap f(x) − f* vs step (log scale)";
+  const series = res.runs.map((run, i) => {
+    const r = run.result;
+    const upto = recordIndex(r, view.frame);
+    const pts = [];
+    for (let k = 0; k <= upto; k++) {
+      const f = r.losses[k];
+      pts.push([r.record_steps[k], f === null ? NaN : fStar === null ? f : f - fStar]);
+    }
+    return { points: pts, color: COLORS[i % COLORS.length], label: r.label, run: i };
+  });
+  lineChart(svg, series, { logY: fStar !== null, xMax: view.maxStep, xLabel: "step" });
+}
+
+export async function drawLrPreview() {
+  const svg = $("#lr-chart");
+  if (view.previewAbort) view.previewAbort.abort();
+  const ctrl = new AbortController();
+  view.previewAbort = ctrl;
+  const requests = state.runs.map((run) => {
+    const spec = hyperSpec(run.optimizer, "lr");
+    const lr = typeof run.hyper.lr === "number" ? run.hyper.lr : spec ? spec.default : 0.01;
+    const body = run.schedule ? { name: run.schedule.name, lr, steps: state.steps, options: run.schedule.options }
+      : { name: "constant", lr, steps: state.steps };
+    return api("/api/schedule", body, ctrl.signal).catch((err) => (err.name === "AbortError" ? null : { error: err }));
+  });
+  const out = await Promise.all(requests);
+  if (ctrl.signal.aborted) return;
+  const series = [];
+  out.forEach((r, i) => {
+    if (!r || r.error) return;
+    const n = r.lr.length;
+    const stride = Math.max(1, Math.floor(n / 400));
+    const pts = [];
+    for (let k = 0; k < n; k += stride) pts.push([k, r.lr[k]]);
+    pts.push([n - 1, r.lr[n - 1]]);
+    series.push({ points: pts, color: COLORS[i % COLORS.length], label: r.repr, run: i, dash: i % 2 ? "6 3" : null });
+  });
+  const values = series.flatMap((s) => s.points.map((p) => p[1])).filter((v) => v > 0);
+  const spread = values.length ? Math.max(...values) / Math.min(...values) : 1;
+  lineChart(svg, series, { logY: spread > 3, xMax: state.steps, xLabel: "step", empty: "Add an optimizer to see its lr." });
+  const bad = out.find((r) => r && r.error);
+  if (bad) setStatus(`schedule: ${bad.error.message}`, true);
+}
+
+export const schedulePreviewSoon = debounce(drawLrPreview, 250);

@@ -1,0 +1,216 @@
+// The page's entry point: run the race, animate it, fill the table, wire the controls.
+
+import { COLORS, MAX_FRAMES, ANIMATION_MS, $, catalog, state, view, el, fmt, api, setStatus } from "./util.js";
+import { saveUrlNow, saveUrl, loadUrl } from "./url.js";
+import { optionText, newRun, renderControls, clearErrors, showApiError, changed } from "./controls.js";
+import { drawContour, drawPaths, setupPlotInput } from "./plot.js";
+import { drawLossChart, drawLrPreview } from "./charts.js";
+
+// ------------------------------------------------------------------ results
+
+export function renderTable() {
+  const body = $("#results tbody");
+  const res = view.results;
+  if (!res) {
+    body.replaceChildren(el("tr", { class: "empty" }, el("td", { colspan: "7", text: "Press Run to race the optimizers." })));
+    return;
+  }
+  const land = catalog.byLandscape[res.landscape];
+  body.replaceChildren(...res.runs.map((run, i) => {
+    const r = run.result;
+    const end = r.path[r.path.length - 1];
+    const reached = r.steps_to_tol !== null;
+    const name = el("td", {}, el("span", { class: "swatch", style: `--color:${COLORS[i % COLORS.length]}` }),
+      document.createTextNode(r.label + (run.schedule ? ` + ${run.schedule.name.replace(/_/g, " ")}` : "")));
+    return el("tr", { "data-run": i },
+      name,
+      el("td", { class: reached ? "good" : "", text: reached ? String(r.steps_to_tol) : `not within ${res.steps}` }),
+      el("td", { text: fmt(r.final_loss, 4) }),
+      el("td", { text: land.f_star === null ? "n/a" : fmt(r.final_gap, 3) }),
+      el("td", { text: end && end[0] !== null ? `(${fmt(end[0], 4)}, ${fmt(end[1], 4)})` : "—" }),
+      el("td", { class: r.diverged ? "bad" : "", text: r.diverged ? `yes, step ${r.steps}` : "no" }),
+      el("td", { text: `${fmt(r.wall_time * 1000, 3)} ms` }));
+  }));
+}
+
+export function setFrame(frame) {
+  view.frame = frame;
+  $("#frame").value = String(frame);
+  const step = view.maxFrame ? Math.round((frame / view.maxFrame) * view.maxStep) : view.maxStep;
+  $("#frame-label").textContent = `step ${step} / ${view.maxStep}`;
+  drawPaths();
+  drawLossChart();
+}
+
+export function animate() {
+  cancelAnimationFrame(view.anim);
+  const t0 = performance.now();
+  const tick = (now) => {
+    const frame = Math.min(view.maxFrame, Math.round(((now - t0) / ANIMATION_MS) * view.maxFrame));
+    setFrame(frame);
+    if (frame < view.maxFrame) view.anim = requestAnimationFrame(tick);
+    else document.body.dataset.animating = "false";
+  };
+  document.body.dataset.animating = "true";
+  view.anim = requestAnimationFrame(tick);
+}
+
+export function runRequest() {
+  return {
+    landscape: state.landscape,
+    start: state.start,
+    steps: state.steps,
+    tol: state.tol,
+    record_every: Math.max(1, Math.floor(state.steps / 1000)),
+    runs: state.runs.map((r) => ({ optimizer: r.optimizer, hyper: r.hyper, schedule: r.schedule })),
+  };
+}
+
+export async function runRace() {
+  clearTimeout(view.liveTimer);
+  if (!state.runs.length) { setStatus("Add at least one optimizer.", true); return; }
+  view.hasRun = true;   // from now on, "auto re-run" follows every change (also after an error)
+  if (view.runAbort) view.runAbort.abort();
+  const ctrl = new AbortController();
+  view.runAbort = ctrl;
+  const button = $("#run");
+  button.disabled = true;
+  setStatus("Running…");
+  const t0 = performance.now();
+  try {
+    const res = await api("/api/run", runRequest(), ctrl.signal);
+    if (ctrl.signal.aborted) return;
+    clearErrors();
+    view.results = res;
+    view.maxStep = Math.max(1, ...res.runs.map((r) => r.result.steps));
+    view.maxFrame = Math.min(MAX_FRAMES, view.maxStep);
+    $("#frame").max = String(view.maxFrame);
+    renderTable();
+    view.runCount += 1;
+    document.body.dataset.runs = String(view.runCount);
+    const secs = ((performance.now() - t0) / 1000).toFixed(2);
+    const diverged = res.runs.filter((r) => r.result.diverged).length;
+    setStatus(`Done in ${secs} s.` + (diverged ? ` ${diverged} diverged: try a smaller lr.` : ""));
+    animate();
+  } catch (err) {
+    if (err.name === "AbortError") return;
+    showApiError(err);
+  } finally {
+    if (view.runAbort === ctrl) { button.disabled = false; view.runAbort = null; }
+  }
+}
+
+// ------------------------------------------------------------------ landscape
+
+export async function loadGrid() {
+  const name = state.landscape;
+  const n = window.innerWidth < 500 ? 60 : 90;
+  try {
+    const grid = await api(`/api/landscapes/${name}/grid?n=${n}`);
+    if (state.landscape !== name) return;
+    view.grid = grid;
+    drawContour();
+  } catch (err) {
+    setStatus(`could not load the landscape: ${err.message}`, true);
+  }
+}
+
+export async function selectLandscape(name) {
+  state.landscape = name;
+  state.start = [...catalog.byLandscape[name].start];
+  view.results = null;
+  cancelAnimationFrame(view.anim);
+  renderControls();
+  renderTable();
+  drawContour();
+  drawLossChart();
+  saveUrl();
+  await loadGrid();
+  if (view.hasRun && $("#live").checked) runRace();
+}
+
+// ------------------------------------------------------------------ start-up
+
+export function wireStaticControls() {
+  $("#landscape").addEventListener("change", (e) => selectLandscape(e.target.value));
+  const startInput = () => {
+    const x = Number($("#start-x").value), y = Number($("#start-y").value);
+    if ($("#start-x").value.trim() === "" || $("#start-y").value.trim() === "" || !Number.isFinite(x) || !Number.isFinite(y)) return;
+    state.start = [x, y];
+    drawContour();
+    changed();
+  };
+  $("#start-x").addEventListener("change", startInput);
+  $("#start-y").addEventListener("change", startInput);
+  $("#steps").addEventListener("change", () => {
+    const s = Number($("#steps").value);
+    if (!Number.isInteger(s) || s < 1) { $("#steps").classList.add("invalid"); setStatus("steps must be a whole number ≥ 1", true); return; }
+    $("#steps").classList.remove("invalid");
+    state.steps = s;
+    changed({ preview: true });
+  });
+  $("#tol").addEventListener("change", () => {
+    const t = Number($("#tol").value);
+    if (!Number.isFinite(t) || t < 0) { $("#tol").classList.add("invalid"); setStatus("tolerance must be a number ≥ 0", true); return; }
+    $("#tol").classList.remove("invalid");
+    state.tol = t;
+    changed();
+  });
+  $("#add-run").addEventListener("click", () => {
+    if (state.runs.length >= (catalog.limits.max_runs || 8)) return;
+    state.runs.push(newRun($("#add-optimizer").value));
+    renderControls();
+    changed({ preview: true });
+  });
+  $("#run").addEventListener("click", () => {
+    runRace();
+    // stacked layout: the plot sits above the controls, bring it into view
+    if (window.matchMedia("(max-width: 900px)").matches) $(".contour-panel").scrollIntoView({ behavior: "smooth", block: "start" });
+  });
+  $("#replay").addEventListener("click", () => { if (view.results) animate(); });
+  $("#frame").addEventListener("input", (e) => { cancelAnimationFrame(view.anim); setFrame(Number(e.target.value)); });
+  $("#share").addEventListener("click", async () => {
+    saveUrlNow();
+    try { await navigator.clipboard.writeText(location.href); setStatus("Link copied: it restores this setup and runs it."); }
+    catch { setStatus(`Share this link: ${location.href}`); }
+  });
+  setupPlotInput();
+}
+
+export async function init() {
+  try {
+    const [lands, opts, scheds, limits] = await Promise.all([
+      api("/api/landscapes"), api("/api/optimizers"), api("/api/schedules"), api("/api/limits")]);
+    catalog.landscapes = lands;
+    for (const l of lands) catalog.byLandscape[l.name] = l;
+    for (const o of opts) catalog.optimizers[o.name] = o;
+    for (const s of scheds) catalog.schedules[s.name] = s;
+    catalog.limits = limits;
+  } catch (err) {
+    setStatus(`could not reach the server: ${err.message}`, true);
+    return;
+  }
+  $("#landscape").replaceChildren(...catalog.landscapes.map((l) => el("option", { value: l.name, text: l.title })));
+  $("#add-optimizer").replaceChildren(...Object.values(catalog.optimizers).map((o) => el("option", { value: o.name, text: optionText(o) })));
+  $("#steps").max = String(limits_or(catalog.limits.max_steps, 5000));
+  $("#add-optimizer").value = "momentum";
+  if (!loadUrl()) {
+    state.landscape = "rosenbrock";
+    state.start = [...catalog.byLandscape.rosenbrock.start];
+    state.runs = [newRun("adam"), newRun("sgd")];
+  }
+  if (!state.start) state.start = [...catalog.byLandscape[state.landscape].start];
+  wireStaticControls();
+  renderControls();
+  drawContour();
+  drawLossChart();
+  saveUrlNow();
+  drawLrPreview();
+  await loadGrid();
+  document.body.dataset.ready = "true";
+  runRace();
+}
+
+export function limits_or(v, fallback) { return Number.isFinite(v) ? v : fallback; }
+
+window.addEventListener("DOMContentLoaded", init);
