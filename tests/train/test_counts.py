@@ -60,7 +60,7 @@ def test_iterations_per_epoch_match_note_003(batch_size, per_epoch, epochs, tmp_
     # shuffle, then split: the batches of epoch e are the rows of X in the order permutation(e)
     for e in range(epochs):
         epoch_rows = torch.cat(model.seen[e * per_epoch : (e + 1) * per_epoch])
-        assert torch.equal(epoch_rows, DIGITS.X_train[trainer.batches.permutation(e)])
+        assert torch.equal(epoch_rows, DIGITS.X_train[trainer.feed.batches.permutation(e)])
     lines = read_metrics(tmp_path / "metrics.jsonl")
     assert sum(r["type"] == "epoch" for r in lines) == epochs
     assert [r["iteration"] for r in lines if r["type"] == "iteration"] == list(range(7, r.iterations + 1, 7))
@@ -90,7 +90,7 @@ def test_streaming_runs_the_step_budget_from_an_endless_iterator() -> None:
     assert r.iterations == 150 and r.epochs == 0
     assert [len(x) for x in model.seen] == [8] * 150  # 1200 examples: a batch straddles the epoch end
     assert [h["iteration"] for h in r.history] == [50, 100, 150] and all(h["type"] == "eval" for h in r.history)
-    assert r.test_accuracy > 0.8  # online learning works: one pass and a bit over the data
+    assert r.final["test_accuracy"] > 0.8  # online learning works: one pass and a bit over the data
 
 
 def test_streaming_needs_an_iteration_budget() -> None:

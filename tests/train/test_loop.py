@@ -10,6 +10,7 @@ import torch
 from rich.console import Console
 
 from descend import data, optim
+from descend.cli.train import Show
 from descend.models import cross_entropy
 from descend.plots.training import plot_training
 from descend.train import TrainConfig, Trainer, build_model, read_metrics, train
@@ -91,13 +92,23 @@ def test_metric_lines_hold_the_running_losses_and_the_lr() -> None:
     assert r.log[0]["examples_per_s"] > 0
 
 
-def test_progress_bar_shows_epoch_iteration_loss_lr_and_speed() -> None:
+def test_progress_reaches_the_hook_and_the_cli_bar_draws_it() -> None:
+    events: list[dict] = []
+    r = train("iris", "softmax", optimizer="sgd", lr=0.1, epochs=3, batch_size=30, log_every=1, on_progress=events.append)
+    assert [e["type"] for e in events[:3]] == ["phase", "start", "iteration"]
+    lines = [e for e in events if e["type"] == "iteration"]
+    assert [e["iteration"] for e in lines] == list(range(1, 10)) and {e["total"] for e in events} == {9}
+    assert [e["loss"] for e in lines] == [x["loss"] for x in r.log] and {e["epochs"] for e in events} == {3}
+    assert len([e for e in events if e["type"] == "epoch"]) == 3
     buf = io.StringIO()
-    console = Console(file=buf, force_terminal=True, width=140, color_system=None)
-    train("iris", "softmax", optimizer="sgd", lr=0.1, epochs=3, batch_size=30, progress=True, console=console,
-          log_every=1)
+    show = Show(Console(file=buf, force_terminal=True, width=140, color_system=None), "bar")
+    train("iris", "softmax", optimizer="sgd", lr=0.1, epochs=3, batch_size=30, log_every=1, on_progress=show)
+    show.close()
     text = buf.getvalue()
     assert "epoch 3/3" in text and "9/9" in text and "loss" in text and "lr 0.1" in text and "ex/s" in text
+    quiet: list[dict] = []
+    train("iris", "softmax", epochs=1, on_progress=quiet.append, progress=False)
+    assert quiet == []
 
 
 def test_tensorboard_files_only_when_installed(tmp_path) -> None:
@@ -113,16 +124,21 @@ def test_tensorboard_files_only_when_installed(tmp_path) -> None:
 
 
 def test_summary_and_figures(tmp_path) -> None:
+    def draw(result) -> list:
+        return plot_training(result.metrics, result.run_dir / "figures")
+
     r = train("diabetes", "linear", optimizer="sgd", lr=0.1, batch_size=None, epochs=30, out=tmp_path, log_every=5,
-              progress=False)
+              progress=False, on_end=draw)
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["train_loss"] == r.final["train_loss"] and "test_accuracy" not in s
     assert s["data"] == {"task": "regression", "n_classes": None, "name": "diabetes", "n_train": 265, "n_val": 89,
-                         "n_test": 88, "n_features": 10, "batch_size": 265, "world_size": 1}
+                         "n_test": 88, "n_features": 10, "batch_size": 265, "world_size": 1, "kind": "batches"}
     assert s["model"] == {"class": "Linear", "parameters": 11}
     assert s["config"]["batch_size"] is None and s["config"]["epochs"] == 30
     assert sorted(p.name for p in r.figures) == ["loss.png", "lr.png"]  # no accuracy for regression
     assert all(p.read_bytes().startswith(PNG) for p in r.figures)
+    assert s["figures"] == [str(p) for p in r.figures]
+    assert not list(tmp_path.glob("other/figures"))
     # the plots read records from memory as well as from the file
     again = plot_training(read_metrics(tmp_path / "metrics.jsonl"), tmp_path / "again", title="diabetes")
     assert [p.name for p in again] == ["loss.png", "lr.png"]

@@ -192,18 +192,20 @@ def test_missing_truncated_and_foreign_checkpoints_fail_clearly_and_overwrite_no
     before = snapshot(tmp_path / "a")
     cases = [
         (dict(hidden=16), "saved from another model"),
-        (dict(seed=1), "other settings .*seed=0 there, 1 here"),
-        (dict(optimizer="sgd"), "does not fit this run's optimizer"),
+        (dict(seed=1), r"other settings \(seed: 0 saved, 1 given\)"),
+        (dict(optimizer="sgd"), r"other settings \(optimizer: 'adam' saved, 'sgd' given\)"),
+        (dict(optimizer="sgd", apply_changes=True), "does not fit this run's optimizer"),
     ]
     for kw, message in cases:
+        apply = kw.pop("apply_changes", False)
         with pytest.raises(CheckpointError, match=message):
-            small_run(tmp_path / "a", **kw)[0].fit(resume=True)
+            small_run(tmp_path / "a", **kw)[0].fit(resume=True, apply_changes=apply)
         assert snapshot(tmp_path / "a") == before
 
     payload = (tmp_path / "a" / "checkpoint.pt").read_bytes()
     (tmp_path / "a" / "checkpoint.pt").write_bytes(payload[: len(payload) // 3])
     before = snapshot(tmp_path / "a")
-    with pytest.raises(CheckpointError, match=r"cannot read checkpoint .*checkpoint.pt: the file is truncated"):
+    with pytest.raises(CheckpointError, match=r"checkpoint .*checkpoint.pt is corrupt: the file is truncated"):
         small_run(tmp_path / "a")[0].fit(resume=True)
     assert snapshot(tmp_path / "a") == before
 

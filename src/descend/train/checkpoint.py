@@ -1,7 +1,12 @@
 """Checkpoints that survive a crash: atomic writes, validated reads, every RNG.
 
-A checkpoint is one ``torch.save`` file holding only tensors, numbers,
-strings, lists and dicts (it loads with ``weights_only=True``):
+A checkpoint is one ``torch.save`` file (it loads with ``weights_only=True``)
+holding ``{"format", "sha256", "payload"}``: ``payload`` is the bytes of a
+second ``torch.save`` of the state below (tensors, numbers, strings, lists and
+dicts only) and ``sha256`` its SHA-256. :func:`load` checks the format, the
+checksum and the keys before it unpickles anything of the payload, and calls a
+file that fails any of these *corrupt*, in those words; it never suggests
+``weights_only=False`` (unpickling an untrusted file runs code). The state:
 
 ==================  ==========================================================
 ``model``           the (unwrapped) model's ``state_dict``, buffers included
@@ -15,7 +20,12 @@ strings, lists and dicts (it loads with ``weights_only=True``):
 ``history``         epoch records and logged iteration records so far
 ``metrics_offset``  the size of ``metrics.jsonl`` when it was written
 ``fingerprint``     batch size, seed, data size, phases...: what must match to resume
+``config``          the run's resolved :class:`~descend.train.TrainConfig`
+``changes``         settings changed on resume (``apply_changes=True``), with the iteration
 ==================  ==========================================================
+
+The trainer's side (what goes in, how a run is restored from it, and which
+changed settings a resume refuses) is :func:`save_run` and :func:`restore`.
 
 **Atomic write.** The bytes go to a temporary file next to the target
 (``.checkpoint.pt.tmp-<pid>``), are flushed and fsynced, and the file is then
@@ -27,6 +37,7 @@ folder is opened again.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import random
@@ -36,9 +47,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from .config import trainable
 from .errors import CheckpointError
+from .phases import Swats, swats_phase
 
-FORMAT = "descend.train.checkpoint/1"
+FORMAT = "descend.train.checkpoint/2"
 NAME = "checkpoint.pt"
 
 
@@ -81,11 +94,22 @@ def remove_temporaries(folder: str | Path) -> list[Path]:
     return gone
 
 
+REQUIRED = (
+    "iteration", "epoch", "batch_in_epoch", "consumed", "phase", "model", "signature", "optimizer",
+    "scheduler", "swats", "rng", "running", "history", "log", "phase_log", "metrics_offset", "fingerprint",
+    "elapsed", "config",
+)
+
+
 def serialize(state: dict[str, Any]) -> bytes:
-    """The bytes of a checkpoint holding ``state`` (with the format tag)."""
-    buf = io.BytesIO()
-    torch.save({"format": FORMAT, **state}, buf)
-    return buf.getvalue()
+    """The bytes of a checkpoint holding ``state``: the payload, its SHA-256 and the format tag."""
+    inner = io.BytesIO()
+    torch.save(state, inner)
+    payload = inner.getvalue()
+    outer = io.BytesIO()
+    torch.save({"format": FORMAT, "sha256": hashlib.sha256(payload).hexdigest(),
+                "payload": torch.frombuffer(bytearray(payload), dtype=torch.uint8)}, outer)
+    return outer.getvalue()
 
 
 def save(path: str | Path, state: dict[str, Any]) -> None:
@@ -93,11 +117,18 @@ def save(path: str | Path, state: dict[str, Any]) -> None:
     atomic_write_bytes(path, serialize(state))
 
 
+def _corrupt(path: Path, why: str) -> CheckpointError:
+    return CheckpointError(
+        f"checkpoint {path} is corrupt: {why}. It cannot be resumed; use an earlier checkpoint "
+        f"(keep_checkpoints / --keep-checkpoints keeps several) or start over with --overwrite"
+    )
+
+
 def load(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save`.
+    """Read a checkpoint written by :func:`save`, verifying its checksum and its keys.
 
     Raises :class:`CheckpointError` naming the path when the file is missing,
-    is not a checkpoint, or is truncated or corrupt.
+    is not a descend checkpoint, or is corrupt (truncated, changed bytes, missing keys).
     """
     path = Path(path)
     if not path.is_file():
@@ -106,14 +137,29 @@ def load(path: str | Path) -> dict[str, Any]:
             f"its first checkpoint starts over with --overwrite)"
         )
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any failure to read means a bad file
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise CheckpointError(
-            f"cannot read checkpoint {path}: the file is truncated or corrupt ({reason})"
-        ) from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        outer = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - torch's text may suggest weights_only=False: never repeat it
+        raise _corrupt(path, "the file is truncated or its bytes are damaged (it does not read as a checkpoint)") from None
+    if not isinstance(outer, dict) or outer.get("format") != FORMAT:
+        tag = outer.get("format") if isinstance(outer, dict) else None
+        if isinstance(tag, str) and tag.startswith("descend.train.checkpoint/"):
+            raise CheckpointError(f"{path} is a checkpoint of another format ({tag}); this descend reads {FORMAT}")
         raise CheckpointError(f"{path} is not a descend training checkpoint ({FORMAT})")
+    payload = outer.get("payload")
+    if not isinstance(payload, torch.Tensor) or payload.dtype != torch.uint8 or not isinstance(outer.get("sha256"), str):
+        raise _corrupt(path, "its payload or checksum is missing")
+    data = payload.numpy().tobytes()
+    if hashlib.sha256(data).hexdigest() != outer["sha256"]:
+        raise _corrupt(path, "its checksum does not match its contents (bytes were changed after it was written)")
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001
+        raise _corrupt(path, "its payload does not read as a training state") from None
+    if not isinstance(state, dict):
+        raise _corrupt(path, "its payload is not a training state")
+    missing = [k for k in REQUIRED if k not in state]
+    if missing:
+        raise _corrupt(path, f"it lacks {', '.join(missing)}")
     return state
 
 
@@ -187,3 +233,189 @@ def set_rng_state(state: dict[str, Any]) -> None:
     )
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
+
+
+# ---------------------------------------------------------------------------- the trainer's side
+
+# Settings that never decide the numbers of a run: they may differ on resume without a word.
+FREE = ("out", "overwrite", "progress", "plots", "tensorboard", "checkpoint_every", "keep_checkpoints",
+        "eval_batch_size", "device", "distributed", "log_every")
+# Settings a resume can apply (``apply_changes=True``): they change hyperparameters or the
+# model's behaviour, not the data order or the model's shape.
+APPLICABLE = ("lr", "weight_decay", "l1", "optimizer", "optimizer_options", "schedule", "schedule_unit", "warmup",
+              "clip_norm", "clip_value", "model_options", "eval_every", "eval_interval", "evaluate", "carry_lr",
+              "swats_eps")
+BUDGET = ("epochs", "iterations")
+
+
+def fingerprint(tr: Any) -> dict[str, Any]:
+    """What must match for a resume to continue the same data order and phases."""
+    b = tr.feed.batches
+    return {
+        "batch_size": b.batch_size if b is not None else None,
+        "n_train": b.n if b is not None else None,
+        "seed": tr.cfg.seed, "shuffle": tr.cfg.shuffle, "drop_last": tr.cfg.drop_last,
+        "accumulate": tr.cfg.accumulate, "world_size": tr.world, "swats": tr.cfg.swats,
+        "phase_starts": [p["start"] for p in tr.phases[: (1 if tr.cfg.swats else None)]],
+    }
+
+
+def trainer_state(tr: Any) -> dict[str, Any]:
+    """Everything a checkpoint of the Trainer ``tr`` holds (see the module docstring)."""
+    model_sd = tr.module.state_dict()
+
+    def floats(xs: list[Any]) -> list[float]:
+        return [float(x) for x in xs]
+
+    return {
+        "iteration": tr.iteration, "epoch": tr.epoch, "batch_in_epoch": tr.batch_in_epoch,
+        "consumed": tr.consumed, "phase": tr.phase_index,
+        "model": model_sd, "signature": signature(model_sd),
+        "optimizer": tr.optimizer.state_dict(), "optimizer_name": type(tr.optimizer).__name__,
+        "scheduler": tr.scheduler.state_dict() if tr.scheduler is not None else None,
+        "swats": tr.swats.state_dict() if tr.swats is not None else None,
+        "rng": rng_state(),
+        "running": {"ev": floats(tr._ev), "en": list(tr._en), "wv": floats(tr._wv), "wn": list(tr._wn)},
+        "history": tr.history, "log": tr.log, "phase_log": tr.phase_log,
+        "metrics_offset": tr.metrics.offset(), "fingerprint": fingerprint(tr),
+        "elapsed": tr.elapsed(), "config": tr.cfg.resolved(), "changes": tr.changes,
+    }
+
+
+def save_run(tr: Any) -> Path | None:
+    """Write ``checkpoint.pt`` (and ``checkpoint-<iteration>.pt`` with keep_checkpoints) atomically.
+
+    Only the rank that owns the run folder writes; raises :class:`TrainingDiverged`
+    instead of writing a non-finite model or optimizer state.
+    """
+    if tr.out is None:
+        return None
+    state = trainer_state(tr)
+    if not finite(state["model"], state["optimizer"]):
+        raise tr._diverged(tr.iteration, None, "a parameter or optimizer state", None)
+    payload = serialize(state)
+    path = tr.out / NAME
+    keep = tr.cfg.keep_checkpoints
+    if keep:
+        atomic_write_bytes(tr.out / f"checkpoint-{tr.iteration:08d}.pt", payload)
+        for old in sorted(tr.out.glob("checkpoint-*.pt"))[:-keep]:
+            old.unlink(missing_ok=True)
+    atomic_write_bytes(path, payload)
+    tr.last_checkpoint = (path, tr.iteration)
+    return path
+
+
+def changed_settings(saved: dict[str, Any], given: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """``{setting: (saved, given)}`` for every setting that differs, except the free ones."""
+    return {k: (saved.get(k), v) for k, v in given.items() if k not in FREE and saved.get(k) != v}
+
+
+def describe_changes(changes: dict[str, tuple[Any, Any]]) -> str:
+    return "; ".join(f"{k}: {a!r} saved, {b!r} given" for k, (a, b) in changes.items())
+
+
+def _check_changes(path: Path, tr: Any, state: dict[str, Any], apply_changes: bool) -> dict[str, tuple[Any, Any]]:
+    changes = changed_settings(state["config"], tr.cfg.resolved())
+    budget = {k: v for k, v in changes.items() if k in BUDGET}
+    rest = {k: v for k, v in changes.items() if k not in BUDGET}
+    if state["iteration"] > tr.total:
+        raise CheckpointError(
+            f"checkpoint {path} is at iteration {state['iteration']}, past this run's budget {tr.total} "
+            f"({describe_changes(budget)}); give a budget of at least {state['iteration']} iterations"
+        )
+    if rest and not apply_changes:
+        raise CheckpointError(
+            f"checkpoint {path} was written with other settings ({describe_changes(rest)}); resume with "
+            f"the saved settings (leave these out), or apply the new ones with --apply-changes "
+            f"(apply_changes=True), which records them in the run folder"
+        )
+    blocked = [k for k in rest if k not in APPLICABLE]
+    if blocked:
+        raise CheckpointError(
+            f"checkpoint {path}: {describe_changes({k: rest[k] for k in blocked})} cannot change on resume "
+            f"(they decide the data order, the model or the phases); start a new run instead"
+        )
+    return changes
+
+
+def restore(tr: Any, resume: bool | str | Path, apply_changes: bool = False) -> dict[str, Any]:
+    """Load and check a checkpoint, then restore the Trainer ``tr`` from it; nothing on disk changes.
+
+    Refused (:class:`CheckpointError`): another model, another data order (batch size, seed,
+    data size...), a budget smaller than the checkpoint's iteration, and any other changed
+    setting unless ``apply_changes``; then the new lr, weight decay, dropout, ... apply from
+    the checkpoint's iteration on and are recorded in ``changes.jsonl``. A larger budget
+    (``epochs``/``iterations``) extends the run; a schedule is then stretched over the new budget.
+    """
+    if resume is True:
+        if tr.cfg.out is None:
+            raise ValueError("resume=True continues the run in the run folder: give out=... (--out)")
+        path = Path(tr.cfg.out) / NAME
+    else:
+        path = Path(resume)
+    state = load(path)
+    changes = _check_changes(path, tr, state, apply_changes)
+    check_signature(path, state["signature"], tr.module.state_dict())
+    mine = fingerprint(tr)
+    diff = [f"{k}={state['fingerprint'].get(k)!r} there, {v!r} here"
+            for k, v in mine.items() if state["fingerprint"].get(k) != v]
+    if diff:
+        raise CheckpointError(
+            f"checkpoint {path} was written by a run with other settings ({'; '.join(diff)}); "
+            f"resume with the settings of that run"
+        )
+    _restore_optimizer(tr, path, state, bool(changes))
+    tr.iteration, tr.epoch = state["iteration"], state["epoch"]
+    tr.batch_in_epoch, tr.consumed = state["batch_in_epoch"], state["consumed"]
+    r = state["running"]
+    tr._ev, tr._en, tr._wv, tr._wn = list(r["ev"]), list(r["en"]), list(r["wv"]), list(r["wn"])
+    tr.history, tr.log, tr.phase_log = list(state["history"]), list(state["log"]), list(state["phase_log"])
+    tr.changes = list(state.get("changes") or [])
+    if changes:
+        tr.changes.append({"iteration": tr.iteration, "changes": {k: {"saved": a, "given": b}
+                                                                  for k, (a, b) in changes.items()}})
+    tr._elapsed0 = float(state["elapsed"])
+    tr.last_checkpoint = (path, tr.iteration)
+    tr.feed.skip_stream(tr.consumed)
+    set_rng_state(state["rng"])
+    return state
+
+
+def _restore_optimizer(tr: Any, path: Path, state: dict[str, Any], changed: bool) -> None:
+    index = state["phase"]
+    try:
+        if tr.swats is not None:
+            swats = Swats(tr.optimizer, tr.cfg.swats_eps)
+            swats.load_state_dict(state["swats"])
+            opt, sched = (tr.optimizer, tr.scheduler) if index == 0 else (swats.sgd(trainable(tr.module)), None)
+        else:
+            swats = None
+            opt, sched = tr._build_phase(index, None)
+        fresh = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+        opt.load_state_dict(state["optimizer"])
+        if changed:  # the new settings' hyperparameters replace the saved ones
+            for g, f in zip(opt.param_groups, fresh):
+                g.update(f)
+        if (sched is None) != (state["scheduler"] is None):
+            raise ValueError("one of the runs has a schedule and the other has none")
+        if sched is not None:
+            saved = state["scheduler"]
+            if changed:  # a stretched or rescaled schedule continues from the step it had reached
+                now = sched.state_dict()
+                saved = {**saved, "schedules": now["schedules"], "base_lrs": now["base_lrs"]}
+            sched.load_state_dict(saved)
+    except (ValueError, KeyError, TypeError, RuntimeError) as err:
+        raise CheckpointError(f"checkpoint {path} does not fit this run's optimizer or schedule: {err}") from None
+    tr.module.load_state_dict(state["model"])
+    tr.phase_index = index
+    if swats is not None:
+        tr.swats = swats
+        if index == 1:
+            tr.phases = tr.phases[:1] + [swats_phase(state["phase_log"][-1]["iteration"], tr.total, swats.switch_lr)]
+            tr.phases[0]["end"] = tr.phases[1]["start"]
+    tr._set_phase(opt, sched)
+
+
+def saved_config(path: str | Path) -> dict[str, Any]:
+    """The resolved settings of the run that wrote the checkpoint at ``path``."""
+    return load(path)["config"]

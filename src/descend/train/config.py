@@ -4,14 +4,15 @@ Everything that decides a run lives in one dataclass, saved resolved (every
 default filled in) in ``summary.json``. Optimizers and schedules may be given
 by name (``"adam"``, ``"cosine"``) or as objects:
 
-* an optimizer *spec* is a name of :data:`descend.optim.OPTIMIZERS`, an
-  optimizer class (``descend.optim.Adam``, ``torch.optim.SGD``), a callable
+* an optimizer *spec* is a name or spec string of :func:`descend.optim.build`
+  (``"adam"``, ``"gd"``, ``"adam:lr=0.01,beta1=0.8"``), an optimizer class (``descend.optim.Adam``, ``torch.optim.SGD``), a callable
   ``model -> optimizer`` (for instance a :class:`~descend.train.PartOptimizer`
   factory), a mapping ``{part pattern: spec}`` (per-part optimizers, see
   :class:`~descend.train.PartOptimizer`) or an optimizer instance built on
   the model's parameters;
-* a schedule is a :class:`descend.schedules.Schedule` or the name of one of
-  ``descend schedule``'s schedules, stretched over its phase.
+* a schedule is a :class:`descend.schedules.Schedule` or a spec of
+  :func:`descend.schedules.build` (``"cosine"``, ``"step:every=2,gamma=0.5"``),
+  stretched over its phase.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .. import optim
+from .. import optim, schedules
+from ..optim.registry import check_options, parse_spec
 from ..schedules import Schedule
-from ..schedules.registry import build_schedule
 
 OptimizerSpec = Any  # str | type[torch.optim.Optimizer] | Callable[[nn.Module], Any] | Mapping | Optimizer
 UNITS = ("epoch", "iteration")
@@ -67,8 +68,7 @@ class Phase:
             raise ValueError(f"a phase's unit must be 'epoch' or 'iteration', got {self.unit!r}")
         if self.lr is not None:
             _check_lr("a phase's lr", self.lr)
-        if isinstance(self.optimizer, str):
-            optim.get(self.optimizer)  # unknown names fail here, listing the valid ones
+        check_optimizer(self.optimizer)  # unknown names and options fail here, listing the valid ones
 
 
 def parse_phases(text: str, unit: str = "epoch") -> list[Phase]:
@@ -122,17 +122,19 @@ class TrainConfig:
         accumulate: micro-batches per optimizer step (gradient accumulation).
 
     Budget and data:
+        dataset, target, task: the data set's name or file, a file's target column
+        and its task (recorded; read by :func:`~descend.train.train`).
         epochs or iterations (optimizer steps); with neither, the phases' total
-        or 10 epochs. batch_size: None for full-batch gradient descent, 1 for
+        or max(10 epochs, 500 iterations) in whole epochs. batch_size: None for full-batch gradient descent, 1 for
         pure SGD. shuffle, drop_last, seed (data order, dropout, model init in
         :func:`~descend.train.train`), data_seed (the train/val/test split).
 
     Evaluation and observability:
         eval_every (epochs; 0: only at the end), eval_interval (iterations; for
         streams), evaluate (False: no evaluation at all), eval_batch_size,
-        log_every (iterations between metric lines), progress (Rich bar; None:
-        when the console is a terminal), tensorboard (None: when installed and
-        there is a run folder), plots (PNG curves at the end).
+        log_every (iterations between metric lines), progress (False: no
+        ``on_progress`` calls), tensorboard (None: when installed and there is a
+        run folder), plots (whether ``descend train`` draws the PNG curves at the end).
 
     Run folder:
         out (None: nothing written), checkpoint_every (iterations; a checkpoint is
@@ -147,6 +149,8 @@ class TrainConfig:
 
     # what (names, recorded; used by train() and the CLI)
     dataset: str | None = None
+    target: str | None = None
+    task: str | None = None
     model: str | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
     # optimization
@@ -217,12 +221,13 @@ class TrainConfig:
             _count("batch size", self.batch_size, 1)
         if self.schedule_unit not in UNITS:
             raise ValueError(f"schedule_unit must be 'iteration' or 'epoch', got {self.schedule_unit!r}")
+        if self.task is not None and self.task not in ("classification", "regression"):
+            raise ValueError(f"task must be 'classification', 'regression' or None (inferred), got {self.task!r}")
         if self.distributed not in ("auto", "off"):
             raise ValueError(f"distributed must be 'auto' or 'off', got {self.distributed!r}")
         if self.epochs is not None and self.iterations is not None:
             raise ValueError("give epochs or iterations, not both")
-        if isinstance(self.optimizer, str):
-            optim.get(self.optimizer)
+        check_optimizer(self.optimizer)
         if isinstance(self.phases, str):
             self.phases = parse_phases(self.phases, "iteration" if self.iterations else "epoch")
         if self.phases is not None:
@@ -233,6 +238,18 @@ class TrainConfig:
                 raise ValueError("only the last phase may have duration None (the rest of the budget)")
             if self.swats:
                 raise ValueError("swats switches phases by itself; give phases or swats, not both")
+
+    @classmethod
+    def from_resolved(cls, saved: Mapping[str, Any], **given: Any) -> TrainConfig:
+        """The config :meth:`resolved` describes (phases rebuilt), with ``given`` fields on top."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in saved.items() if k in names}
+        if values.get("phases"):
+            values["phases"] = [Phase(**{**p, "options": dict(p.get("options") or {})}) for p in values["phases"]]
+        if values.get("model_options", {}).get("hidden") is not None:
+            values["model_options"] = {**values["model_options"], "hidden": tuple(values["model_options"]["hidden"])}
+        values.update(given)
+        return cls(**values)
 
     def resolved(self) -> dict[str, Any]:
         """The configuration as JSON-ready values (objects by their repr)."""
@@ -259,6 +276,13 @@ def jsonable(value: Any) -> Any:
     return repr(value)
 
 
+def check_optimizer(spec: Any) -> None:
+    """SpecError (a ValueError) for an unknown optimizer name or option in a spec string."""
+    if isinstance(spec, str):
+        cls, shown_name, options = parse_spec(spec)
+        check_options(cls, options, shown_name)
+
+
 def _check_lr(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
         raise ValueError(f"{name} must be a number >= 0, got {value!r}")
@@ -280,28 +304,28 @@ def trainable(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
 def make_optimizer(
     spec: OptimizerSpec, model: nn.Module, lr: float | None, options: Mapping[str, Any]
 ) -> Any:
-    """Build the optimizer ``spec`` describes for ``model`` (see the module docstring)."""
+    """Build the optimizer ``spec`` describes for ``model`` (see the module docstring).
+
+    Names, spec strings and classes go through :func:`descend.optim.build`; ``lr``
+    (when given) and ``options`` override the spec's own options.
+    """
     from .parts import PartOptimizer
 
     if isinstance(spec, torch.optim.Optimizer | PartOptimizer):
         return spec
-    if isinstance(spec, str):
-        spec = optim.get(spec)
     if isinstance(spec, Mapping):
         return PartOptimizer(model, spec)
-    if isinstance(spec, type) and issubclass(spec, torch.optim.Optimizer):
+    if isinstance(spec, str) or (isinstance(spec, type) and issubclass(spec, torch.optim.Optimizer)):
         params = trainable(model)
         if not params:
             raise ValueError("the model has no trainable parameters (every parameter is frozen)")
         kw = dict(options)
         if lr is not None:
             kw["lr"] = lr
-        if not issubclass(spec, optim.Optimizer):
-            params = [p for _, p in params]  # torch's own classes: plain tensors
         try:
-            return spec(params, **kw)
+            return optim.build(spec, params, **kw)
         except TypeError as err:
-            raise ValueError(f"cannot build {spec.__name__} with {sorted(kw)}: {err}") from None
+            raise ValueError(f"cannot build {spec!r} with {sorted(kw)}: {err}") from None
     if callable(spec):
         built = spec(model)
         if not hasattr(built, "param_groups") or not hasattr(built, "step"):
@@ -311,7 +335,7 @@ def make_optimizer(
             )
         return built
     raise ValueError(
-        f"optimizer must be a name ({', '.join(optim.OPTIMIZERS)}), an optimizer class, a callable "
+        f"optimizer must be a name ({', '.join(optim.names())}), an optimizer class, a callable "
         f"model -> optimizer, a mapping of parts or an optimizer, got {spec!r}"
     )
 
@@ -330,16 +354,16 @@ def optimizer_name(opt: Any) -> str:
 def make_schedule(
     spec: str | Schedule | None, steps: int, lr: float, warmup: int
 ) -> Schedule | None:
-    """A schedule object from a name (over ``steps`` units, starting at ``lr``) or as given."""
+    """A schedule from a spec (over ``steps`` units, starting at ``lr``; :func:`descend.schedules.build`)."""
     if spec is None or isinstance(spec, Schedule):
         return spec
     if not isinstance(spec, str):
-        raise ValueError(f"schedule must be a descend schedule or a name such as 'cosine', got {spec!r}")
+        raise ValueError(f"schedule must be a descend schedule or a spec such as 'cosine', got {spec!r}")
     if warmup and warmup >= steps:
         raise ValueError(f"warmup must be shorter than its phase ({steps} schedule steps), got {warmup}")
     if lr <= 0:
         raise ValueError(f"a schedule needs an lr > 0 to scale, got {lr}")
-    return build_schedule(spec, steps, lr=lr, warmup=warmup or None)
+    return schedules.build(spec, steps=steps, lr=lr, warmup=warmup or None)
 
 
 def lr_of(opt: Any) -> float | None:

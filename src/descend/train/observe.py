@@ -1,4 +1,9 @@
-"""What a run shows and records: metric lines, TensorBoard, a Rich progress bar, a summary table.
+"""What a run records: metric lines in ``metrics.jsonl`` and TensorBoard scalars.
+
+What a run *shows* (a progress bar, plain progress lines, the summary table,
+figures) is drawn by the caller from the records the Trainer hands to its
+``on_progress`` and ``on_end`` hooks: ``descend train`` does that in
+:mod:`descend.cli.train`; the Python API shows nothing unless given a hook.
 
 ``metrics.jsonl`` holds one JSON object per line, of three types::
 
@@ -22,16 +27,6 @@ import json
 import math
 from pathlib import Path
 from typing import Any
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
 
 TIMING_FIELDS = ("examples_per_s", "elapsed")
 
@@ -77,7 +72,13 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
 
 
 class TensorBoard:
-    """Scalars to TensorBoard event files under ``folder`` (only when tensorboard is installed)."""
+    """Scalars to TensorBoard event files under ``folder`` (when the ``tensorboard`` package is installed:
+    ``pip install descend[logging]``).
+
+    Every numeric field of a record becomes the scalar ``"<type>/<field>"`` at step
+    ``iteration``: ``iteration/loss``, ``iteration/lr``, ``epoch/train_loss``,
+    ``epoch/val_loss``, ``epoch/val_accuracy``, ... (the wall-clock fields too).
+    """
 
     def __init__(self, folder: Path | None, wanted: bool | None) -> None:
         self.writer = None
@@ -118,66 +119,3 @@ class TensorBoard:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
-
-
-class ProgressView:
-    """A Rich progress bar: epoch, iteration, loss, lr, examples/s and time left."""
-
-    def __init__(self, total: int, epochs: int | None, console: Console | None, enabled: bool) -> None:
-        self.progress = None
-        self.console = console
-        if not enabled:
-            return
-        self.epochs = epochs
-        self.progress = Progress(
-            TextColumn("[bold]{task.fields[epoch]}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("it  loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[speed]} ex/s"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=False,
-        )
-        self.progress.start()
-        self.task = self.progress.add_task("train", total=total, epoch="", loss="-", lr="-", speed="-")
-
-    def update(
-        self, iteration: int, epoch: int | None, loss: float | None, lr: float | None, speed: float | None
-    ) -> None:
-        if self.progress is None:
-            return
-        if epoch is not None and self.epochs:
-            epoch = min(epoch, self.epochs - 1)  # after the last epoch: still "epoch E/E"
-        ep = "" if epoch is None else f"epoch {epoch + 1}" + (f"/{self.epochs}" if self.epochs else "")
-        self.progress.update(
-            self.task,
-            completed=iteration,
-            epoch=ep,
-            loss="-" if loss is None else f"{loss:.4g}",
-            lr="-" if lr is None else f"{lr:.3g}",
-            speed="-" if speed is None else f"{speed:,.0f}",
-        )
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
-
-
-def summary_table(summary: dict[str, Any]) -> Table:
-    """The end-of-run table: final losses and accuracies, iterations, time, run folder."""
-    title = (f"{summary.get('status', 'run')}: {summary.get('iterations')} iterations, "
-             f"{summary.get('epochs')} epochs, {summary.get('seconds', 0.0):.1f} s")
-    table = Table(title=title, min_width=len(title) + 4)
-    table.add_column("split")
-    table.add_column("loss", justify="right")
-    table.add_column("accuracy", justify="right")
-    for split, label in (("train", "train"), ("val", "validation"), ("test", "test")):
-        loss = summary.get(f"{split}_loss")
-        if loss is None:
-            continue
-        acc = summary.get(f"{split}_accuracy")
-        table.add_row(label, f"{loss:.6g}", "-" if acc is None else f"{100 * acc:.2f}%")
-    if summary.get("run_dir"):
-        table.caption = f"run folder: {summary['run_dir']}"
-    return table

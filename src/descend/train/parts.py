@@ -22,7 +22,7 @@ part matches go to ``rest`` (an optimizer spec) or, without ``rest``, are an
 error; a part that matches nothing is an error too (a typo, most likely).
 
 **Specs.** ``None`` or ``"frozen"`` (frozen: ``requires_grad_(False)``, never
-stepped); a name of :data:`descend.optim.OPTIMIZERS`; ``(name, kwargs)``; an
+stepped); a name or spec of :func:`descend.optim.build` (``"adam:lr=1e-3"``); ``(name, kwargs)``; an
 optimizer class or ``(class, kwargs)``; a callable ``params -> optimizer``
 taking the part's ``(name, tensor)`` pairs.
 
@@ -58,21 +58,18 @@ def _build(spec: Any, params: list[tuple[str, torch.Tensor]], where: str) -> tor
     kwargs: dict[str, Any] = {}
     if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[1], Mapping):
         spec, kwargs = spec[0], dict(spec[1])
-    if isinstance(spec, str):
-        spec = optim.get(spec)
-    if isinstance(spec, type) and issubclass(spec, torch.optim.Optimizer):
-        plain = params if issubclass(spec, optim.Optimizer) else [p for _, p in params]
+    if isinstance(spec, str) or (isinstance(spec, type) and issubclass(spec, torch.optim.Optimizer)):
         try:
-            return spec(plain, **kwargs)
-        except TypeError as err:
-            raise ValueError(f"part {where!r}: cannot build {spec.__name__} with {sorted(kwargs)}: {err}") from None
+            return optim.build(spec, params, **kwargs)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"part {where!r}: cannot build {spec!r} with {sorted(kwargs)}: {err}") from None
     if callable(spec):
         built = spec(params)
         if not isinstance(built, torch.optim.Optimizer):
             raise ValueError(f"part {where!r}: the factory returned {type(built).__name__}, not an optimizer")
         return built
     raise ValueError(
-        f"part {where!r}: the optimizer must be None/'frozen', a name ({', '.join(optim.OPTIMIZERS)}), "
+        f"part {where!r}: the optimizer must be None/'frozen', a name or spec ({', '.join(optim.names())}), "
         f"(name, kwargs), a class or a callable params -> optimizer; got {spec!r}"
     )
 

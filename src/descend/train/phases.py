@@ -45,11 +45,101 @@ of the budget with SGD with momentum as in the paper's Algorithm 1,
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
+from torch import nn
 
 from .. import optim
+from ..schedules import Schedule, Scheduler
+from .config import Phase, TrainConfig, lr_of, make_optimizer, make_schedule
+
+# With no budget given: 10 epochs, or more epochs on a small data set, so that a run
+# takes at least this many optimizer steps (wine in batches of 64 has 2 per epoch).
+DEFAULT_EPOCHS = 10
+DEFAULT_MIN_ITERATIONS = 500
+
+
+def plan(cfg: TrainConfig, ipe: int) -> list[dict[str, Any]]:
+    """The phases as ``{"spec", "start", "end"}`` in iterations; ``ipe`` is 0 for a stream.
+
+    The budget is ``iterations``, else ``epochs``, else the phases' durations, else
+    ``max(10 epochs, 500 iterations)`` rounded up to whole epochs.
+    """
+    unit = "iteration" if (cfg.iterations or not ipe) else "epoch"
+    specs = list(cfg.phases) if cfg.phases else [
+        Phase(None, cfg.optimizer, cfg.schedule, cfg.lr, unit=unit, options=cfg.optimizer_options)
+    ]
+
+    def iters(n: int, u: str) -> int:
+        if u == "epoch" and not ipe:
+            raise ValueError("a stream has no epochs: give phase durations and the budget in iterations")
+        return n * ipe if u == "epoch" else n
+
+    if cfg.iterations is not None:
+        total = cfg.iterations
+    elif cfg.epochs is not None:
+        total = iters(cfg.epochs, "epoch")
+    elif all(s.duration is not None for s in specs):
+        total = sum(iters(s.duration, s.unit) for s in specs)
+    elif not ipe:
+        raise ValueError("training from a stream needs an iteration budget: iterations=N (--iterations)")
+    else:
+        total = iters(default_epochs(ipe), "epoch")
+    out, start = [], 0
+    for i, s in enumerate(specs):
+        length = total - start if s.duration is None else iters(s.duration, s.unit)
+        if length < 1:
+            raise ValueError(f"phase {i + 1} has no iterations left in a budget of {total}")
+        out.append({"spec": s, "start": start, "end": start + length})
+        start += length
+    if start != total:
+
+        def show(n: int) -> str:
+            return f"{n / ipe:g} epochs ({n} iterations)" if ipe else f"{n} iterations"
+
+        raise ValueError(
+            f"the phases add up to {show(start)} but the budget is {show(total)}; make the phase "
+            f"durations add up to the budget"
+        )
+    return out
+
+
+def default_epochs(ipe: int) -> int:
+    """Epochs when no budget is given: 10, or enough for 500 iterations."""
+    return max(DEFAULT_EPOCHS, math.ceil(DEFAULT_MIN_ITERATIONS / ipe))
+
+
+def build(cfg: TrainConfig, phase: dict[str, Any], module: nn.Module, ipe: int,
+          carry: list[float] | None) -> tuple[Any, Scheduler | None]:
+    """The optimizer and Scheduler of ``phase`` (see the module docstring for the lr it starts at)."""
+    spec: Phase = phase["spec"]
+    lr = spec.lr if spec.lr is not None else cfg.lr
+    if lr is None and isinstance(spec.schedule, Schedule):
+        lr = spec.schedule.base_lr
+    options = dict(spec.options)
+    for name in ("weight_decay", "l1"):
+        if getattr(cfg, name):
+            options.setdefault(name, getattr(cfg, name))
+    opt = make_optimizer(spec.optimizer, module, lr, options)
+    lr = lr_of(opt) if lr is None else lr
+    if carry is not None:
+        groups = opt.param_groups
+        lrs = carry if len(carry) == len(groups) else [carry[0]] * len(groups)
+        for g, v in zip(groups, lrs):
+            g["lr"] = v
+        lr = lrs[0]
+    length = phase["end"] - phase["start"]
+    if cfg.schedule_unit == "epoch":
+        length = max(1, math.ceil(length / max(ipe, 1)))
+    schedule = make_schedule(spec.schedule, length, lr, cfg.warmup)
+    return opt, (Scheduler(opt, schedule, unit=cfg.schedule_unit) if schedule is not None else None)
+
+
+def swats_phase(start: int, end: int, lr: float) -> dict[str, Any]:
+    """The phase SWATS switches to: momentum SGD at the projected lr until the end."""
+    return {"spec": Phase(None, "momentum", lr=lr, unit="iteration"), "start": start, "end": end}
 
 
 class Swats:

@@ -1,0 +1,266 @@
+"""Where a run's batches come from, and how its splits are evaluated.
+
+Four kinds of ``data``, one interface (:class:`Feed`):
+
+=================================  ============================================================
+a :class:`descend.data.Dataset`    batched by :class:`descend.data.Batches` (batch size, seed,
+                                   this rank's shard under DDP); val and test evaluated
+an ``(X, y)`` pair of tensors      the same, without val/test splits
+a re-iterable of batches           a ``torch.utils.data.DataLoader`` or a list of ``(xb, yb)``:
+                                   one pass is one epoch, iterated again for the next one, so
+                                   ``epochs`` and ``iterations`` work as for a Dataset;
+                                   ``sampler.set_epoch(epoch)`` is called first when the
+                                   loader's sampler has it (``DistributedSampler``)
+a one-shot iterator (generator)    a stream: consumed once, needs an iteration budget
+=================================  ============================================================
+
+``eval_data`` gives the splits to evaluate when ``data`` has none: a Dataset,
+a re-iterable of batches (the validation split), or a mapping
+``{"val": ..., "test": ...}`` of loaders or ``(X, y)`` pairs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import islice
+from typing import Any
+
+import torch
+
+from .. import data as D
+from .. import models
+from .distributed import group_scales
+
+SPLITS = ("train", "val", "test")
+
+
+def _is_pair(x: Any) -> bool:
+    return isinstance(x, tuple) and len(x) == 2 and all(isinstance(t, torch.Tensor) for t in x)
+
+
+def _reiterable(x: Any) -> bool:
+    return isinstance(x, Iterable) and not isinstance(x, Iterator | torch.Tensor | str | bytes | Mapping)
+
+
+def set_epoch(loader: Any, epoch: int) -> None:
+    """Call ``set_epoch(epoch)`` on the loader's sampler (or batch sampler) when it has one."""
+    for sampler in (getattr(loader, "sampler", None), getattr(getattr(loader, "batch_sampler", None), "sampler", None),
+                    getattr(loader, "batch_sampler", None)):
+        if sampler is not None and callable(getattr(sampler, "set_epoch", None)):
+            sampler.set_epoch(epoch)
+            return
+
+
+class Feed:
+    """The training batches and the evaluation splits of a run (see the module docstring)."""
+
+    def __init__(self, data: Any, eval_data: Any, cfg: Any, device: torch.device, rank: int, world: int) -> None:
+        self.cfg, self.device, self.rank, self.world = cfg, device, rank, world
+        self.batches: D.Batches | None = None
+        self.loader: Any = None
+        self.stream: Iterator | None = None
+        self.dataset: D.Dataset | None = None
+        self.splits: dict[str, Any] = {}
+        X = y = None
+        if isinstance(data, D.Dataset):
+            self.dataset = data if device.type == "cpu" else data.to(device)
+            X, y = self.dataset.train
+        elif _is_pair(data):
+            X, y = (t.to(device) for t in data)
+            self.splits["train"] = (X, y)
+        elif _reiterable(data):
+            self.loader = data
+        elif isinstance(data, Iterable):
+            self.stream = iter(data)
+        else:
+            raise ValueError(
+                f"data must be a descend.data.Dataset, an (X, y) pair of tensors, a DataLoader or list of "
+                f"(xb, yb) batches, or an iterator of batches, got {type(data).__name__}"
+            )
+        self._eval_data(eval_data)
+        self.task, self.n_classes = self._task(y)
+        self.kind = "batches" if X is not None else "loader" if self.loader is not None else "stream"
+        k = cfg.accumulate
+        if X is not None:
+            self.batches = D.Batches(X, y, cfg.batch_size, shuffle=cfg.shuffle, seed=cfg.seed, drop_last=cfg.drop_last,
+                                     rank=rank, world_size=world)
+            self.batches_per_epoch = len(self.batches)
+            self._scales = group_scales(self.batches.global_sizes(), k, rank, world)
+        elif self.loader is not None:
+            try:
+                self.batches_per_epoch = len(self.loader)
+            except TypeError:
+                raise ValueError(
+                    f"data of type {type(data).__name__} has no len(); epochs need it. Pass an iterator "
+                    f"(iter(data)) to train on it as a stream with an iteration budget"
+                ) from None
+            if self.batches_per_epoch < 1:
+                raise ValueError("data holds no batches (len(data) == 0)")
+        else:
+            self.batches_per_epoch = 0
+        self.iterations_per_epoch = math.ceil(self.batches_per_epoch / k) if self.batches_per_epoch else 0
+        self._stream_scales = None if k == 1 else [1.0 / k] * k
+
+    def _eval_data(self, eval_data: Any) -> None:
+        if eval_data is None:
+            return
+        if isinstance(eval_data, D.Dataset):
+            if self.dataset is None:
+                self.dataset = eval_data if self.device.type == "cpu" else eval_data.to(self.device)
+            return
+        items = eval_data.items() if isinstance(eval_data, Mapping) else [("val", eval_data)]
+        for split, value in items:
+            if split not in SPLITS:
+                raise ValueError(f"eval_data keys must be among {', '.join(SPLITS)}, got {split!r}")
+            if not (_is_pair(value) or _reiterable(value)):
+                raise ValueError(
+                    f"eval_data[{split!r}] must be an (X, y) pair or a DataLoader / list of batches, "
+                    f"got {type(value).__name__} (a one-shot iterator cannot be evaluated twice)"
+                )
+            self.splits[split] = value
+
+    def _first_targets(self) -> torch.Tensor | None:
+        for source in (self.loader, self.splits.get("val"), self.splits.get("test")):
+            if source is None:
+                continue
+            if _is_pair(source):
+                return source[1]
+            for _, yb in islice(iter(source), 1):
+                return yb
+        return None
+
+    def _task(self, y: torch.Tensor | None) -> tuple[str | None, int | None]:
+        if self.dataset is not None:
+            return self.dataset.task, self.dataset.n_classes
+        if y is None:
+            y = self._first_targets()
+            if y is None:
+                return None, None
+            classification = not y.is_floating_point()
+            return ("classification" if classification else "regression"), None
+        classification = not y.is_floating_point()
+        return ("classification" if classification else "regression"), (int(y.max()) + 1 if classification else None)
+
+    def example_input(self) -> torch.Tensor | None:
+        """One training input (to probe the model's output size)."""
+        if self.batches is not None:
+            return self.batches.X[:1]
+        if self.dataset is not None:
+            return self.dataset.X_train[:1]
+        if self.loader is not None:
+            for xb, _ in islice(iter(self.loader), 1):
+                return xb[:1].to(self.device)
+        return None
+
+    def default_loss(self, module: torch.nn.Module) -> Any:
+        """The loss for the task and the model's outputs (cross-entropy, binary CE or MSE)."""
+        x = self.example_input()
+        if self.task is None or x is None:
+            raise ValueError("give loss=... when training from a stream without eval_data")
+        was = module.training
+        module.eval()
+        with torch.no_grad():
+            out = module(x)
+        module.train(was)
+        n_out = out.shape[-1] if out.ndim == 2 else 1
+        n_classes = self.n_classes or (2 if n_out == 1 else n_out)
+        return models.loss_for(self.task, n_classes, n_outputs=n_out)
+
+    # ---------------------------------------------------------------- training batches
+    def groups(self, epoch: int, skip: int) -> Iterator[tuple[list[Any], list[float] | None]]:
+        """``(batches of one step, their loss weights)``, epoch after epoch from ``epoch``, skipping
+        the first ``skip`` batches of that epoch (resume); for a stream, until it ends."""
+        k = self.cfg.accumulate
+        if self.stream is not None:
+            while group := list(islice(self.stream, k)):
+                yield self._to(group), self._stream_scales
+            return
+        while True:
+            batches = self._epoch(epoch)
+            for _ in range(skip):  # resume: skip what this epoch already consumed
+                next(batches)
+            g = skip // k
+            while group := list(islice(batches, k)):
+                yield self._to(group), self._weights(group, g)
+                g += 1
+            epoch, skip = epoch + 1, 0
+
+    def _epoch(self, epoch: int) -> Iterator[Any]:
+        if self.batches is not None:
+            return self.batches.iter_epoch(epoch)
+        set_epoch(self.loader, epoch)
+        return iter(self.loader)
+
+    def _weights(self, group: Sequence[Any], g: int) -> list[float] | None:
+        if self.batches is not None:
+            return self._scales[g]
+        if len(group) == 1:
+            return None
+        sizes = [int(xb.shape[0]) for xb, _ in group]
+        return [s / sum(sizes) for s in sizes]  # the group's loss is the mean over its examples
+
+    def _to(self, group: list[Any]) -> list[Any]:
+        if self.batches is not None or self.device.type == "cpu":
+            return [tuple(b) for b in group]
+        return [(x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)) for x, y in group]
+
+    def skip_stream(self, n: int) -> None:
+        """Resume a stream: drop the ``n`` batches the checkpointed run had consumed."""
+        if self.stream is not None:
+            for _ in islice(self.stream, n):
+                pass
+
+    # ---------------------------------------------------------------- evaluation
+    def has(self, split: str) -> bool:
+        if split in self.splits:
+            return True
+        return self.dataset is not None and getattr(self.dataset, f"n_{split}") > 0
+
+    def split_batches(self, split: str, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        source = self.splits.get(split)
+        if source is None:
+            source = self.dataset.part(split)
+        if _is_pair(source):
+            X, y = source
+            for i in range(0, len(X), batch_size):
+                yield X[i : i + batch_size], y[i : i + batch_size]
+            return
+        for xb, yb in source:
+            yield xb.to(self.device), yb.to(self.device)
+
+    def info(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"task": self.task, "n_classes": self.n_classes, "kind": self.kind}
+        if self.dataset is not None:
+            ds = self.dataset
+            out.update(name=ds.name, n_train=ds.n_train, n_val=ds.n_val, n_test=ds.n_test, n_features=ds.n_features)
+            if ds.source:
+                out["source"] = ds.source
+        if self.batches is not None:
+            out.update(batch_size=self.batches.batch_size, n_train=self.batches.n)
+        if self.loader is not None:
+            out["batches_per_epoch"] = self.batches_per_epoch
+        return out
+
+
+@torch.no_grad()
+def evaluate(feed: Feed, module: torch.nn.Module, loss_fn: Any, split: str, batch_size: int) -> dict[str, float]:
+    """Mean loss (and accuracy for classifiers) of ``module`` on ``split``, in eval mode."""
+    was = module.training
+    module.eval()
+    total, correct, n = 0.0, 0, 0
+    try:
+        for xb, yb in feed.split_batches(split, batch_size):
+            out = module(xb)
+            total += float(loss_fn(out, yb)) * len(yb)
+            n += len(yb)
+            if feed.task == "classification":
+                correct += int((models.losses.predictions(out) == yb.reshape(-1)).sum())
+    finally:
+        module.train(was)
+    if n == 0:
+        return {"loss": float("nan")}
+    res = {"loss": total / n}
+    if feed.task == "classification":
+        res["accuracy"] = correct / n
+    return res

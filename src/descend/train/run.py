@@ -1,0 +1,235 @@
+"""A run's folder, its summary and its result; hints when a run ends far from converged.
+
+A run folder (``out=``) holds ``metrics.jsonl`` (see :mod:`descend.train.observe`),
+``summary.json``, ``checkpoint.pt`` (see :mod:`descend.train.checkpoint`),
+``tensorboard/`` event files (when tensorboard is installed), ``figures/``
+when the caller's ``on_end`` hook draws them (``descend train`` does), and
+``changes.jsonl`` when a resume applied changed settings.
+
+**Hints.** A run that ends while its training loss is still falling fast was
+probably given too few iterations: :func:`hints` compares the mean training
+loss of the last fifth of the run's metric lines (or epochs) with the fifth
+before it, and says so when it fell by more than 20% (``HINT_DROP``), with
+the budget to try instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from torch import nn
+
+from .. import data as D
+from .. import models
+from . import checkpoint as ckpt
+from . import distributed as dd
+from .config import TrainConfig, lr_of
+from .observe import MetricsLog, TensorBoard, clean
+
+if TYPE_CHECKING:
+    from .trainer import Trainer
+
+__all__ = ["TrainResult", "TensorBoard", "open_run", "finish", "close", "hints", "train", "build_model"]
+
+RUN_FILES = ("metrics.jsonl", "summary.json", "changes.jsonl", ckpt.NAME)
+HINT_DROP = 0.20
+
+
+@dataclass
+class TrainResult:
+    """What a run produced.
+
+    ``final``: ``train_loss``/``train_accuracy``/``val_*``/``test_*`` of the final
+    parameters (accuracies for classifiers only), e.g. ``result.final["test_accuracy"]``;
+    ``history``: one record per epoch (``train_loss``, ``val_loss``, ``val_accuracy``, ``lr``...);
+    ``log``: the iteration records written every ``log_every``; ``phases``: one record per
+    phase (start iteration, optimizer, lr, reason); ``hints``: advice such as "still
+    improving: train longer"; paths are None without a run folder.
+    """
+
+    status: str
+    iterations: int
+    epochs: int
+    seconds: float
+    final: dict[str, float | None]
+    history: list[dict[str, Any]] = field(repr=False)
+    log: list[dict[str, Any]] = field(repr=False)
+    phases: list[dict[str, Any]] = field(repr=False)
+    config: dict[str, Any] = field(repr=False)
+    run_dir: Path | None = None
+    checkpoint: Path | None = None
+    metrics: Path | None = None
+    summary: Path | None = None
+    figures: list[Path] = field(default_factory=list)
+    hints: list[str] = field(default_factory=list)
+    budget: int = 0
+
+
+def open_run(tr: Trainer, state: dict[str, Any] | None) -> None:
+    """Check, clear or truncate the run folder; open the metric and TensorBoard writers."""
+    out = tr.out
+    if out is not None:
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"run folder {out} is an existing file, not a folder; pick another --out")
+        held = [f for f in RUN_FILES if (out / f).exists()]
+        if state is None and held and not tr.cfg.overwrite:
+            raise ValueError(
+                f"run folder {out} already holds a run ({', '.join(held)}); resume it with "
+                f"resume=True (--resume), start over with overwrite=True (--overwrite), or pick "
+                f"another folder"
+            )
+        out.mkdir(parents=True, exist_ok=True)
+        ckpt.remove_temporaries(out)
+        if state is None:
+            for f in [*RUN_FILES, *(p.name for p in out.glob("checkpoint-*.pt"))]:
+                (out / f).unlink(missing_ok=True)
+            for sub in ("figures", "tensorboard"):
+                shutil.rmtree(out / sub, ignore_errors=True)
+        elif (out / "metrics.jsonl").exists():
+            metrics = out / "metrics.jsonl"
+            if metrics.stat().st_size > state["metrics_offset"]:
+                os.truncate(metrics, state["metrics_offset"])
+        if tr.changes and state is not None and state.get("changes") != tr.changes:
+            with open(out / "changes.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(clean(tr.changes[-1])) + "\n")
+    tr.metrics = MetricsLog(out / "metrics.jsonl" if out is not None else None)
+    tr.tensorboard = TensorBoard(out / "tensorboard" if out is not None else None, tr.cfg.tensorboard)
+
+
+def close(tr: Trainer) -> None:
+    """Close the writers and leave the process group."""
+    for thing in ("metrics", "tensorboard"):
+        if hasattr(tr, thing):
+            getattr(tr, thing).close()
+    dd.leave(tr._owns_group)
+    tr._owns_group = False
+
+
+def hints(history: list[dict[str, Any]], log: list[dict[str, Any]], iterations: int,
+          epochs: int, stream: bool) -> list[str]:
+    """Advice for a run that ended while its training loss was still falling fast (see the module docstring)."""
+    series = [r["loss"] for r in log if r.get("loss") is not None]
+    if len(series) < 10:
+        series = [r["train_loss"] for r in history if r.get("train_loss") is not None]
+    if len(series) < 4:
+        return []
+    k = max(1, len(series) // 5)
+    before = sum(series[-2 * k : -k]) / k
+    last = sum(series[-k:]) / k
+    if not (before > 0 and (before - last) / before > HINT_DROP):
+        return []
+    drop = (before - last) / before
+    longer = f"--iterations {4 * iterations}" if stream or not epochs else f"--epochs {4 * epochs}"
+    return [
+        f"the training loss was still falling fast at the end ({100 * drop:.0f}% lower over the last fifth "
+        f"of the run: {before:.4g} -> {last:.4g}), so the run is far from converged after {iterations} "
+        f"iterations; train longer (e.g. {longer}) or with a larger lr"
+    ]
+
+
+def finish(tr: Trainer, status: str, error: Exception | None = None) -> TrainResult:
+    """Final evaluation and checkpoint, ``summary.json``, the result, and the ``on_end`` hook."""
+    cfg, out = tr.cfg, tr.out
+    final = tr.final_metrics() if cfg.evaluate and status == "completed" else {}
+    if status == "completed" and out is not None:
+        tr.save_checkpoint()
+    seconds = tr.elapsed()
+    advice = hints(tr.history, tr.log, tr.iteration, tr.epoch, tr.stream is not None) if status == "completed" else []
+    summary: dict[str, Any] = {
+        "status": status, "iterations": tr.iteration, "epochs": tr.epoch, "seconds": seconds, **final,
+        "iterations_per_epoch": tr.iterations_per_epoch or None,
+        "batches_per_epoch": tr.batches_per_epoch or None, "budget": tr.total,
+        "data": {**tr.feed.info(), "world_size": tr.world},
+        "model": {"class": type(tr.module).__name__, "parameters": models.n_parameters(tr.module)},
+        "config": cfg.resolved(), "phases": tr.phase_log, "hints": advice, "changes": tr.changes,
+        "lr": lr_of(tr.optimizer),
+    }
+    if error is not None:
+        summary["error"] = str(error)
+    if out is not None:
+        tr.metrics.offset()  # flush
+        summary.update({
+            "run_dir": str(out), "metrics": str(out / "metrics.jsonl"),
+            "checkpoint": str(tr.last_checkpoint[0]) if tr.last_checkpoint else None,
+            "checkpoints": sorted(str(p) for p in out.glob("checkpoint*.pt")),
+            "figures": [],
+        })
+        ckpt.atomic_write_bytes(out / "summary.json", _json(summary))
+    tr.summary = summary
+    result = TrainResult(
+        status=status, iterations=tr.iteration, epochs=tr.epoch, seconds=seconds, final=final,
+        history=tr.history, log=tr.log, phases=tr.phase_log, config=cfg.resolved(),
+        run_dir=out, checkpoint=tr.last_checkpoint[0] if tr.last_checkpoint else None,
+        metrics=out / "metrics.jsonl" if out else None, summary=out / "summary.json" if out else None,
+        hints=advice, budget=tr.total,
+    )
+    if tr.on_end is not None and tr.rank == 0:
+        tr.metrics.close()
+        figures = tr.on_end(result)
+        if figures:
+            result.figures = [Path(p) for p in figures]
+            if out is not None:
+                summary["figures"] = [str(p) for p in result.figures]
+                ckpt.atomic_write_bytes(out / "summary.json", _json(summary))
+    return result
+
+
+def _json(obj: Any) -> bytes:
+    return (json.dumps(clean(obj), indent=2) + "\n").encode()
+
+
+# ---------------------------------------------------------------------------- convenience
+
+
+def build_model(name: str, dataset: D.Dataset, options: dict[str, Any] | None = None, seed: int = 0) -> nn.Module:
+    """Model ``name`` sized for ``dataset`` by :func:`descend.models.build_for`, seeded with ``seed``."""
+    return models.build_for(dataset, name, seed=seed, **(options or {}))
+
+
+def train(
+    dataset: str | Path | D.Dataset,
+    model: str | nn.Module = "mlp",
+    config: TrainConfig | None = None,
+    *,
+    resume: bool | str | Path = False,
+    apply_changes: bool = False,
+    callback: Callable[[Trainer], None] | None = None,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+    on_end: Callable[[TrainResult], Any] | None = None,
+    **options: Any,
+) -> TrainResult:
+    """Load ``dataset`` (a name or a .csv/.npz path), build ``model`` (by name) and train: one call.
+
+    ``options`` are :class:`TrainConfig` fields. The split uses ``data_seed``
+    (a file's target column and task are ``target`` and ``task``); the model's
+    initialization and the data order use ``seed``.
+
+    >>> r = train("digits", "mlp", optimizer="adam", lr=1e-3, epochs=20)   # doctest: +SKIP
+    >>> r.final["test_accuracy"]                                            # doctest: +SKIP
+    """
+    from .trainer import Trainer
+
+    cfg = config or TrainConfig()
+    if options:
+        cfg = dataclasses.replace(cfg, **options)
+    if isinstance(model, str):
+        key = model.strip().lower()
+        if key not in models.names():
+            raise ValueError(f"unknown model {model!r}; valid names: {', '.join(models.names())}")
+    if isinstance(dataset, D.Dataset):
+        ds = dataset
+    else:
+        ds = D.load(dataset, seed=cfg.data_seed, target=cfg.target, task=cfg.task)
+    if isinstance(model, str):
+        cfg = dataclasses.replace(cfg, model=model.strip().lower())
+        model = build_model(model, ds, cfg.model_options, seed=cfg.seed)
+    cfg = dataclasses.replace(cfg, dataset=ds.source or ds.name)
+    trainer = Trainer(model, ds, cfg, callback=callback, on_progress=on_progress, on_end=on_end)
+    return trainer.fit(resume=resume, apply_changes=apply_changes)
