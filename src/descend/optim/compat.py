@@ -412,7 +412,7 @@ def from_torch(opt: Any, state_dict: dict[str, Any]) -> dict[str, Any]:
                 if value is None:
                     continue
                 ours = back[key]
-                scale = _scale(opt, group_of.get(pid, {}), ours) if pid in group_of else 1.0
+                scale = _scale(opt, group_of[pid], ours) if pid in group_of else 1.0
                 converted[ours] = value * scale if not _is_one(scale) else value
             else:
                 raise ValueError(
