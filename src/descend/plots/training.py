@@ -4,10 +4,14 @@ Reads the records a :class:`descend.train.Trainer` writes to ``metrics.jsonl``
 (or the same dicts in memory) and draws them on matplotlib's Agg canvas; the
 only computation is picking the fields out of the records.
 
-* ``loss.png``: training loss at every metric line (against iteration) and
-  per epoch (``train_loss`` and ``val_loss`` at the epoch's last iteration);
-* ``accuracy.png``: ``val_accuracy`` per epoch (only when recorded);
-* ``lr.png``: the lr at every metric line and at every epoch end;
+* ``loss.png``: "train loss" at every metric line (against iteration), "train
+  loss (epoch mean)" and "validation loss" at each epoch's last iteration;
+* ``accuracy.png``: "validation accuracy" per epoch (only when recorded);
+* ``lr.png``: "lr", the learning rate each optimizer step used, as a staircase:
+  a metric line at iteration ``i`` holds the lr of step ``i``, which held since
+  the previous line; a phase switch at iteration ``p`` (its ``phase`` record)
+  starts the new phase's lr at step ``p + 1``, so the line steps exactly at
+  ``p`` (between two metric lines the lr is drawn as the last one recorded).
 
 Phase switches are drawn as vertical dotted lines on every figure.
 """
@@ -60,6 +64,62 @@ def _phases(ax: Any, records: list[Mapping[str, Any]]) -> None:
                         fontsize="x-small", color="gray", rotation=90, va="top", ha="right")
 
 
+def lr_steps(records: list[Mapping[str, Any]]) -> tuple[list[float], list[float]]:
+    """The staircase ``(xs, ys)`` of the lr against iteration (see the module docstring)."""
+    points: list[tuple[int, float]] = []  # (iteration i, lr of the steps after the previous point up to i)
+    last: float | None = None
+    switches = {int(r["iteration"]): float(r["lr"]) for r in records
+                if r.get("type") == "phase" and r.get("lr") is not None}
+    # at one iteration, its metric line (the lr of that step) comes before a switch after it
+    events = sorted([(int(r["iteration"]), 0, float(r["lr"])) for r in records
+                     if r.get("type") == "iteration" and r.get("lr") is not None]
+                    + [(i, 1, lr) for i, lr in switches.items()])
+    for it, kind, lr in events:
+        if kind == 1 and it > 0 and last is not None and (not points or points[-1][0] != it):
+            points.append((it, last))  # the old lr held up to the switch
+        if kind == 0:
+            points.append((it, lr))
+        last = lr
+    xs: list[float] = []
+    ys: list[float] = []
+    prev = 0.0
+    for it, lr in points:
+        if it <= prev:
+            continue
+        xs += [prev, float(it)]
+        ys += [lr, lr]
+        prev = float(it)
+    return xs, ys
+
+
+def loss_figure(records: list[Mapping[str, Any]], prefix: str = "") -> Figure:
+    """Train loss at every metric line and per epoch, validation loss; phase switches."""
+    losses = [(_series(records, "iteration", "loss"), "train loss", {"linewidth": 1.0, "alpha": 0.7}),
+              (_series(records, "epoch", "train_loss"), "train loss (epoch mean)", {"marker": "o", "markersize": 3}),
+              (_series(records, "epoch", "val_loss"), "validation loss", {"marker": "o", "markersize": 3}),
+              (_series(records, "eval", "val_loss"), "validation loss", {"marker": "o", "markersize": 3})]
+    positive = all(y > 0 for (_, ys), _, _ in losses for y in ys)
+    fig, ax = _figure(prefix + "loss", "loss", log=positive and any(ys for (_, ys), _, _ in losses))
+    for (xs, ys), label, style in losses:
+        if xs:
+            ax.plot(xs, ys, label=label, **style)
+    _phases(ax, records)
+    if ax.lines:
+        ax.legend(fontsize="small")
+    return fig
+
+
+def lr_figure(records: list[Mapping[str, Any]], prefix: str = "") -> Figure:
+    """The lr of every step as a staircase (``lr_steps``); phase switches."""
+    fig, ax = _figure(prefix + "learning rate", "lr")
+    xs, ys = lr_steps(records)
+    if xs:
+        ax.plot(xs, ys, label="lr")
+        ax.legend(fontsize="small")
+    _phases(ax, records)
+    return fig
+
+
 def plot_training(
     source: str | Path | Iterable[Mapping[str, Any]],
     folder: str | Path,
@@ -80,42 +140,19 @@ def plot_training(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     prefix = f"{title}: " if title else ""
-    written = []
-
-    losses = [(_series(records, "iteration", "loss"), "train (per metric line)", {"linewidth": 1.0, "alpha": 0.7}),
-              (_series(records, "epoch", "train_loss"), "train (epoch mean)", {"marker": "o", "markersize": 3}),
-              (_series(records, "epoch", "val_loss"), "validation", {"marker": "o", "markersize": 3}),
-              (_series(records, "eval", "val_loss"), "validation", {"marker": "o", "markersize": 3})]
-    positive = all(y > 0 for (_, ys), _, _ in losses for y in ys)
-    fig, ax = _figure(prefix + "loss", "loss", log=positive and any(ys for (_, ys), _, _ in losses))
-    for (xs, ys), label, style in losses:
-        if xs:
-            ax.plot(xs, ys, label=label, **style)
-    _phases(ax, records)
-    if ax.lines:
-        ax.legend(fontsize="small")
-    written.append(folder / "loss.png")
-    fig.savefig(written[-1], dpi=110)
+    written = [folder / "loss.png"]
+    loss_figure(records, prefix).savefig(written[-1], dpi=110)
 
     accs = [_series(records, "epoch", "val_accuracy"), _series(records, "eval", "val_accuracy")]
     if any(xs for xs, _ in accs):
         fig, ax = _figure(prefix + "validation accuracy", "accuracy")
         for xs, ys in accs:
             if xs:
-                ax.plot(xs, ys, marker="o", markersize=3, label="validation")
+                ax.plot(xs, ys, marker="o", markersize=3, label="validation accuracy")
         _phases(ax, records)
         written.append(folder / "accuracy.png")
         fig.savefig(written[-1], dpi=110)
 
-    fig, ax = _figure(prefix + "learning rate", "lr")
-    for kind, label in (("iteration", "metric lines"), ("epoch", "epoch ends")):
-        xs, ys = _series(records, kind, "lr")
-        if xs:
-            ax.plot(xs, ys, label=label, drawstyle="steps-post" if kind == "iteration" else "default",
-                    marker=None if kind == "iteration" else ".")
-    _phases(ax, records)
-    if ax.lines:
-        ax.legend(fontsize="small")
     written.append(folder / "lr.png")
-    fig.savefig(written[-1], dpi=110)
+    lr_figure(records, prefix).savefig(written[-1], dpi=110)
     return written

@@ -79,6 +79,8 @@ class Feed:
                 f"(xb, yb) batches, or an iterator of batches, got {type(data).__name__}"
             )
         self._eval_data(eval_data)
+        if self.loader is not None:
+            self.splits.setdefault("train", self.loader)  # final train metrics: one pass in eval mode
         self.task, self.n_classes = self._task(y)
         self.kind = "batches" if X is not None else "loader" if self.loader is not None else "stream"
         k = cfg.accumulate

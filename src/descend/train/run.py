@@ -142,6 +142,8 @@ def finish(tr: Trainer, status: str, error: Exception | None = None) -> TrainRes
         tr.save_checkpoint()
     seconds = tr.elapsed()
     advice = hints(tr.history, tr.log, tr.iteration, tr.epoch, tr.stream is not None) if status == "completed" else []
+    if status == "completed" and tr.iteration < tr.total:
+        advice.insert(0, f"the data stream ended after {tr.iteration} of the {tr.total} iterations of the budget")
     summary: dict[str, Any] = {
         "status": status, "iterations": tr.iteration, "epochs": tr.epoch, "seconds": seconds, **final,
         "iterations_per_epoch": tr.iterations_per_epoch or None,
