@@ -1,7 +1,12 @@
 """The tour's page: one self-contained ``index.html`` (inline CSS, figures as base64 PNG).
 
-Nothing on the page points outside it: no scripts, no fonts, no external
-images or links, so it opens offline and can be mailed as one file. The
+Nothing on the page points outside it: no scripts, no external fonts, images
+or links, so it opens offline and can be mailed as one file. The Korean
+quotes of the notes render in an embedded font: a subset of NanumGothic (SIL
+Open Font License 1.1, renamed "Tour Korean" as the license asks of modified
+versions) holding just the characters of the quotes, ``fonts/tour-ko.woff``,
+built by ``tools/build_tour_font.py``; a machine with no CJK font shows them
+too. The
 page is written to a temporary file in the same folder and renamed over
 ``index.html``, so a crash never leaves half a page.
 """
@@ -13,14 +18,35 @@ import html
 import math
 import os
 import tempfile
+from functools import cache
 from pathlib import Path
 
 from .core import DEPENDS, HELD, NOT_HELD, Section, TourResult
 
+FONT_FAMILY = "Tour Korean"
+FONT_PATH = Path(__file__).parent / "fonts" / "tour-ko.woff"
+# Hangul Jamo, CJK symbols and punctuation, Hangul compatibility Jamo, CJK ideographs, Hangul syllables
+KOREAN_RANGES = ((0x1100, 0x11FF), (0x3000, 0x303F), (0x3130, 0x318F), (0x4E00, 0x9FFF), (0xAC00, 0xD7AF))
+
+
+def korean_characters(text: str) -> list[str]:
+    """The distinct characters of ``text`` in :data:`KOREAN_RANGES`, sorted."""
+    return sorted({c for c in text if any(lo <= ord(c) <= hi for lo, hi in KOREAN_RANGES)})
+
+
+@cache
+def font_face() -> str:
+    """The ``@font-face`` rule embedding the Korean subset as base64 (limited to the Korean ranges)."""
+    data = base64.b64encode(FONT_PATH.read_bytes()).decode("ascii")
+    ranges = ", ".join(f"U+{lo:04X}-{hi:04X}" for lo, hi in KOREAN_RANGES)
+    return (f'@font-face {{ font-family: "{FONT_FAMILY}"; src: url(data:font/woff;base64,{data}) format("woff"); '
+            f"unicode-range: {ranges}; font-display: block; }}")
+
+
 CSS = """
 :root { --held: #1e7b34; --not: #b3261e; --dep: #9a6700; --ink: #1f2328; --muted: #59636e; --line: #d0d7de; }
 * { box-sizing: border-box; }
-body { font: 15px/1.55 system-ui, -apple-system, "Segoe UI", "Noto Sans", "Noto Sans KR", sans-serif;
+body { font: 15px/1.55 "Tour Korean", system-ui, -apple-system, "Segoe UI", "Noto Sans", sans-serif;
        color: var(--ink); margin: 0; background: #f6f8fa; }
 main { max-width: 1180px; margin: 0 auto; padding: 24px 28px 64px; background: #fff; }
 h1 { font-size: 28px; margin: 8px 0 4px; }
@@ -146,7 +172,8 @@ def render(result: TourResult) -> str:
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>descend tour: the notes' claims, measured</title>
-<style>{CSS}</style>
+<style>{font_face()}
+{CSS}</style>
 </head>
 <body>
 <main>
@@ -160,8 +187,9 @@ moves; they do not rank optimizers on real models.</p>
 <h2 style="margin-top:22px">Contents</h2>
 <table class="toc"><tr><th>#</th><th>topic</th><th>note</th><th>verdict</th><th>time</th></tr>{toc}</table>
 {body}
-<footer>Written by <code>descend tour</code>. The page is self-contained: figures are embedded,
-nothing is loaded from elsewhere.</footer>
+<footer>Written by <code>descend tour</code>. The page is self-contained: figures and the Korean font are
+embedded, nothing is loaded from elsewhere. Korean text: a subset of NanumGothic (© NHN Corporation, SIL Open
+Font License 1.1), renamed "Tour Korean".</footer>
 </main>
 </body>
 </html>
