@@ -1,17 +1,27 @@
-"""A 64-lr sweep as one vectorized run against 64 separate runs, measured in one process.
+"""The lab's speed: playground races through the rows engine, and a 64-lr sweep as one run.
 
-For each optimizer: ``descend.lab.run_many`` with 64 learning rates (one
-``(64, 2)`` parameter, an lr tensor of shape ``(64, 1)``, 1000 steps) and 64
-calls of ``descend.lab.minimize`` (one per lr, 1000 steps each), on
-Rosenbrock from its classic start, float64, no early stop (``tol=None``)
-and learning rates that do not diverge, so both sides do all 64 x 1000
-steps. The two are timed in alternating rounds so that machine noise hits
-both alike; the table reports medians and the ratio (target: >= 20x). Each
-round also checks that every vectorized row equals its separate run bit for
-bit.
+Part 1, races (issue 14's targets, server-side compute of ``descend.lab.minimize_many``):
 
-    python benchmarks/lab_speed.py            # 5 rounds, GD, Momentum and Adam
-    python benchmarks/lab_speed.py --quick    # 3 rounds, GD only
+* ``web race``: Rosenbrock, Adam (lr 0.02) and GD (lr 1e-3), 2000 steps, tol 1e-6 (the
+  playground's default race), target <= 0.3 s;
+* ``8 x 5000``: eight runs (six optimizers, two of them twice) x 5000 steps, no early stop,
+  target <= 2 s;
+* ``Newton``: Newton (2000 steps, no early stop) against GD (the same), target <= 5x.
+
+For each: the median time of ``minimize_many``, the part spent inside the optimizers' own
+steps (the engine: ``descend.optim``) and the rest (the runner: evaluating the landscape
+once for all rows, measuring, recording, Python), from :class:`descend.lab.engine.Stats`,
+and the time of the same runs as separate ``minimize`` calls. Every round checks that each
+run of ``minimize_many`` equals its ``minimize`` bit for bit.
+
+Part 2, sweep: ``run_many`` with 64 learning rates (one ``(64, 2)`` parameter, an lr tensor
+of shape ``(64, 1)``, 1000 steps) against 64 calls of ``minimize``, on Rosenbrock, float64,
+``tol=None``, learning rates that do not diverge (target: >= 20x).
+
+Rounds alternate the cases so that machine noise hits all alike; tables show medians.
+
+    python benchmarks/lab_speed.py            # 5 rounds; races, then GD, Momentum and Adam sweeps
+    python benchmarks/lab_speed.py --quick    # 3 rounds; races, then the GD sweep
 """
 
 from __future__ import annotations
@@ -25,7 +35,10 @@ import time
 import numpy as np
 import torch
 
-from descend.lab import minimize, run_many
+from descend.lab import minimize, minimize_many, run_many
+from descend.lab.engine import Stats, run_rows
+from descend.lab.objective import Objective
+from descend.lab.runner import _row
 
 N_LRS = 64
 STEPS = 1000
@@ -36,6 +49,59 @@ CASES = {
     "momentum": (np.logspace(-6, -3.7, N_LRS), {"beta": 0.9}),
     "adam": (np.logspace(-4, -1, N_LRS), {}),
 }
+
+
+RACES = {
+    "web race": ([{"optimizer": "adam", "lr": 0.02}, {"optimizer": "gd", "lr": 1e-3}],
+                 {"steps": 2000, "tol": 1e-6}, 0.3),
+    "8 x 5000": ([{"optimizer": o, "lr": lr} for o, lr in [
+        ("adam", 0.02), ("adam", 0.005), ("gd", 1e-3), ("gd", 5e-4), ("momentum", 1e-4), ("nesterov", 1e-4),
+        ("rmsprop", 1e-3), ("adagrad", 0.5)]], {"steps": 5000, "tol": None}, 2.0),
+    "Newton": ([{"optimizer": "newton"}], {"steps": 2000, "tol": None}, None),
+    "GD": ([{"optimizer": "gd", "lr": 1e-3}], {"steps": 2000, "tol": None}, None),
+}
+
+
+def race_round(runs: list[dict], common: dict) -> tuple[float, float, float, bool]:
+    """(minimize_many seconds, engine seconds, separate minimize seconds, all runs equal)."""
+    t0 = time.perf_counter()
+    many = minimize_many(LANDSCAPE, runs, **common)
+    t_many = time.perf_counter() - t0
+    obj = Objective(LANDSCAPE)
+    rows = [_row(obj.start(None), r["optimizer"], None, {k: v for k, v in r.items() if k != "optimizer"})
+            for r in runs]
+    stats = Stats()
+    run_rows(obj, rows, stats=stats, **common)
+    t0 = time.perf_counter()
+    singles = [minimize(LANDSCAPE, **common, **r) for r in runs]
+    t_sep = time.perf_counter() - t0
+    equal = all(np.array_equal(a.path, b.path) and np.array_equal(a.losses, b.losses) for a, b in zip(many, singles))
+    return t_many, stats.step_time / stats.wall_time * t_many, t_sep, equal
+
+
+def races(rounds: int) -> None:
+    for runs, common, _ in RACES.values():
+        race_round(runs[:1], {**common, "steps": 50})  # warm-up
+    times: dict[str, list[tuple[float, float, float, bool]]] = {k: [] for k in RACES}
+    for _ in range(rounds):
+        for name, (runs, common, _) in RACES.items():
+            times[name].append(race_round(runs, common))
+    header = f"{'race':<10} {'minimize_many':>14} {'engine':>9} {'runner':>9} {'per step':>9} " \
+             f"{'separate':>10} {'speed-up':>9} {'target':>8} {'equal':>6}"
+    print(header)
+    print("-" * len(header))
+    for name, (_runs, common, target) in RACES.items():
+        m = statistics.median(t[0] for t in times[name])
+        e = statistics.median(t[1] for t in times[name])
+        sep = statistics.median(t[2] for t in times[name])
+        steps = common["steps"]
+        shown = f"<= {target:g} s" if target else ""
+        print(f"{name:<10} {m * 1e3:>11.0f} ms {e * 1e3:>6.0f} ms {(m - e) * 1e3:>6.0f} ms "
+              f"{m / steps * 1e6:>6.0f} us {sep * 1e3:>7.0f} ms {sep / m:>8.1f}x {shown:>8} "
+              f"{'yes' if all(t[3] for t in times[name]) else 'NO':>6}")
+    newton = statistics.median(t[0] for t in times["Newton"]) / statistics.median(t[0] for t in times["GD"])
+    print(f"Newton / GD, 2000 steps each: {newton:.1f}x (target <= 5x)")
+    print()
 
 
 def one_round(name: str, lrs: np.ndarray, kw: dict) -> tuple[float, float, bool]:
@@ -61,6 +127,7 @@ def main() -> None:
     print(f"lab_speed: {N_LRS} learning rates x {STEPS} steps on {LANDSCAPE}, float64, CPU "
           f"({platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {load:.1f}), "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, {rounds} rounds, medians")
+    races(rounds)
     header = f"{'optimizer':<10} {'one vectorized run':>19} {f'{N_LRS} separate runs':>17} {'speed-up':>9} " \
              f"{'per step (vec / sep)':>22} {'rows equal':>11}"
     print(header)

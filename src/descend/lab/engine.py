@@ -39,6 +39,7 @@ it calls ``cancel()`` (raising :class:`Cancelled` when it returns True) and
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -153,6 +154,10 @@ class _Group:
                 else:
                     hyper[k] = torch.tensor([float(u) for u in values], dtype=X.dtype).reshape(shape)
         self.opt = build(first.cls, params, hyper)
+        # torch wraps every step() in a profiler scope and its global hooks, which costs about as much
+        # as a whole SGD step on two numbers; the lab's own optimizers have no hooks, so call the step
+        # the optimizer class defines.
+        self.step_fn = functools.partial(getattr(type(self.opt).step, "__wrapped__", type(self.opt).step), self.opt)
         self.sched = None
         if first.schedule is not None:
             # lr given: the schedule is scaled to it (lr * s(t) / s.base_lr); otherwise lr = s(t) itself
@@ -175,7 +180,7 @@ class _Group:
         a, b = self.a, self.b
         if self.newton:
             try:
-                self.opt.step(lambda: self.obj.loss(self.x))
+                self.step_fn(lambda: self.obj.loss(self.x))
             except O.NonFiniteGradientError:
                 self.failed = True
                 return float("nan")
@@ -183,10 +188,10 @@ class _Group:
             return float(self.opt.last["step_size"])
         if self.solo:
             if self.lookahead:
-                self.opt.step(self._closure_one)
+                self.step_fn(self._closure_one)
             else:
                 self.x.grad = G[a]
-                self.opt.step()
+                self.step_fn()
             X[a].copy_(self.x.detach())
             return None
         mask = None if all_active else active[a:b].view((b - a,) + (1,) * (X.ndim - 1))
@@ -195,11 +200,11 @@ class _Group:
                 Fz, Gz = self.obj.value_grad_many(self.x)
                 self.x.grad = Gz if mask is None else torch.where(mask, Gz, 0.0)
                 return Fz.sum()
-            self.opt.step(closure)
+            self.step_fn(closure)
         else:
             g = G[a:b]
             self.x.grad = g if mask is None else torch.where(mask, g, 0.0)
-            self.opt.step()
+            self.step_fn()
         return None
 
     def _closure_one(self) -> Tensor:
@@ -292,35 +297,39 @@ def run_rows(
     newton_fail = [gi for gi, g in enumerate(groups) if g.newton]
 
     def measure(F: Tensor, G: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``f``, ``||grad f||``, ``ok`` (not diverged) and ``go`` (not diverged, not converged) per row."""
         fd = F.to(f64)
         gn = torch.sqrt((G * G).reshape(N, -1).sum(-1)).to(f64)
-        div = ~(torch.isfinite(fd) & torch.isfinite(gn) & (Xf.abs().amax(-1) <= bound))
+        ok = torch.isfinite(fd) & torch.isfinite(gn) & (Xf.abs().amax(-1) <= bound)
         if tol is None:
-            conv = torch.zeros_like(div)
-        else:
-            crit = (fd - f_star) if f_star is not None else gn
-            conv = (crit < tol) & ~div
-        return fd, gn, conv, div
+            return fd, gn, ok, ok
+        crit = (fd - f_star) if f_star is not None else gn
+        return fd, gn, ok, ok & (crit >= tol)  # (crit is finite where ok: crit >= tol is not converged)
 
     F, G = obj.value_grad_many(X)
-    fd, gn, conv, div = measure(F, G)
+    fd, gn, ok, go = measure(F, G)
     n_active = N
     t = 0
     hold: Tensor | None = None
     col = (N,) + (1,) * (X.ndim - 1)
     next_check = CHUNK
     while True:
-        newly = (conv | div) if n_active == N else active & (conv | div)
-        if bool(newly.any()):
+        if n_active == N:
+            newly = None if bool(go.all()) else ~go
+        else:
+            newly = active & ~go
+            newly = newly if bool(newly.any()) else None
+        if newly is not None:
+            div = newly & ~ok
             stop_step[newly] = t
-            conv_flag |= newly & conv
-            div_flag |= newly & div
+            conv_flag |= newly & ok
+            div_flag |= div
             final_x[newly] = Xf[newly]
             final_f[newly] = fd[newly]
             final_g[newly] = gn[newly]
             active &= ~newly
             n_active = int(active.sum())
-            held = newly & div
+            held = div
             if hold is not None and bool(held.any()):  # hold diverged rows at their last finite point
                 Xf[held] = hold.view(N, D)[held]
         if t % record_every == 0 or t == steps:
@@ -357,12 +366,12 @@ def run_rows(
         if not all_active:
             X.copy_(torch.where(active.view(col), X, hold))
         F, G = obj.value_grad_many(X)
-        fd, gn, conv, div = measure(F, G)
+        fd, gn, ok, go = measure(F, G)
         for gi in newton_fail:
             g = groups[gi]
             if g.failed:  # Newton's own evaluation saw NaN/inf: diverged at this step, x unchanged
                 g.failed = False  # (f and the gradient at the unchanged x are the last ones measured)
-                div[g.a], conv[g.a] = True, False
+                ok[g.a] = go[g.a] = False
         for g in groups:
             if g.sched is not None:
                 if g.metric:
