@@ -143,7 +143,7 @@ class _Group:
             params = [self.x]
             hyper = dict(first.hyper)
         else:
-            self.x = X[a:self.b]
+            self.x = X[a:self.b].clone().requires_grad_(True)  # the optimizer's own leaf; X holds a copy
             params = [self.x]
             shape = (len(rows),) + (1,) * (X.ndim - 1)
             hyper = {}
@@ -197,7 +197,7 @@ class _Group:
         mask = None if all_active else active[a:b].view((b - a,) + (1,) * (X.ndim - 1))
         if self.lookahead:
             def closure() -> Tensor:  # Nesterov(lookahead=True) evaluates the gradient where it asks
-                Fz, Gz = self.obj.value_grad_many(self.x)
+                Fz, Gz = self.obj.value_grad_many(self.x.detach())
                 self.x.grad = Gz if mask is None else torch.where(mask, Gz, 0.0)
                 return Fz.sum()
             self.step_fn(closure)
@@ -205,7 +205,16 @@ class _Group:
             g = G[a:b]
             self.x.grad = g if mask is None else torch.where(mask, g, 0.0)
             self.step_fn()
+        with torch.no_grad():
+            if mask is not None:  # frozen rows go back to where they were (X still holds it)
+                self.x.copy_(torch.where(mask, self.x, X[a:b]))
+            X[a:b].copy_(self.x)
         return None
+
+    def sync(self, X: Tensor) -> None:
+        """Copy this group's rows of ``X`` into the optimizer's tensor (after rows were held)."""
+        with torch.no_grad():
+            self.x.copy_(X[self.a] if self.solo else X[self.a:self.b])
 
     def _closure_one(self) -> Tensor:
         v, g = self.obj.value_grad(self.x.detach())
@@ -311,7 +320,6 @@ def run_rows(
     n_active = N
     t = 0
     hold: Tensor | None = None
-    col = (N,) + (1,) * (X.ndim - 1)
     next_check = CHUNK
     while True:
         if n_active == N:
@@ -332,6 +340,9 @@ def run_rows(
             held = div
             if hold is not None and bool(held.any()):  # hold diverged rows at their last finite point
                 Xf[held] = hold.view(N, D)[held]
+                for g in groups:
+                    if bool(held[g.a:g.b].any()):
+                        g.sync(X)
         if t % record_every == 0 or t == steps:
             rec_t.append(t)
             rec_x.append(Xf.clone())
@@ -363,8 +374,6 @@ def run_rows(
                 lr_cols[gi].append(out)
         if timed:
             step_time += time.perf_counter() - t0
-        if not all_active:
-            X.copy_(torch.where(active.view(col), X, hold))
         F, G = obj.value_grad_many(X)
         fd, gn, ok, go = measure(F, G)
         for gi in newton_fail:
