@@ -25,6 +25,7 @@ from :func:`descend.cli.lab.register`.
     result = lab.race("rosenbrock", [("gd", {"lr": 1e-3}), ("adam", {"lr": 0.02})], steps=2000)
 """
 
+from .best import BEST_RULE, best_index
 from .engine import MAX_STEPS, Cancelled
 from .lr_find import LRFindResult, lr_find
 from .race import RACE_NOTE, RaceResult, race
@@ -39,6 +40,8 @@ __all__ = [
     "Cancelled",
     "RunError",
     "MAX_STEPS",
+    "BEST_RULE",
+    "best_index",
     "race",
     "sweep",
     "lr_find",

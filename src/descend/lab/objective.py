@@ -27,7 +27,7 @@ class Objective:
 
     def __init__(self, f: Landscape | str | Callable[[Tensor], Tensor]) -> None:
         if isinstance(f, str):
-            f = landscapes.get(f)
+            f = landscapes.load(f)
         self.landscape: Landscape | None = f if isinstance(f, Landscape) else None
         if self.landscape is None and not callable(f):
             raise ValueError(

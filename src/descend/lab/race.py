@@ -12,6 +12,10 @@ and the race keeps each optimizer's best lr, chosen by this rule:
 2. if none converged, the lowest final loss among the runs that did not diverge;
 3. if all diverged, the smallest lr.
 
+(:func:`descend.lab.best.best_index`, the rule of the sweep and the tour too.)
+Without ``fair`` the entries run together in one lockstep computation
+(:func:`~descend.lab.minimize_many`); each run equals its own ``minimize``.
+
 The kept run is row ``i`` of that vectorized run, which equals
 ``minimize(f, x0, optimizer, lr=grid[i], ...)`` exactly.
 
@@ -32,9 +36,10 @@ import torch
 from .. import optim as O
 from ..landscapes import Landscape
 from ._common import check_int, check_tol, is_sequence, jsonable
+from .best import best_index
 from .objective import Objective
 from .results import Run, Runs
-from .runner import minimize, run_many
+from .runner import minimize_many, run_many
 
 RACE_NOTE = "2-D paths show how each method moves; they do not rank optimizers on real models."
 DEFAULT_LR_GRID = tuple(float(v) for v in np.logspace(-5, 0, 21))  # 1e-5 .. 1, four per decade
@@ -90,6 +95,7 @@ class RaceResult:
                 "final_loss": r.final_loss,
                 "converged": r.converged,
                 "diverged": r.diverged,
+                "outcome": r.outcome,
                 "end": r.end.tolist(),
                 "wall_time": r.wall_time,
             })
@@ -130,17 +136,10 @@ def parse_entry(entry: Any, index: int = 0) -> tuple[Any, dict[str, Any]]:
 
 
 def best_row(runs: Runs) -> int:
-    """Index of the best row by the rule of the module docstring."""
+    """Index of the best row by :data:`~descend.lab.best.BEST_RULE` (all diverged: the smallest lr)."""
     lrs = runs.lrs[0] if runs.lrs.size else np.zeros(len(runs))
-    conv = np.flatnonzero(runs.converged)
-    finals = np.where(np.isfinite(runs.final_losses), runs.final_losses, np.inf)
-    if conv.size:
-        keys = sorted(conv, key=lambda i: (runs.stop_steps[i], finals[i], lrs[i]))
-        return int(keys[0])
-    ok = np.flatnonzero(~runs.diverged)
-    if ok.size:
-        return int(sorted(ok, key=lambda i: (finals[i], lrs[i]))[0])
-    return int(np.argmin(lrs))
+    best = best_index(runs.steps_to_tol, runs.final_losses, runs.diverged, lrs)
+    return int(np.argmin(lrs)) if best is None else best
 
 
 def race(
@@ -153,6 +152,7 @@ def race(
     lr_grid: Sequence[float] | np.ndarray | None = None,
     x0: Any = None,
     record_every: int = 1,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RaceResult:
     """Race ``entries`` on ``f`` from ``x0`` (default: the landscape's start).
 
@@ -167,6 +167,7 @@ def race(
         lr_grid: the grid for ``fair`` (default 21 values from 1e-5 to 1, log-spaced).
         x0: the common start.
         record_every: as in :func:`~descend.lab.minimize`.
+        progress: called as ``progress(t, steps)`` every few hundred steps (per tuning run when fair).
     """
     if isinstance(entries, str | type) or not isinstance(entries, Sequence) or len(entries) == 0:
         raise ValueError(f"entries must be a non-empty list of optimizers or (optimizer, hyper) pairs, got {entries!r}")
@@ -188,16 +189,18 @@ def race(
     runs: list[Run] = []
     tuning: list[Runs] = []
     best: list[int] = []
-    for opt, hyper in parsed:
+    for _, hyper in parsed:
         for k, v in hyper.items():
             if is_sequence(v):
                 raise ValueError(f"{k} of a race entry must be a single value, got {v!r}")
-        if not fair:
-            runs.append(minimize(obj.fn, start, opt, steps=steps, tol=tol, record_every=record_every, **hyper))
-            continue
+    if not fair:
+        runs = minimize_many(obj.fn, [{"optimizer": opt, **hyper} for opt, hyper in parsed], x0=start, steps=steps,
+                             tol=tol, record_every=record_every, progress=progress)
+    for opt, hyper in parsed if fair else ():
         assert grid is not None
         rest = {k: v for k, v in hyper.items() if k != "lr"}
-        many = run_many(obj.fn, start, opt, steps=steps, tol=tol, record_every=record_every, lr=grid, **rest)
+        many = run_many(obj.fn, start, opt, steps=steps, tol=tol, record_every=record_every, progress=progress,
+                        lr=grid, **rest)
         i = best_row(many)
         tuning.append(many)
         best.append(i)

@@ -61,6 +61,17 @@ class Run:
         return label(self.optimizer, self.hyper)
 
     @property
+    def outcome(self) -> str:
+        """How the run ended, in words: ``"converged"`` (``f - f* < tol``), ``"stationary point (f* unknown)"``
+        (gradient norm < tol without a known minimum: perhaps a saddle or a local minimum),
+        ``"diverged"`` or ``"step budget used"``."""
+        if self.diverged:
+            return "diverged"
+        if self.converged:
+            return "converged" if self.f_star is not None else "stationary point (f* unknown)"
+        return "step budget used"
+
+    @property
     def end(self) -> np.ndarray:
         """The last point."""
         return self.path[-1]
@@ -89,6 +100,7 @@ class Run:
             "steps_to_tol": self.steps_to_tol,
             "converged": self.converged,
             "diverged": self.diverged,
+            "outcome": self.outcome,
             "wall_time": self.wall_time,
             "f_star": self.f_star,
             "final_loss": self.final_loss,

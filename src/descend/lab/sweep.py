@@ -14,6 +14,12 @@ one run. Each lr gets one of four labels, by this rule:
 * ``"too small"`` / ``"too large"``: the other (finite, non-divergent) lrs
   below / above the best lr.
 
+The **best lr** follows :data:`~descend.lab.best.BEST_RULE` (the same rule as
+the heat-map's star, the fair race and the tour): the fewest steps to the
+tolerance, then the lowest final loss; when no run reached the tolerance, the
+lowest final loss. Runs longer than 10,000 steps record every
+``ceil(steps / 10,000)``-th point.
+
 With ``betas`` the lr x beta grid runs as one more vectorized run (``len(lrs)
 * len(betas)`` rows) for the heat-map; ``beta_name`` is the optimizer's
 keyword (``momentum`` for gd/sgd, ``beta`` for momentum, nesterov and
@@ -34,6 +40,7 @@ from .. import optim as O
 from ..landscapes import Landscape
 from ..optim.registry import accepted_keywords
 from ._common import BETA_NAMES, check_int, check_tol, jsonable
+from .best import BEST_RULE, best_index
 from .objective import Objective
 from .results import Runs
 from .runner import run_many
@@ -43,7 +50,7 @@ GOOD_FACTOR = 10.0
 RULE = (
     "divergent: diverged, or final loss above the initial loss; good: final gap <= "
     "good_factor * max(best gap, floor), gap = f - f_star; too small / too large: the other lrs "
-    "below / above the best lr"
+    "below / above the best lr; " + BEST_RULE
 )
 
 
@@ -56,10 +63,12 @@ def classify(
     *,
     good_factor: float = GOOD_FACTOR,
     tol: float | None = None,
+    steps_to_tol: Sequence[int | None] | None = None,
 ) -> tuple[list[str], int | None]:
     """Labels (one of :data:`REGIONS` per lr) and the index of the best lr (None if all diverge).
 
-    The rule is the module docstring's. ``lrs`` must be increasing.
+    The rule is the module docstring's. ``lrs`` must be increasing. Without
+    ``steps_to_tol`` the best lr is the one with the lowest final loss.
     """
     lrs = np.asarray(lrs, dtype=np.float64)
     final = np.asarray(final_losses, dtype=np.float64)
@@ -70,7 +79,9 @@ def classify(
         return labels, None
     ref = f_star if f_star is not None else float(final[ok].min())
     gap = np.maximum(final - ref, 0.0)
-    best = int(ok[np.argmin(gap[ok])])
+    reached = [None] * len(lrs) if steps_to_tol is None else list(steps_to_tol)
+    best = best_index(reached, gap, div, lrs)
+    assert best is not None
     floor = max(tol or 0.0, 1e-12 * max(abs(initial_loss - ref), 1e-300))
     threshold = good_factor * max(float(gap[best]), floor)
     for i in ok:
@@ -113,7 +124,8 @@ class SweepResult:
         labels: one of :data:`REGIONS` per lr; ``best_index`` / ``best_lr``: the best lr.
         runs: the vectorized run behind the sweep.
         betas, beta_name, grid_final_losses ``(len(betas), len(lrs))``, grid_labels,
-        grid_runs: the heat-map (None without ``betas``).
+        grid_runs: the heat-map (None without ``betas``); ``grid_best``: the best cell
+            ``(beta index, lr index)`` by :data:`~descend.lab.best.BEST_RULE`.
         steps, tol, good_factor: as used.
     """
 
@@ -135,6 +147,7 @@ class SweepResult:
     grid_final_losses: np.ndarray | None = None
     grid_labels: list[list[str]] | None = None
     grid_runs: Runs | None = None
+    grid_best: tuple[int, int] | None = None
     rule: str = ""
 
     @property
@@ -187,6 +200,7 @@ def sweep(
     x0: Any = None,
     tol: float | None = 1e-8,
     good_factor: float = GOOD_FACTOR,
+    progress: Callable[[int, int], None] | None = None,
     **hyper: Any,
 ) -> SweepResult:
     """Final loss of ``optimizer`` for every lr of ``lrs`` (one vectorized run), labelled by region.
@@ -201,6 +215,7 @@ def sweep(
         x0: the start (default: the landscape's).
         tol: runs stop once ``f - f_star < tol``.
         good_factor: the "good" band's factor (module docstring).
+        progress: called as ``progress(t, steps)`` every few hundred steps of each vectorized run.
         **hyper: other fixed hyperparameters.
     """
     if "lr" in hyper:
@@ -215,10 +230,12 @@ def sweep(
     cls, display, key = O.resolve(optimizer)
     obj = Objective(f)
     start = obj.start(x0)
-    runs = run_many(obj.fn, start, optimizer, steps=steps, tol=tol, lr=lr_arr, **hyper)
+    every = max(1, math.ceil(steps / 10_000))
+    runs = run_many(obj.fn, start, optimizer, steps=steps, tol=tol, lr=lr_arr, record_every=every,
+                    progress=progress, **hyper)
     initial = float(runs.losses[0, 0])
     labels, best = classify(lr_arr, runs.final_losses, initial, runs.diverged, runs.f_star,
-                            good_factor=good_factor, tol=tol)
+                            good_factor=good_factor, tol=tol, steps_to_tol=runs.steps_to_tol)
     result = SweepResult(
         optimizer=display, hyper=dict(hyper), landscape=obj.name, f_star=obj.f_star, lrs=lr_arr,
         final_losses=runs.final_losses.copy(), initial_loss=initial, labels=labels, best_index=best,
@@ -237,14 +254,18 @@ def sweep(
         raise ValueError(f"{name} is what the heat-map varies; pass its values as betas")
     beta_arr = _check_values("betas", betas, low_open=False)
     B, L = np.meshgrid(beta_arr, lr_arr, indexing="ij")  # (n_beta, n_lr)
-    grid = run_many(obj.fn, start, optimizer, steps=steps, tol=tol, lr=L.ravel(), **{name: B.ravel()}, **hyper)
+    grid = run_many(obj.fn, start, optimizer, steps=steps, tol=tol, lr=L.ravel(), record_every=every,
+                    progress=progress, **{name: B.ravel()}, **hyper)
     finals = grid.final_losses.reshape(B.shape)
     div = grid.diverged.reshape(B.shape)
+    cell = best_index(grid.steps_to_tol, grid.final_losses, grid.diverged | (grid.final_losses > initial), L.ravel())
+    result.grid_best = None if cell is None else divmod(cell, len(lr_arr))
     result.betas = beta_arr
     result.beta_name = name
     result.grid_final_losses = finals
     result.grid_labels = [
-        classify(lr_arr, finals[j], initial, div[j], obj.f_star, good_factor=good_factor, tol=tol)[0]
+        classify(lr_arr, finals[j], initial, div[j], obj.f_star, good_factor=good_factor, tol=tol,
+                 steps_to_tol=grid.steps_to_tol[j * len(lr_arr):(j + 1) * len(lr_arr)])[0]
         for j in range(len(beta_arr))
     ]
     result.grid_runs = grid

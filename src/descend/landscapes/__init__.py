@@ -8,7 +8,8 @@ Every :class:`Landscape` carries ``f`` (vectorized over ``(..., 2)``),
     L = landscapes.get("rosenbrock")
     L.grad(torch.tensor([-1.2, 1.0]))        # tensor([-215.6000,  -88.0000])
     landscapes.bowl(kappa=100, angle=0.5)    # a rotated, ill-conditioned bowl
-    landscapes.from_function(lambda x, y: x**4 + y**2, name="quartic")
+    landscapes.from_function(lambda x, y: x**4 + y**2, name="quartic", f_star=0.0)
+    landscapes.load("x**2 + 10*y**2")        # or "module:function"; what descend race/sweep accept
 
 =================  =========================================================
 ``note003``        ``3 x^2 y``, note 003's example; gradient ``(6, 3)`` at ``(1, 1)``
@@ -28,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .base import Landscape, Minimum, as_xy, autograd_grad, autograd_hessian, from_function
+from .custom import from_expression, load
 from .functions import (
     beale,
     bowl,
@@ -82,6 +84,8 @@ __all__ = [
     "names",
     "all_landscapes",
     "from_function",
+    "from_expression",
+    "load",
     "as_xy",
     "autograd_grad",
     "autograd_hessian",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
@@ -191,14 +191,20 @@ def from_function(
     title: str | None = None,
     log_levels: bool = False,
     note: str = "",
+    f_star: float | None = None,
+    minima: Sequence[Sequence[Any]] = (),
 ) -> Landscape:
     """A :class:`Landscape` from any torch function ``fn(x, y)`` of two tensors.
 
     ``fn`` receives ``x = xy[..., 0]`` and ``y = xy[..., 1]`` and must use torch
     operations (so it broadcasts and autograd sees it). Gradient and Hessian are
-    computed by autograd; the minima are unknown (empty) and ``f_star`` is
-    ``None``. ``start`` defaults to the point three quarters of the way across
-    the box, ``(xmin + 0.75 (xmax - xmin), ymin + 0.75 (ymax - ymin))``.
+    computed by autograd. ``f_star`` (the global minimum value) and ``minima``
+    (points ``(x, y)`` or ``(x, y, "global"|"local")``; ``(x, y)`` counts as
+    global) are what you know; without ``f_star`` a run can only report a
+    *stationary point* (small gradient), not convergence to the minimum. With
+    minima but no ``f_star``, ``f_star`` is ``f`` at the global minima. ``start``
+    defaults to the point three quarters of the way across the box,
+    ``(xmin + 0.75 (xmax - xmin), ymin + 0.75 (ymax - ymin))``.
 
     >>> L = from_function(lambda x, y: x**2 + 3 * y**2, name="my_bowl")
     >>> L.grad(torch.tensor([1.0, 1.0]))
@@ -225,12 +231,24 @@ def from_function(
             f"shape (3,), got {shape}"
         )
 
+    found: list[Minimum] = []
+    for i, m in enumerate(minima):
+        if not isinstance(m, Sequence) or isinstance(m, str) or len(m) not in (2, 3):
+            raise ValueError(f"minima[{i}] must be (x, y) or (x, y, kind), got {m!r}")
+        found.append(Minimum(float(m[0]), float(m[1]), str(m[2]) if len(m) == 3 else "global"))
+    if f_star is not None:
+        if isinstance(f_star, bool) or not isinstance(f_star, int | float) or not math.isfinite(f_star):
+            raise ValueError(f"f_star must be a finite number or None, got {f_star!r}")
+        f_star = float(f_star)
+    elif any(m.kind == "global" for m in found):
+        pts = torch.tensor([m.point for m in found if m.kind == "global"], dtype=torch.float64)
+        f_star = float(f(pts).min())
     return Landscape(
         name=name,
         title=title if title is not None else name,
         f=f,
-        minima=(),
-        f_star=None,
+        minima=tuple(found),
+        f_star=f_star,
         box=(xmin, xmax, ymin, ymax),
         start=(float(start[0]), float(start[1])),
         log_levels=log_levels,
