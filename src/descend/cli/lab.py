@@ -10,52 +10,83 @@ the reason.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from ..lab.best import BEST_RULE
+from ..lab.engine import MAX_STEPS
 from ..lab.lr_find import LRFindResult, lr_find
 from ..lab.race import RACE_NOTE, RaceResult, race
 from ..lab.sweep import REGIONS, SweepResult, sweep
+from ..spec import parse, parse_options
 
 # The default line-up of `descend race` (learning rates that suit Rosenbrock, as `descend demo`).
 DEFAULT_ENTRIES = ["gd:lr=1e-3", "momentum:lr=1e-4,beta=0.9", "rmsprop:lr=1e-2", "adam:lr=2e-2",
                    "newton:line_search=true"]
-
-
-def _value(text: str) -> Any:
-    low = text.strip().lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low in ("none", "null"):
-        return None
-    try:
-        return int(text) if all(c.isdigit() or c in "+-" for c in text.strip()) else float(text)
-    except ValueError:
-        return text.strip()
-
-
-def parse_assignments(text: str, what: str) -> dict[str, Any]:
-    """``"lr=0.1,beta=0.9"`` -> ``{"lr": 0.1, "beta": 0.9}``."""
-    out: dict[str, Any] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        if "=" not in part:
-            raise ValueError(f"{what} must be key=value pairs separated by commas, e.g. lr=0.01,beta=0.9; got {part!r}")
-        key, value = part.split("=", 1)
-        out[key.strip().replace("-", "_")] = _value(value)
-    return out
+# Races record at most this many points per run (the figures need no more); longer runs thin out.
+MAX_RECORDED = 20_000
+STEPS_HELP = f"at most {MAX_STEPS:,}"
+LANDSCAPE_HELP = ("A landscape: note003, bowl, rosenbrock, beale, himmelblau, saddle, saddle_plateau, two_minima, "
+                  "rastrigin; or module:function (fn(x, y) or a Landscape); or an expression in x and y, "
+                  "e.g. 'x**2 + 10*y**2'.")
 
 
 def parse_entry(text: str) -> tuple[str, dict[str, Any]]:
-    """``"adam:lr=0.02,beta1=0.8"`` -> ``("adam", {"lr": 0.02, "beta1": 0.8})``."""
-    name, _, rest = text.partition(":")
-    if not name.strip():
-        raise ValueError(f"--opt must look like NAME or NAME:key=value,..., e.g. adam:lr=0.02; got {text!r}")
-    return name.strip(), parse_assignments(rest, "--opt hyperparameters")
+    """``"adam:lr=0.02,beta1=0.8"`` -> ``("adam", {"lr": 0.02, "beta1": 0.8})`` (:func:`descend.spec.parse`)."""
+    return parse(text, "--opt")
+
+
+def output_path(path: Path | None, what: str) -> Path | None:
+    """``path`` with its folder created (as ``descend train`` does); a folder given as a file is an error."""
+    if path is None:
+        return None
+    if path.is_dir():
+        raise ValueError(f"{what} must be a file path such as figures/race.png, got the folder {str(path)!r}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"{what}: cannot create the folder {str(path.parent)!r} ({err.strerror})") from None
+    return path
+
+
+@contextmanager
+def progress_bar(description: str, total_steps: int, runs: int = 1) -> Iterator[Callable[[int, int], None] | None]:
+    """A Rich progress bar on stderr (only in a terminal): yields the lab's ``progress(t, steps)`` callback.
+
+    ``runs`` vectorized runs of ``total_steps`` each run one after the other (a fair race, a sweep with
+    its heat-map); the bar covers them all.
+    """
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} steps"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(description, total=total_steps * runs)
+        done = [0, 0]  # steps of finished runs, last t seen
+
+        def update(t: int, steps: int) -> None:
+            if t < done[1]:  # a new run started
+                done[0] += steps
+            done[1] = t
+            bar.update(task, completed=min(done[0] + t, total_steps * runs))
+
+        yield update
+
+
+def fail(err: Exception) -> typer.Exit:
+    """Print ``err`` as the reason and give the exit (code 2) to raise."""
+    Console(stderr=True).print(f"[bold red]error:[/] {err}")
+    return typer.Exit(code=2)
 
 
 def parse_numbers(text: str, what: str) -> list[float]:
@@ -102,32 +133,43 @@ def race_command(
 ) -> RaceResult:
     """Run the race, print its table, write the figure and GIF if asked. Raises ValueError on bad input."""
     console = console or Console()
+    out = output_path(out, "--out")
+    gif = output_path(gif, "--gif")
     parsed = [parse_entry(e) for e in (entries or DEFAULT_ENTRIES)]
     grid = parse_numbers(lr_grid, "--lr-grid") if lr_grid else None
-    result = race(landscape, parsed, steps=steps, tol=tol, fair=fair, lr_grid=grid, x0=parse_point(start))
+    if steps > MAX_STEPS:
+        raise ValueError(f"--steps must be at most {MAX_STEPS:,}, got {steps:,}")
+    every = max(1, math.ceil(steps / MAX_RECORDED))
+    with progress_bar(f"race on {landscape}", steps, len(parsed) if fair else 1) as progress:
+        result = race(landscape, parsed, steps=steps, tol=tol, fair=fair, lr_grid=grid, x0=parse_point(start),
+                      record_every=every, progress=progress)
     gap = "final f - f*" if result.f_star is not None else "final f"
-    title = f"{landscape} from {tuple(round(float(v), 4) for v in result.x0)}: {steps} steps, tol {tol:g}"
+    name = result.landscape.name if result.landscape is not None else landscape
+    title = f"{name} from {tuple(round(float(v), 4) for v in result.x0)}: {steps} steps, tol {tol:g}"
+    if result.f_star is None:
+        title += " on the gradient norm (f* unknown)"
     if fair:
         title += f", each optimizer's best lr of {len(result.lr_grid)}"
     table = Table(title=title)
-    for col in ("optimizer", "steps to tol", gap, "diverged", "end point", "time"):
-        table.add_column(col, justify="left" if col == "optimizer" else "right")
-    for row in result.table():
-        final = row["final_gap"] if result.f_star is not None else row["final_loss"]
-        end = row["end"]
-        table.add_row(
-            row["label"], str(row["steps_to_tol"]) if row["steps_to_tol"] is not None else f"> {row['steps']}"
-            if not row["diverged"] else "-", _fmt(final, ".2e"), "yes" if row["diverged"] else "no",
-            f"({_fmt(end[0], '.4f')}, {_fmt(end[1], '.4f')})", f"{row['wall_time'] * 1e3:.0f} ms",
-        )
+    for col in ("optimizer", "outcome", "steps", gap, "end point", "time"):
+        table.add_column(col, justify="left" if col in ("optimizer", "outcome") else "right")
+    for run in result.runs:
+        final = run.final_gap if result.f_star is not None else run.final_loss
+        end = run.end
+        table.add_row(run.label, run.outcome, str(run.steps), _fmt(final, ".2e"),
+                      f"({_fmt(float(end[0]), '.4f')}, {_fmt(float(end[1]), '.4f')})", f"{run.wall_time * 1e3:.0f} ms")
     console.print(table)
+    if every > 1:
+        console.print(f"(paths recorded every {every} steps)")
     console.print(RACE_NOTE)
     if out is not None or gif is not None:
         from descend.plots.lab import race_figure, race_gif
 
         if out is not None:
-            race_figure(result, out)
+            fig = race_figure(result, out)
             console.print(f"wrote {out}")
+            for line in getattr(fig, "descend_notes", []):
+                console.print(line)
         if gif is not None:
             race_gif(result, gif)
             console.print(f"wrote {gif}")
@@ -135,9 +177,9 @@ def race_command(
 
 
 def race_cmd(
-    landscape: Annotated[str, typer.Argument(help="A landscape: note003, bowl, rosenbrock, beale, himmelblau, saddle, saddle_plateau, two_minima, rastrigin.")] = "rosenbrock",
+    landscape: Annotated[str, typer.Argument(help=LANDSCAPE_HELP)] = "rosenbrock",
     opt: Annotated[list[str] | None, typer.Option("--opt", "-o", help="NAME[:key=value,...], repeatable: gd, sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw, newton.")] = None,
-    steps: Annotated[int, typer.Option(min=1, help="Step budget of every optimizer.")] = 2000,
+    steps: Annotated[int, typer.Option(min=1, help=f"Step budget of every optimizer ({STEPS_HELP}; paths of long runs are recorded every few steps).")] = 2000,
     tol: Annotated[float, typer.Option(min=0.0, help="Converged when f - f* < tol (gradient norm < tol when f* is unknown).")] = 1e-8,
     fair: Annotated[bool, typer.Option("--fair", help="Give every optimizer the same lr grid and horizon and keep its best lr.")] = False,
     lr_grid: Annotated[str | None, typer.Option(help="The --fair grid: LOW:HIGH:COUNT (log-spaced) or a comma list (default 1e-5:1:21).")] = None,
@@ -157,13 +199,14 @@ def race_cmd(
 
       descend race himmelblau -o adam:lr=0.1 -o rmsprop:lr=0.05 --start 0,0
 
+      descend race "x**2 + 10*y**2" -o gd:lr=0.05 -o adam:lr=0.1 --start 2,1
+
     2-D paths show how each method moves; they do not rank optimizers on real models.
     """
     try:
         race_command(landscape, opt, steps=steps, tol=tol, fair=fair, lr_grid=lr_grid, start=start, out=out, gif=gif)
-    except ValueError as e:
-        Console(stderr=True).print(f"[bold red]error:[/] {e}")
-        raise typer.Exit(code=2) from None
+    except (ValueError, OSError) as e:
+        raise fail(e) from None
 
 
 # ----------------------------------------------------------------------------- sweep
@@ -188,17 +231,22 @@ def sweep_command(
 ) -> SweepResult:
     """Run the sweep, print the regions, write the figures if asked. Raises ValueError on bad input."""
     console = console or Console()
+    out = output_path(out, "--out")
+    heatmap = output_path(heatmap, "--heatmap")
     if not (lr_min > 0 and lr_max > lr_min):
         raise ValueError(f"--lr-min and --lr-max must satisfy 0 < lr-min < lr-max, got {lr_min!r} and {lr_max!r}")
     if num < 2:
         raise ValueError(f"--num must be an integer >= 2, got {num!r}")
+    if steps > MAX_STEPS:
+        raise ValueError(f"--steps must be at most {MAX_STEPS:,}, got {steps:,}")
     lrs = np.logspace(math.log10(lr_min), math.log10(lr_max), num)
-    extra = parse_assignments(hyper, "--set") if hyper else {}
+    extra = parse_options(hyper, "--set") if hyper else {}
     beta_values = parse_numbers(betas, "--betas") if betas else None
     if heatmap is not None and beta_values is None:
         raise ValueError("--heatmap needs --betas (the beta values of the grid)")
-    result = sweep(landscape, optimizer, lrs, steps=steps, tol=tol, betas=beta_values, beta_name=beta_name,
-                   x0=parse_point(start), **extra)
+    with progress_bar(f"sweep on {landscape}", steps, 1 if beta_values is None else 2) as progress:
+        result = sweep(landscape, optimizer, lrs, steps=steps, tol=tol, betas=beta_values, beta_name=beta_name,
+                       x0=parse_point(start), progress=progress, **extra)
     table = Table(title=f"{result.optimizer} on {landscape}: {num} lrs from {lr_min:g} to {lr_max:g}, "
                   f"{steps} steps, one vectorized run")
     for col in ("region", "lrs from", "lrs to", "count"):
@@ -212,7 +260,9 @@ def sweep_command(
     if best is not None:
         gap = result.final_gaps[best] if result.final_gaps is not None else result.final_losses[best]
         what = "f - f*" if result.f_star is not None else "f"
-        console.print(f"best lr {result.best_lr:.4g}: final {what} {gap:.3g}")
+        reached = result.runs.steps_to_tol[best]
+        how = f"{reached} steps to tol, " if reached is not None else ""
+        console.print(f"best lr {result.best_lr:.4g}: {how}final {what} {gap:.3g} ({BEST_RULE})")
     if out is not None or heatmap is not None:
         from descend.plots.lab import heatmap_figure, sweep_figure
 
@@ -228,12 +278,12 @@ def sweep_command(
 
 
 def sweep_cmd(
-    landscape: Annotated[str, typer.Argument(help="A landscape name, e.g. bowl, rosenbrock, beale.")] = "bowl",
+    landscape: Annotated[str, typer.Argument(help=LANDSCAPE_HELP)] = "bowl",
     optimizer: Annotated[str, typer.Option("--optimizer", "-o", help="gd, sgd, momentum, nesterov, adagrad, rmsprop, adam or adamw.")] = "gd",
     lr_min: Annotated[float, typer.Option(help="Smallest lr.")] = 1e-3,
     lr_max: Annotated[float, typer.Option(help="Largest lr.")] = 1.0,
     num: Annotated[int, typer.Option(help="Number of log-spaced lrs (all in one vectorized run).")] = 64,
-    steps: Annotated[int, typer.Option(min=1, help="Step budget of every run.")] = 100,
+    steps: Annotated[int, typer.Option(min=1, help=f"Step budget of every run ({STEPS_HELP}).")] = 100,
     tol: Annotated[float, typer.Option(min=0.0, help="Runs stop once f - f* < tol.")] = 1e-8,
     betas: Annotated[str | None, typer.Option(help="Beta values for the lr x beta heat-map, e.g. 0,0.5,0.9,0.99.")] = None,
     beta_name: Annotated[str | None, typer.Option(help="The keyword --betas sets (default: momentum, beta or beta1).")] = None,
@@ -257,9 +307,8 @@ def sweep_cmd(
     try:
         sweep_command(landscape, optimizer, lr_min=lr_min, lr_max=lr_max, num=num, steps=steps, tol=tol, betas=betas,
                       beta_name=beta_name, hyper=hyper, start=start, out=out, heatmap=heatmap)
-    except ValueError as e:
-        Console(stderr=True).print(f"[bold red]error:[/] {e}")
-        raise typer.Exit(code=2) from None
+    except (ValueError, OSError) as e:
+        raise fail(e) from None
 
 
 # ----------------------------------------------------------------------------- lr-find
@@ -277,30 +326,27 @@ def lr_find_command(
     end_lr: float = 10.0,
     num_iter: int = 100,
     seed: int = 0,
+    target: str | None = None,
+    task: str | None = None,
     out: Path | None = None,
     console: Console | None = None,
 ) -> LRFindResult:
     """Build the model on the data set, run the range test, print and plot the suggestions."""
-    import torch
-
     from descend import data, models
 
     console = console or Console()
-    ds = data.load(data_name, seed=seed)
+    out = output_path(out, "--out")
+    file_options = {k: v for k, v in (("target", target), ("task", task)) if v is not None}
+    ds = data.load(data_name, seed=seed, **file_options)
     key = model_name.strip().lower()
-    if ds.task == "regression":
-        n_out = ds.y_train.shape[1]
-    else:
-        n_out = 1 if key == "logistic" else int(ds.n_classes)
     kw: dict[str, Any] = {}
     if key == "mlp":
         widths = [int(v) for v in parse_numbers(hidden, "--hidden")]
         kw = {"hidden": widths, "batchnorm": batchnorm}
     elif batchnorm or hidden != "64":
         raise ValueError(f"--hidden and --batchnorm apply to the mlp only, got model {model_name!r}")
-    torch.manual_seed(seed)
-    model = models.build(key, ds.n_features, n_out, **kw)
-    loss_fn = models.loss_for(ds.task, ds.n_classes, n_outputs=None if ds.task == "regression" else n_out)
+    model = models.build_for(ds, key, seed=seed, **kw)
+    loss_fn = models.loss_for_model(ds, model)
     if isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"--batch-size must be an integer >= 1, got {batch_size!r}")
     batches = data.Batches(ds.X_train, ds.y_train, min(batch_size, ds.n_train), seed=seed)
@@ -321,7 +367,7 @@ def lr_find_command(
 
 
 def lr_find_cmd(
-    data_name: Annotated[str, typer.Option("--data", help="digits, breast_cancer, wine, iris, diabetes, moons, circles or blobs.")] = "digits",
+    data_name: Annotated[str, typer.Option("--data", help="digits, breast_cancer, wine, iris, diabetes, moons, circles, blobs, or a FILE.csv (with --target) or FILE.npz (arrays X, y).")] = "digits",
     model: Annotated[str, typer.Option("--model", help="mlp, softmax, logistic, linear or cnn.")] = "mlp",
     optimizer: Annotated[str, typer.Option("--optimizer", "-o", help="gd, sgd, momentum, nesterov, adagrad, rmsprop, adam or adamw.")] = "adam",
     hidden: Annotated[str, typer.Option(help="mlp: hidden widths, e.g. 64 or 128,64.")] = "64",
@@ -331,6 +377,8 @@ def lr_find_cmd(
     end_lr: Annotated[float, typer.Option(help="Last lr of the ramp.")] = 10.0,
     num_iter: Annotated[int, typer.Option(help="Steps of the ramp.")] = 100,
     seed: Annotated[int, typer.Option(help="Seeds the split, the model and the batches.")] = 0,
+    target: Annotated[str | None, typer.Option("--target", help="--data FILE.csv: the column to predict.")] = None,
+    task: Annotated[str | None, typer.Option("--task", help="--data FILE: classification or regression (default: inferred from the target).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write the loss-vs-lr figure here, e.g. lr_find.png.")] = None,
 ) -> None:
     """The learning-rate range test: raise the lr exponentially, watch the loss, suggest an lr.
@@ -344,13 +392,15 @@ def lr_find_cmd(
       descend lr-find --data digits --model mlp --batchnorm --hidden 128,64 -o momentum
 
       descend lr-find --data breast_cancer --model logistic -o gd --start-lr 1e-5 --end-lr 100
+
+      descend lr-find --data wine.csv --target class --model softmax
     """
     try:
         lr_find_command(data_name, model, optimizer, hidden=hidden, batchnorm=batchnorm, batch_size=batch_size,
-                        start_lr=start_lr, end_lr=end_lr, num_iter=num_iter, seed=seed, out=out)
-    except ValueError as e:
-        Console(stderr=True).print(f"[bold red]error:[/] {e}")
-        raise typer.Exit(code=2) from None
+                        start_lr=start_lr, end_lr=end_lr, num_iter=num_iter, seed=seed, target=target, task=task,
+                        out=out)
+    except (ValueError, OSError) as e:
+        raise fail(e) from None
 
 
 def register(app: typer.Typer) -> None:
@@ -361,4 +411,4 @@ def register(app: typer.Typer) -> None:
 
 
 __all__ = ["register", "race_command", "sweep_command", "lr_find_command", "race_cmd", "sweep_cmd", "lr_find_cmd",
-           "parse_entry", "parse_assignments", "parse_numbers", "DEFAULT_ENTRIES"]
+           "parse_entry", "parse_numbers", "output_path", "progress_bar", "DEFAULT_ENTRIES"]
