@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
+from .conftest import CHROMIUM
 
 pytestmark = [
     pytest.mark.browser,
@@ -17,21 +16,6 @@ pytestmark = [
         reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)",
     ),
 ]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def open_page(browser, url: str, width: int, height: int):
@@ -75,7 +59,7 @@ def test_pick_rosenbrock_adam_sgd_run_share(browser, live_server, artifacts):
     page.wait_for_function("document.querySelector('#plot-title').textContent.startsWith('Rosenbrock')")
     page.click(".run-card .remove")
     assert page.locator(".run-card").count() == 0
-    for name in ("adam", "sgd"):
+    for name in ("adam", "gd"):
         page.select_option("#add-optimizer", name)
         page.click("#add-run")
     assert page.locator(".run-card").count() == 2
@@ -101,7 +85,7 @@ def test_pick_rosenbrock_adam_sgd_run_share(browser, live_server, artifacts):
 
     # the URL holds the setup
     query = parse_qs(urlsplit(page.url).query)
-    assert query["landscape"] == ["rosenbrock"] and query["r1"] == ["adam"] and query["r2"] == ["sgd"]
+    assert query["landscape"] == ["rosenbrock"] and query["r1"] == ["adam"] and query["r2"] == ["gd"]
 
     # clicking the contour moves the start and races again from there
     before = runs_done(page)

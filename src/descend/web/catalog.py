@@ -73,6 +73,40 @@ LAB_PRESETS: dict[str, dict[str, Any]] = {
     "newton": {"line_search": True},
 }
 
+# One line of help per hyperparameter, shown under its control on the page.
+HYPER_HELP: dict[str, str] = {
+    "lr": "learning rate: the step size",
+    "momentum": "weight of the previous step (torch's SGD momentum)",
+    "dampening": "scales the new gradient in the momentum sum by 1 - dampening",
+    "nesterov": "look ahead: use the gradient after the momentum step",
+    "weight_decay": "pull the weights toward 0 (L2)",
+    "l1": "pull the weights toward 0 by a constant (L1, lasso)",
+    "maximize": "climb instead of descend",
+    "beta": "decay of the moving average (momentum or squared gradients)",
+    "style": "how momentum is written: the note's or torch's form",
+    "lr_inside": "multiply by lr inside the momentum sum rather than outside",
+    "first_step": "how the first momentum step is taken",
+    "lookahead": "how Nesterov's look-ahead is computed",
+    "eps": "added to the denominator so it never divides by 0",
+    "eps_mode": "where eps goes: outside or inside the square root",
+    "initial_accumulator_value": "starting value of the squared-gradient sum",
+    "lr_decay": "lr / (1 + (t - 1) lr_decay)",
+    "centered": "divide by the variance of the gradient, not its mean square",
+    "beta1": "decay of the gradient's moving average (momentum)",
+    "beta2": "decay of the squared gradient's moving average",
+    "amsgrad": "divide by the running maximum of the squared-gradient average",
+    "bias_correction": "undo the moving averages' pull toward 0 in the first steps",
+    "damping": "added to the Hessian's diagonal (Levenberg-Marquardt)",
+    "line_search": "shrink the step until f falls enough (Armijo)",
+    "hessian": "how the Newton system is solved: exactly or by conjugate gradients",
+    "exact_max": "largest size solved exactly",
+    "cg_tol": "conjugate gradients stop below this residual",
+    "cg_max_iter": "most conjugate-gradient iterations",
+    "c1": "Armijo's sufficient-decrease constant",
+    "backtrack": "factor the step shrinks by in the line search",
+    "max_backtracks": "most shrinkings per step",
+}
+
 # Where the page starts a landscape's race when it differs from the landscape's
 # own suggestion: note 003's f = 3x²y is unbounded below, and from (1, 1)
 # gradient descent slides onto the line x = 0 of critical points (f = 0, no
@@ -210,6 +244,7 @@ def _hyper_spec(opt_name: str, cls: type, p: inspect.Parameter) -> dict[str, Any
         "nullable": nullable,
         "primary": p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
         or p.name in PRIMARY_EXTRA.get(opt_name, ()),
+        "help": HYPER_HELP.get(p.name, ""),
     }
     if isinstance(spec, tuple):
         entry.update(kind="choice", choices=list(spec))

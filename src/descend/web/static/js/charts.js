@@ -101,12 +101,15 @@ export function drawLossChart() {
 
 export async function drawLrPreview() {
   const svg = $("#lr-chart");
+  // a setup the server must refuse is shown next to its control; the preview waits for a good one
+  if (!Number.isInteger(state.steps) || state.steps < 1 || state.steps > catalog.limits.max_steps) return;
   if (view.previewAbort) view.previewAbort.abort();
   const ctrl = new AbortController();
   view.previewAbort = ctrl;
   const requests = state.runs.map((run) => {
     const spec = hyperSpec(run.optimizer, "lr");
     const lr = typeof run.hyper.lr === "number" ? run.hyper.lr : spec ? spec.default : 0.01;
+    if (!(lr >= 0)) return null;
     const body = run.schedule ? { name: run.schedule.name, lr, steps: state.steps, options: run.schedule.options }
       : { name: "constant", lr, steps: state.steps };
     return api("/api/schedule", body, ctrl.signal).catch((err) => (err.name === "AbortError" ? null : { error: err }));
@@ -125,8 +128,9 @@ export async function drawLrPreview() {
   });
   const values = series.flatMap((s) => s.points.map((p) => p[1])).filter((v) => v > 0);
   const spread = values.length ? Math.max(...values) / Math.min(...values) : 1;
-  lineChart(svg, series, { logY: spread > 3, xMax: state.steps, xLabel: "step", empty: "Add an optimizer to see its lr." });
   const bad = out.find((r) => r && r.error);
+  const empty = bad ? "The schedule has an error: see its card." : "Add an optimizer to see its lr.";
+  lineChart(svg, series, { logY: spread > 3, xMax: state.steps, xLabel: "step", empty });
   if (bad) setStatus(`schedule: ${bad.error.message}`, true);
 }
 

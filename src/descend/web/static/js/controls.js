@@ -1,14 +1,29 @@
 // The setup panel: landscape, start, steps, optimizer cards with their hyperparameters and schedules.
 
-import { COLORS, $, catalog, state, view, el, fmt, numText, setStatus } from "./util.js";
+import { COLORS, $, catalog, state, view, el, fmt, numText } from "./util.js";
 import { resolveName, parseValue, saveUrl } from "./url.js";
 import { schedulePreviewSoon } from "./charts.js";
+import { updateEstimate } from "./checks.js";
 import { runRace } from "./main.js";
 
 // ------------------------------------------------------------------ controls
 
-export function optionText(opt) {
-  return opt.name === "sgd" ? "SGD (plain gradient descent)" : opt.class;
+// the name a learner picks: "GD" for the registry's sgd (on a landscape the gradient is exact)
+export function optionValue(name) {
+  const opt = catalog.optimizers[resolveName(name)];
+  return opt && opt.aliases && opt.aliases.length ? opt.aliases[0] : resolveName(name);
+}
+
+export function optimizerOptions() {
+  return Object.values(catalog.optimizers).map((o) => {
+    const value = optionValue(o.name);
+    return el("option", { value, text: value === o.name ? o.display : value.toUpperCase() });
+  });
+}
+
+// a one-line help under a control: shown on touch screens, a tooltip where a pointer hovers
+function help(text) {
+  return text ? el("small", { class: "help", text }) : null;
 }
 
 export function newRun(optimizer) {
@@ -49,17 +64,23 @@ export function hyperControl(run, spec, i) {
   const id = `r${i}-${spec.name}`;
   const has = Object.prototype.hasOwnProperty.call(run.hyper, spec.name);
   const value = has ? run.hyper[spec.name] : spec.default;
-  const label = el("label", { for: id, title: spec.name }, ...breakable(spec.name));
-  const set = (v) => {
+  const label = el("label", { for: id, title: spec.help || spec.name }, ...breakable(spec.name));
+  const set = (v, commit = true) => {
     if (v === undefined) delete run.hyper[spec.name];
     else run.hyper[spec.name] = v;
-    changed({ preview: spec.name === "lr" });
+    changed({ preview: spec.name === "lr", commit });
   };
+  const row = (cls, ...controls) => el("div", { class: `hyper ${cls}`, "data-row": spec.name }, label, ...controls, help(spec.help));
   if (spec.kind === "bool" && !spec.nullable) {
     const box = el("input", { id, type: "checkbox", "data-hyper": spec.name });
     box.checked = Boolean(value);
-    box.addEventListener("change", () => set(box.checked === spec.default ? undefined : box.checked));
-    return el("div", { class: "hyper check" }, label, box);
+    // the value in words, in the ink of every other value: a checkbox alone reads as "off" or "disabled"
+    const word = el("label", { for: id, class: "bool-state", text: String(box.checked) });
+    box.addEventListener("change", () => {
+      word.textContent = String(box.checked);
+      set(box.checked === spec.default ? undefined : box.checked);
+    });
+    return row("check", el("span", { class: "bool-box" }, box, word));
   }
   if (spec.kind === "choice" || spec.kind === "bool") {
     const choices = spec.kind === "bool" ? ["true", "false"] : spec.choices;
@@ -71,7 +92,7 @@ export function hyperControl(run, spec, i) {
       if (sel.value === "") return set(undefined);
       set(spec.kind === "bool" ? sel.value === "true" : sel.value);
     });
-    return el("div", { class: "hyper wide" }, label, sel);
+    return row("wide", sel);
   }
   // numbers: a slider over the sensible range plus an exact box
   const num = el("input", {
@@ -85,9 +106,9 @@ export function hyperControl(run, spec, i) {
     num.addEventListener("change", () => {
       if (num.value.trim() === "") return set(undefined);
       const v = Number(num.value);
-      set(spec.kind === "integer" && Number.isInteger(v) ? v : v);
+      set(v);
     });
-    return el("div", { class: "hyper wide" }, label, num);
+    return row("wide", num);
   }
   const slider = el("input", { type: "range", min: "0", max: "1000", step: "1", "aria-label": `${spec.name} slider`, tabindex: "-1" });
   const toSlider = (v) => {
@@ -110,18 +131,20 @@ export function hyperControl(run, spec, i) {
     return v;
   };
   slider.value = String(toSlider(Number(value)));
+  // a drag is one change: its ticks update one history entry, the release closes it
   slider.addEventListener("input", () => {
     const v = fromSlider(Number(slider.value));
     num.value = String(v);
-    set(v);
+    set(v, false);
   });
+  slider.addEventListener("change", () => changed({ preview: spec.name === "lr", commit: true }));
   num.addEventListener("change", () => {
     if (num.value.trim() === "") { set(undefined); num.value = String(spec.default); slider.value = String(toSlider(spec.default)); return; }
     const v = Number(num.value);
     slider.value = String(toSlider(v));
     set(v);
   });
-  return el("div", { class: "hyper" }, label, slider, num);
+  return row("", slider, num);
 }
 
 export function scheduleOptionControl(run, spec, i) {
@@ -129,6 +152,7 @@ export function scheduleOptionControl(run, spec, i) {
   const opts = run.schedule.options;
   const has = Object.prototype.hasOwnProperty.call(opts, spec.name);
   const label = el("label", { for: id, title: spec.help }, ...breakable(spec.name + (spec.required ? " *" : "")));
+  const row = (cls, control) => el("div", { class: `hyper ${cls}`, "data-row": spec.name }, label, control, help(spec.help));
   const set = (v) => {
     if (v === undefined) delete opts[spec.name];
     else opts[spec.name] = v;
@@ -137,8 +161,9 @@ export function scheduleOptionControl(run, spec, i) {
   if (spec.kind === "bool") {
     const box = el("input", { id, type: "checkbox", "data-sched": spec.name, title: spec.help });
     box.checked = has && Boolean(opts[spec.name]);
-    box.addEventListener("change", () => set(box.checked ? true : undefined));
-    return el("div", { class: "hyper check" }, label, box);
+    const word = el("label", { for: id, class: "bool-state", text: String(box.checked) });
+    box.addEventListener("change", () => { word.textContent = String(box.checked); set(box.checked ? true : undefined); });
+    return row("check", el("span", { class: "bool-box" }, box, word));
   }
   if (spec.kind === "choice") {
     const sel = el("select", { id, "data-sched": spec.name, title: spec.help });
@@ -146,12 +171,12 @@ export function scheduleOptionControl(run, spec, i) {
     for (const c of spec.choices) sel.append(el("option", { value: c, text: c }));
     sel.value = has ? String(opts[spec.name]) : "";
     sel.addEventListener("change", () => set(sel.value === "" ? undefined : sel.value));
-    return el("div", { class: "hyper wide" }, label, sel);
+    return row("wide", sel);
   }
   const isText = spec.kind === "list" || spec.kind === "string";
   const input = el("input", {
     id, type: isText ? "text" : "number", step: spec.kind === "integer" ? "1" : "any",
-    "data-sched": spec.name, title: spec.help, placeholder: isText ? "e.g. 100,200" : "default",
+    "data-sched": spec.name, title: spec.help, placeholder: isText ? "e.g. 100/200" : "default",
   });
   input.value = has ? String(opts[spec.name]) : "";
   input.addEventListener("change", () => {
@@ -159,7 +184,7 @@ export function scheduleOptionControl(run, spec, i) {
     if (t === "") return set(undefined);
     set(isText ? t : parseValue(t, spec.kind));
   });
-  return el("div", { class: "hyper wide" }, label, input);
+  return row("wide", input);
 }
 
 export function renderRunCard(run, i) {
@@ -167,10 +192,8 @@ export function renderRunCard(run, i) {
   card.style.setProperty("--color", COLORS[i % COLORS.length]);
   card.dataset.index = String(i);
   const sel = $(".opt-select", card);
-  for (const [name, opt] of Object.entries(catalog.optimizers)) {
-    sel.append(el("option", { value: name, text: optionText(opt) }));
-  }
-  sel.value = resolveName(run.optimizer);
+  sel.append(...optimizerOptions());
+  sel.value = optionValue(run.optimizer);
   sel.addEventListener("change", () => {
     state.runs[i] = { ...newRun(sel.value), schedule: run.schedule };
     renderControls();
@@ -222,53 +245,9 @@ export function renderRunCard(run, i) {
   return card;
 }
 
-export function clearErrors() {
-  document.querySelectorAll(".invalid").forEach((n) => n.classList.remove("invalid"));
-  document.querySelectorAll(".run-card").forEach((c) => c.classList.remove("has-error"));
-  document.querySelectorAll(".card-error").forEach((p) => { p.hidden = true; p.textContent = ""; });
-}
-
-// "runs.1.hyper.lr" as a learner reads it: "Optimizer 2 (Adam), lr"
-export function fieldName(loc) {
-  const parts = loc.filter((p) => p !== "body");
-  if (parts[0] === "runs" && Number.isInteger(parts[1])) {
-    const run = state.runs[parts[1]];
-    const opt = run && catalog.optimizers[resolveName(run.optimizer)];
-    const rest = parts.slice(2).filter((p) => p !== "hyper" && p !== "options");
-    return `Optimizer ${parts[1] + 1}${opt ? ` (${opt.class})` : ""}${rest.length ? ", " + rest.join(" ") : ""}`;
-  }
-  return parts.join(" ") || "request";
-}
-
-export function showApiError(err) {
-  clearErrors();
-  const details = err.detail || [];
-  setStatus(details.length ? details.map((d) => `${fieldName(d.loc || [])}: ${d.msg}`).join("; ") : err.message, true);
-  for (const d of details) {
-    const loc = (d.loc || []).filter((p) => p !== "body");
-    if (loc[0] === "runs" && Number.isInteger(loc[1])) {
-      const card = document.querySelector(`.run-card[data-index="${loc[1]}"]`);
-      if (!card) continue;
-      card.classList.add("has-error");
-      const p = $(".card-error", card);
-      p.hidden = false;
-      p.textContent = d.msg;
-      let target = null;
-      if (loc[2] === "hyper" && loc[3]) target = card.querySelector(`[data-hyper="${loc[3]}"]`);
-      if (loc[2] === "schedule") target = loc[4] ? card.querySelector(`[data-sched="${loc[4]}"]`) : $(".sched-select", card);
-      if (target) {
-        target.classList.add("invalid");
-        const details = target.closest("details");
-        if (details) details.open = true;
-      }
-    } else if (loc[0] === "steps") $("#steps").classList.add("invalid");
-    else if (loc[0] === "tol") $("#tol").classList.add("invalid");
-    else if (loc[0] === "start") { $("#start-x").classList.add("invalid"); $("#start-y").classList.add("invalid"); }
-  }
-}
-
-export function changed({ preview = false, live = true } = {}) {
-  saveUrl();
+export function changed({ preview = false, live = true, commit = true } = {}) {
+  saveUrl({ commit });
+  updateEstimate();
   if (preview) schedulePreviewSoon();
   if (live && view.hasRun && $("#live").checked) {
     clearTimeout(view.liveTimer);

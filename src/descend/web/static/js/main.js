@@ -2,7 +2,8 @@
 
 import { COLORS, MAX_FRAMES, ANIMATION_MS, $, catalog, state, view, el, fmt, api, setStatus } from "./util.js";
 import { saveUrlNow, saveUrl, loadUrl } from "./url.js";
-import { optionText, newRun, renderControls, clearErrors, showApiError, changed } from "./controls.js";
+import { optimizerOptions, newRun, renderControls, changed } from "./controls.js";
+import { clearErrors, findProblems, markStale, showErrors, updateEstimate } from "./checks.js";
 import { drawContour, drawPaths, setupPlotInput } from "./plot.js";
 import { drawLossChart, drawLrPreview } from "./charts.js";
 
@@ -20,11 +21,16 @@ export function renderTable() {
     const r = run.result;
     const end = r.path[r.path.length - 1];
     const reached = r.steps_to_tol !== null;
+    // green only for a minimum reached: f - f* < tol with f* known. Where f* is unknown the run
+    // stopped at a small gradient: a critical point (on note 003's f = 3x²y, a line of them), no minimum
+    const critical = reached && land.f_star === null;
     const name = el("td", {}, el("span", { class: "swatch", style: `--color:${COLORS[i % COLORS.length]}` }),
       document.createTextNode(r.label + (run.schedule ? ` + ${run.schedule.name.replace(/_/g, " ")}` : "")));
     return el("tr", { "data-run": i },
       name,
-      el("td", { class: reached ? "good" : "", text: reached ? String(r.steps_to_tol) : `not within ${res.steps}` }),
+      el("td", { class: reached && !critical ? "good" : critical ? "critical" : "",
+        text: reached ? String(r.steps_to_tol) + (critical ? " (‖∇f‖ < tol)" : "") : `not within ${res.steps}`,
+        title: critical ? "the gradient fell below tol: a critical point, which need not be a minimum (f* is unknown)" : null }),
       el("td", { text: fmt(r.final_loss, 4) }),
       el("td", { text: land.f_star === null ? "n/a" : fmt(r.final_gap, 3) }),
       el("td", { text: end && end[0] !== null ? `(${fmt(end[0], 4)}, ${fmt(end[1], 4)})` : "—" }),
@@ -68,9 +74,10 @@ export function runRequest() {
 
 export async function runRace() {
   clearTimeout(view.liveTimer);
-  if (!state.runs.length) { setStatus("Add at least one optimizer.", true); return; }
   view.hasRun = true;   // from now on, "auto re-run" follows every change (also after an error)
-  if (view.runAbort) view.runAbort.abort();
+  if (view.runAbort) view.runAbort.abort();   // the server then stops computing it
+  const problems = findProblems();
+  if (problems.length) { showErrors("", problems); return; }
   const ctrl = new AbortController();
   view.runAbort = ctrl;
   const button = $("#run");
@@ -81,6 +88,7 @@ export async function runRace() {
     const res = await api("/api/run", runRequest(), ctrl.signal);
     if (ctrl.signal.aborted) return;
     clearErrors();
+    markStale(false);
     view.results = res;
     view.maxStep = Math.max(1, ...res.runs.map((r) => r.result.steps));
     view.maxFrame = Math.min(MAX_FRAMES, view.maxStep);
@@ -92,9 +100,10 @@ export async function runRace() {
     const diverged = res.runs.filter((r) => r.result.diverged).length;
     setStatus(`Done in ${secs} s.` + (diverged ? ` ${diverged} diverged: try a smaller lr.` : ""));
     animate();
+    refreshCosts();
   } catch (err) {
-    if (err.name === "AbortError") return;
-    showApiError(err);
+    if (err.name === "AbortError" || err.status === 409) return;   // replaced by a newer request
+    showErrors(err.message, err.detail || []);
   } finally {
     if (view.runAbort === ctrl) { button.disabled = false; view.runAbort = null; }
   }
@@ -104,7 +113,9 @@ export async function runRace() {
 
 export async function loadGrid() {
   const name = state.landscape;
-  const n = window.innerWidth < 500 ? 60 : 90;
+  const land = catalog.byLandscape[name];
+  // Rosenbrock's narrow valley needs a finer grid, or its floor breaks into loops
+  const n = Math.min(catalog.limits.max_grid || 200, window.innerWidth < 500 ? Math.max(60, Math.round(land.page_grid * 0.75)) : land.page_grid);
   try {
     const grid = await api(`/api/landscapes/${name}/grid?n=${n}`);
     if (state.landscape !== name) return;
@@ -117,8 +128,9 @@ export async function loadGrid() {
 
 export async function selectLandscape(name) {
   state.landscape = name;
-  state.start = [...catalog.byLandscape[name].start];
+  state.start = [...catalog.byLandscape[name].page_start];
   view.results = null;
+  markStale(false);
   cancelAnimationFrame(view.anim);
   renderControls();
   renderTable();
@@ -143,16 +155,15 @@ export function wireStaticControls() {
   $("#start-x").addEventListener("change", startInput);
   $("#start-y").addEventListener("change", startInput);
   $("#steps").addEventListener("change", () => {
-    const s = Number($("#steps").value);
-    if (!Number.isInteger(s) || s < 1) { $("#steps").classList.add("invalid"); setStatus("steps must be a whole number ≥ 1", true); return; }
-    $("#steps").classList.remove("invalid");
-    state.steps = s;
+    state.steps = Number($("#steps").value);   // a bad value is shown next to the box before any request
     changed({ preview: true });
   });
   $("#tol").addEventListener("change", () => {
     const t = Number($("#tol").value);
-    if (!Number.isFinite(t) || t < 0) { $("#tol").classList.add("invalid"); setStatus("tolerance must be a number ≥ 0", true); return; }
-    $("#tol").classList.remove("invalid");
+    if ($("#tol").value.trim() === "" || !Number.isFinite(t) || t < 0) {
+      showErrors("", [{ loc: ["tol"], msg: "tolerance must be a number ≥ 0" }]);
+      return;
+    }
     state.tol = t;
     changed();
   });
@@ -191,15 +202,15 @@ export async function init() {
     return;
   }
   $("#landscape").replaceChildren(...catalog.landscapes.map((l) => el("option", { value: l.name, text: l.title })));
-  $("#add-optimizer").replaceChildren(...Object.values(catalog.optimizers).map((o) => el("option", { value: o.name, text: optionText(o) })));
+  $("#add-optimizer").replaceChildren(...optimizerOptions());
   $("#steps").max = String(limits_or(catalog.limits.max_steps, 5000));
   $("#add-optimizer").value = "momentum";
   if (!loadUrl()) {
     state.landscape = "rosenbrock";
-    state.start = [...catalog.byLandscape.rosenbrock.start];
-    state.runs = [newRun("adam"), newRun("sgd")];
+    state.start = [...catalog.byLandscape.rosenbrock.page_start];
   }
-  if (!state.start) state.start = [...catalog.byLandscape[state.landscape].start];
+  if (!state.runs.length) state.runs = [newRun("adam"), newRun("gd")];   // the default race
+  if (!state.start) state.start = [...catalog.byLandscape[state.landscape].page_start];
   wireStaticControls();
   renderControls();
   drawContour();
@@ -207,8 +218,34 @@ export async function init() {
   saveUrlNow();
   drawLrPreview();
   await loadGrid();
+  window.addEventListener("popstate", restore);
   document.body.dataset.ready = "true";
   runRace();
+  refreshCosts();
+}
+
+// what each optimizer's step costs on this server, for the estimate next to Run
+async function refreshCosts() {
+  try { catalog.costs = await api("/api/costs"); updateEstimate(); } catch { /* the estimate stays unknown */ }
+}
+
+// Back and Forward: the setup of that history entry, raced again
+async function restore() {
+  const before = state.landscape;
+  view.openEntry = false;
+  if (!loadUrl()) return;
+  renderControls();
+  clearErrors();
+  if (state.landscape !== before) {
+    view.results = null;
+    renderTable();
+    drawLossChart();
+    drawContour();
+    await loadGrid();
+  } else drawContour();
+  drawLrPreview();
+  updateEstimate();
+  if (view.hasRun) runRace();
 }
 
 export function limits_or(v, fallback) { return Number.isFinite(v) ? v : fallback; }

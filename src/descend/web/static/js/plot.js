@@ -111,7 +111,7 @@ export function drawContour() {
   svgEl("text", { x: PLOT.pad.l + g.iw / 2, y: g.h - 2, "text-anchor": "middle", class: "chart-label" }, axis).textContent = "x";
   svgEl("text", { x: 10, y: PLOT.pad.t + g.ih / 2, "text-anchor": "middle", class: "chart-label" }, axis).textContent = "y";
   // minima, saddles
-  const marks = svgEl("g", { "clip-path": "url(#plot-clip)" }, svg);
+  const marks = svgEl("g", { id: "minima", "clip-path": "url(#plot-clip)" }, svg);
   for (const m of land.minima) {
     const global = m.kind === "global";
     const star = svgEl("path", { d: starPath(g.sx(m.x), g.sy(m.y), global ? 8 : 6, global ? 3.5 : 2.6),
@@ -124,10 +124,35 @@ export function drawContour() {
     s.append(titleNode(`saddle point (${fmt(x)}, ${fmt(y)})`));
   }
   svgEl("g", { id: "paths", "clip-path": "url(#plot-clip)" }, svg);
+  svgEl("g", { id: "edges" }, svg);
   const start = state.start || land.start;
   svgEl("circle", { id: "start-marker", cx: g.sx(start[0]), cy: g.sy(start[1]), r: 6.5, class: "start-marker" }, svg)
     .append(titleNode(`start (${fmt(start[0])}, ${fmt(start[1])}): drag or click elsewhere to move it`));
   drawPaths();
+}
+
+function outside(g, x, y) {
+  return x < g.xmin || x > g.xmax || y < g.ymin || y > g.ymax;
+}
+
+// A point outside the view: an arrow on the edge pointing at it, with its coordinates.
+export function edgeMarker(parent, g, x, y, color, what) {
+  const inset = 9;
+  const tx = g.sx(x), ty = g.sy(y);
+  const px = Math.min(PLOT.pad.l + g.iw - inset, Math.max(PLOT.pad.l + inset, tx));
+  const py = Math.min(PLOT.pad.t + g.ih - inset, Math.max(PLOT.pad.t + inset, ty));
+  const a = Math.atan2(ty - py, tx - px);
+  const tip = (r, da) => `${(px + r * Math.cos(a + da)).toFixed(1)},${(py + r * Math.sin(a + da)).toFixed(1)}`;
+  const grp = svgEl("g", { class: `edge-marker ${what === "start" ? "start-edge" : "end-edge"}` }, parent);
+  svgEl("path", { d: `M${tip(8, 0)}L${tip(7, 2.4)}L${tip(7, -2.4)}Z`, fill: color, stroke: "#111", "stroke-width": 1 }, grp);
+  const text = `${what === "start" ? "start " : ""}(${fmt(x, 3)}, ${fmt(y, 3)})`;
+  // the label sits inside the plot, beside the arrow
+  const right = px > PLOT.pad.l + g.iw * 0.6, left = px < PLOT.pad.l + g.iw * 0.4;
+  const below = py < PLOT.pad.t + g.ih * 0.5;
+  svgEl("text", { x: px + (right ? -12 : left ? 12 : 0), y: py + (below ? 20 : -12),
+    "text-anchor": right ? "end" : left ? "start" : "middle", class: "edge-label", fill: color }, grp).textContent = text;
+  grp.append(titleNode(`${what === "start" ? "the start" : "this run's last point"} (${x}, ${y}) lies outside the view`));
+  return grp;
 }
 
 export function titleNode(text) {
@@ -160,9 +185,15 @@ export function drawPaths() {
   const layer = $("#paths");
   if (!layer) return;
   layer.replaceChildren();
+  const g = plotGeometry();
+  const edges = $("#edges");
+  edges.replaceChildren();
+  const start = state.start;
+  const startOut = Boolean(start) && outside(g, start[0], start[1]);
+  $("#start-marker").style.visibility = startOut ? "hidden" : "";
+  if (startOut) edgeMarker(edges, g, start[0], start[1], "#fff", "start");
   const res = view.results;
   if (!res || res.landscape !== state.landscape) { $("#legend").replaceChildren(); return; }
-  const g = plotGeometry();
   const clampPx = (v) => Math.max(-1e4, Math.min(1e4, v));
   res.runs.forEach((run, i) => {
     const r = run.result;
@@ -181,7 +212,9 @@ export function drawPaths() {
         .append(titleNode(r.label));
     }
     const lastPt = pts.length ? pts[pts.length - 1].split(",").map(Number) : null;
-    if (lastPt) {
+    const lastXY = pts.length ? r.path[pts.length - 1] : null;
+    if (lastPt && outside(g, lastXY[0], lastXY[1])) edgeMarker(edges, g, lastXY[0], lastXY[1], color, "end");
+    else if (lastPt) {
       const done = upto === r.path.length - 1;
       if (done && r.diverged) {
         const [px, py] = lastPt;
@@ -196,7 +229,9 @@ export function drawPaths() {
   legend.replaceChildren(...res.runs.map((run, i) => el("li", {},
     el("span", { class: "swatch", style: `--color:${COLORS[i % COLORS.length]}` }),
     document.createTextNode(run.result.label + (run.schedule ? ` + ${run.schedule.name.replace(/_/g, " ")}` : "")))));
-  // the start marker stays on top of the paths
+  // the minima's stars above the paths' end dots, the start marker on top of all
+  const svg = $("#contour");
+  svg.append($("#minima"), edges);
   const marker = $("#start-marker");
   if (marker) marker.parentNode.append(marker);
 }
@@ -219,7 +254,8 @@ export function setupPlotInput() {
     const q = (v, span) => Number(v.toFixed(Math.max(0, 3 - Math.floor(Math.log10(span)))));
     state.start = [q(x, g.xmax - g.xmin), q(y, g.ymax - g.ymin)];
     const m = $("#start-marker");
-    if (m) { m.setAttribute("cx", g.sx(state.start[0])); m.setAttribute("cy", g.sy(state.start[1])); }
+    if (m) { m.setAttribute("cx", g.sx(state.start[0])); m.setAttribute("cy", g.sy(state.start[1])); m.style.visibility = ""; }
+    document.querySelectorAll("#edges .start-edge").forEach((n) => n.remove());
     $("#start-x").value = String(state.start[0]);
     $("#start-y").value = String(state.start[1]);
   };

@@ -1,6 +1,6 @@
 // The setup in the address bar: every meaningful change is a history entry, so Back undoes it.
 
-import { $, catalog, state, numText } from "./util.js";
+import { catalog, state, view, numText } from "./util.js";
 
 // ------------------------------------------------------------------ URL state
 // ?landscape=rosenbrock&x=-1.2&y=1&steps=500&tol=1e-8
@@ -12,7 +12,9 @@ export function hyperSpec(optimizer, name) {
 }
 
 export function resolveName(name) {
-  return name === "gd" ? "sgd" : name;
+  if (catalog.optimizers[name]) return name;
+  const key = Object.keys(catalog.optimizers).find((k) => (catalog.optimizers[k].aliases || []).includes(name));
+  return key || name;
 }
 
 export function parseValue(text, kind) {
@@ -40,16 +42,30 @@ export function stateToQuery() {
   return q;
 }
 
-export function saveUrlNow() {
-  const url = `${location.pathname}?${stateToQuery().toString()}`;
-  history.replaceState(null, "", url);
+function currentUrl() {
+  return `${location.pathname}?${stateToQuery().toString()}`;
 }
 
-// sliders fire many events a second; browsers throttle history updates, so batch them
-export let urlTimer = null;
-export function saveUrl() {
+// Write the setup to the address bar. A change opens a new history entry (so Back undoes it);
+// later changes of the same gesture (slider ticks, a drag) update that entry, and a commit
+// (releasing the slider, choosing in a select, typing a value) closes it.
+let urlTimer = null;
+export function saveUrlNow() {
   clearTimeout(urlTimer);
-  urlTimer = setTimeout(saveUrlNow, 120);
+  if (currentUrl() !== location.pathname + location.search) history.replaceState(null, "", currentUrl());
+}
+
+export function saveUrl({ commit = true } = {}) {
+  if (!view.openEntry) {
+    clearTimeout(urlTimer);
+    if (currentUrl() !== location.pathname + location.search) history.pushState(null, "", currentUrl());
+  } else {
+    // sliders fire many events a second and browsers throttle history updates: batch them
+    clearTimeout(urlTimer);
+    urlTimer = setTimeout(saveUrlNow, 120);
+  }
+  view.openEntry = !commit;
+  if (commit) saveUrlNow();
 }
 
 export function loadUrl() {
@@ -59,7 +75,7 @@ export function loadUrl() {
   if (q.has("landscape") && names.includes(q.get("landscape"))) state.landscape = q.get("landscape");
   const land = catalog.byLandscape[state.landscape];
   const x = Number(q.get("x")), y = Number(q.get("y"));
-  state.start = q.has("x") && q.has("y") && Number.isFinite(x) && Number.isFinite(y) ? [x, y] : [...land.start];
+  state.start = q.has("x") && q.has("y") && Number.isFinite(x) && Number.isFinite(y) ? [x, y] : [...land.page_start];
   if (q.has("steps")) { const s = Number(q.get("steps")); if (Number.isInteger(s) && s > 0) state.steps = s; }
   if (q.has("tol")) { const t = Number(q.get("tol")); if (Number.isFinite(t) && t >= 0) state.tol = t; }
   const runs = [];

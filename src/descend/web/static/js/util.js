@@ -1,7 +1,6 @@
 // Shared state and small helpers of the lab page. This page only draws: landscapes, contour
 // lines, runs and schedules all come from the JSON API (descend on the server).
 
-
 export const COLORS = ["#e8590c", "#1c7ed6", "#2f9e44", "#ae3ec9", "#f08c00", "#0c8599", "#c2255c", "#495057"];
 export const SVGNS = "http://www.w3.org/2000/svg";
 export const MAX_FRAMES = 120;          // animation frames for one race
@@ -9,10 +8,13 @@ export const ANIMATION_MS = 2200;
 
 export const $ = (sel, root = document) => root.querySelector(sel);
 
-export const catalog = { landscapes: [], byLandscape: {}, optimizers: {}, schedules: {}, limits: {} };
+export const catalog = { landscapes: [], byLandscape: {}, optimizers: {}, schedules: {}, limits: {}, costs: null };
 export const state = { landscape: "rosenbrock", start: null, steps: 2000, tol: 1e-6, runs: [] };
 export const view = { grid: null, results: null, frame: 0, maxFrame: 0, anim: null, runCount: 0,
-  runAbort: null, previewAbort: null, liveTimer: null, previewTimer: null, hasRun: false };
+  runAbort: null, previewAbort: null, liveTimer: null, previewTimer: null, hasRun: false, openEntry: false };
+
+// one id per page load: the server runs one request of this page at a time, the newest
+export const SESSION = (crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2)).replace(/[^\w-]/g, "");
 
 // ------------------------------------------------------------------ helpers
 
@@ -57,8 +59,9 @@ export function debounce(fn, ms) {
 }
 
 export async function api(path, body, signal) {
-  const opts = body === undefined ? { signal } :
-    { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal };
+  const headers = { "x-descend-session": SESSION };
+  const opts = body === undefined ? { signal, headers } :
+    { method: "POST", headers: { ...headers, "content-type": "application/json" }, body: JSON.stringify(body), signal };
   const res = await fetch(path, opts);
   let data = null;
   try { data = await res.json(); } catch { data = null; }

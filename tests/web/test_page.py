@@ -1,0 +1,201 @@
+"""The page in Chromium: it knows the cost, draws honestly, and behaves as browsers do.
+
+Each test drives Debian's chromium through Playwright (as test_browser.py
+does) and saves a screenshot of the case to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import pytest
+
+from .conftest import CHROMIUM
+from .test_browser import open_page, runs_done, wait_for_run
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
+]
+
+INK = "rgb(29, 35, 48)"
+
+
+def run_requests(page) -> list[str]:
+    """Every POST /api/run the page sends from now on."""
+    sent: list[str] = []
+    page.on("request", lambda r: r.method == "POST" and r.url.endswith("/api/run") and sent.append(r.url))
+    return sent
+
+
+def test_the_page_refuses_a_race_over_the_time_limit_before_sending(browser, live_server, artifacts):
+    setup = {"landscape": "rosenbrock", "steps": "200", "r1": "adam", "r1.lr": "0.05", "r2": "newton"}
+    page = open_page(browser, f"{live_server.url}/?{urlencode(setup)}", 1280, 800)
+    wait_for_run(page, 0)
+    page.wait_for_function("document.querySelector('#estimate').textContent.startsWith('≈')", timeout=60_000)
+    sent = run_requests(page)
+    page.uncheck("#live")
+    # 5000 steps of Newton: the measured cost says this cannot finish within the server's limit
+    page.fill("#steps", "5000")
+    page.dispatch_event("#steps", "change")
+    assert "over" in page.get_attribute("#estimate", "class")
+    page.click("#run")
+    error = page.locator("#steps").locator("xpath=..").locator(".field-error")
+    assert error.count() == 1 and "over the server's limit" in error.inner_text()
+    assert page.locator("#steps.invalid").count() == 1
+    # the old results stay, marked stale
+    assert page.evaluate("document.body.classList.contains('stale')")
+    assert page.is_visible("#stale-note")
+    page.screenshot(path=str(artifacts / "page-refused-over-limit-1280x800.png"))
+    # steps above the server's maximum are refused the same way
+    page.fill("#steps", "9000")
+    page.dispatch_event("#steps", "change")
+    page.click("#run")
+    assert "from 1 to 5000" in error.inner_text()
+    page.wait_for_timeout(300)
+    assert sent == []   # nothing that must fail was sent
+    # a race that fits runs again and is no longer stale
+    page.fill("#steps", "100")
+    page.dispatch_event("#steps", "change")
+    before = runs_done(page)
+    page.click("#run")
+    wait_for_run(page, before)
+    assert len(sent) == 1 and not page.evaluate("document.body.classList.contains('stale')")
+    assert not page.is_visible("#stale-note") and page.locator(".field-error").count() == 0
+    assert not page.problems, page.problems
+    page.close()
+
+
+def test_a_failed_request_shows_its_error_next_to_the_control(browser, live_server, artifacts):
+    setup = {"landscape": "bowl", "steps": "300", "r1": "adam", "r1.lr": "0.1", "r1.schedule": "step",
+             "r1.schedule.every": "100"}
+    page = open_page(browser, f"{live_server.url}/?{urlencode(setup)}", 1280, 800)
+    wait_for_run(page, 0)
+    page.fill("#r0-sched-every", "0")          # only the server knows: every must be >= 1
+    page.dispatch_event("#r0-sched-every", "change")
+    page.wait_for_selector(".field-error", timeout=20_000)
+    row = page.locator("[data-row='every']")
+    message = row.locator("xpath=following-sibling::*[1]")
+    assert "field-error" in message.get_attribute("class") and "every" in message.inner_text()
+    assert page.locator("#r0-sched-every.invalid").count() == 1
+    assert page.evaluate("document.body.classList.contains('stale')") and page.is_visible("#stale-note")
+    page.screenshot(path=str(artifacts / "page-error-next-to-control-1280x800.png"))
+    # the run and the schedule preview were refused (422, expected); nothing else went wrong
+    assert [p for p in page.problems if "status of 422" not in p] == []
+    page.close()
+
+
+def test_honest_pictures(browser, live_server, artifacts):
+    # a start outside the view and a run that diverges out of it: both get an edge marker
+    setup = {"landscape": "bowl", "x": "9", "y": "0.5", "steps": "200", "r1": "gd", "r1.lr": "1.5",
+             "r2": "adam", "r2.lr": "0.1"}
+    page = open_page(browser, f"{live_server.url}/?{urlencode(setup)}", 1280, 800)
+    wait_for_run(page, 0)
+    start = page.locator("#edges .start-edge")
+    assert start.count() == 1 and start.text_content().startswith("start (9, 0.5)")
+    rows = page.locator("#results tbody tr")
+    assert "yes" in rows.nth(0).locator("td").nth(5).inner_text()         # GD diverged
+    end = page.locator("#edges .end-edge")
+    assert end.count() >= 1 and end.first.text_content().startswith("(")
+    # the global minimum's star is drawn after (above) the paths and their end dots
+    order = page.evaluate("[...document.querySelector('#contour').children].map(c => c.id)")
+    assert order.index("minima") > order.index("paths")
+    page.screenshot(path=str(artifacts / "page-edge-markers-1280x800.png"))
+    page.close()
+
+    # note 003: f* unknown, so no run is coloured green; GD runs off as the note says
+    page = open_page(browser, f"{live_server.url}/?landscape=bowl", 1280, 800)
+    wait_for_run(page, 0)
+    page.select_option("#landscape", "note003")
+    before = runs_done(page)
+    page.click("#run")
+    wait_for_run(page, before)
+    assert page.input_value("#start-y") == "0.3"
+    assert page.locator("#results td.good").count() == 0
+    page.screenshot(path=str(artifacts / "page-note003-1280x800.png"))
+    page.close()
+
+
+def test_rosenbrock_contours_use_a_finer_grid(browser, live_server, artifacts):
+    page = open_page(browser, f"{live_server.url}/?landscape=bowl", 1280, 800)
+    grids: list[str] = []
+    page.on("request", lambda r: "/grid?" in r.url and grids.append(r.url))
+    page.select_option("#landscape", "rosenbrock")
+    page.wait_for_timeout(1500)
+    assert grids and grids[-1].endswith("grid?n=160"), grids
+    page.screenshot(path=str(artifacts / "page-rosenbrock-contours-1280x800.png"))
+    page.close()
+
+
+def test_back_undoes_the_last_change_not_every_slider_tick(browser, live_server):
+    page = open_page(browser, f"{live_server.url}/?landscape=rosenbrock&r1=adam&r1.lr=0.05", 1280, 800)
+    wait_for_run(page, 0)
+    length = page.evaluate("history.length")
+    # a slider drag: many ticks, one history entry
+    page.evaluate("""() => {
+        const s = document.querySelector('#r0-lr').parentNode.querySelector('input[type=range]');
+        for (const v of [300, 320, 340, 360, 380]) { s.value = String(v); s.dispatchEvent(new Event('input')); }
+        s.dispatchEvent(new Event('change'));
+    }""")
+    page.wait_for_timeout(400)
+    dragged = page.input_value("#r0-lr")
+    assert dragged != "0.05"
+    assert page.evaluate("history.length") == length + 1
+    page.select_option("#landscape", "himmelblau")
+    assert page.evaluate("history.length") == length + 2
+    page.go_back()
+    page.wait_for_function("document.querySelector('#landscape').value === 'rosenbrock'")
+    assert page.input_value("#r0-lr") == dragged
+    page.go_back()
+    page.wait_for_function("document.querySelector('#r0-lr').value === '0.05'")
+    assert "r1.lr=0.05" in page.url
+    assert not page.problems, page.problems
+    page.close()
+
+
+def test_touch_screens_see_help_and_get_44px_targets(browser, live_server, artifacts):
+    ctx = browser.new_context(viewport={"width": 400, "height": 800}, is_mobile=True, has_touch=True)
+    page = ctx.new_page()
+    page.goto(f"{live_server.url}/?landscape=rosenbrock&r1=adam&r2=newton")
+    page.wait_for_selector("body[data-ready='true']", timeout=20_000)
+    wait_for_run(page, 0)
+    help_line = page.locator("[data-row='lr'] .help").first
+    assert help_line.is_visible() and "step size" in help_line.inner_text()
+    small = page.evaluate("""() => [...document.querySelectorAll('button, select, input, summary, label.bool-state')]
+        .filter(e => e.offsetParent !== null && e.type !== 'checkbox')
+        .map(e => [e.id || e.className || e.tagName, e.getBoundingClientRect().height])
+        .filter(([, h]) => h < 44)""")
+    assert small == [], small
+    boxes = page.evaluate("""() => [...document.querySelectorAll('.bool-box')].filter(e => e.offsetParent !== null)
+        .map(e => e.getBoundingClientRect().height)""")
+    assert boxes and min(boxes) >= 44, boxes
+    assert page.evaluate("document.documentElement.scrollWidth") <= 400
+    page.screenshot(path=str(artifacts / "page-touch-400x800.png"), full_page=True)
+    ctx.close()
+
+
+def test_true_false_reads_as_a_value_and_select_labels_fit(browser, live_server, artifacts):
+    runs = {f"r{i + 1}": name for i, name in enumerate(["gd", "momentum", "nesterov", "adagrad", "rmsprop",
+                                                         "adam", "adamw", "newton"])}
+    page = open_page(browser, f"{live_server.url}/?landscape=bowl&steps=50&{urlencode(runs)}", 1280, 800)
+    wait_for_run(page, 0)
+    page.click(".run-card[data-index='5'] details.more summary")
+    styles = page.evaluate("""() => [...document.querySelectorAll('.hyper.check label')].filter(l => l.offsetParent)
+        .map(l => [l.textContent, getComputedStyle(l).color, getComputedStyle(l).opacity])""")
+    assert styles and all(color == INK and opacity == "1" for _, color, opacity in styles), styles
+    words = [t for t, _, _ in styles if t in ("true", "false")]
+    assert words, styles
+    cut = page.evaluate("""() => {
+        const ctx = document.createElement('canvas').getContext('2d');
+        return [...document.querySelectorAll('.opt-select, #add-optimizer')].flatMap(sel => {
+            const cs = getComputedStyle(sel);
+            ctx.font = `${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
+            const room = sel.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight) - 20;
+            return [...sel.options].map(o => [o.text, ctx.measureText(o.text).width, room])
+                .filter(([, w, r]) => w > r);
+        });
+    }""")
+    assert cut == [], cut
+    page.screenshot(path=str(artifacts / "page-all-optimizers-1280x800.png"))
+    assert not page.problems, page.problems
+    page.close()
