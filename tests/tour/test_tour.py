@@ -74,7 +74,7 @@ def test_theory_backed_sections_hold(quick):
     result, _ = quick
     v = result.verdicts()
     for id in ("gradient", "learning_rate", "momentum", "nesterov", "saddle", "scaling", "l2", "mse_vs_ce",
-               "schedules", "linear_scaling", "l1", "warmup"):
+               "schedules", "linear_scaling", "l1"):
         assert v[id] == HELD, (id, result.section(id).summary)
     mom = result.section("momentum").numbers
     assert steps(mom["momentum steps to 1e-6"]) < steps(mom["GD steps to 1e-6"])

@@ -25,7 +25,7 @@ import platform
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,19 +47,16 @@ from .base import (  # noqa: F401  (re-exported: the tour's public names)
 )
 
 
-@dataclass
-class Section:
-    """One topic of the tour, run and judged.
+@dataclass(kw_only=True)
+class Section(Finding):
+    """One topic of the tour, run and judged: its :class:`Finding` (verdict, rule, texts, numbers,
+    figures) with the topic's metadata and timing.
 
     Attributes:
         id: short identifier (the HTML anchor), e.g. ``"momentum"``.
         title: heading.
         note: the seed notes cited, e.g. ``"000, 002"``.
         claim: the notes' claim in English; ``quote``: a short quote of the note itself.
-        verdict: ``"held"``, ``"did not hold"`` or ``"depends"``; ``rule``: how it was decided.
-        summary, setup, caption: texts of the page.
-        numbers: the run's numbers (finite floats, ints or strings).
-        figure: PNG bytes; ``extra_figures``: more PNGs.
         seconds: wall time of the topic (experiment and figures).
         error: the traceback if the topic failed (then ``figure`` is a placeholder).
     """
@@ -69,15 +66,7 @@ class Section:
     note: str
     claim: str
     quote: str
-    verdict: str
-    rule: str
-    summary: str
-    setup: str
-    numbers: dict[str, Number]
-    figure: bytes
     seconds: float
-    caption: str = ""
-    extra_figures: list[bytes] = field(default_factory=list)
     error: str | None = None
 
     @property

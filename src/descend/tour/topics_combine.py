@@ -123,7 +123,8 @@ def combine(ctx: Context) -> Finding:
 
     def lrs_text(fam: str) -> str:
         a, s = lr_of[fam]
-        return " + ".join(t for t in (f"Adam {a:g}" if a else "", f"SGD {s:g}" if s else "") if t)
+        join = ", then " if fam == FAMILIES[3] else " + "
+        return join.join(t for t in (f"Adam {a:g}" if a else "", f"SGD {s:g}" if s else "") if t)
 
     ep = np.arange(1, m.epochs + 1)
     grid = np.array([[m.mean(FAMILIES[2])[i * len(m.sgd_lrs) + j] for j in range(len(m.sgd_lrs))]
