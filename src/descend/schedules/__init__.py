@@ -30,6 +30,10 @@ Combinators:
 * ``join([s0, s1, ...], [b1, ...])``: ``s0`` until ``b1``, then ``s1``
   restarted at 0, ...;
 * ``factor * schedule``: scaling by a constant;
+* ``cycle_momentum(s, base_momentum=0.85, max_momentum=0.95)``: the momentum
+  torch's ``OneCycleLR``/``CyclicLR`` cycle against a ``one_cycle`` or
+  ``cyclic`` lr ``s``; ``Scheduler(opt, ..., key="beta1")`` (or ``"momentum"``)
+  applies it, as any schedule can drive any hyperparameter of a param group;
 * ``plateau(schedule, mode="min", factor=0.1, patience=10, ...)``:
   ``schedule(n) * scale``, ``scale`` reduced like torch's
   ``ReduceLROnPlateau`` when the metric fed to it stops improving.
