@@ -251,3 +251,45 @@ def test_page_and_assets_are_served_from_the_package(client):
         # offline: nothing is fetched from another host (the SVG namespace is a name, not a fetch)
         urls = set(re.findall(r"https?://[^\s\"'`)]+", text)) - {"http://www.w3.org/2000/svg"}
         assert not urls, f"{name} refers to {urls}"
+
+
+@pytest.mark.parametrize("n", [90, 160])
+def test_rosenbrock_contours_do_not_break_into_loops_along_the_floor(client, n):
+    import numpy as np
+
+    g = client.get("/api/landscapes/rosenbrock/grid", params={"n": n}).json()
+    assert client.get("/api/landscapes/rosenbrock").json()["page_grid"] == 160
+    for c in g["contours"]:
+        loops = [p for p in c["paths"] if len(p) > 3 and np.allclose(p[0], p[-1])]
+        assert len(loops) <= 1, (c["level"], len(loops))   # one minimum: at most one closed loop per level
+
+
+def test_costs_are_measured_per_optimizer(client):
+    costs = client.get("/api/costs").json()
+    assert set(costs["per_step_s"]) == set(O.names())
+    assert all(v > 0 for v in costs["per_step_s"].values())
+    assert costs["per_step_s"]["gd"] == costs["per_step_s"]["sgd"]
+    assert costs["per_step_s"]["newton"] > costs["per_step_s"]["sgd"]   # a Hessian solve per step
+    assert costs["scale"] > 0 and costs["overhead_s"] > 0
+
+
+def test_catalog_comes_from_the_registries(client):
+    opts = {o["name"]: o for o in client.get("/api/optimizers").json()}
+    for name, entry in opts.items():
+        assert entry["display"] == O.display(name)
+        assert entry["aliases"] == [a for a, key in O.ALIASES.items() if key == name]
+    assert opts["sgd"]["aliases"] == ["gd"]
+    scheds = {s["name"]: s for s in client.get("/api/schedules").json()}
+    from descend import schedules
+
+    assert list(scheds) == list(schedules.describe())
+    for name, info in schedules.describe().items():
+        assert [o["name"] for o in scheds[name]["options"]] == [o.name for o in info.options]
+
+
+def test_note003_page_start_is_where_gradient_descent_runs_off(client):
+    info = client.get("/api/landscapes/note003").json()
+    body = {"landscape": "note003", "start": info["page_start"], "steps": 2000, "tol": 1e-6,
+            "runs": [{"optimizer": "gd", "hyper": {"lr": 2e-3}}]}
+    result = client.post("/api/run", json=body).json()["runs"][0]["result"]
+    assert result["diverged"] and result["path"][-1][1] < info["box"][2]   # off to y -> -inf, as the note says

@@ -151,6 +151,28 @@ def landscape_info(name: str) -> dict[str, Any]:
     }
 
 
+def _resolved_floor(gen: Any, base: float, lo: float, top: float, land: Any) -> float:
+    """The lowest level (above ``base``) whose contour the grid draws without false loops.
+
+    A narrow valley is missed between grid samples, and a level below what the
+    grid resolves breaks into a chain of small loops along its floor: more
+    closed loops than the minima below that level. Levels start at the first
+    candidate with no more loops than that.
+    """
+    candidates = base + np.logspace(np.log10(lo), np.log10(top), 48)[:24]  # the floor's half
+    floor = lo
+    for k, level in enumerate(candidates[:-1]):
+        if _false_loops(gen, float(level), land):
+            floor = float(candidates[k + 1] - base)
+    return floor
+
+
+def _false_loops(gen: Any, level: float, land: Any) -> bool:
+    """Whether the contour at ``level`` has more closed loops than minima below it."""
+    loops = sum(1 for line in gen.lines(level) if len(line) > 3 and np.allclose(line[0], line[-1]))
+    return loops > max(1, sum(1 for m in land.minima if float(land.value([m.x, m.y])) < level))
+
+
 @lru_cache(maxsize=64)
 def landscape_grid(name: str, n: int = 80, levels: int = 18) -> dict[str, Any]:
     """Values of landscape ``name`` on an ``n`` by ``n`` grid over its box, with contour lines.
@@ -173,19 +195,22 @@ def landscape_grid(name: str, n: int = 80, levels: int = 18) -> dict[str, Any]:
     finite = np.isfinite(z)
     zmin = float(z[finite].min())
     zmax = float(z[finite].max())
+    gen = contourpy.contour_generator(
+        xs.numpy(), ys.numpy(), np.where(finite, z, np.nan), line_type="Separate"
+    )
     if land.log_levels:
         base = min(zmin, land.f_star) if land.f_star is not None else zmin
         top = max(zmax - base, 1e-12)
         lo = max(top * 1e-6, 1e-12)
         # the lowest level sits just above the grid's minimum so the basin shows
         lo = max(lo, (zmin - base) * 1.5) if zmin - base > 0 else lo
+        lo = _resolved_floor(gen, base, lo, top, land)
         values = base + np.logspace(np.log10(lo), np.log10(top), levels)
     else:
         base = zmin
         values = np.linspace(zmin, zmax, levels + 2)[1:-1]
-    gen = contourpy.contour_generator(
-        xs.numpy(), ys.numpy(), np.where(finite, z, np.nan), line_type="Separate"
-    )
+    if land.log_levels:  # a level the grid cannot resolve anywhere along a valley is left out
+        values = np.array([v for v in values if not _false_loops(gen, float(v), land)])
     contours = []
     for level in values:
         lines = gen.lines(float(level))
