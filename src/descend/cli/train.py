@@ -20,6 +20,7 @@ anything is written; a diverging run prints its ``error: training diverged
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -32,7 +33,7 @@ from rich.table import Table
 
 from .. import data, models, optim, spec
 from ..train.checkpoint import NAME as CHECKPOINT
-from ..train.checkpoint import saved_config
+from ..train.checkpoint import load as load_checkpoint
 from ..train.config import TrainConfig, parse_phases
 from ..train.errors import CheckpointError, TrainingDiverged
 
@@ -76,12 +77,9 @@ class Show:
         self.bar: Progress | None = None
         self.next_mark = 0
         self.last_epoch: dict[str, Any] = {}
-        self.start: dict[str, Any] = {}
 
     def __call__(self, ev: dict[str, Any]) -> None:
         kind = ev["type"]
-        if kind == "start":
-            self.start = ev
         if kind == "phase" and ev["iteration"] > 0:
             self.say(_phase_line(ev))
         if kind in ("epoch", "eval"):
@@ -101,7 +99,7 @@ class Show:
     def _line(self, ev: dict[str, Any]) -> str:
         parts = [f"iteration {ev['iteration']}/{ev['total']}"]
         if ev.get("epoch") is not None and ev.get("epochs"):
-            parts.append(f"epoch {min(ev['epoch'] + 1, ev['epochs'])}/{ev['epochs']}")
+            parts.append(f"epoch {_epoch(ev)}/{ev['epochs']}")
         parts += [f"train loss {ev['loss']:.4g}", f"lr {ev['lr']:.3g}"]
         if self.last_epoch.get("val_loss") is not None:
             parts.append(f"validation loss {self.last_epoch['val_loss']:.4g}")
@@ -120,7 +118,7 @@ class Show:
             self.bar.start()
             self.task = self.bar.add_task("train", total=ev["total"], epoch="", loss="-", lr="-", speed="-")
         epoch, epochs = ev.get("epoch"), ev.get("epochs")
-        shown = "" if epoch is None else f"epoch {min(epoch + 1, epochs or epoch + 1)}" + (f"/{epochs}" if epochs else "")
+        shown = "" if epoch is None or not epochs else f"epoch {_epoch(ev)}/{epochs}"
         fields: dict[str, Any] = {"completed": ev["iteration"]}
         if ev["type"] in ("iteration", "start"):
             fields["epoch"] = shown
@@ -133,6 +131,12 @@ class Show:
         if self.bar is not None:
             self.bar.stop()
             self.bar = None
+
+
+def _epoch(ev: dict[str, Any]) -> int:
+    """The epoch an iteration belongs to, 1-based (iteration 17 of 17 per epoch is in epoch 1)."""
+    per = ev["total"] / ev["epochs"]
+    return max(1, min(ev["epochs"], math.ceil(ev["iteration"] / per - 1e-9)))
 
 
 def _phase_line(ev: dict[str, Any]) -> str:
@@ -200,7 +204,7 @@ def _settings(values: dict[str, Any], given: set[str], resume_from: dict[str, An
         cfg = {k: conv[k] for k in FIELDS}
         cfg["model_options"] = options if model_key == "mlp" else {}
         return TrainConfig(dataset=values["dataset"], **cfg)
-    over = {k: conv[k] for k in FIELDS if k in given}
+    over = {k: conv[k] for k in FIELDS if k in given or k == "progress"}  # progress: this terminal's
     if "phases" in given and resume_from.get("iterations"):
         over["phases"] = parse_phases(values["phases"], "iteration")
     if "epochs" in given:
@@ -285,7 +289,8 @@ def train_cmd(
             raise ValueError("--resume continues the run in --out; give --out runs/NAME")
         if apply_changes and not resume:
             raise ValueError("--apply-changes applies changed settings on --resume; give --resume --out DIR")
-        saved = saved_config(out / CHECKPOINT) if resume else None
+        state = load_checkpoint(out / CHECKPOINT) if resume else None
+        saved = state["config"] if state is not None else None
         if dataset is None and saved is None:
             raise ValueError("give the data: a data set name or FILE.csv/FILE.npz (or --resume --out DIR)")
         cfg = _settings(values, _given(ctx, (*FIELDS, *MODEL_OPTIONS)), saved)
@@ -315,7 +320,7 @@ def train_cmd(
         summary = {"status": result.status, "iterations": result.iterations, "epochs": result.epochs,
                    "seconds": result.seconds, "run_dir": str(result.run_dir), **result.final}
         console.print(summary_table(summary))
-        if resume and show.start.get("iteration") == result.budget:
+        if state is not None and state["iteration"] == result.budget:
             console.print(f"the run was already complete at iteration {result.budget}; give a larger --epochs or "
                           f"--iterations with --resume to extend it", markup=False, highlight=False)
         for line in filter(None, [_swats_note(result), *(f"hint: {h}" for h in result.hints)]):

@@ -11,7 +11,8 @@ only computation is picking the fields out of the records.
   a metric line at iteration ``i`` holds the lr of step ``i``, which held since
   the previous line; a phase switch at iteration ``p`` (its ``phase`` record)
   starts the new phase's lr at step ``p + 1``, so the line steps exactly at
-  ``p`` (between two metric lines the lr is drawn as the last one recorded).
+  ``p`` (between two metric lines, and after the last one up to the run's
+  last record, the lr is drawn as the last one recorded).
 
 Phase switches are drawn as vertical dotted lines on every figure.
 """
@@ -80,6 +81,9 @@ def lr_steps(records: list[Mapping[str, Any]]) -> tuple[list[float], list[float]
         if kind == 0:
             points.append((it, lr))
         last = lr
+    end = max((int(r["iteration"]) for r in records if r.get("iteration") is not None), default=0)
+    if points and last is not None and end > points[-1][0]:
+        points.append((end, last))  # the steps after the last metric line, up to the last record
     xs: list[float] = []
     ys: list[float] = []
     prev = 0.0

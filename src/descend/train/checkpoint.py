@@ -355,7 +355,16 @@ def restore(tr: Any, resume: bool | str | Path, apply_changes: bool = False) -> 
         path = Path(resume)
     state = load(path)
     changes = _check_changes(path, tr, state, apply_changes)
-    check_signature(path, state["signature"], tr.module.state_dict())
+    mine_sd = tr.module.state_dict()
+    if changes and list(state["signature"].values()) == list(signature(mine_sd).values()):
+        # e.g. a dropout layer added or removed: same tensors in the same order, other module indices
+        rename = dict(zip(state["model"], mine_sd))
+        state["model"] = dict(zip(mine_sd, state["model"].values()))
+        for group in state["optimizer"].get("param_groups", []):
+            if "param_names" in group:
+                group["param_names"] = [rename.get(n, n) for n in group["param_names"]]
+    else:
+        check_signature(path, state["signature"], mine_sd)
     mine = fingerprint(tr)
     diff = [f"{k}={state['fingerprint'].get(k)!r} there, {v!r} here"
             for k, v in mine.items() if state["fingerprint"].get(k) != v]

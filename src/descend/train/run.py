@@ -7,10 +7,11 @@ when the caller's ``on_end`` hook draws them (``descend train`` does), and
 ``changes.jsonl`` when a resume applied changed settings.
 
 **Hints.** A run that ends while its training loss is still falling fast was
-probably given too few iterations: :func:`hints` compares the mean training
-loss of the last fifth of the run's metric lines (or epochs) with the fifth
-before it, and says so when it fell by more than 20% (``HINT_DROP``), with
-the budget to try instead.
+probably given too few iterations: :func:`hints` takes the mean training loss
+of the first, the next-to-last and the last fifth of the run's metric lines
+(or epochs) and says so when the last fifth brought more than 10%
+(``HINT_SHARE``) of the whole decrease (a straight descent brings 20%, a
+converged run about 0%), with the budget to try instead.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["TrainResult", "TensorBoard", "open_run", "finish", "close", "hints", "train", "build_model"]
 
 RUN_FILES = ("metrics.jsonl", "summary.json", "changes.jsonl", ckpt.NAME)
-HINT_DROP = 0.20
+HINT_SHARE = 0.10
 
 
 @dataclass
@@ -114,23 +115,22 @@ def close(tr: Trainer) -> None:
 
 def hints(history: list[dict[str, Any]], log: list[dict[str, Any]], iterations: int,
           epochs: int, stream: bool) -> list[str]:
-    """Advice for a run that ended while its training loss was still falling fast (see the module docstring)."""
+    """Advice for a run that ended while its training loss was still falling (see the module docstring)."""
     series = [r["loss"] for r in log if r.get("loss") is not None]
     if len(series) < 10:
         series = [r["train_loss"] for r in history if r.get("train_loss") is not None]
-    if len(series) < 4:
+    if len(series) < 5:
         return []
     k = max(1, len(series) // 5)
-    before = sum(series[-2 * k : -k]) / k
-    last = sum(series[-k:]) / k
-    if not (before > 0 and (before - last) / before > HINT_DROP):
+    first, before, last = (sum(part) / k for part in (series[:k], series[-2 * k : -k], series[-k:]))
+    if not (first > last and before > last) or (before - last) / (first - last) <= HINT_SHARE:
         return []
-    drop = (before - last) / before
+    share = (before - last) / (first - last)
     longer = f"--iterations {4 * iterations}" if stream or not epochs else f"--epochs {4 * epochs}"
     return [
-        f"the training loss was still falling fast at the end ({100 * drop:.0f}% lower over the last fifth "
-        f"of the run: {before:.4g} -> {last:.4g}), so the run is far from converged after {iterations} "
-        f"iterations; train longer (e.g. {longer}) or with a larger lr"
+        f"the training loss was still falling fast at the end: the last fifth of the run brought "
+        f"{100 * share:.0f}% of its whole decrease ({first:.4g} -> {last:.4g}), so the run is far from "
+        f"converged after {iterations} iterations; train longer (e.g. {longer}) or with a larger lr"
     ]
 
 
