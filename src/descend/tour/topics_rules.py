@@ -44,7 +44,7 @@ def momentum(ctx: Context) -> Finding:
     grid = _grid(ctx)
     race = lab.race(land, ["gd", ("momentum", {"beta": 0.9})], steps=steps, tol=1e-6, fair=True, lr_grid=grid)
     gd, mom = race.runs
-    n = 40
+    n = min(40, len(gd.path) - 1, len(mom.path) - 1)  # the first 40 steps, or fewer if a run stopped sooner
 
     def reversals(run: lab.Run) -> float:
         """Share of the first n steps whose move across the valley (y) reverses the previous one."""
@@ -69,7 +69,7 @@ def momentum(ctx: Context) -> Finding:
         + (f", {ratio:.1f}x fewer" if faster and math.isfinite(ratio) else "")
         + f". In the first {n} steps GD reversed its move across the valley on {reversals(gd):.0%} of the steps "
         f"(the zig-zag), momentum on {reversals(mom):.0%}; along the valley GD covered {travel(gd, 0):.2f} and "
-        f"momentum {travel(mom, 0):.2f}. In total momentum moved {travel(mom, 1):.2f} across the valley and GD "
+        f"momentum {travel(mom, 0):.2f}. Over those steps momentum moved {travel(mom, 1):.2f} across the valley in all and GD "
         f"{travel(gd, 1):.2f}"
         + (": momentum still swings, but in slow arcs rather than back and forth at every step." if calmer else "."),
         setup=f"bowl(kappa={kappa:g}): f = (x² + {kappa:g}·y²)/2 from (−2.5, 1); lab.race(fair=True) over "
@@ -295,8 +295,9 @@ def adam(ctx: Context) -> Finding:
         "retrace RMSprop's path exactly (max difference ≤ 1e-12). Speed: in fair races (same lr grid) on "
         "Rosenbrock and on a rotated κ = 100 bowl, Adam must reach f − f* < 1e-6 in fewer steps than both "
         "momentum and RMSprop. Held if both parts hold; depends if only the structure does.",
-        summary=f"With its momentum switched off Adam retraced RMSprop to {identity:.1e}: the RMSprop half is "
-        f"exactly RMSprop. In the races {'; '.join(lines)}. Adam was the fastest on {wins} of {len(races)} "
+        summary=f"With its momentum switched off Adam retraced RMSprop's path with a largest difference of "
+        f"{identity:.1e}: " + ("the RMSprop half is exactly RMSprop." if same else "not exactly RMSprop.")
+        + f" In the races {'; '.join(lines)}. Adam was the fastest on {wins} of {len(races)} "
         "landscapes"
         + (": it combines the two rules, but on these 2-D problems combining them did not always beat the better "
            "parent." if wins < len(races) else ": combining the two rules beat both parents here."),

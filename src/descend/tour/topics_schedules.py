@@ -225,8 +225,10 @@ def linear_scaling(ctx: Context) -> Finding:
         f"{', '.join(f'{final[B][0]:.3f}' for B in larger)} for batches {larger} (fewer steps of the same size), "
         f"against {base:.3f} for the base; scaling the lr gave "
         f"{', '.join(f'{final[B][1]:.3f}' for B in larger)}: closer at {len(closer)} of {len(larger)} batch sizes "
-        f"and within 25% at {len(within)}. The scaled lr reached {lr0 * sizes[-1] / b0:g} without diverging "
-        f"here; the highest batch loss in the first epoch (after the first step) was {spike_scaled:.2f} without warmup and "
+        f"and within 25% at {len(within)}. The scaled lr reached {lr0 * sizes[-1] / b0:g} "
+        + ("without diverging here" if not diverged else "and diverged at some batch size")
+        + f"; the highest batch loss in the first epoch (after the first step) was {spike_scaled:.2f} without "
+        "warmup and "
         f"{spike_warm:.2f} with it (the start is log 10 = {first_loss:.2f})"
         + (": this convex model is forgiving, so warmup had little to prevent here (the next section puts warmup "
            "to the test on a deep network)." if spike_scaled <= first_loss and not diverged else
