@@ -91,12 +91,12 @@ def test_honest_pictures(browser, live_server, artifacts):
              "r2": "adam", "r2.lr": "0.1"}
     page = open_page(browser, f"{live_server.url}/?{urlencode(setup)}", 1280, 800)
     wait_for_run(page, 0)
-    start = page.locator("#edges .start-edge")
-    assert start.count() == 1 and start.text_content().startswith("start (9, 0.5)")
+    start = page.locator("#edges .start-edge text")
+    assert start.count() == 1 and start.text_content() == "■ start (9, 0.5)"
     rows = page.locator("#results tbody tr")
     assert "yes" in rows.nth(0).locator("td").nth(5).inner_text()         # GD diverged
-    end = page.locator("#edges .end-edge")
-    assert end.count() >= 1 and end.first.text_content().startswith("(")
+    end = page.locator("#edges .end-edge text")
+    assert end.count() >= 1 and end.first.text_content().startswith("■ (")
     # the global minimum's star is drawn after (above) the paths and their end dots
     order = page.evaluate("[...document.querySelector('#contour').children].map(c => c.id)")
     assert order.index("minima") > order.index("paths")
@@ -112,6 +112,9 @@ def test_honest_pictures(browser, live_server, artifacts):
     wait_for_run(page, before)
     assert page.input_value("#start-y") == "0.3"
     assert page.locator("#results td.good").count() == 0
+    # both runs leave the view at the same corner: two labels, not one on top of the other
+    labels = page.eval_on_selector_all("#edges .end-edge text", "els => els.map(e => e.getBBox().y)")
+    assert len(labels) == 2 and abs(labels[0] - labels[1]) >= 12, labels
     page.screenshot(path=str(artifacts / "page-note003-1280x800.png"))
     page.close()
 

@@ -98,7 +98,9 @@ export async function runRace() {
     document.body.dataset.runs = String(view.runCount);
     const secs = ((performance.now() - t0) / 1000).toFixed(2);
     const diverged = res.runs.filter((r) => r.result.diverged).length;
-    setStatus(`Done in ${secs} s.` + (diverged ? ` ${diverged} diverged: try a smaller lr.` : ""));
+    const unbounded = !catalog.byLandscape[res.landscape].minima.length;
+    setStatus(`Done in ${secs} s.` + (!diverged ? "" : unbounded
+      ? ` ${diverged} ran off: this landscape is unbounded below.` : ` ${diverged} diverged: try a smaller lr.`));
     animate();
     refreshCosts();
   } catch (err) {

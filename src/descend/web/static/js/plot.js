@@ -136,7 +136,7 @@ function outside(g, x, y) {
 }
 
 // A point outside the view: an arrow on the edge pointing at it, with its coordinates.
-export function edgeMarker(parent, g, x, y, color, what) {
+export function edgeMarker(parent, g, x, y, color, what, taken = []) {
   const inset = 9;
   const tx = g.sx(x), ty = g.sy(y);
   const px = Math.min(PLOT.pad.l + g.iw - inset, Math.max(PLOT.pad.l + inset, tx));
@@ -149,8 +149,14 @@ export function edgeMarker(parent, g, x, y, color, what) {
   // the label sits inside the plot, beside the arrow
   const right = px > PLOT.pad.l + g.iw * 0.6, left = px < PLOT.pad.l + g.iw * 0.4;
   const below = py < PLOT.pad.t + g.ih * 0.5;
-  svgEl("text", { x: px + (right ? -12 : left ? 12 : 0), y: py + (below ? 20 : -12),
-    "text-anchor": right ? "end" : left ? "start" : "middle", class: "edge-label", fill: color }, grp).textContent = text;
+  // labels of markers at the same corner stack instead of covering each other
+  let ly = py + (below ? 20 : -12);
+  while (taken.some(([tx2, ty2]) => Math.abs(tx2 - px) < 120 && Math.abs(ty2 - ly) < 14)) ly += below ? 14 : -14;
+  taken.push([px, ly]);
+  const label = svgEl("text", { x: px + (right ? -12 : left ? 12 : 0), y: ly,
+    "text-anchor": right ? "end" : left ? "start" : "middle", class: "edge-label" }, grp);
+  svgEl("tspan", { fill: color, class: "edge-swatch" }, label).textContent = "■ ";
+  label.append(document.createTextNode(text));
   grp.append(titleNode(`${what === "start" ? "the start" : "this run's last point"} (${x}, ${y}) lies outside the view`));
   return grp;
 }
@@ -191,7 +197,8 @@ export function drawPaths() {
   const start = state.start;
   const startOut = Boolean(start) && outside(g, start[0], start[1]);
   $("#start-marker").style.visibility = startOut ? "hidden" : "";
-  if (startOut) edgeMarker(edges, g, start[0], start[1], "#fff", "start");
+  const taken = [];
+  if (startOut) edgeMarker(edges, g, start[0], start[1], "#fff", "start", taken);
   const res = view.results;
   if (!res || res.landscape !== state.landscape) { $("#legend").replaceChildren(); return; }
   const clampPx = (v) => Math.max(-1e4, Math.min(1e4, v));
@@ -213,7 +220,7 @@ export function drawPaths() {
     }
     const lastPt = pts.length ? pts[pts.length - 1].split(",").map(Number) : null;
     const lastXY = pts.length ? r.path[pts.length - 1] : null;
-    if (lastPt && outside(g, lastXY[0], lastXY[1])) edgeMarker(edges, g, lastXY[0], lastXY[1], color, "end");
+    if (lastPt && outside(g, lastXY[0], lastXY[1])) edgeMarker(edges, g, lastXY[0], lastXY[1], color, "end", taken);
     else if (lastPt) {
       const done = upto === r.path.length - 1;
       if (done && r.diverged) {
