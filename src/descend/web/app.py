@@ -11,18 +11,27 @@
 ``GET  /api/optimizers``           every optimizer with its hyperparameters, defaults, ranges
 ``GET  /api/schedules``            every schedule with its options
 ``POST /api/schedule``             a schedule's lr at steps 0 .. steps-1 (the preview)
-``POST /api/run``                  ``descend.lab.minimize`` for each requested run
+``POST /api/run``                  every requested run by ``descend.lab.minimize_many`` (lockstep)
+``GET  /api/costs``                measured seconds per step of each optimizer (the page's estimate)
 ``GET  /api/limits``               the limits below
 =================================  ============================================================
 
-All numbers come from the library: runs from :func:`descend.lab.minimize`,
-schedules from :func:`descend.schedules.cli.build_schedule`, values and
-contours from the landscapes. Bad input is answered with 422 and a
-``message`` that names the field (``runs.0.hyper.lr: lr must be in [0,
-inf), got -1.0``); a body over the size limit with 413; a computation that
-runs past the time limit is stopped and answered with 422. The optimizer
-runs happen on a small pool of worker threads, off the event loop, so the
-server keeps answering while it computes.
+All numbers come from the library: runs from :func:`descend.lab.minimize_many`
+(equal to :func:`descend.lab.minimize` run by run), schedules from
+:func:`descend.schedules.build`, values and contours from the landscapes.
+
+Errors read as one sentence per field: 422 with a ``message`` that names the
+field (``runs.0.hyper.lr: lr must be in [0, inf), got -1.0``; ``body is not
+valid JSON at character 22``); 413 for a body over the size limit, declared
+or streamed; 408 for a body that stops arriving; 422 naming ``steps`` for a
+computation past the time limit.
+
+Runs are computed fairly (:mod:`descend.web.jobs`): one request at a time per
+page (header ``X-Descend-Session``, else the connection), a newer one
+cancelling the older (409), and requests of different pages taking turns in
+chunks of ``chunk_s`` seconds, least computed first, so a small run is never
+queued behind heavy ones. A client that disconnects has its computation
+stopped within one chunk.
 """
 
 import asyncio
