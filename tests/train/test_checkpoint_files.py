@@ -1,0 +1,125 @@
+"""Checkpoints that were damaged say "corrupt" in plain words; TensorBoard files read back equal the metrics."""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from descend import data
+from descend.train import (
+    CheckpointError,
+    TrainConfig,
+    Trainer,
+    build_model,
+    load_checkpoint,
+    read_metrics,
+    train,
+)
+from descend.train import checkpoint as ckpt
+
+IRIS = data.load("iris")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    model = build_model("mlp", IRIS, {"hidden": (16,)}, seed=0)
+    Trainer(model, IRIS, TrainConfig(epochs=2, batch_size=16, out=out, progress=False, tensorboard=False)).fit()
+    return out
+
+
+def resume(path: Path) -> None:
+    model = build_model("mlp", IRIS, {"hidden": (16,)}, seed=0)
+    Trainer(model, IRIS, TrainConfig(epochs=2, batch_size=16, progress=False)).fit(resume=path)
+
+
+def check_message(err: pytest.ExceptionInfo, path: Path) -> None:
+    text = str(err.value)
+    assert f"checkpoint {path} is corrupt" in text
+    assert "weights_only" not in text and "pickle" not in text.lower()
+
+
+def test_flipped_bytes_in_the_tensor_data_are_caught(run_dir: Path, tmp_path: Path) -> None:
+    good = (run_dir / "checkpoint.pt").read_bytes()
+    state = load_checkpoint(run_dir / "checkpoint.pt")
+    weight = state["model"]["net.0.weight"].numpy().tobytes()
+    at = good.find(weight[:32])  # the first layer's weights, inside the payload
+    assert at > 0
+    rng = random.Random(0)
+    for trial in range(5):
+        bad = bytearray(good)
+        for i in rng.sample(range(at, at + len(weight)), 16):
+            bad[i] ^= 0xFF
+        path = tmp_path / f"flipped{trial}.pt"
+        path.write_bytes(bytes(bad))
+        with pytest.raises(CheckpointError) as err:
+            resume(path)
+        check_message(err, path)
+        assert "checksum does not match" in str(err.value)
+
+
+def test_bytes_flipped_anywhere_never_load_silently(run_dir: Path, tmp_path: Path) -> None:
+    good = (run_dir / "checkpoint.pt").read_bytes()
+    reference = load_checkpoint(run_dir / "checkpoint.pt")
+    rng = random.Random(1)
+    for _ in range(20):
+        bad = bytearray(good)
+        i = rng.randrange(len(bad))
+        bad[i] ^= 1 << rng.randrange(8)
+        path = tmp_path / "one.pt"
+        path.write_bytes(bytes(bad))
+        try:
+            state = load_checkpoint(path)
+        except CheckpointError as err:
+            assert "corrupt" in str(err) or "not a descend training checkpoint" in str(err)
+            assert "weights_only" not in str(err)
+            continue
+        # a flip in bytes that carry no data (zip padding, a comment) may load: then nothing changed
+        assert all(torch.equal(state["model"][k], v) for k, v in reference["model"].items())
+
+
+def test_missing_keys_and_random_bytes(run_dir: Path, tmp_path: Path) -> None:
+    state = load_checkpoint(run_dir / "checkpoint.pt")
+    for key in ("signature", "optimizer", "rng"):
+        partial = {k: v for k, v in state.items() if k != key}
+        path = tmp_path / f"no-{key}.pt"
+        path.write_bytes(ckpt.serialize(partial))
+        with pytest.raises(CheckpointError) as err:
+            resume(path)
+        check_message(err, path)
+        assert f"it lacks {key}" in str(err.value)
+    noise = tmp_path / "noise.pt"
+    noise.write_bytes(random.Random(2).randbytes(5000))
+    with pytest.raises(CheckpointError) as err:
+        resume(noise)
+    check_message(err, noise)
+    pickled = tmp_path / "objects.pt"
+    torch.save({"format": ckpt.FORMAT, "payload": object()}, pickled)  # needs unpickling: refused, not run
+    with pytest.raises(CheckpointError) as err:
+        resume(pickled)
+    check_message(err, pickled)
+
+
+def test_tensorboard_event_files_read_back_equal_the_metrics(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    r = train("iris", "softmax", optimizer="sgd", lr=0.1, epochs=3, batch_size=30, log_every=2, out=tmp_path,
+              progress=False)
+    acc = EventAccumulator(str(tmp_path / "tensorboard"))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"iteration/loss", "iteration/lr", "epoch/train_loss", "epoch/val_loss", "epoch/val_accuracy"} <= tags
+    records = read_metrics(tmp_path / "metrics.jsonl")
+    for kind, field in (("iteration", "loss"), ("iteration", "lr"), ("epoch", "train_loss"), ("epoch", "val_loss"),
+                        ("epoch", "val_accuracy")):
+        events = acc.Scalars(f"{kind}/{field}")
+        expected = [(x["iteration"], x[field]) for x in records if x["type"] == kind]
+        assert [e.step for e in events] == [i for i, _ in expected]
+        for e, (_, v) in zip(events, expected):  # event files hold float32
+            assert math.isclose(e.value, v, rel_tol=1e-6, abs_tol=1e-9)
+    assert [e.value for e in acc.Scalars("epoch/val_accuracy")] == pytest.approx(
+        [h["val_accuracy"] for h in r.history], rel=1e-6)
