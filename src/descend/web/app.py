@@ -202,28 +202,21 @@ def prepare_runs(req: Any) -> list[dict[str, Any]]:
 
 
 def _minimize_all(land: Landscape, start: list[float], req: Any, prepared: list[dict], job: Job) -> list:
-    """Every run by ``descend.lab.minimize_many`` (all in lockstep), or ``minimize`` one by one."""
+    """Every run by ``descend.lab.minimize_many``: all in lockstep, one evaluation per step.
+
+    The job's checkpoint runs before every evaluation and between the lab's
+    chunks of steps (its ``cancel``), so a cancelled job stops within one chunk.
+    """
     common = {"x0": start, "steps": req.steps, "tol": req.tol, "record_every": req.record_every}
     runs = [{"optimizer": r["optimizer"], "schedule": r["schedule"], **r["hyper"]} for r in prepared]
-    many = getattr(lab, "minimize_many", None)
-    if many is not None:
-        try:
-            return many(land, runs, cancel=job.cancelled, **common)
-        except (ValueError, TypeError, ArithmeticError) as e:
-            index = getattr(e, "index", None)
-            raise FieldError(("body", "runs", index) if index is not None else ("body", "runs"), str(e)) from None
-        except Exception as e:
-            if type(e).__name__ == "Cancelled" and job.reason is not None:
-                raise Cancelled(job.reason) from None
-            raise
-    out = []
-    for i, run in enumerate(runs):
-        job.checkpoint()
-        try:
-            out.append(lab.minimize(land, **common, **run))
-        except (ValueError, TypeError, ArithmeticError) as e:
-            raise FieldError(("body", "runs", i), str(e)) from None
-    return out
+    try:
+        return lab.minimize_many(land, runs, cancel=job.cancelled, **common)
+    except lab.Cancelled:
+        raise Cancelled(job.reason or "cancelled") from None
+    except (ValueError, TypeError, ArithmeticError) as e:
+        index = getattr(e, "index", None)
+        msg = str(e).removeprefix(f"runs[{index}]: ")
+        raise FieldError(("body", "runs", index) if index is not None else ("body", "runs"), msg) from None
 
 
 def compute_runs(req: Any, job: Job, costs: Costs | None = None) -> dict[str, Any]:

@@ -50,6 +50,9 @@ export function findProblems() {
     out.push({ loc: ["steps"], msg: `must be a whole number from 1 to ${lim.max_steps}` });
   }
   if (!state.runs.length) out.push({ loc: ["runs"], msg: "add at least one optimizer" });
+  if (state.start && state.start.some((v) => !(Math.abs(v) <= 1e4))) {
+    out.push({ loc: ["start"], msg: "x and y must be numbers from -10000 to 10000" });
+  }
   state.runs.forEach((run, i) => {
     const opt = catalog.optimizers[resolveName(run.optimizer)];
     if (!opt) return;
