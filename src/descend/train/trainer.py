@@ -20,8 +20,7 @@ SWATS in :mod:`~descend.train.phases`, DDP in :mod:`~descend.train.distributed`,
 checkpoints and resume in :mod:`~descend.train.checkpoint`, the run folder,
 summary and hints in :mod:`~descend.train.run`.
 
-Batch sizes are customarily powers of two (32, 64, 128: note 003); any size
-in ``[1, n]`` works, and ``None`` is the full batch.
+Batch sizes are customarily powers of two (note 003); ``None`` is the full batch.
 
 **Hooks.** ``on_progress(event)`` receives every record the run writes
 (``type`` ``"start"``, ``"iteration"``, ``"epoch"``, ``"eval"``, ``"phase"``)
@@ -191,7 +190,7 @@ class Trainer:
             np.random.seed(self.cfg.seed)
             random.seed(self.cfg.seed)
             self._record(self.phase_log[0])
-        self._emit({"type": "start", "iteration": self.iteration, "epoch": self._epoch_shown(),
+        self._emit({"type": "start", "iteration": self.iteration, "epoch": None if self.stream else self.epoch,
                     "lr": lr_of(self.optimizer), "resumed": state is not None})
         self.module.train()
         try:
@@ -359,9 +358,6 @@ class Trainer:
         rec = self._phase_record(reason)
         self.phase_log.append(rec)
         self._record(rec)
-
-    def _epoch_shown(self) -> int | None:
-        return self.epoch if self.stream is None else None
 
     def _record(self, rec: dict[str, Any]) -> None:
         self.metrics.write(rec)
