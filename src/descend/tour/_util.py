@@ -8,7 +8,13 @@
   :mod:`descend.optim` keep the rows independent: row ``i`` moves exactly
   as a model trained alone with row ``i``'s hyperparameters would.
 * :func:`descend_rows`: full-batch descent of ``R`` rows on a function that
-  returns one loss per row, recording every row's loss.
+  returns one loss per row, recording every row's loss. It gives
+  :func:`descend.lab.run_many`'s numbers (tests/tour/test_topic_parts.py holds
+  them equal) without the lab's per-step bookkeeping, which costs about ten
+  times more on the tour's small full-batch matrix problems.
+* :class:`MLPRows`: R ReLU MLPs stacked along a first dimension, trained
+  together by one optimizer built with :func:`rows_optimizer`.
+* :func:`soft_threshold`: the proximal step of an L1 penalty.
 * :func:`steps_to`, :func:`first_true`: reading numbers off recorded curves.
 """
 
@@ -78,7 +84,7 @@ def set_row_lrs(opt: torch.optim.Optimizer, values: Sequence[float]) -> None:
 def descend_rows(
     loss_rows: Callable[[Tensor], Tensor],
     W0: Tensor,
-    cls: type[O.Optimizer],
+    spec: Any,
     steps: int,
     *,
     record_every: int = 1,
@@ -91,7 +97,7 @@ def descend_rows(
     themselves ``(k, R, ...)``.
     """
     W = W0.detach().clone().requires_grad_(True)
-    opt = rows_optimizer(cls, [W], **hyper)
+    opt = rows_optimizer(spec, [W], **hyper)
     marks = sorted(set(range(0, steps + 1, record_every)) | {steps})
     keep = set(marks)
     losses, points = [], []

@@ -237,7 +237,7 @@ def scaling(ctx: Context) -> Finding:
         "condition number of the loss's Hessian at the start; depends if only one holds.",
         summary=f"The raw features span ranges {r['range']:.0f}x apart; the Hessian's condition number was "
         f"{r['kappa']:.2e} raw and {s['kappa']:.2e} standardized. Raw, the best lr was {lrs[r['best']]:.2g}"
-        f"{' (any larger one overshoots along the large features)' if r['best'] < len(lrs) - 1 else ''} and after "
+        f"{' (every larger lr of the grid ended higher: the steps overshoot along the large features)' if r['best'] < len(lrs) - 1 else ''} and after "
         f"{steps} steps the loss was "
         f"{r['finals'][r['best']]:.3f}; standardized, lr {lrs[s['best']]:.2g} reached {s['finals'][s['best']]:.3f}"
         f". Loss {target:g} was reached in {shown(hit['standardized'], steps)} steps standardized and in "

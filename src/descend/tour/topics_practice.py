@@ -232,9 +232,15 @@ def parts(ctx: Context) -> Finding:
 # --------------------------------------------------------------------------- 19. choosing an optimizer
 
 
-def _sparse_problem(gen: torch.Generator, n: int = 3000, d: int = 100) -> tuple[torch.Tensor, ...]:
-    """Binary features present with probability 0.3 down to 0.003 (sparse), logistic labels."""
-    p = torch.logspace(math.log10(0.3), math.log10(0.003), d)
+# The two experiments' settings, used by the code and quoted by the text.
+SPARSE = {"n": 3000, "train": 2000, "d": 100, "p_common": 0.3, "p_rare": 0.003, "batch": 32,
+          "lrs": [float(v) for v in np.logspace(-2.5, 1.5, 9)]}
+ONLINE_LRS = [0.001, 0.003, 0.01, 0.03, 0.1]
+
+
+def _sparse_problem(gen: torch.Generator, n: int = SPARSE["n"], d: int = SPARSE["d"]) -> tuple[torch.Tensor, ...]:
+    """Binary features present with probability SPARSE["p_common"] down to SPARSE["p_rare"], logistic labels."""
+    p = torch.logspace(math.log10(SPARSE["p_common"]), math.log10(SPARSE["p_rare"]), d)
     X = (torch.rand(n, d, generator=gen) < p).float()
     w = torch.randn(d, generator=gen) * 2.0
     y = (torch.rand(n, generator=gen) < torch.sigmoid(X @ w - 0.5)).float()
@@ -243,11 +249,11 @@ def _sparse_problem(gen: torch.Generator, n: int = 3000, d: int = 100) -> tuple[
 
 def _sparse(ctx: Context) -> dict[str, dict[str, float]]:
     X, y, w_true = _sparse_problem(ctx.generator(19))
-    ntr = 2000
+    ntr = SPARSE["train"]
     Xtr, ytr, Xte, yte = X[:ntr], y[:ntr], X[ntr:], y[ntr:]
     d = X.shape[1]
     rare = slice(d // 2, d)
-    lrs = list(np.logspace(-2.5, 1.5, 9))
+    lrs = SPARSE["lrs"]
     epochs = ctx.pick(5, 2)
 
     def rows_loss(W: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
@@ -255,10 +261,11 @@ def _sparse(ctx: Context) -> dict[str, dict[str, float]]:
         return F.binary_cross_entropy_with_logits(z, yb[:, None].expand_as(z), reduction="none").mean(0)
 
     out = {}
-    for name, cls in (("SGD", O.SGD), ("Adam", O.Adam), ("Adagrad", O.Adagrad)):
+    for key in ("sgd", "adam", "adagrad"):
+        name = O.display(key)
         W = torch.zeros(len(lrs), d + 1, requires_grad=True)
-        opt = rows_optimizer(cls, [W], lr=lrs)
-        batches = D.Batches(Xtr, ytr, 32, seed=ctx.seed)
+        opt = rows_optimizer(key, [W], lr=lrs)
+        batches = D.Batches(Xtr, ytr, SPARSE["batch"], seed=ctx.seed)
         for e in range(epochs):
             for xb, yb in batches.iter_epoch(e):
                 opt.zero_grad()
@@ -282,12 +289,13 @@ def _online(ctx: Context) -> dict[str, dict[str, object]]:
     w2 = w1 + 0.5 * torch.randn(d, generator=gen)  # a small change of the data's law halfway
     W_true = torch.where(torch.arange(T)[:, None] < T // 2, w1, w2)
     y = (X * W_true).sum(1) + 0.1 * torch.randn(T, generator=gen)
-    lrs = [0.001, 0.003, 0.01, 0.03, 0.1]
+    lrs = ONLINE_LRS
     after = ctx.pick(300, 150)
     out: dict[str, dict[str, object]] = {}
-    for name, cls in (("SGD", O.SGD), ("Adam", O.Adam), ("Adagrad", O.Adagrad)):
+    for key in ("sgd", "adam", "adagrad"):
+        name = O.display(key)
         W = torch.zeros(len(lrs), d, requires_grad=True)
-        opt = rows_optimizer(cls, [W], lr=lrs)
+        opt = rows_optimizer(key, [W], lr=lrs)
         err = torch.zeros(T, len(lrs))
         for t in range(T):
             opt.zero_grad()
@@ -389,11 +397,13 @@ def choose(ctx: Context) -> Finding:
         + " ".join(f"{a}: {o}." for a, _, o in advice)
         + " The notes' advice is a set of defaults, not laws: which optimizer wins depends on the problem and on "
         "tuning, as the sections above show.",
-        setup=f"Sparse: {3000} synthetic examples with 100 binary features present with probability 0.3 down to "
-        "0.003, logistic labels; SGD, Adam and Adagrad, mini-batches of 32, 9 learning rates from 3e-3 to 30 as "
+        setup=f"Sparse: {SPARSE['n']} synthetic examples ({SPARSE['train']} for training) with {SPARSE['d']} binary "
+        f"features present with probability {SPARSE['p_common']:g} down to {SPARSE['p_rare']:g}, logistic labels; "
+        f"SGD, Adam and Adagrad, mini-batches of {SPARSE['batch']}, {len(SPARSE['lrs'])} learning rates from "
+        f"{SPARSE['lrs'][0]:.2g} to {SPARSE['lrs'][-1]:.2g} as "
         f"rows of one tensor; the rare half of the features scored. Online: a linear model learning from one "
-        f"example at a time, {t_on} examples, the true weights change by a small step halfway; 5 learning rates "
-        "each. Phases, parts and one-step combining: the sections above.",
+        f"example at a time, {t_on} examples, the true weights change by a small step halfway; learning rates "
+        f"{ONLINE_LRS} each. Phases, parts and one-step combining: the sections above.",
         numbers=numbers,
         figure=png(fig, ctx.dpi),
         caption="Left: sparse data. Right: tracking a change in an online stream.",
