@@ -13,7 +13,7 @@ import torch
 import descend.optim as O
 from descend import data, models
 from descend.lab import lr_find
-from descend.lab.lr_find import steepest_index, suggest, valley_index
+from descend.lab.lr_find import centered, steepest_index, suggest, valley_index
 
 
 @pytest.fixture(scope="module")
@@ -89,10 +89,13 @@ def test_ramp_smoothing_and_stop_rule(digits) -> None:
     for k, loss in enumerate(r.losses):
         avg = 0.98 * avg + 0.02 * loss
         expected.append(avg / (1 - 0.98 ** (k + 1)))
-    np.testing.assert_allclose(r.smoothed, expected, rtol=1e-12)
+    np.testing.assert_allclose(r.ema, expected, rtol=1e-12)
     assert r.stop_reason == "diverged" and n < 100
-    assert r.smoothed[-1] > 4 * r.smoothed[:-1].min()
-    assert all(r.smoothed[k] <= 4 * r.smoothed[: k + 1].min() for k in range(n - 1))
+    assert r.ema[-1] > 4 * r.ema[:-1].min()
+    assert all(r.ema[k] <= 4 * r.ema[: k + 1].min() for k in range(n - 1))
+    h = max(2, n // 20)  # the lag-free curve: centred means of the raw losses
+    window = [r.losses[max(0, k - h): k + h + 1].mean() for k in range(n)]
+    np.testing.assert_allclose(r.smoothed, window, rtol=1e-12)
     assert r.best == r.suggestions["min_over_10"] == r.lrs[np.argmin(r.smoothed)] / 10
     assert r.best_rule == "min_over_10" and set(r.suggestions) == {"valley", "steepest", "min_over_10"}
     assert r.to_dict()["best"] == r.best
@@ -132,8 +135,69 @@ def test_suggestion_rules_on_made_up_curves() -> None:
     start, stop = 0, int(np.argmin(curve))  # one decreasing stretch from the start to the minimum
     assert v == start + int((stop - start) / 3) + int((stop - start) / 6)
     sugg = suggest(lrs, curve)
-    assert sugg["min_over_10"] == lrs[np.argmin(curve)] / 10 and sugg["steepest"] == lrs[s]
+    smooth = centered(curve)
+    assert sugg["min_over_10"] == lrs[np.argmin(smooth)] / 10 and sugg["steepest"] == lrs[steepest_index(lrs, smooth)]
     assert suggest(lrs[:2], curve[:2])["valley"] is None
+    # noise at the start of the ramp is not "steepest": a dip in the first tenth is skipped
+    dip = curve.copy()
+    dip[2] -= 0.3
+    assert steepest_index(lrs, dip) == s
+
+
+def test_centered_curve_has_no_lag() -> None:
+    """A loss that falls linearly in log lr and then rises: the centred curve's minimum is where the
+    raw minimum is (within the window's asymmetry); a moving average's minimum comes late."""
+    lrs = np.logspace(-6, 1, 100)
+    x = np.log10(lrs)
+    raw = np.where(x < -1, -x, 1 + 3 * (x + 1))
+    assert abs(int(np.argmin(centered(raw))) - int(np.argmin(raw))) <= 2
+    avg, ema = 0.0, []
+    for k, v in enumerate(raw):
+        avg = 0.98 * avg + 0.02 * v
+        ema.append(avg / (1 - 0.98 ** (k + 1)))
+    assert int(np.argmin(ema)) - int(np.argmin(raw)) >= 5
+
+
+def grid_truth(ds: data.Dataset, model: str, opt: str, grid: np.ndarray, steps: int = 100) -> np.ndarray:
+    """Training loss (whole training set) after ``steps`` steps of each lr, from one seeded start."""
+    out = []
+    for lr in grid:
+        net = models.build_for(ds, model, seed=0)
+        loss_fn = models.loss_for_model(ds, net)
+        o = O.build(opt, net.parameters(), lr=float(lr))
+        batches, it = data.Batches(ds.X_train, ds.y_train, 32, seed=0), 0
+        while it < steps:
+            for xb, yb in batches:
+                o.zero_grad()
+                loss = loss_fn(net(xb), yb)
+                if not torch.isfinite(loss):  # diverged
+                    it = steps
+                    break
+                loss.backward()
+                o.step()
+                it += 1
+                if it == steps:
+                    break
+        with torch.no_grad():
+            v = float(loss_fn(net(ds.X_train), ds.y_train))
+        out.append(v if math.isfinite(v) else math.inf)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("name,model,opt", [
+    ("digits", "softmax", "adam"), ("digits", "mlp", "momentum"), ("breast_cancer", "logistic", "gd"),
+    ("diabetes", "linear", "momentum"),
+])
+def test_best_suggestion_is_within_one_grid_step_of_the_grid_truth(name: str, model: str, opt: str) -> None:
+    ds = data.load(name)
+    grid = np.logspace(-4, 1, 9)  # 0.625 decades a step
+    truth = grid[int(np.argmin(grid_truth(ds, model, opt, grid)))]
+    net = models.build_for(ds, model, seed=0)
+    r = lr_find(net, models.loss_for_model(ds, net), data.Batches(ds.X_train, ds.y_train, 32, seed=0), opt,
+                start_lr=1e-5, end_lr=10.0)
+    step = math.log10(grid[1] / grid[0])
+    assert abs(math.log10(r.best) - math.log10(truth)) <= step + 1e-9, (r.suggestions, truth)
+    assert r.suggestions["steepest"] is not None and r.suggestions["steepest"] > r.lrs[len(r.lrs) // 10 - 1]
 
 
 def test_lr_find_errors(digits) -> None:

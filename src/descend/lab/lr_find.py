@@ -3,29 +3,28 @@ r"""``lr_find``: the learning-rate range test (Smith 2015; fastai's ``lr_find``)
 For ``i = 0 .. num_iter - 1`` the lr grows exponentially,
 ``lr_i = start_lr * (end_lr / start_lr) ** (i / (num_iter - 1))``, and one
 training step is taken on the next batch with that lr (the batches are
-cycled). The loss of each step is smoothed with a bias-corrected
-exponential moving average::
+cycled). The test stops early once a bias-corrected exponential moving
+average of the loss (factor ``smooth``) exceeds ``diverge`` times its lowest
+value (or on a non-finite loss).
 
-    avg_i      = smooth * avg_{i-1} + (1 - smooth) * loss_i        (avg_{-1} = 0)
-    smoothed_i = avg_i / (1 - smooth ** (i + 1))
+The suggestions come from a **lag-free** curve, the mean of the raw losses
+over a centred window of ``2h + 1`` steps (``h = max(2, n // 20)``,
+:func:`centered`): a moving average lags the loss by about ``1 / (1 - smooth)``
+steps (50 at 0.98, a decade of lr on a 100-step ramp), which put "valley"
+where the loss had not started to fall.
 
-and the test stops early once ``smoothed_i > diverge * min(smoothed_0..i)``
-(or on a non-finite loss). Suggestions, from the smoothed curve:
+* ``"min_over_10"`` (``best``): the lr of the curve's minimum, divided by 10;
+* ``"steepest"``: where ``d curve / d log(lr)`` is most negative, between the
+  first tenth of the ramp (left out: there the loss moves by noise, not by the
+  lr) and the minimum;
+* ``"valley"`` (fastai's): the longest stretch over which the curve keeps
+  decreasing (longest decreasing subsequence), and the point one half of the
+  way into its middle third: ``start + len/3 + len/6``.
 
-* ``"valley"`` (fastai's default): the longest stretch over which the
-  smoothed loss keeps decreasing (longest decreasing subsequence), and the
-  point one half of the way into its middle third:
-  ``start + len/3 + len/6``;
-* ``"steepest"``: where ``d smoothed / d log(lr)`` is most negative, before
-  the minimum;
-* ``"min_over_10"``: the lr of the lowest smoothed loss, divided by 10.
-
-``best`` is the ``"min_over_10"`` suggestion. On digits (an MLP with 64
-hidden units, Adam, batches of 64) it lands at about 0.02, in the middle of
-the best third of a 1e-4 .. 1 grid trained for one to three epochs;
-``"steepest"`` (about 0.04) sits at that band's upper edge and ``"valley"``
-(about 1e-3) below it: the valley is the cautious choice fastai makes for
-fine-tuning, good for long budgets rather than short ones.
+Checked against the truth of a grid (``tests/lab/test_lr_find.py``): on four
+problems (softmax and an MLP on digits, logistic regression on breast cancer,
+linear regression on diabetes) ``best`` is within one step of a 9-lr grid
+(1e-4 .. 10) of the lr whose 100-step training run ends lowest.
 
 Afterwards the model's parameters, buffers (BatchNorm running statistics
 and counters included), gradients and train/eval modes, the optimizer's
@@ -61,12 +60,13 @@ class LRFindResult:
     Attributes:
         lrs: the lr of every step taken.
         losses: the raw training loss of every step.
-        smoothed: the bias-corrected smoothed loss.
+        smoothed: the lag-free smoothed loss (:func:`centered`) the suggestions read.
+        ema: the bias-corrected moving average of the stop rule (it lags the loss).
         suggestions: ``{"valley": lr, "steepest": lr, "min_over_10": lr}`` (None where the
             curve is too short).
         best: the recommended lr, ``suggestions[best_rule]``.
         best_rule: ``"min_over_10"`` (see the module docstring).
-        stop_reason: ``"completed"``, ``"diverged"`` (smoothed > diverge x best),
+        stop_reason: ``"completed"``, ``"diverged"`` (ema > diverge x its lowest),
             ``"non-finite loss"`` or ``"out of batches"``.
         optimizer: display name; start_lr, end_lr, num_iter, smooth, diverge: as given.
     """
@@ -74,6 +74,7 @@ class LRFindResult:
     lrs: np.ndarray
     losses: np.ndarray
     smoothed: np.ndarray
+    ema: np.ndarray
     suggestions: dict[str, float | None]
     best: float | None
     best_rule: str
@@ -88,7 +89,7 @@ class LRFindResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (NaN and infinities as None)."""
         return jsonable({k: getattr(self, k) for k in (
-            "lrs", "losses", "smoothed", "suggestions", "best", "best_rule", "stop_reason", "optimizer",
+            "lrs", "losses", "smoothed", "ema", "suggestions", "best", "best_rule", "stop_reason", "optimizer",
             "start_lr", "end_lr", "num_iter", "smooth", "diverge",
         )})
 
@@ -114,25 +115,51 @@ def valley_index(losses: np.ndarray) -> int | None:
     return min(n - 1, max(0, max_start + int(sections) + int(sections / 2)))
 
 
-def steepest_index(lrs: np.ndarray, losses: np.ndarray) -> int | None:
-    """Index of the most negative slope ``d loss / d log(lr)`` up to the minimum."""
-    if len(losses) < 3:
+def centered(losses: np.ndarray, half: int | None = None) -> np.ndarray:
+    """The lag-free smoothed curve: the mean of the raw losses over a centred window ``i - h .. i + h``.
+
+    ``h = max(2, n // 20)`` (5 steps of a 100-step test); the window shrinks at the ends. Unlike
+    the moving average it has no lag, so a fall or a rise shows at the lr where it happens.
+    """
+    y = np.asarray(losses, dtype=np.float64)
+    n = len(y)
+    if n == 0:
+        return y.copy()
+    h = max(2, n // 20) if half is None else int(half)
+    c = np.concatenate([[0.0], np.cumsum(y)])
+    lo = np.maximum(np.arange(n) - h, 0)
+    hi = np.minimum(np.arange(n) + h + 1, n)
+    return (c[hi] - c[lo]) / (hi - lo)
+
+
+def steepest_index(lrs: np.ndarray, losses: np.ndarray, skip: int | None = None) -> int | None:
+    """Index of the most negative slope ``d loss / d log(lr)`` between ``skip`` and the minimum.
+
+    The first ``skip`` steps (default: a tenth of the test, at least 3) are left out: at the
+    start of the ramp the loss moves by noise, not because of the lr.
+    """
+    n = len(losses)
+    if n < 3:
         return None
-    stop = max(int(np.argmin(losses)), 2)
+    skip = max(3, n // 10) if skip is None else skip
+    stop = int(np.argmin(losses))
+    if stop <= skip + 1:
+        return None
     slope = np.gradient(losses[: stop + 1], np.log(lrs[: stop + 1]))
-    return int(np.argmin(slope))
+    return skip + int(np.argmin(slope[skip:]))
 
 
-def suggest(lrs: np.ndarray, smoothed: np.ndarray) -> dict[str, float | None]:
-    """The three suggestions of the module docstring."""
-    if len(smoothed) == 0:
+def suggest(lrs: np.ndarray, losses: np.ndarray) -> dict[str, float | None]:
+    """The three suggestions of the module docstring, from the raw losses (smoothed by :func:`centered`)."""
+    if len(losses) == 0:
         return dict.fromkeys(SUGGESTIONS)
-    v = valley_index(smoothed)
-    s = steepest_index(lrs, smoothed)
+    curve = centered(losses)
+    v = valley_index(curve)
+    s = steepest_index(lrs, curve)
     return {
         "valley": None if v is None else float(lrs[v]),
         "steepest": None if s is None else float(lrs[s]),
-        "min_over_10": float(lrs[int(np.argmin(smoothed))]) / 10.0,
+        "min_over_10": float(lrs[int(np.argmin(curve))]) / 10.0,
     }
 
 
@@ -272,13 +299,14 @@ def lr_find(
         if saved_opt is not None:
             opt.load_state_dict(saved_opt)
     lr_arr = np.asarray(lrs, dtype=np.float64)
-    sm_arr = np.asarray(smoothed, dtype=np.float64)
-    sugg = suggest(lr_arr, sm_arr)
+    sm_arr = centered(np.asarray(losses, dtype=np.float64))
+    sugg = suggest(lr_arr, np.asarray(losses, dtype=np.float64))
     return LRFindResult(
-        lrs=lr_arr, losses=np.asarray(losses, dtype=np.float64), smoothed=sm_arr, suggestions=sugg,
+        lrs=lr_arr, losses=np.asarray(losses, dtype=np.float64), smoothed=sm_arr,
+        ema=np.asarray(smoothed, dtype=np.float64), suggestions=sugg,
         best=sugg[BEST], best_rule=BEST, stop_reason=stop_reason, optimizer=display, start_lr=start_lr,
         end_lr=end_lr, num_iter=num_iter, smooth=float(smooth), diverge=float(diverge),
     )
 
 
-__all__ = ["LRFindResult", "lr_find", "suggest", "valley_index", "steepest_index", "SUGGESTIONS"]
+__all__ = ["LRFindResult", "lr_find", "suggest", "centered", "valley_index", "steepest_index", "SUGGESTIONS"]
