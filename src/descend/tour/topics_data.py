@@ -36,7 +36,7 @@ def _budgeted(X: torch.Tensor, y: torch.Tensor, batch: int | None, lr: float, bu
     """
     torch.manual_seed(seed)
     model = M.softmax_regression(X.shape[1], int(y.max()) + 1)
-    opt = O.SGD(model.parameters(), lr=lr, impl="eager", nonfinite="ignore")
+    opt = O.build("sgd", model.parameters(), lr=lr, impl="eager", nonfinite="ignore")
     batches = D.Batches(X, y, batch, seed=seed)
     ipe = len(batches)
 
@@ -209,7 +209,7 @@ def scaling(ctx: Context) -> Finding:
         X, y = ds.train
         yf = y.to(F64)
         W0 = torch.zeros(len(lrs), X.shape[1] + 1, dtype=F64)
-        marks, losses, _ = descend_rows(_bce_rows(X, yf), W0, O.SGD, steps, record_every=1, lr=list(lrs))
+        marks, losses, _ = descend_rows(_bce_rows(X, yf), W0, "gd", steps, record_every=1, lr=list(lrs))
         finals = np.where(np.isfinite(losses[-1]), losses[-1], np.inf)
         k = int(np.argmin(finals))
         res[name] = {"marks": marks, "losses": losses, "finals": finals, "best": k, "kappa": _condition(X),
@@ -294,7 +294,7 @@ def mse_vs_ce(ctx: Context) -> Finding:
     res = {}
     for name, make in (("cross-entropy", _bce_rows), ("MSE on probabilities", _mse_rows)):
         loss_rows = make(X, yf)
-        marks, losses, points = descend_rows(loss_rows, starts, O.SGD, steps, record_every=every, lr=lr_rows)
+        marks, losses, points = descend_rows(loss_rows, starts, "gd", steps, record_every=every, lr=lr_rows)
         P = torch.as_tensor(points)
         z = torch.einsum("nd,krd->krn", X, P[..., :-1]) + P[..., -1:]
         acc = ((z > 0).long() == y).double().mean(-1).numpy()  # (k, rows)

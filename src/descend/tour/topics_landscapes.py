@@ -44,7 +44,7 @@ def gradient(ctx: Context) -> Finding:
     f0 = land.value(p)
     (g_auto,) = torch.autograd.grad(f0, p)
     g_closed = land.grad(p.detach())
-    opt = O.SGD([p], lr=0.01, impl="eager")
+    opt = O.build("sgd", [p], lr=0.01, impl="eager")
     p.grad = g_auto.clone()
     opt.step()
     new = p.detach().clone()

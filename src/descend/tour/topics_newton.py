@@ -42,7 +42,7 @@ def _newton_vs_gd(X: torch.Tensor, y: torch.Tensor, wd: float, tol: float, gd_st
     out: dict[str, object] = {"L": L}
     for name in ("newton", "gd"):
         w = torch.zeros(d, dtype=X.dtype, requires_grad=True)
-        opt = O.Newton([w], line_search=True) if name == "newton" else O.SGD([w], lr=1.0 / L, impl="eager")
+        opt = O.build("newton", [w], line_search=True) if name == "newton" else O.build("gd", [w], lr=1.0 / L, impl="eager")
         curve = []
         t0 = time.perf_counter()
         clock = 0.0
@@ -74,12 +74,12 @@ def _per_step_seconds(d: int, gen: torch.Generator, reps_newton: int, reps_gd: i
     y = (torch.rand(4 * d, generator=gen, dtype=F64) < 0.5).to(F64)
     loss = _logistic(X, y, 1e-2)
     times = []
-    for cls, reps in ((O.Newton, reps_newton), (O.SGD, reps_gd)):
+    for name, reps in (("newton", reps_newton), ("gd", reps_gd)):
         w = torch.zeros(d + 1, dtype=F64, requires_grad=True)
-        opt = cls([w], hessian="exact") if cls is O.Newton else cls([w], lr=0.1, impl="eager")
+        opt = O.build("newton", [w], hessian="exact") if name == "newton" else O.build("gd", [w], lr=0.1, impl="eager")
         t0 = time.perf_counter()
         for _ in range(reps):
-            if cls is O.Newton:
+            if name == "newton":
                 opt.step(lambda w=w: loss(w))
             else:
                 opt.zero_grad()

@@ -11,7 +11,6 @@ import numpy as np
 import torch
 
 from .. import data as D
-from .. import optim as O
 from ..plots.tour import Panel, Series, color, panels_figure, png
 from ._util import F64, descend_rows, rows_optimizer, shown, soft_threshold, steps_to
 from .base import DEPENDS, HELD, NOT_HELD, Context, Finding, judge, topic
@@ -44,7 +43,7 @@ def l2(ctx: Context) -> Finding:
 
     lr_rows = [1.0 / float(ev[-1] + lam) for lam in lams]
     W0 = torch.zeros(len(lams), A.shape[1], dtype=F64)
-    marks, losses, points = descend_rows(loss_rows, W0, O.SGD, steps, record_every=1, lr=lr_rows, weight_decay=lams)
+    marks, losses, points = descend_rows(loss_rows, W0, "gd", steps, record_every=1, lr=lr_rows, weight_decay=lams)
     P = torch.as_tensor(points)
     gaps, hits, val_mse = [], [], []
     Xv, yv = ds.val

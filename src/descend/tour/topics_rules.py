@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 from .. import lab, landscapes
-from .. import optim as O
 from ..plots.lab import race_figure
 from ..plots.tour import Panel, Series, color, panels_figure, png
 from ._util import F64, as_inf, rows_optimizer, shown
@@ -154,12 +153,12 @@ def nesterov(ctx: Context) -> Finding:
 # --------------------------------------------------------------------------- 6. Adagrad vs RMSprop
 
 
-def _effective_lrs(land: landscapes.Landscape, cls: type[O.Optimizer], lrs: list[float], steps: int,
+def _effective_lrs(land: landscapes.Landscape, name: str, lrs: list[float], steps: int,
                    key: str) -> tuple[np.ndarray, np.ndarray]:
     """Per step and row: lr / sqrt(state + eps) (geometric mean over x, y) and f - f*."""
     R = len(lrs)
     W = torch.tensor(land.start, dtype=F64).expand(R, 2).clone().requires_grad_(True)
-    opt = rows_optimizer(cls, [W], lr=lrs)
+    opt = rows_optimizer(name, [W], lr=lrs)
     eff = np.empty((steps, R))
     gap = np.empty((steps + 1, R))
     lr_col = torch.as_tensor(lrs, dtype=F64).view(R, 1)
@@ -189,8 +188,8 @@ def adagrad(ctx: Context) -> Finding:
     land = landscapes.bowl(kappa=10.0)
     lrs = [0.01, 0.1, 0.5]
     steps = ctx.pick(1000, 300)
-    eff_a, gap_a = _effective_lrs(land, O.Adagrad, lrs, steps, "G")
-    eff_r, gap_r = _effective_lrs(land, O.RMSprop, lrs, steps, "S")
+    eff_a, gap_a = _effective_lrs(land, "adagrad", lrs, steps, "G")
+    eff_r, gap_r = _effective_lrs(land, "rmsprop", lrs, steps, "S")
     shrink = eff_a[-1] / eff_a[0]
     monotone = bool(np.all(np.diff(eff_a, axis=0) <= 1e-15 * eff_a[:-1]))
     rms_end = eff_r[-1] / eff_r[0]
