@@ -25,6 +25,16 @@ Name = Annotated[str, Field(min_length=1, max_length=40)]
 HyperValue = Annotated[Any, AfterValidator(scalar)]
 OptionValue = Annotated[Any, AfterValidator(partial(scalar, lists=True))]
 Coordinate = Annotated[float, BeforeValidator(number), Field(allow_inf_nan=False, ge=-1e4, le=1e4)]
+Options = Annotated[dict[Name, OptionValue], Field(
+    default_factory=dict, max_length=12, description='options by name, e.g. {"final_lr": 0.001, "warmup": 50}')]
+Hyper = Annotated[dict[Name, HyperValue], Field(
+    default_factory=dict, max_length=16, description='constructor keyword arguments, e.g. {"lr": 0.02}')]
+
+
+class Strict(BaseModel):
+    """A request part that refuses fields it does not know."""
+
+    model_config = ConfigDict(extra="forbid")
 SESSION_HEADER = "x-descend-session"
 
 
@@ -36,31 +46,22 @@ def request_models(limits: Limits) -> dict[str, type[BaseModel]]:
     Steps = Annotated[int, BeforeValidator(number), Field(ge=1, le=limits.max_steps, strict=True)]
     Rate = Annotated[float, BeforeValidator(number), Field(ge=0.0, le=1e6, allow_inf_nan=False)]
 
-    class ScheduleSpec(BaseModel):
+    class ScheduleSpec(Strict):
         """A schedule by name with its options (as ``descend.schedules.build`` takes them)."""
 
-        model_config = ConfigDict(extra="forbid")
         name: ScheduleName = Field(description="schedule name, e.g. cosine")
-        options: dict[Name, OptionValue] = Field(
-            default_factory=dict, max_length=12,
-            description="options by name, e.g. {\"final_lr\": 0.001, \"warmup\": 50}",
-        )
+        options: Options
 
-    class RunSpec(BaseModel):
+    class RunSpec(Strict):
         """One trajectory: an optimizer, its hyperparameters and an optional schedule."""
 
-        model_config = ConfigDict(extra="forbid")
         optimizer: OptimizerName = Field(description="optimizer name (GET /api/optimizers)")
-        hyper: dict[Name, HyperValue] = Field(
-            default_factory=dict, max_length=16,
-            description="constructor keyword arguments, e.g. {\"lr\": 0.02}",
-        )
+        hyper: Hyper
         schedule: ScheduleSpec | None = Field(default=None, description="lr schedule; none: constant lr")
 
-    class RunRequest(BaseModel):
+    class RunRequest(Strict):
         """Runs from one start on one landscape, as ``descend.lab.minimize`` takes them."""
 
-        model_config = ConfigDict(extra="forbid")
         landscape: LandscapeName = Field(description="landscape name (GET /api/landscapes)")
         start: tuple[Coordinate, Coordinate] | None = Field(
             default=None, description="start (x, y); none: the landscape's suggested start"
@@ -70,14 +71,13 @@ def request_models(limits: Limits) -> dict[str, type[BaseModel]]:
         record_every: Steps = Field(default=1, description="keep every n-th point")
         runs: list[RunSpec] = Field(min_length=1, max_length=limits.max_runs)
 
-    class SchedulePreview(BaseModel):
+    class SchedulePreview(Strict):
         """A schedule to evaluate at steps 0 .. steps - 1."""
 
-        model_config = ConfigDict(extra="forbid")
         name: ScheduleName = Field(description="schedule name; constant for a fixed lr")
         lr: Rate = Field(default=0.1, description="base lr")
         steps: Steps = Field(default=500)
-        options: dict[Name, OptionValue] = Field(default_factory=dict, max_length=12)
+        options: Options
 
     return {"ScheduleSpec": ScheduleSpec, "RunSpec": RunSpec, "RunRequest": RunRequest,
             "SchedulePreview": SchedulePreview}
