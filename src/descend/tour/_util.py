@@ -38,6 +38,11 @@ F64 = torch.float64
 QUIET = {"progress": False, "plots": False, "tensorboard": False, "log_every": 10**9}
 
 
+def race_grid() -> np.ndarray:
+    """The fair races' lr grid: 1e-4 .. 1, four per decade (the lab's default density)."""
+    return np.logspace(-4, 0, 17)
+
+
 def digits(ctx: Context) -> D.Dataset:
     """scikit-learn's digits, split and standardized by :func:`descend.data.load` (once per tour)."""
     return ctx.cached("digits", lambda: D.load("digits", seed=ctx.seed))

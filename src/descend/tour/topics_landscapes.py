@@ -17,14 +17,8 @@ from .. import lab, landscapes
 from .. import optim as O
 from ..plots.lab import race_figure, sweep_figure
 from ..plots.tour import basins_figure, gradient_figure, png
-from ._util import F64, as_inf, shown, steps_to
+from ._util import F64, as_inf, race_grid, shown, steps_to
 from .base import Context, Finding, judge, topic
-
-
-def _grid(ctx: Context) -> np.ndarray:
-    """The fair races' lr grid: 1e-4 .. 1, four per decade (the lab's default density)."""
-    return np.logspace(-4, 0, 17)
-
 
 # --------------------------------------------------------------------------- 1. the gradient
 
@@ -197,7 +191,7 @@ def learning_rate(ctx: Context) -> Finding:
 def saddle(ctx: Context) -> Finding:
     """Topic ``saddle``: run the experiment, draw the figure, judge the claim (see the decorator)."""
     land = landscapes.saddle_plateau()
-    grid = _grid(ctx)
+    grid = race_grid()
     steps = ctx.pick(3000, 1500)
     race = lab.race(land, ["gd", "rmsprop", "adam"], steps=steps, tol=1e-6, fair=True, lr_grid=grid)
     ystar = max(m.y for m in land.minima)

@@ -14,14 +14,8 @@ from .. import lab
 from .. import optim as O
 from ..plots.lab import race_figure
 from ..plots.tour import Panel, Series, panels_figure, png
-from ._util import F64, as_inf, shown
+from ._util import F64, as_inf, race_grid, shown
 from .base import Context, Finding, judge, topic
-
-
-def _grid(ctx: Context) -> np.ndarray:
-    """The fair races' lr grid: 1e-4 .. 1, four per decade (the lab's default density)."""
-    return np.logspace(-4, 0, 17)
-
 
 # --------------------------------------------------------------------------- 8. Newton
 
@@ -101,7 +95,7 @@ def newton(ctx: Context) -> Finding:
     from .. import data as D
 
     steps = ctx.pick(5000, 2000)
-    grid = _grid(ctx)
+    grid = race_grid()
     race2d = lab.race("rosenbrock", [("newton", {"line_search": True})], steps=steps, tol=1e-6)
     gd2d = lab.race("rosenbrock", ["gd"], steps=steps, tol=1e-6, fair=True, lr_grid=grid)
     race2d.runs.append(gd2d.runs[0])

@@ -15,14 +15,8 @@ import torch
 from .. import lab, landscapes
 from ..plots.lab import race_figure
 from ..plots.tour import Panel, Series, color, panels_figure, png
-from ._util import F64, as_inf, rows_optimizer, shown
+from ._util import F64, as_inf, race_grid, rows_optimizer, shown
 from .base import DEPENDS, HELD, NOT_HELD, Context, Finding, judge, topic
-
-
-def _grid(ctx: Context) -> np.ndarray:
-    """The fair races' lr grid: 1e-4 .. 1, four per decade (the lab's default density)."""
-    return np.logspace(-4, 0, 17)
-
 
 # --------------------------------------------------------------------------- 4. momentum
 
@@ -40,7 +34,7 @@ def momentum(ctx: Context) -> Finding:
     kappa = 100.0
     land = landscapes.bowl(kappa=kappa)
     steps = ctx.pick(3000, 1500)
-    grid = _grid(ctx)
+    grid = race_grid()
     race = lab.race(land, ["gd", ("momentum", {"beta": 0.9})], steps=steps, tol=1e-6, fair=True, lr_grid=grid)
     gd, mom = race.runs
     n = min(40, len(gd.path) - 1, len(mom.path) - 1)  # the first 40 steps, or fewer if a run stopped sooner
@@ -263,7 +257,7 @@ def adam(ctx: Context) -> Finding:
                      bias_correction=False, steps=steps_id, tol=None)
     r = lab.minimize("rosenbrock", optimizer="rmsprop", lr=0.01, beta=0.9, eps=1e-8, steps=steps_id, tol=None)
     identity = float(np.abs(a.path - r.path).max())
-    grid = _grid(ctx)
+    grid = race_grid()
     steps = ctx.pick(2500, 1200)
     entries = [("momentum", {"beta": 0.9}), ("rmsprop", {}), ("adam", {})]
     races = {
