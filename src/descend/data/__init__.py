@@ -7,9 +7,11 @@
     for xb, yb in data.Batches(ds.X_train, ds.y_train, batch_size=64, seed=0):
         ...                                       # one epoch: ceil(n / 64) iterations
     data.least_squares_mse(data.load("diabetes")) # OLS reference for iterative solvers
+    data.load("my.csv", target="label")           # your own file: the same split and scaling
 
 ============================  ==================================================
 ``load(name, ...)``           a :class:`Dataset` with train/val/test tensors
+``load("f.csv", target=)``    your own CSV or ``.npz`` (see :mod:`descend.data.files`)
 ``Batches(X, y, b, ...)``     one epoch of batches per iteration, seeded by ``(seed, epoch)``
 ``iterations_per_epoch``      ``ceil(n / b)`` (``floor`` with ``drop_last``), note 003
 ``stream(X, y, b, seed)``     endless batches for online learning
@@ -17,6 +19,7 @@
 ============================  ==================================================
 """
 
+from . import files
 from .batches import (
     Batches,
     epoch_permutation,
@@ -38,6 +41,7 @@ from .datasets import (
 __all__ = [
     "Dataset",
     "load",
+    "files",
     "names",
     "DIABETES_NOTE",
     "Batches",
