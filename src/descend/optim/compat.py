@@ -19,8 +19,8 @@ descend        torch twin              torch's keywords accepted
 
 and, on all of them, torch's implementation switches mapped to ``impl``:
 ``fused=True`` -> ``impl="fused"`` (descend's compiled one-pass step),
-``foreach=True`` -> descend's default fast path, ``foreach=False`` or
-``fused=False`` -> the per-tensor ``impl="eager"`` path (torch's for-loop).
+``foreach=True`` or ``fused=False`` -> ``impl="foreach"`` (multi-tensor ops),
+``foreach=False`` -> the per-tensor ``impl="eager"`` path (torch's for-loop).
 ``capturable=False`` and ``differentiable=False`` are accepted (that is what
 descend does); ``True`` is refused with a message: descend's step counter is a
 host integer (no CUDA-graph capture) and its step runs under ``no_grad``.
@@ -150,7 +150,12 @@ def _impl(cls_name: str, flags: dict[str, Any], impl_given: bool) -> str | None:
         )
     if fused:
         return "fused"
-    return "auto" if foreach else "eager"
+    from .base import IMPLS  # (base imports this module)
+
+    multi = "foreach" if "foreach" in IMPLS else "auto"  # descend's multi-tensor path
+    if foreach or (foreach is None and fused is False):
+        return multi
+    return "eager"
 
 
 def translate_kwargs(cls: type, init: Callable[..., None], args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
