@@ -38,7 +38,7 @@ def _worker(rank, world, port, out):
         opt.step()
     if rank == 0:
         torch.save({"params": [p.detach().clone() for p in model.module.parameters()],
-                    "fused": opt._buckets[0] is not None}, out)
+                    "fused": opt._plans[0].kind == "fused"}, out)
     dist.destroy_process_group()
 
 

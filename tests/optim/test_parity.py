@@ -12,58 +12,9 @@ from sklearn.datasets import load_digits
 
 import descend.optim as O
 
-CASES = {
-    "sgd": (torch.optim.SGD, {"lr": 0.05}, O.SGD, {"lr": 0.05}),
-    "sgd_momentum_dampening_wd": (
-        torch.optim.SGD, {"lr": 0.05, "momentum": 0.9, "dampening": 0.2, "weight_decay": 0.01},
-        O.Momentum, {"lr": 0.05, "beta": 0.9, "dampening": 0.2, "lr_inside": False,
-                     "first_step": "grad", "weight_decay": 0.01},
-    ),
-    "sgd_as_torch": (
-        torch.optim.SGD, {"lr": 0.05, "momentum": 0.9, "dampening": 0.2, "weight_decay": 0.01},
-        O.SGD, {"lr": 0.05, "momentum": 0.9, "dampening": 0.2, "weight_decay": 0.01},
-    ),
-    "sgd_nesterov": (
-        torch.optim.SGD, {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01},
-        O.Nesterov, {"lr": 0.05, "beta": 0.9, "lr_inside": False, "weight_decay": 0.01},
-    ),
-    "sgd_maximize": (
-        torch.optim.SGD, {"lr": 0.05, "momentum": 0.5, "maximize": True},
-        O.SGD, {"lr": 0.05, "momentum": 0.5, "maximize": True},
-    ),
-    "adagrad": (
-        torch.optim.Adagrad, {"lr": 0.1, "lr_decay": 0.01, "initial_accumulator_value": 0.1,
-                              "weight_decay": 0.01},
-        O.Adagrad, {"lr": 0.1, "lr_decay": 0.01, "initial_accumulator_value": 0.1, "eps": 1e-10,
-                    "eps_mode": "outside", "weight_decay": 0.01},
-    ),
-    "rmsprop": (
-        torch.optim.RMSprop, {"lr": 0.01},
-        O.RMSprop, {"lr": 0.01, "beta": 0.99, "eps_mode": "outside"},
-    ),
-    "rmsprop_centered_momentum": (
-        torch.optim.RMSprop, {"lr": 0.01, "alpha": 0.9, "centered": True, "momentum": 0.7,
-                              "weight_decay": 0.01, "maximize": True},
-        O.RMSprop, {"lr": 0.01, "beta": 0.9, "eps_mode": "outside", "centered": True,
-                    "momentum": 0.7, "weight_decay": 0.01, "maximize": True},
-    ),
-    "adam": (torch.optim.Adam, {"lr": 0.01}, O.Adam, {"lr": 0.01}),
-    "adam_amsgrad_wd": (
-        torch.optim.Adam, {"lr": 0.01, "betas": (0.8, 0.99), "amsgrad": True, "weight_decay": 0.05},
-        O.Adam, {"lr": 0.01, "beta1": 0.8, "beta2": 0.99, "amsgrad": True, "weight_decay": 0.05},
-    ),
-    "adam_maximize": (
-        torch.optim.Adam, {"lr": 0.01, "maximize": True}, O.Adam, {"lr": 0.01, "maximize": True},
-    ),
-    "adamw": (
-        torch.optim.AdamW, {"lr": 0.01, "weight_decay": 0.1},
-        O.AdamW, {"lr": 0.01, "weight_decay": 0.1},
-    ),
-    "adamw_amsgrad": (
-        torch.optim.AdamW, {"lr": 0.01, "weight_decay": 0.1, "amsgrad": True},
-        O.AdamW, {"lr": 0.01, "weight_decay": 0.1, "amsgrad": True},
-    ),
-}
+from .cases import TORCH
+
+CASES = {c.name: (c.torch[0], c.torch[1], c.cls, c.kw) for c in TORCH}
 
 
 def make_params(dtype, seed=0):
@@ -76,7 +27,7 @@ def stream(step, shapes, dtype):
     return [torch.randn(*s, generator=g, dtype=dtype) * (1 + step % 7) for s in shapes]
 
 
-def run_pair(theirs, ours, dtype, groups=None, lr_change=None, steps=200):
+def run_pair(theirs, ours, dtype, groups=None, lr_change=None, steps=200, impl="auto"):
     pa = [p.clone().requires_grad_() for p in make_params(dtype)]
     pb = [p.clone().requires_grad_() for p in make_params(dtype)]
     t_cls, t_kw, o_cls, o_kw = theirs[0], theirs[1], ours[0], ours[1]
@@ -84,7 +35,7 @@ def run_pair(theirs, ours, dtype, groups=None, lr_change=None, steps=200):
         ta = t_cls([{"params": [pa[0]], **groups[0][0]}, {"params": [pa[1]], **groups[1][0]}], **t_kw)
         ob = o_cls([{"params": [pb[0]], **groups[0][1]}, {"params": [pb[1]], **groups[1][1]}], **o_kw)
     else:
-        ta, ob = t_cls(pa, **t_kw), o_cls(pb, **o_kw)
+        ta, ob = t_cls(pa, **t_kw), o_cls(pb, impl=impl, **o_kw)
     for step in range(steps):
         if lr_change and step == lr_change:
             for gt, go in zip(ta.param_groups, ob.param_groups):
@@ -97,10 +48,11 @@ def run_pair(theirs, ours, dtype, groups=None, lr_change=None, steps=200):
     return pa, pb
 
 
+@pytest.mark.parametrize("impl", ["eager", "foreach"])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_float64_random_stream(case):
+def test_float64_random_stream(case, impl):
     t_cls, t_kw, o_cls, o_kw = CASES[case]
-    pa, pb = run_pair((t_cls, t_kw), (o_cls, o_kw), torch.float64)
+    pa, pb = run_pair((t_cls, t_kw), (o_cls, o_kw), torch.float64, impl=impl)
     for a, b in zip(pa, pb):
         assert (a - b).abs().max().item() <= 1e-12
 
@@ -114,7 +66,7 @@ def test_float32_random_stream(case):
         assert rel <= 1e-5
 
 
-@pytest.mark.parametrize("case", ["sgd_momentum_dampening_wd", "adagrad", "rmsprop_centered_momentum",
+@pytest.mark.parametrize("case", ["momentum_torch_form", "adagrad_torch_form", "rmsprop_centered_momentum",
                                   "adam_amsgrad_wd", "adamw"])
 def test_lr_change_mid_run(case):
     t_cls, t_kw, o_cls, o_kw = CASES[case]
@@ -150,7 +102,7 @@ def _digits():
 
 
 REAL = {
-    **{k: CASES[k] for k in ("sgd_nesterov", "adagrad", "adam_amsgrad_wd", "adamw_amsgrad")},
+    **{k: CASES[k] for k in ("sgd_nesterov", "adagrad_torch_form", "adam_amsgrad_wd", "adamw_amsgrad")},
     "rmsprop_centered_momentum": (
         torch.optim.RMSprop, {"lr": 0.001, "alpha": 0.9, "centered": True, "momentum": 0.7},
         O.RMSprop, {"lr": 0.001, "beta": 0.9, "eps_mode": "outside", "centered": True, "momentum": 0.7},

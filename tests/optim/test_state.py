@@ -8,16 +8,9 @@ import torch
 
 import descend.optim as O
 
-ALL = {
-    "sgd": (O.SGD, {"lr": 0.05, "momentum": 0.9, "nesterov": True}),
-    "momentum": (O.Momentum, {"lr": 0.02}),
-    "momentum_ema": (O.Momentum, {"lr": 0.1, "style": "ema"}),
-    "nesterov": (O.Nesterov, {"lr": 0.02}),
-    "adagrad": (O.Adagrad, {"lr": 0.1}),
-    "rmsprop": (O.RMSprop, {"lr": 0.01, "centered": True, "momentum": 0.5}),
-    "adam": (O.Adam, {"lr": 0.01, "amsgrad": True}),
-    "adamw": (O.AdamW, {"lr": 0.01}),
-}
+from .cases import STATE
+
+ALL = {c.name: (c.cls, c.kw) for c in STATE}
 
 
 def loss_fn(ps):

@@ -66,7 +66,10 @@ class Adagrad(Optimizer):
 
     def _init_state(self, p, group):
         state = super()._init_state(p, group)
-        state["G"] = state["G"] + group["initial_accumulator_value"]
+        init = group["initial_accumulator_value"]
+        if p.is_complex():  # both halves of a complex number start there (torch's view_as_real)
+            init = init * (1 + 1j) if not isinstance(init, torch.Tensor) else torch.complex(init, init)
+        state["G"] = state["G"] + init
         return state
 
     @staticmethod

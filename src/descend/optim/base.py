@@ -26,19 +26,16 @@ below and the fused path (:mod:`descend.optim.fused`) both call exactly
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
 
-from . import compat, fused, rules
+from . import compat, engine, fused, rules
 from ._validate import NONNEG, Spec, check, check_broadcast, check_choice
 
 NONFINITE = ("raise", "skip", "ignore")
-IMPLS = ("auto", "eager", "fused")
-# impl="auto" compiles a group when it is large enough for the one-time compile to pay off.
-AUTO_MIN_NUMEL = 1_000_000
-AUTO_MIN_TENSORS = 1_000
+IMPLS = ("auto", "eager", "foreach", "fused")
 
 # Hyperparameters every gradient-based rule accepts.
 COMMON_SPECS: dict[str, Spec] = {
@@ -71,8 +68,8 @@ class Optimizer(torch.optim.Optimizer):
         check_choice("impl", impl, IMPLS)
         self.nonfinite = nonfinite
         self.impl = impl
-        self._buckets: dict[int, list[fused.Bucket] | None] = {}
-        self._outside: dict[int, list[int]] = {}  # per group: parameters in no bucket
+        self._plans: list[engine.Part] | None = None  # the step plan, rebuilt when groups change
+        self._plan_key: list[tuple[int, int, int]] = []
         for name, value in defaults.items():
             check(name, value, self._specs.get(name))
             self._check_tensor_allowed(name, value)
@@ -167,6 +164,7 @@ class Optimizer(torch.optim.Optimizer):
         """The state; ``format="torch"`` gives it as this optimizer's torch.optim twin saves it."""
         check_choice("format", format, ("descend", "torch"))
         sd = super().state_dict()
+        sd["state"] = {k: engine.compact(v) for k, v in sd["state"].items()}  # no packed buffers
         if format == "torch":
             return compat.to_torch(self, sd)
         sd["descend"] = {"optimizer": type(self).__name__, "format": 1}
@@ -226,7 +224,7 @@ class Optimizer(torch.optim.Optimizer):
         rest = {k: v for k, v in state_dict.items() if k != "descend"}
         super().load_state_dict(rest)
         self.param_groups[:] = [compat.sync_group(self, g) for g in self.param_groups]
-        self._buckets.clear()  # the loaded state tensors replace the flat views; rebuilt lazily
+        self._plans = None  # the loaded state tensors replace the packed views; re-planned lazily
 
     # ------------------------------------------------------------------ step
     @staticmethod
@@ -236,42 +234,6 @@ class Optimizer(torch.optim.Optimizer):
             return f"parameter '{names[i]}'"
         p = group["params"][i]
         return f"parameter {i} (shape {tuple(p.shape)})"
-
-    def _grads_finite(self, work: list, buckets: list | None = None) -> bool:
-        """True when every gradient is finite: one reduction per device or flat buffer."""
-        if self.nonfinite == "ignore":
-            return True
-        ok = all(bool(fused.kernel("finite")(b.G)) for _, b in buckets or [])
-        by_device: dict[torch.device, list[torch.Tensor]] = {}
-        for _, _, _, gs in work:
-            for g in gs:
-                by_device.setdefault(g.device, []).append(g)
-        for grads in by_device.values():
-            if not ok:
-                break
-            norms = torch._foreach_norm(grads, float("inf"))
-            ok = bool(torch.stack([n.float() for n in norms]).isfinite().all())
-        if ok:
-            return True
-        if self.nonfinite == "skip":
-            return False
-        everything = list(work) + [
-            (group, [next(i for i, q in enumerate(group["params"]) if q is p) for p in b.params],
-             b.params, [p.grad for p in b.params])
-            for group, b in buckets or []
-        ]
-        for group, idx, _, gs in everything:
-            for i, g in zip(idx, gs):
-                if not bool(torch.isfinite(g).all()):
-                    st = self.state.get(group["params"][i], {})
-                    step = st.get("step", 0) + 1
-                    what = "NaN" if bool(torch.isnan(g).any()) else "infinite"
-                    raise NonFiniteGradientError(
-                        f"{what} gradient in {self._param_name(group, i)} at step {step}; no parameter "
-                        f"was changed. Lower the learning rate, check the loss, or pass "
-                        f"nonfinite='skip' to skip such steps"
-                    )
-        return True
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Take one step; ``closure`` (optional) re-evaluates the model and returns the loss."""
@@ -284,177 +246,73 @@ class Optimizer(torch.optim.Optimizer):
 
     @torch.no_grad()
     def _update(self) -> None:
-        """Check every gradient, then apply the whole step (fused buckets, then the eager rest)."""
-        work, buckets = self._plan()
-        if not self._grads_finite(work, buckets):
-            return
-        for group, bucket in buckets:
-            self._step_bucket(group, bucket)
-        for group, _, ps, gs in work:
-            self._step_group(group, ps, gs)
+        """Check every gradient, then apply the whole step (see :mod:`descend.optim.engine`)."""
+        parts = self._plans
+        if parts is None or not engine.valid(self, parts):
+            parts = self._plans = engine.build(self)
+            self._plan_key = [(id(g), id(g["params"]), len(g["params"])) for g in self.param_groups]
+        work = engine.collect(self, parts)
+        ok = None
+        if self.nonfinite != "ignore" and work:
+            flag = engine.finite_flag(work)
+            if self.nonfinite == "skip" and flag is not None and flag.device.type != "cpu":
+                ok = flag  # folded into the update: no host sync
+            elif flag is not None and not bool(flag):
+                bad = engine.exactly_finite(work)  # None: the sum overflowed from finite values
+                if bad is not None:
+                    if self.nonfinite == "skip":
+                        return
+                    self._raise_nonfinite(*bad)
+        for w in work:
+            engine.apply(self, w, ok)
 
-    # ------------------------------------------------------------------ fused path
+    def _raise_nonfinite(self, w: Any, j: int) -> None:
+        group, p, g = w.part.group, w.params[j], w.grads[j]
+        i = next(i for i, q in enumerate(group["params"]) if q is p)
+        step = self.state.get(p, {}).get("step", 0) + 1
+        what = "NaN" if bool(torch.isnan(g).any()) else "infinite"
+        raise NonFiniteGradientError(
+            f"{what} gradient in {self._param_name(group, i)} at step {step}; no parameter "
+            f"was changed. Lower the learning rate, check the loss, or pass "
+            f"nonfinite='skip' to skip such steps"
+        )
+
     def _fusable(self, group: dict[str, Any]) -> str | None:
-        """None when the group can take the fused path, else the reason it cannot."""
+        """None when the group can take the multi-tensor and compiled paths, else the reason it cannot."""
         for name, value in group.items():
             if name != "params" and not fused.is_scalar(value):
-                return f"{name} is a tensor of shape {tuple(value.shape)} (the fused path takes scalars)"
-        if any(p.is_sparse for p in group["params"]):
-            return "a parameter is sparse"
+                return f"{name} is a tensor of shape {tuple(value.shape)} (the fast paths take scalars)"
         return None
-
-    def _wants_fused(self, group: dict[str, Any]) -> bool:
-        if self.impl == "eager":
-            return False
-        reason = self._fusable(group)
-        if reason is not None:
-            if self.impl == "fused":
-                fused.warn_once(self, "unfusable:" + reason, f"{type(self).__name__}: {reason}; "
-                                "using the eager path for this param group")
-            return False
-        if self.impl == "fused":
-            return True
-        params = group["params"]
-        return sum(p.numel() for p in params) >= AUTO_MIN_NUMEL or len(params) >= AUTO_MIN_TENSORS
-
-    def _group_buckets(self, gi: int, group: dict[str, Any]) -> list[fused.Bucket] | None:
-        if gi in self._buckets:
-            return self._buckets[gi]
-        buckets: list[fused.Bucket] | None = None
-        if self._wants_fused(group):
-            by_kind: dict[tuple, list[torch.Tensor]] = {}
-            for p in group["params"]:
-                if p.requires_grad:
-                    by_kind.setdefault((p.device, p.dtype), []).append(p)
-            built = [fused.build_bucket(self, group, ps) for ps in by_kind.values()]
-            if all(b is not None for b in built):
-                buckets = built  # type: ignore[assignment]
-            else:
-                fused.warn_once(self, "steps", f"{type(self).__name__}: parameters of a group have taken "
-                                "different numbers of steps; using the eager path for that group")
-        self._buckets[gi] = buckets
-        inside = {id(p) for b in buckets or [] for p in b.params}
-        self._outside[gi] = [i for i, p in enumerate(group["params"]) if id(p) not in inside]
-        return buckets
-
-    def _plan(self) -> tuple[list, list]:
-        """Split this step's work into eager (group, idx, params, grads) and fused (group, bucket).
-
-        A group whose buckets are all ready runs fused and leaves only its
-        parameters outside the buckets to the eager path; otherwise the whole
-        group runs eager this step.
-        """
-        work, fused_work = [], []
-        for gi, group in enumerate(self.param_groups):
-            params = group["params"]
-            candidates: Iterable[int] = range(len(params))
-            buckets = self._group_buckets(gi, group) if self.impl != "eager" else None
-            if buckets and all([self._bucket_ready(gi, b) for b in buckets]):
-                fused_work += [(group, b) for b in buckets]
-                candidates = self._outside[gi]
-            idx, ps, gs = [], [], []
-            for i in candidates:
-                p = params[i]
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse:
-                    raise ValueError(
-                        f"{self._param_name(group, i)} has a sparse gradient; "
-                        f"descend.optim.{type(self).__name__} supports dense gradients only"
-                    )
-                idx.append(i)
-                ps.append(p)
-                gs.append(p.grad)
-            if ps:
-                work.append((group, idx, ps, gs))
-        return work, fused_work
-
-    def _bucket_ready(self, gi: int, b: fused.Bucket) -> bool:
-        status = b.sync_grads()
-        if status == "ok":
-            if b.copied:
-                b.copied = False
-                fused.warn_once(self, "copied", f"{type(self).__name__}: a gradient was replaced (not "
-                                "accumulated into the flat buffer), so the fused step copied it first: "
-                                "one extra pass. Zero gradients with optimizer.zero_grad() to keep them "
-                                "in place")
-            return True
-        self._buckets.pop(gi, None)  # eager now, rebuilt (if possible) next step
-        fused.warn_once(self, status, f"{type(self).__name__}: " + (
-            "a parameter has no gradient, so its bucket takes the eager path this step"
-            if status == "missing" else "a parameter was moved out of its flat buffer; re-flattening"))
-        return False
-
-    def _step_bucket(self, group: dict[str, Any], b: fused.Bucket) -> None:
-        step = b.states[0]["step"] + 1
-        rule, _ = self._rule(group)
-        prep = {
-            "maximize": group["maximize"],
-            "weight_decay": fused.regularizer(self._l2(group), b.P),
-            "l1": fused.regularizer(group["l1"], b.P),
-        }
-        hypers = fused.scalar_hypers(self._hypers(group, step), b.P)
-        states = b.state_args()
-        key = fused.static_key(rule, states, prep, hypers)
-        fused.kernel("update", key)(b.P, b.G, states, rule, prep, hypers)
-        for st in b.states:
-            st["step"] = step
-
-    def zero_grad(self, set_to_none: bool | None = None) -> None:
-        """Reset gradients.
-
-        ``set_to_none=None`` (default): gradients of fused parameters are zeroed in
-        place in their flat buffer (they stay views; torch's ``set_to_none=False``),
-        all others are set to None (torch's default). True or False apply to all.
-        """
-        bucketed: set[int] = set()
-        for buckets in self._buckets.values():
-            for b in buckets or []:
-                bucketed.update(id(p) for p in b.params)
-                if set_to_none:
-                    for p in b.params:
-                        p.grad = None
-                    continue
-                b.G.zero_()
-                for p, view in zip(b.params, b.grad_views):
-                    if p.grad is not view:
-                        p.grad = view
-        for group in self.param_groups:
-            for p in group["params"]:
-                if id(p) in bucketed or p.grad is None:
-                    continue
-                if set_to_none is False:
-                    p.grad.detach_()
-                    p.grad.requires_grad_(False)
-                    p.grad.zero_()
-                else:
-                    p.grad = None
-
-    def _step_group(self, group: dict[str, Any], ps: list[torch.Tensor], gs: list[torch.Tensor]) -> None:
-        """Eager path: the rule applied tensor by tensor."""
-        for p, g in zip(ps, gs):
-            state = self.state[p]
-            if not state:
-                state.update(self._init_state(p, group))
-            state["step"] += 1
-            g = rules.prepare_grad(
-                p, g, maximize=group["maximize"], weight_decay=self._l2(group), l1=group["l1"]
-            )
-            self._apply(p, g, state, group)
 
     def _l2(self, group: dict[str, Any]) -> Any:
         """Weight decay added to the gradient (L2); AdamW overrides it with 0."""
         return group["weight_decay"]
 
-    def _apply(self, p: torch.Tensor, g: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
-        rule, keys = self._rule(group)
-        new = rule(p, g, *(state.get(k) for k in keys), **self._hypers(group, state["step"]))
-        self._write(p, state, keys, new)
+    def _point(self, p: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> torch.Tensor:
+        """Where the regularizers' gradients are taken (the parameter; Nesterov's look-ahead shifts it)."""
+        return p
 
-    @staticmethod
-    def _write(p: torch.Tensor, state: dict[str, Any], keys: Iterable[str], new: tuple) -> None:
-        """Copy a rule's results back: ``new = (p, *state tensors in keys order)``."""
-        p.copy_(new[0])
+    def _apply(
+        self, p: torch.Tensor, g: torch.Tensor, state: dict[str, Any], group: dict[str, Any],
+        ok: torch.Tensor | None = None,
+    ) -> None:
+        """Eager path: the rule on one tensor (complex as real pairs, fp16/bf16 in float32)."""
+        rule, keys = self._rule(group)
+        hypers = self._hypers(group, state["step"])
+        if p.is_complex():  # a tensor hyperparameter of shape (N, 1) meets (N, 2, 2) real pairs
+            hypers = {k: v.unsqueeze(-1) if isinstance(v, torch.Tensor) and v.dim() else v
+                      for k, v in hypers.items()}
+        x = engine.work_view(p)
+        states = [engine.work_view(state[k]) if k in state else None for k in keys]
+        g = rules.prepare_grad(
+            engine.work_view(self._point(p, state, group)), engine.work_view(g),
+            maximize=group["maximize"], weight_decay=self._l2(group), l1=group["l1"],
+        )
+        new = rule(x, g, *states, **hypers)
+        if ok is not None:
+            new = tuple(None if n is None else torch.where(ok, n, o) for n, o in zip(new, [x, *states]))
+        (torch.view_as_real(p) if p.is_complex() else p).copy_(new[0])
         for key, value in zip(keys, new[1:]):
             if value is not None:
-                state[key].copy_(value)
+                t = state[key]
+                (torch.view_as_real(t) if t.is_complex() else t).copy_(value)

@@ -1,36 +1,32 @@
-"""The fused path: one pass over memory per optimizer step.
+"""The compiled path: one pass over memory per optimizer step.
 
 An optimizer step is memory-bound: it reads the parameter, the gradient and
-the state and writes the parameter and the state. The fused path keeps, per
-param group and per (device, dtype), the parameters, their gradients and
-every state tensor as views into one contiguous buffer each (a *bucket*),
-and updates a bucket with a single kernel that ``torch.compile`` generates
-(C++ on the CPU, Triton on a GPU) from the very rule the eager path runs:
-``rules.X(P, G, *state, **hypers)`` on the flat buffers.
+the state and writes the parameter and the state. The compiled path runs the
+very rule the eager path runs, ``rules.X(p, g, *state, **hypers)``, as one
+kernel that ``torch.compile`` generates (C++ on the CPU, Triton on a GPU) over
+flat 1-D tensors, and writes the results in place:
 
-* Hyperparameters reach the kernel as 0-d tensors, so a schedule that
-  changes lr every step causes no recompilation; shapes are dynamic, so one
-  kernel per rule and option set serves every bucket size.
-* Compiled kernels land in Inductor's on-disk cache and are reused by later
-  processes.
-* Gradients stay views into the flat gradient buffer as long as they are
-  zeroed in place: ``zero_grad()`` of a fused optimizer zeroes the buffer
-  (torch's ``set_to_none=False``) instead of dropping it. If user code
-  replaces ``p.grad`` (or sets it to None and backward allocates a new one),
-  the step copies it into the buffer first: correct, one extra pass, and a
-  warning once.
-* A parameter whose gradient is None is not stepped (torch's semantics); its
-  bucket then takes the eager path for that step, with a warning once.
-* Non-finite checks read the gradient buffer once more before any update,
-  so that a skipped or failed step changes nothing.
+* a large contiguous parameter is updated in its own storage, one kernel
+  call per tensor (its gradient and state are read where they are);
+* the small parameters of a group are *packed*: their state lives in one flat
+  buffer per state key (``optimizer.state[p][key]`` is a view into it), their
+  gradients and values are gathered into flat scratch buffers for the kernel,
+  and the new values are copied back into each parameter. Parameters and
+  gradients are never re-homed: ``p`` and ``p.grad`` stay the user's tensors.
+
+Hyperparameters reach the kernel as 0-d tensors, so a schedule that changes
+lr every step causes no recompilation; sizes are dynamic, so one kernel per
+rule and option set serves every tensor. Compiled kernels land in Inductor's
+on-disk cache and are reused by later processes. Low-precision parameters are
+computed in float32 (torch's "opmath"). ``ok`` (a 0-d bool tensor, or None)
+folds a device-side non-finite check into the update: where it is False the
+kernel writes the old values back, so skipping a step needs no host sync.
 """
 
 from __future__ import annotations
 
-import operator
 import types
 import warnings
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -38,11 +34,12 @@ import torch
 from . import rules
 
 _compile_count = 0
-_KERNELS: dict[str, Any] = {}
+_KERNELS: dict[tuple, Any] = {}
+LOW = (torch.float16, torch.bfloat16)
 
 
 def compile_count() -> int:
-    """How many graphs the fused path has compiled in this process."""
+    """How many graphs the compiled path has compiled in this process."""
     return _compile_count
 
 
@@ -54,42 +51,43 @@ def _backend(gm: torch.fx.GraphModule, example_inputs: list) -> Any:
     return compile_fx(gm, example_inputs)
 
 
-def _update(P, G, states, rule, prep, hypers):
-    g = rules.prepare_grad(P, G, **prep)
-    new = rule(P, g, *states, **hypers)
+def _update(P, G, states, rule, prep, hypers, ok):
+    p = P.float() if P.dtype in LOW else P
+    g = G.float() if G.dtype in LOW else G
+    work = [None if s is None else (s.float() if s.dtype in LOW else s) for s in states]
+    new = rule(p, rules.prepare_grad(p, g, **prep), *work, **hypers)
+    if ok is not None:
+        new = [None if n is None else torch.where(ok, n, o) for n, o in zip(new, [p, *work])]
     P.copy_(new[0])
     for s, v in zip(states, new[1:]):
         if s is not None:
             s.copy_(v)
 
 
-def _all_finite(G):
-    return torch.isfinite(G).all()
+def kernel(key: tuple) -> Any:
+    """The compiled update for one static configuration (rule, absent state, flags).
 
-
-def kernel(name: str, key: tuple = ()) -> Any:
-    """The compiled ``"update"`` or ``"finite"`` function for one static configuration.
-
-    Each (rule, static options) gets a code object of its own, so Dynamo keeps
-    one small cache per configuration instead of hitting its recompile limit on
+    Each configuration gets a code object of its own, so Dynamo keeps one
+    small cache per configuration instead of hitting its recompile limit on
     a single function shared by every optimizer.
     """
-    full = (name, *key)
-    if full not in _KERNELS:
-        base = {"update": _update, "finite": _all_finite}[name]
-        code = base.__code__.replace(co_name=f"{base.__name__}_{len(_KERNELS)}")
-        fn = types.FunctionType(code, base.__globals__, code.co_name)
-        _KERNELS[full] = torch.compile(fn, dynamic=True, fullgraph=True, backend=_backend)
-    return _KERNELS[full]
+    if key not in _KERNELS:
+        code = _update.__code__.replace(co_name=f"_update_{len(_KERNELS)}")
+        fn = types.FunctionType(code, _update.__globals__, code.co_name)
+        _KERNELS[key] = torch.compile(fn, dynamic=True, fullgraph=True, backend=_backend)
+    return _KERNELS[key]
 
 
-def static_key(rule: Any, states: list, prep: dict[str, Any], hypers: dict[str, Any]) -> tuple:
-    """What a compiled kernel specializes on: the rule, flags, absent state, zero terms."""
+def run(P, G, states, rule, prep, hypers, ok) -> None:
+    """Apply ``rule`` to flat ``P`` (in place) with gradient ``G`` and flat ``states``."""
+    prep = {k: regularizer(v, P) if k != "maximize" else v for k, v in prep.items()}
+    hypers = scalar_hypers(hypers, P)
     flags = tuple(
         (k, v) for k, v in sorted({**prep, **hypers}.items())
         if v is None or isinstance(v, (bool, str)) or (isinstance(v, float) and v == 0.0)
     )
-    return (rule.__qualname__, tuple(s is None for s in states), flags)
+    key = (rule.__qualname__, tuple(s is None for s in states), flags, ok is None)
+    kernel(key)(P, G, states, rule, prep, hypers, ok)
 
 
 def warn_once(owner: Any, key: str, message: str) -> None:
@@ -99,117 +97,26 @@ def warn_once(owner: Any, key: str, message: str) -> None:
         warnings.warn(message, RuntimeWarning, stacklevel=4)
 
 
-_GRAD = operator.attrgetter("grad")
-_DATA_PTR = operator.methodcaller("data_ptr")
-
-
-@dataclass
-class Bucket:
-    """Parameters of one group, device and dtype, laid out in flat buffers."""
-
-    params: list[torch.Tensor]
-    states: list[dict[str, Any]]
-    keys: tuple[str, ...]  # the rule's state keys, in order (unused ones map to None)
-    P: torch.Tensor
-    G: torch.Tensor
-    flat_state: dict[str, torch.Tensor]
-    grad_views: list[torch.Tensor]
-    ptrs: list[int]
-    copied: bool = field(default=False)
-
-    def state_args(self) -> list[torch.Tensor | None]:
-        return [self.flat_state.get(k) for k in self.keys]
-
-    def sync_grads(self) -> str:
-        """'ok', 'missing' (some grad is None) or 'moved' (a parameter no longer lives in P).
-
-        A replaced gradient is copied into the flat buffer and its view put back.
-        The common case (nothing replaced, nothing moved) is checked at C speed.
-        """
-        views, ptrs = self.grad_views, self.ptrs
-        if all(map(operator.is_, map(_GRAD, self.params), views)) and all(
-            map(operator.eq, map(_DATA_PTR, self.params), ptrs)
-        ):
-            return "ok"
-        for i, p in enumerate(self.params):
-            if p.data_ptr() != ptrs[i]:
-                return "moved"
-            g = p.grad
-            if g is views[i]:
-                continue
-            if g is None:
-                return "missing"
-            views[i].copy_(g)
-            p.grad = views[i]
-            self.copied = True
-        return "ok"
-
-
-def build_bucket(opt: Any, group: dict[str, Any], params: list[torch.Tensor]) -> Bucket | None:
-    """Move ``params`` (one device and dtype) and their state into flat buffers.
-
-    Returns None when the parameters cannot share a bucket (their step counts
-    differ, so Adam's bias corrections would too).
-    """
-    steps = {opt.state[p].get("step", 0) if opt.state.get(p) else 0 for p in params}
-    if len(steps) > 1:
-        return None
-    rule, keys = opt._rule(group)
-    used = opt._state_keys(group)
-    total = sum(p.numel() for p in params)
-    ref = params[0]
-    P = torch.empty(total, dtype=ref.dtype, device=ref.device)
-    G = torch.zeros(total, dtype=ref.dtype, device=ref.device)
-    init = opt._init_state(P, group)
-    flat_state = {k: init[k] for k in used}
-    states, views, ptrs = [], [], []
-    offset = 0
-    for p in params:
-        n = p.numel()
-        sl = slice(offset, offset + n)
-        P[sl].copy_(p.detach().reshape(-1))
-        if p.grad is not None:
-            G[sl].copy_(p.grad.reshape(-1))
-        st = opt.state[p]
-        if st:
-            for k in used:
-                flat_state[k][sl].copy_(st[k].reshape(-1))
-        else:
-            st["step"] = 0
-        for k in used:
-            st[k] = flat_state[k][sl].view_as(p)
-        p.data = P[sl].view_as(p)
-        view = G[sl].view_as(p)
-        p.grad = view
-        states.append(st)
-        views.append(view)
-        ptrs.append(p.data_ptr())
-        offset += n
-    return Bucket(list(params), states, keys, P, G, flat_state, views, ptrs)
-
-
 REGULARIZERS = ("decay",)
 
 
 def scalar_hypers(hypers: dict[str, Any], like: torch.Tensor) -> dict[str, Any]:
-    """Numbers become 0-d tensors (values change without recompiling); flags stay static."""
+    """Numbers become 0-d float64 tensors (values change without recompiling); flags stay static.
+
+    Scalars are computed in double, as Python floats are on the eager path
+    (``1 - 0.999**t`` in float32 would lose most of its digits).
+    """
     out: dict[str, Any] = {}
     for k, v in hypers.items():
         if k in REGULARIZERS:
             out[k] = regularizer(v, like)
-        elif isinstance(v, bool) or isinstance(v, str) or v is None:
+        elif isinstance(v, (bool, str)) or v is None:
             out[k] = v
         elif isinstance(v, torch.Tensor):
-            out[k] = v.to(device=like.device, dtype=_scalar_dtype(like))
+            out[k] = v.to(device=like.device, dtype=torch.float64)
         else:
-            out[k] = torch.tensor(float(v), dtype=_scalar_dtype(like), device=like.device)
+            out[k] = torch.tensor(float(v), dtype=torch.float64, device=like.device)
     return out
-
-
-def _scalar_dtype(like: torch.Tensor) -> torch.dtype:
-    """Scalars are computed in double, as Python floats are on the eager path
-    (``1 - 0.999**t`` in float32 would lose most of its digits)."""
-    return torch.float64
 
 
 def regularizer(value: Any, like: torch.Tensor) -> Any:
@@ -217,8 +124,8 @@ def regularizer(value: Any, like: torch.Tensor) -> Any:
     if isinstance(value, (int, float)) and value == 0:
         return 0.0
     if isinstance(value, torch.Tensor):
-        return value.to(device=like.device, dtype=_scalar_dtype(like))
-    return torch.tensor(float(value), dtype=_scalar_dtype(like), device=like.device)
+        return value.to(device=like.device, dtype=torch.float64)
+    return torch.tensor(float(value), dtype=torch.float64, device=like.device)
 
 
 def is_scalar(value: Any) -> bool:

@@ -287,22 +287,10 @@ class Nesterov(Momentum):
         self._update()
         return loss
 
-    def _step_group(self, group, ps, gs) -> None:
-        if group.get("lookahead"):
-            self._step_lookahead(group, ps, gs)
-        else:
-            super()._step_group(group, ps, gs)
+    def _hypers(self, group, step):
+        # the look-ahead form is plain momentum at the shifted point
+        return {**super()._hypers(group, step), "nesterov": not group.get("lookahead")}
 
-    def _step_lookahead(self, group, ps, gs) -> None:
-        """The note's form: plain momentum with the gradient taken at the look-ahead point."""
-        for p, g in zip(ps, gs):
-            state = self.state[p]
-            if not state:
-                state.update(self._init_state(p, group))
-            state["step"] += 1
-            hypers = {**self._hypers(group, state["step"]), "nesterov": False}
-            shift = group["beta"] * (state["v"] if hypers["lr_inside"] else group["lr"] * state["v"])
-            g = rules.prepare_grad(
-                p - shift, g, maximize=group["maximize"], weight_decay=group["weight_decay"], l1=group["l1"]
-            )
-            self._write(p, state, ("v",), rules.momentum(p, g, state["v"], **hypers))
+    def _point(self, p, state, group):
+        shift = self._displacement(p, group) if group.get("lookahead") else None
+        return p if shift is None else p - shift

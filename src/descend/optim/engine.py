@@ -1,0 +1,318 @@
+"""The step engine: which path runs each parameter, planned once and reused every step.
+
+A *plan* splits every param group by (device, dtype) into parts. Each part
+takes one path:
+
+* ``"eager"``: the rule applied tensor by tensor (the readable reference;
+  tensor hyperparameters of shape (N, 1) run here, bit-identical to separate
+  runs);
+* ``"foreach"``: the rule evaluated over the whole list with torch's
+  multi-tensor ops (:mod:`descend.optim.foreach`); no compiler, little Python;
+* ``"fused"``: the rule compiled into one kernel (:mod:`descend.optim.fused`).
+
+``impl="auto"`` takes ``"foreach"`` below :data:`AUTO_MIN_NUMEL` elements (or
+:data:`AUTO_MIN_TENSORS` tensors) per part and ``"fused"`` above. The plan is
+rebuilt when the param groups change, when a parameter moves (``model.to``,
+``p.data = ...``: its state follows it to the new dtype and device) or when
+the state is loaded. Parameters and gradients always stay in the user's
+storage. All gradients are checked (and sparse ones refused) before anything
+is written, so a step is applied fully or not at all.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from . import foreach, fused, rules
+from .foreach import Many
+
+AUTO_MIN_NUMEL = 1_000_000
+AUTO_MIN_TENSORS = 1_000
+BIG = 32_768  # a fused parameter this large (and contiguous) is updated in place by its own call
+_GRAD = operator.attrgetter("grad")
+_SPARSE = operator.attrgetter("is_sparse")
+_PTR = operator.methodcaller("data_ptr")
+_FLAT = operator.methodcaller("view", -1)
+PLAIN = (torch.Tensor, torch.nn.Parameter)
+
+
+@dataclass(eq=False)
+class Part:
+    """Parameters of one group, device and dtype, and how they are stepped."""
+
+    group: dict[str, Any]
+    idx: list[int]
+    params: list[torch.Tensor]
+    kind: str
+    ptrs: list[int]
+    states: list[dict[str, Any]] = field(default_factory=list)
+    synced: bool = True  # every parameter of the part has taken the same number of steps
+    # fused parts: positions (in params) of the large tensors and of the packed ones
+    big: list[int] = field(default_factory=list)
+    small: list[int] = field(default_factory=list)
+    flat: dict[str, torch.Tensor] = field(default_factory=dict)
+    views: list[torch.Tensor] = field(default_factory=list)  # flat views of the packed params
+    refs: list[torch.Tensor] = field(default_factory=list)  # the packed state views handed out
+    scratch: tuple[torch.Tensor, torch.Tensor] | None = None
+
+
+def choose(opt: Any, group: dict[str, Any], params: list[torch.Tensor]) -> str:
+    """The path of one part under ``opt.impl``."""
+    if opt.impl == "eager":
+        return "eager"
+    reason = opt._fusable(group)
+    if reason is None and not all(type(p) in PLAIN for p in params):
+        reason = "parameters are tensor subclasses (e.g. DTensor)"
+    if reason is None and params[0].is_complex():
+        reason = "parameters are complex"
+    if reason is not None:
+        if opt.impl in ("fused", "foreach") and "shape" in reason:
+            fused.warn_once(opt, "unfusable:" + reason, f"{type(opt).__name__}: {reason}; "
+                            "using the eager path for this param group")
+            return "eager"
+        if "shape" in reason or "lookahead" in reason:
+            return "eager"
+        return "foreach"
+    if opt.impl != "auto":
+        return opt.impl
+    big = sum(p.numel() for p in params) >= AUTO_MIN_NUMEL or len(params) >= AUTO_MIN_TENSORS
+    return "fused" if big else "foreach"
+
+
+def build(opt: Any) -> list[Part]:
+    parts: list[Part] = []
+    for group in opt.param_groups:
+        by_kind: dict[tuple, list[int]] = {}
+        for i, p in enumerate(group["params"]):
+            if p.requires_grad:
+                by_kind.setdefault((p.device, p.dtype), []).append(i)
+        for idx in by_kind.values():
+            ps = [group["params"][i] for i in idx]
+            part = Part(group, idx, ps, choose(opt, group, ps), list(map(_PTR, ps)))
+            for p in ps:
+                st = opt.state[p]
+                for k, v in list(st.items()):  # the state follows a parameter that moved
+                    if isinstance(v, torch.Tensor) and v.shape == p.shape and (
+                            v.device != p.device or v.dtype != p.dtype):
+                        st[k] = v.to(device=p.device, dtype=p.dtype)
+                part.states.append(st)
+            part.synced = len({st.get("step", 0) for st in part.states}) == 1
+            if part.kind == "fused":
+                _pack(opt, part)
+            parts.append(part)
+    return parts
+
+
+def _pack(opt: Any, part: Part) -> None:
+    """Lay the state of the part's small parameters out in flat buffers (views handed out)."""
+    group, ps = part.group, part.params
+    for j, p in enumerate(ps):
+        (part.big if p.numel() >= BIG and p.is_contiguous() else part.small).append(j)
+    for j in part.big:
+        if not part.states[j]:
+            part.states[j].update(opt._init_state(ps[j], group))
+    if not part.small:
+        return
+    small = [ps[j] for j in part.small]
+    total = sum(p.numel() for p in small)
+    ref = small[0]
+    init = opt._init_state(torch.empty(total, dtype=ref.dtype, device=ref.device), group)
+    keys = opt._state_keys(group)
+    part.flat = {k: init[k] for k in keys}
+    offset = 0
+    for j, p in zip(part.small, small):
+        n = p.numel()
+        st = part.states[j]
+        if not st:
+            st["step"] = 0
+        for k in keys:
+            view = part.flat[k][offset:offset + n].view(p.shape)
+            if k in st:
+                view.copy_(st[k])
+            st[k] = view
+            part.refs.append(view)
+        offset += n
+    P = torch.empty(total, dtype=ref.dtype, device=ref.device)
+    part.scratch = (P, torch.empty_like(P))
+    part.views = list(torch.split(P, [p.numel() for p in small]))
+    for k, v in enumerate(part.views):
+        part.views[k] = v.view(small[k].shape)
+
+
+def valid(opt: Any, parts: list[Part]) -> bool:
+    """Whether a cached plan still describes the optimizer (cheap: C-speed comparisons)."""
+    if opt._plan_key != [(id(g), id(g["params"]), len(g["params"])) for g in opt.param_groups]:
+        return False
+    for part in parts:
+        if not all(map(operator.eq, map(_PTR, part.params), part.ptrs)):
+            return False
+        if part.refs:
+            now = [part.states[j].get(k) for j in part.small for k in part.flat]
+            if not all(map(operator.is_, now, part.refs)):
+                return False
+    return True
+
+
+def compact(state: dict[str, Any]) -> dict[str, Any]:
+    """One parameter's state with views into a packed buffer replaced by their own copies,
+    so that saving it (or part of it) writes only its own bytes, as torch.optim's does."""
+    def own(v: Any) -> Any:
+        if type(v) is torch.Tensor and v.untyped_storage().nbytes() > v.numel() * v.element_size():
+            return v.clone()
+        return v
+
+    return {k: own(v) for k, v in state.items()}
+
+
+# ---------------------------------------------------------------------- the step
+@dataclass(eq=False)
+class Work:
+    part: Part
+    params: list[torch.Tensor]
+    grads: list[torch.Tensor]
+    states: list[dict[str, Any]]
+    whole: bool
+
+
+def collect(opt: Any, parts: list[Part]) -> list[Work]:
+    """This step's work: the parameters that have gradients (sparse ones refused)."""
+    out = []
+    for part in parts:
+        gs = list(map(_GRAD, part.params))
+        ps, sts, whole = part.params, part.states, True
+        if None in gs:
+            keep = [j for j, g in enumerate(gs) if g is not None]
+            if not keep:
+                continue
+            ps, gs, sts, whole = [ps[j] for j in keep], [gs[j] for j in keep], [sts[j] for j in keep], False
+        if any(map(_SPARSE, gs)):
+            j = next(j for j, g in enumerate(gs) if g.is_sparse)
+            i = part.idx[part.params.index(ps[j]) if not whole else j]
+            raise ValueError(
+                f"{opt._param_name(part.group, i)} has a sparse gradient; "
+                f"descend.optim.{type(opt).__name__} supports dense gradients only "
+                "(torch.optim.SparseAdam handles sparse embeddings)"
+            )
+        out.append(Work(part, ps, gs, sts, whole))
+    return out
+
+
+def finite_flag(work: list[Work]) -> torch.Tensor | None:
+    """A 0-d bool tensor, True when every gradient is finite (one read of the gradients).
+
+    It tests the sum of the 1-norms: NaN and infinity propagate into it, empty
+    tensors (shards) add nothing. A sum that overflows from finite values is a
+    false alarm that :func:`exactly_finite` clears.
+    """
+    norms = []
+    for w in work:
+        gs = w.grads
+        kw = {"dtype": torch.float32} if gs[0].dtype in fused.LOW else {}
+        if len(gs) == 1:
+            norms.append(torch.linalg.vector_norm(gs[0], 1, **kw))
+        else:
+            norms.append(torch.stack(torch._foreach_norm(gs, 1, **kw)).sum())
+    if not norms:
+        return None
+    if len(norms) == 1:
+        return norms[0].isfinite()
+    dev = norms[0].device
+    return torch.stack([n.to(dev, torch.float64) for n in norms]).sum().isfinite()
+
+
+def exactly_finite(work: list[Work]) -> tuple[Work, int] | None:
+    """None when every gradient is finite, else the work item and position of the first that is not."""
+    for w in work:
+        for j, g in enumerate(w.grads):
+            if not bool(torch.isfinite(g).all()):
+                return w, j
+    return None
+
+
+def apply(opt: Any, w: Work, ok: torch.Tensor | None) -> None:
+    """Step one part's work; ``ok`` (device-side flag) keeps the old values where False."""
+    part, group = w.part, w.part.group
+    sts = w.states
+    for p, st in zip(w.params, sts):
+        if not st:
+            st.update(opt._init_state(p, group))
+    if part.kind == "eager":
+        for p, g, st in zip(w.params, w.grads, sts):
+            st["step"] += 1
+            opt._apply(p, g, st, group, ok)
+        return
+    if not (w.whole and part.synced):
+        part.synced = False
+        steps: dict[int, list[int]] = {}
+        for j, st in enumerate(sts):
+            steps.setdefault(st["step"], []).append(j)
+        for step, js in steps.items():
+            sub = Work(part, [w.params[j] for j in js], [w.grads[j] for j in js], [sts[j] for j in js], False)
+            _foreach(opt, sub, step + 1, ok)
+        part.synced = len({st["step"] for st in part.states}) == 1
+        return
+    step = sts[0]["step"] + 1
+    if part.kind == "fused":
+        _fused(opt, w, step, ok)
+    else:
+        _foreach(opt, w, step, ok)
+
+
+def _prep(opt: Any, group: dict[str, Any]) -> dict[str, Any]:
+    return {"maximize": group["maximize"], "weight_decay": opt._l2(group), "l1": group["l1"]}
+
+
+def work_view(t: torch.Tensor) -> torch.Tensor:
+    """The tensor a rule computes on: real view of a complex tensor, float32 for fp16/bf16."""
+    if t.is_complex():
+        return torch.view_as_real(t)
+    if t.dtype in fused.LOW:
+        return t.float()
+    return t
+
+
+def _foreach(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
+    group = w.part.group
+    rule, keys = opt._rule(group)
+    sts = w.states
+    for st in sts:
+        st["step"] = step
+    convert = w.params[0].is_complex() or w.params[0].dtype in fused.LOW
+    real = [torch.view_as_real(p) if p.is_complex() else p for p in w.params]
+
+    def many(ts: list[torch.Tensor]) -> Many:
+        return Many([work_view(t) for t in ts] if convert else ts)
+
+    P = many(w.params)
+    states = [many([st[k] for st in sts]) if k in sts[0] else None for k in keys]
+    g = rules.prepare_grad(P, many(w.grads), **_prep(opt, group))
+    new = rule(P, g, *states, **opt._hypers(group, step))
+    if ok is not None:
+        new = [None if n is None else Many([torch.where(ok, a, b) for a, b in zip(n.ts, o.ts)])
+               for n, o in zip(new, [P, *states])]
+    foreach.write(real, new[0])
+    for k, s, v in zip(keys, states, new[1:]):
+        if s is not None and v is not None:
+            foreach.write([torch.view_as_real(st[k]) if st[k].is_complex() else st[k] for st in sts], v)
+
+
+def _fused(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
+    part, group = w.part, w.part.group
+    rule, keys = opt._rule(group)
+    for st in w.states:
+        st["step"] = step
+    prep, hypers = _prep(opt, group), opt._hypers(group, step)
+    for j in part.big:
+        st = w.states[j]
+        fused.run(w.params[j].view(-1), w.grads[j].reshape(-1),
+                  [st[k].view(-1) if k in st else None for k in keys], rule, prep, hypers, ok)
+    if part.small:
+        P, G = part.scratch  # type: ignore[misc]
+        torch.cat([w.params[j].view(-1) for j in part.small], out=P)
+        torch.cat([w.grads[j].reshape(-1) for j in part.small], out=G)
+        fused.run(P, G, [part.flat.get(k) for k in keys], rule, prep, hypers, ok)
+        torch._foreach_copy_([w.params[j] for j in part.small], part.views)
