@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from ..lab.best import BEST_RULE
 from ..lab.lr_find import LRFindResult
 from ..lab.race import RACE_NOTE, RaceResult
 from ..lab.results import Run
@@ -83,6 +84,23 @@ def _race_box(result: RaceResult, pad: float = 0.06) -> tuple[float, float, floa
     span = np.maximum(hi - lo, 1e-3)
     return (float(lo[0] - 0.15 * span[0]), float(hi[0] + 0.15 * span[0]),
             float(lo[1] - 0.15 * span[1]), float(hi[1] + 0.15 * span[1]))
+
+
+FIT_LIMIT = 20.0  # a start up to this many box sizes away widens the view; farther, an edge marker
+
+
+def _fit_start(result: RaceResult, box: tuple[float, float, float, float], notes: list[str]) -> tuple:
+    """``box`` widened to hold the start (and the paths near it) when the start lies outside it."""
+    x, y = (float(v) for v in result.x0[:2])
+    if _inside(np.array([x, y]), box) or not (np.isfinite(x) and np.isfinite(y)):
+        return box
+    w, h = box[1] - box[0], box[3] - box[2]
+    lo_x, hi_x, lo_y, hi_y = min(box[0], x), max(box[1], x), min(box[2], y), max(box[3], y)
+    if (hi_x - lo_x) > FIT_LIMIT * w or (hi_y - lo_y) > FIT_LIMIT * h:
+        return box
+    pad_x, pad_y = 0.06 * (hi_x - lo_x), 0.06 * (hi_y - lo_y)
+    notes.append(f"start ({x:.3g}, {y:.3g}) lies outside the landscape's box: the view was widened to show it")
+    return (lo_x - pad_x, hi_x + pad_x, lo_y - pad_y, hi_y + pad_y)
 
 
 def _inside(p: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
@@ -156,6 +174,8 @@ def draw_path(ax: Axes, run: Run, box: tuple[float, float, float, float], color:
 def _run_label(run: Run) -> str:
     if run.diverged:
         return f"{run.label}: diverged at step {run.steps}"
+    if run.converged and run.f_star is None:
+        return f"{run.label}: stationary point (f* unknown) at step {run.steps_to_tol}"
     if run.converged:
         return f"{run.label}: {run.steps_to_tol} steps"
     return f"{run.label}: not within tol"
@@ -187,32 +207,53 @@ def race_figure(result: RaceResult, path: str | Path | None = None, *, title: st
     ax, bx = fig.subplots(1, 2, width_ratios=[1.05, 1.0])
     land = result.landscape
     box = _race_box(result)
+    notes: list[str] = []
+    box = _fit_start(result, box, notes)
     if land is not None:
         contour(ax, land, box=box, **CONTOUR)
     else:
         contour(ax, result.fn, box=box, log_levels=False, **CONTOUR)
+    labels = []
     for run, c in zip(result.runs, colors):
-        draw_path(ax, run, box, c, _run_label(run))
-    ax.plot(result.x0[0], result.x0[1], marker="o", markersize=9, markerfacecolor="white",
-            markeredgecolor="black", linestyle="none", zorder=8)
+        drawn = draw_path(ax, run, box, c, _run_label(run))
+        labels.append(_run_label(run) + ("" if drawn else " (path outside the view)"))
+    if _inside(result.x0, box):
+        ax.plot(result.x0[0], result.x0[1], marker="o", markersize=9, markerfacecolor="white",
+                markeredgecolor="black", linestyle="none", zorder=8)
+    else:  # too far to fit: a marker on the edge, towards the start, with its coordinates
+        centre = np.array([(box[0] + box[1]) / 2, (box[2] + box[3]) / 2])
+        edge = _edge_point(centre, np.asarray(result.x0, dtype=float), box)
+        text = f"start ({result.x0[0]:.3g}, {result.x0[1]:.3g})"
+        ax.annotate(text, xy=(edge[0], edge[1]), xytext=(centre + 0.8 * (edge - centre)), fontsize=8, zorder=9,
+                    ha="center", va="center", arrowprops={"arrowstyle": "-|>", "color": "black", "lw": 1.5},
+                    bbox={"boxstyle": "round,pad=0.2", "fc": "white", "alpha": 0.9, "lw": 0.5})
+        notes.append(f"{text} is far outside the landscape's box; it is marked on the view's edge")
     ax.set_xlim(box[0], box[1])
     ax.set_ylim(box[2], box[3])
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     ax.set_title(land.title if land is not None else "paths")
-    extra = [Line2D([], [], marker="o", markerfacecolor="white", markeredgecolor="black", linestyle="none",
-                    label="start"),
-             Line2D([], [], marker="X", markerfacecolor="grey", markeredgecolor="black", linestyle="none",
-                    label="end")]
-    if land is not None and land.minima:
+    extra = []  # only what the panel shows
+    if _inside(result.x0, box):
+        extra.append(Line2D([], [], marker="o", markerfacecolor="white", markeredgecolor="black", linestyle="none",
+                            label="start"))
+    if any(_inside(r.path[-1], box) for r in result.runs):
+        extra.append(Line2D([], [], marker="X", markerfacecolor="grey", markeredgecolor="black", linestyle="none",
+                            label="end"))
+    if land is not None and any(_inside(np.array(m.point), box) for m in land.minima):
         extra.insert(1, Line2D([], [], marker="*", markersize=12, markerfacecolor="white", markeredgecolor="black",
                                linestyle="none", label="minimum"))
     ax.legend(handles=extra, loc="upper left", fontsize=8, framealpha=0.85)
 
     f_star = result.f_star
     _loss_panel(bx, result.runs, colors, f_star, result.tol)
-    handles = [Line2D([], [], color=c, linewidth=2.2, label=_run_label(r)) for r, c in zip(result.runs, colors)]
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(3, len(handles)), fontsize=9, frameon=False)
+    handles = [Line2D([], [], color=c, linewidth=2.2, label=lab) for lab, c in zip(labels, colors)]
+    ncol = min(3 if max(len(lab) for lab in labels) < 45 else 2, len(handles))
+    fig.legend(handles=handles, loc="outside lower center", ncol=ncol, fontsize=9, frameon=False)
+    if notes:
+        ax.text(0.99, 0.01, "\n".join(notes), transform=ax.transAxes, fontsize=7, ha="right", va="bottom",
+                zorder=10, bbox={"fc": "white", "alpha": 0.85, "lw": 0})
+    fig.descend_notes = notes  # type: ignore[attr-defined]  (the CLI prints them)
     head = title or _race_title(result)
     fig.suptitle(f"{head}\n{RACE_NOTE}", fontsize=11)
     _save(fig, path)
@@ -250,14 +291,14 @@ def _loss_panel(bx: Axes, runs: list[Run], colors: list[Any], f_star: float | No
                 lo = min(lo, tol)
             bx.set_yscale("log")
             bx.set_ylim(lo / 3, min(max(peak, top), top * 1e3) * 3)
-        else:
-            low = min(lows)
-            scale = max(abs(top), 1e-6)
-            if max(abs(low), abs(peak)) > 100 * scale:  # an unbounded f running away: symmetric log
-                bx.set_yscale("symlog", linthresh=scale)
-            else:
-                span = max(peak, top) - low
-                bx.set_ylim(low - 0.05 * span, max(peak, top) + 0.1 * span + 1e-12)
+        else:  # f takes values <= 0 and f* is unknown: a linear axis in f itself
+            kept = [lo for lo, r in zip(lows, runs) if not r.diverged] or lows
+            low, high = min(kept), max(peak, top)
+            span = max(high - low, 1e-12)
+            bx.set_ylim(low - 0.05 * span, high + 0.1 * span)
+            if min(lows) < low - 0.05 * span:  # a run that ran off towards -inf leaves through the bottom
+                bx.text(0.99, 0.01, "diverged runs fall below the axis", transform=bx.transAxes, fontsize=7,
+                        ha="right", va="bottom", color="dimgrey")
     for run, c in zip(runs, colors):  # runs that blew up end with a cross at the top edge
         if run.diverged:
             bx.plot(run.steps, 1.0, marker="x", color=c, markersize=9, mew=2, transform=bx.get_xaxis_transform(),
@@ -377,8 +418,11 @@ def sweep_figure(result: SweepResult, path: str | Path | None = None, *, title: 
                 color=REGION_COLORS["divergent"], markersize=7, mew=2, transform=ax.get_xaxis_transform(), zorder=4)
     if result.best_lr is not None:
         ax.axvline(result.best_lr, color="black", linestyle="--", linewidth=1)
-        ax.text(result.best_lr, 0.02, f" best lr {result.best_lr:.3g}", transform=ax.get_xaxis_transform(),
+        reached = result.runs.steps_to_tol[result.best_index]
+        how = f": {reached} steps to tol" if reached is not None else ": lowest final loss (none reached tol)"
+        ax.text(result.best_lr, 0.02, f" best lr {result.best_lr:.3g}{how}", transform=ax.get_xaxis_transform(),
                 fontsize=8, ha="left", va="bottom")
+        fig.text(0.01, 0.005, BEST_RULE, fontsize=7, color="dimgrey", ha="left", va="bottom")
     if show_tol:  # only when some run reached it (else the line would sit off the scale)
         ax.axhline(result.tol, color="grey", linestyle=":", linewidth=1)
         ax.text(0.005, result.tol, "tol (runs stop here)", transform=ax.get_yaxis_transform(), ha="left",
@@ -435,14 +479,12 @@ def heatmap_figure(result: SweepResult, path: str | Path | None = None, *, title
     cb.set_label(label + (" (reached tol: lowest colour)" if floor is not None else ""))
     jj, ii = np.nonzero(div)
     ax.plot(lrs[ii], jj, linestyle="none", marker="x", color="#7a1f1f", markersize=5, mew=1.2)
-    best_name = "lowest final loss"
-    if ok.size:
-        j, i = np.unravel_index(np.argmin(np.where(shown.mask, np.inf, shown.filled(np.inf))), shown.shape)
-        runs = result.grid_runs
-        if runs is not None and runs.converged.any():  # fewest steps to tol
-            stops = np.where(runs.converged, runs.stop_steps, np.iinfo(np.int64).max).reshape(finals.shape)
-            j, i = np.unravel_index(np.argmin(stops), stops.shape)
-            best_name = f"fewest steps to tol ({int(stops[j, i])})"
+    best_name = "best cell"
+    if result.grid_best is not None and result.grid_runs is not None:  # the lab's rule (lab.best)
+        j, i = result.grid_best
+        reached = result.grid_runs.steps_to_tol[j * len(lrs) + i]
+        best_name = (f"best: {reached} steps to tol (fewest; ties: lowest final loss)" if reached is not None
+                     else "best: lowest final loss (no cell reached tol)")
         ax.plot(lrs[i], j, marker="*", markersize=14, markerfacecolor="white", markeredgecolor="black",
                 linestyle="none")
     ax.set_xscale("log")
@@ -471,7 +513,7 @@ def lr_find_figure(result: LRFindResult, path: str | Path | None = None, *, titl
     if len(result.lrs) == 0:
         raise ValueError("result holds no step; the range test stopped before its first step")
     ax.plot(result.lrs, result.losses, color="grey", alpha=0.45, linewidth=1, label="loss per step")
-    ax.plot(result.lrs, result.smoothed, color="black", linewidth=2, label="smoothed (bias-corrected EMA)")
+    ax.plot(result.lrs, result.smoothed, color="black", linewidth=2, label=f"smoothed (centred mean of {2 * max(2, len(result.lrs) // 20) + 1} steps, no lag)")
     ax.set_xscale("log")
     for name, lr in result.suggestions.items():
         if lr is None:
