@@ -130,3 +130,12 @@ def test_descend_rows_equals_lab_run_many():
     assert losses[-1] == pytest.approx(runs.losses[-1], rel=1e-12)
     assert np.allclose(points, runs.paths, rtol=1e-12, atol=1e-14)
     assert losses[-1][2] < losses[0][2]  # it moved
+
+
+def test_warmup_median_text_names_the_side_that_diverged():
+    from descend.tour.topics_schedules import _median_text
+
+    assert _median_text([0.1, 0.2]) == "The median final training loss was 0.1000 without warmup and 0.2000 with it."
+    assert _median_text([np.inf, 0.2]).startswith("At least half the seeds diverged without warmup,")
+    assert "(median 0.2000 with warmup)" in _median_text([np.inf, 0.2])
+    assert "without warmup and with it" in _median_text([np.inf, np.inf])

@@ -160,11 +160,11 @@ def combine(ctx: Context) -> Finding:
         summary=f"At the best lr of each: Adam alone {loss['Adam']:.4f} ({lrs_text('Adam')}), SGD alone "
         f"{loss['SGD']:.4f} ({lrs_text('SGD')}), phases {loss[FAMILIES[3]]:.4f} ({lrs_text(FAMILIES[3])}), and both "
         f"in one step {loss[FAMILIES[2]]:.4f} ({lrs_text(FAMILIES[2])}): "
-        + (f"worse than {rival}'s {loss[rival]:.4f}. " if worse_best else
-           f"within {m.tol:.0%} of the best or better (best other: {rival}, {loss[rival]:.4f}). ")
+        + (f"more than {m.tol:.0%} worse than the best other way ({rival}, {loss[rival]:.4f}). " if worse_best else
+           f"within {m.tol:.0%} of the best other way or better ({rival}, {loss[rival]:.4f}). ")
         + f"In {len(bad)} of {len(m.settings[FAMILIES[2]])} lr pairs the sum ended worse than both of its parts "
-        "alone" + (": adding the two updates acts like a larger step, and at the larger lrs it overshoots. "
-                   if bad else ". ")
+        "alone" + (f" ({', '.join(f'Adam {a:g} + SGD {s:g}' for a, s in bad)}): the two updates add up to a larger "
+                   "step than either takes alone. " if bad else ". ")
         + {HELD: "Combining in one step hurt on both counts, as the note warns.",
            NOT_HELD: "Combining in one step did no harm here: the note's warning did not show at this scale.",
            DEPENDS: "The warning held in part: " + ("the best one-step run was worse, but the sum was not unstable "

@@ -327,8 +327,16 @@ def _last(values: np.ndarray) -> int:
     return int(idx[-1]) if idx.size else 0
 
 
-def _loss_text(v: float) -> str:
-    return f"{v:.4f}" if np.isfinite(v) else "diverged (at least half the seeds diverged)"
+def _median_text(med: list[float]) -> str:
+    """The median final losses without and with warmup, or which side had half its seeds diverge."""
+    if all(np.isfinite(med)):
+        return f"The median final training loss was {med[0]:.4f} without warmup and {med[1]:.4f} with it."
+    side = ("without warmup" if not np.isfinite(med[0]) else "") + (
+        " and with it" if not np.isfinite(med[0]) and not np.isfinite(med[1]) else
+        "with warmup" if not np.isfinite(med[1]) else "")
+    other = [f"{v:.4f} {w}" for v, w in zip(med, ("without warmup", "with warmup")) if np.isfinite(v)]
+    return (f"At least half the seeds diverged {side}, so no median final loss there"
+            + (f" (median {other[0]})." if other else "."))
 
 
 def judge_warmup(m: WarmupMeasured) -> tuple[str, int, int]:
@@ -388,16 +396,16 @@ def warmup(ctx: Context) -> Finding:
     summary = (f"At batch {B} with the scaled lr {lr:g}, {at_once} of {N} seeds failed (spiked above "
                f"{m.spike_factor:g}× the first batch loss, or diverged) when the cosine schedule started at {lr:g}, "
                f"and {warmed} of {N} after a {m.warmup_epochs}-epoch linear warmup from {m.base_lr:g}; of those, "
-               f"{int(div[0].sum())} and {int(div[1].sum())} diverged. The median final training loss over the seeds "
-               f"was {_loss_text(med[0])} without warmup and {_loss_text(med[1])} with it.")
+               f"{int(div[0].sum())} and {int(div[1].sum())} diverged. " + _median_text(med))
     if len(m.sizes) > 1:
         f0 = m.spiked(m.sizes[0])
         summary += (f" At batch {m.sizes[0]} (lr {m.base_lr * m.sizes[0] / m.base_batch:g}) {int(f0[0].sum())} and "
                     f"{int(f0[1].sum())} failed.")
     summary += {HELD: " Warmup rescued the scaled lr, as note 003 says.",
                 NOT_HELD: " Warmup did not make the scaled lr safer here.",
-                DEPENDS: " Warmup helped, but it did not prevent the failures in enough seeds to call it a rescue "
-                         "at this scale."}[verdict]
+                DEPENDS: f" Warmup reduced the failures at batch {B} from {at_once} to {warmed} of {N}, but not to "
+                         "a quarter of the seeds: at this scale it softens the start rather than rescuing the scaled "
+                         "lr."}[verdict]
     return Finding(
         verdict=verdict,
         rule=f"a run fails if it diverges (loss non-finite or above 1e3) or spikes (a batch loss after the first step "
