@@ -224,7 +224,7 @@ class Feed:
         if source is None:
             source = self.dataset.part(split)
         if _is_pair(source):
-            X, y = source
+            X, y = (t.to(self.device) for t in source)
             for i in range(0, len(X), batch_size):
                 yield X[i : i + batch_size], y[i : i + batch_size]
             return

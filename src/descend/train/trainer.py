@@ -319,11 +319,11 @@ class Trainer:
         rec["elapsed"] = self.elapsed()
         self.history.append(rec)
         self._record(rec)
+        if not self._cpu and not math.isfinite(train_loss):  # accelerators: checked here, not per step
+            raise self._diverged(self.iteration, None, "the epoch's training loss", train_loss)
         self.epoch += 1
         self.batch_in_epoch = 0
         self._ev, self._en = [], []
-        if not self._cpu and not math.isfinite(train_loss):
-            raise self._diverged(self.iteration, None, "the epoch's training loss", train_loss)
 
     def _evaluate_stream(self) -> None:
         if not (self.cfg.evaluate and self.feed.has("val")):
