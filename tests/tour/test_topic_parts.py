@@ -139,3 +139,18 @@ def test_warmup_median_text_names_the_side_that_diverged():
     assert _median_text([np.inf, 0.2]).startswith("At least half the seeds diverged without warmup,")
     assert "(median 0.2000 with warmup)" in _median_text([np.inf, 0.2])
     assert "without warmup and with it" in _median_text([np.inf, np.inf])
+
+
+def test_judge_linear_scaling_compares_each_larger_batch_with_the_base():
+    from descend.tour.topics_schedules import ScalingMeasured, judge_linear_scaling
+
+    def measured(finals):
+        return ScalingMeasured(base_batch=16, base_lr=0.05, epochs=2, sizes=[16, 64, 256], n_classes=10,
+                               final={B: np.array(v) for B, v in zip([16, 64, 256], finals)}, curves={}, spikes={})
+
+    # base 0.20; scaled 0.21 and 0.24 are closer than the same lr's 0.40, 0.90 and within 25%
+    assert judge_linear_scaling(measured([(0.2, 0.2, 0.2), (0.4, 0.21, 0.2), (0.9, 0.24, 0.2)])) == (HELD, [64, 256],
+                                                                                                      [64, 256])
+    # at 256 the scaled lr ends 0.30: closer than 0.90 but 50% off
+    assert judge_linear_scaling(measured([(0.2, 0.2, 0.2), (0.4, 0.21, 0.2), (0.9, 0.30, 0.2)]))[0] == DEPENDS
+    assert judge_linear_scaling(measured([(0.2, 0.2, 0.2), (0.21, 0.4, 0.2), (0.25, 0.9, 0.2)]))[0] == NOT_HELD

@@ -134,15 +134,25 @@ def _softmax_rows(W: torch.Tensor, b: torch.Tensor, xb: torch.Tensor, yb: torch.
     return F.cross_entropy(logits.reshape(-1, k), yb.repeat(R), reduction="none").view(R, -1).mean(1)
 
 
-@topic(
-    "linear_scaling", "The linear scaling rule (batch × N, lr × N), with warmup", note="003",
-    claim="If the batch size grows N times, the learning rate should grow N times too to get the same result "
-    "(batch 20 at lr 0.01 becomes batch 40 at lr 0.02). Starting a large batch at the scaled lr right away can "
-    "diverge, so the lr is raised from a small value to the planned one first (warmup).",
-    quote="Batch size가 N배 증가한다면, Learning Rate도 N배 증가 시켜야 같은 성능이 나온다",
-)
-def linear_scaling(ctx: Context) -> Finding:
-    """Topic ``linear_scaling``: run the experiment, draw the figure, judge the claim (see the decorator)."""
+@dataclass
+class ScalingMeasured:
+    """Final loss, loss per epoch and first-epoch peak of each variant (same lr, scaled, scaled + warmup)."""
+
+    base_batch: int
+    base_lr: float
+    epochs: int
+    sizes: list[int]
+    n_classes: int
+    final: dict[int, np.ndarray]      # batch size -> (variants,) final training loss
+    curves: dict[int, np.ndarray]     # batch size -> (epochs, variants) training loss per epoch
+    spikes: dict[int, np.ndarray]     # batch size -> (variants,) highest batch loss of epoch 1 after step 1
+
+
+SCALING_VARIANTS = ["same lr", "scaled lr (rule)", "scaled lr + 1 epoch warmup"]
+
+
+def measure_linear_scaling(ctx: Context) -> ScalingMeasured:
+    """Softmax regression on digits by SGD at growing batch sizes, three lr variants as rows of one tensor."""
     ds = digits(ctx)
     X, y = ds.train
     n, d = X.shape
@@ -150,7 +160,6 @@ def linear_scaling(ctx: Context) -> Finding:
     b0, lr0 = 16, 0.05
     epochs = ctx.pick(10, 4)
     sizes = ctx.pick([16, 32, 64, 128, 256, 512], [16, 64, 256])
-    variants = ["same lr", "scaled lr (rule)", "scaled lr + 1 epoch warmup"]
     final: dict[int, np.ndarray] = {}
     spikes: dict[int, np.ndarray] = {}
     curves: dict[int, np.ndarray] = {}
@@ -182,17 +191,38 @@ def linear_scaling(ctx: Context) -> Finding:
         final[B] = curve[-1]
         curves[B] = np.stack(curve)
         spikes[B] = peak
-    base = float(final[b0][0])
-    dev = {B: np.abs(final[B] - base) / base for B in sizes}
-    larger = [B for B in sizes if B > b0]
+    return ScalingMeasured(base_batch=b0, base_lr=lr0, epochs=epochs, sizes=sizes, n_classes=k, final=final,
+                           curves=curves, spikes=spikes)
+
+
+def judge_linear_scaling(m: ScalingMeasured) -> tuple[str, list[int], list[int]]:
+    """Held if at every larger batch the scaled lr ends closer to the base's loss than the same lr, and within
+    25% of it; depends if closer only at some; did not hold if never. Returns (verdict, closer, within)."""
+    base = float(m.final[m.base_batch][0])
+    dev = {B: np.abs(m.final[B] - base) / base for B in m.sizes}
+    larger = [B for B in m.sizes if B > m.base_batch]
     closer = [B for B in larger if dev[B][1] < dev[B][0]]
     within = [B for B in larger if dev[B][1] <= 0.25]
     if len(closer) == len(larger) and len(within) == len(larger):
-        verdict = HELD
-    elif closer:
-        verdict = DEPENDS
-    else:
-        verdict = NOT_HELD
+        return HELD, closer, within
+    return (DEPENDS if closer else NOT_HELD), closer, within
+
+
+@topic(
+    "linear_scaling", "The linear scaling rule (batch × N, lr × N), with warmup", note="003",
+    claim="If the batch size grows N times, the learning rate should grow N times too to get the same result "
+    "(batch 20 at lr 0.01 becomes batch 40 at lr 0.02). Starting a large batch at the scaled lr right away can "
+    "diverge, so the lr is raised from a small value to the planned one first (warmup).",
+    quote="Batch size가 N배 증가한다면, Learning Rate도 N배 증가 시켜야 같은 성능이 나온다",
+)
+def linear_scaling(ctx: Context) -> Finding:
+    """Topic ``linear_scaling``: measure (:func:`measure_linear_scaling`), judge, write."""
+    m = measure_linear_scaling(ctx)
+    verdict, closer, within = judge_linear_scaling(m)
+    b0, lr0, epochs, sizes, k = m.base_batch, m.base_lr, m.epochs, m.sizes, m.n_classes
+    final, curves, spikes, variants = m.final, m.curves, m.spikes, SCALING_VARIANTS
+    base = float(final[b0][0])
+    larger = [B for B in sizes if B > b0]
     first_loss = math.log(k)
     diverged = any(not np.all(np.isfinite(final[B])) for B in sizes)
     spike_scaled = max(float(spikes[B][1]) for B in sizes)
