@@ -193,3 +193,13 @@ def test_the_lr_figure_switches_at_the_recorded_iteration(tmp_path: Path, log_ev
     assert xs[0] == 0 and xs[-1] == 340
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == ["lr"]
+
+
+def test_an_out_that_is_a_file_is_a_one_line_error(tmp_path: Path) -> None:
+    taken = tmp_path / "existing-file.txt"
+    taken.write_text("mine")
+    r = invoke("iris", "--epochs", "1", "--out", taken)
+    assert r.exit_code == 2 and r.output.startswith(f"error: run folder {taken} is an existing file")
+    r = invoke("iris", "--epochs", "1", "--out", taken / "sub")
+    assert r.exit_code == 2 and r.output.startswith("error: ") and "Traceback" not in r.output
+    assert taken.read_text() == "mine"
