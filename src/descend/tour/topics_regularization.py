@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,14 +19,8 @@ from .base import DEPENDS, HELD, NOT_HELD, Context, Finding, judge, topic
 # --------------------------------------------------------------------------- 14. L2
 
 
-@topic(
-    "l2", "L2 regularization", note="000",
-    claim="L1/L2 regularization helps make the loss surface friendlier: L1 for feature selection, L2 to "
-    "smooth the loss surface.",
-    quote="특성 선택에는 L1을, 손실 표면을 부드럽게 만들기 위해 L2를 사용합니다",
-)
-def l2(ctx: Context) -> Finding:
-    """Topic ``l2``: run the experiment, draw the figure, judge the claim (see the decorator)."""
+def measure_l2(ctx: Context) -> dict[str, Any]:
+    """GD at lr 1/L on diabetes for every L2 penalty as one row: conditioning, steps to 1e-6, validation MSE."""
     ds = ctx.cached(("diabetes", "f64"), lambda: D.load("diabetes", dtype=F64, seed=ctx.seed))
     X, y = ds.train
     mean_y = float(y.mean())
@@ -56,9 +51,35 @@ def l2(ctx: Context) -> Finding:
         gaps.append(gap)
         hits.append(steps_to(gap, marks, 1e-6))
         val_mse.append(float(((Av @ w_star + mean_y - yv[:, 0]) ** 2).mean()))
+    return {"n": n, "lams": lams, "kappas": kappas, "steps": steps, "marks": marks, "gaps": gaps, "hits": hits, "val_mse": val_mse}
+
+
+def judge_l2(kappas: list[float], hits: list[int | None]) -> str:
+    """Held if the condition number falls with every larger penalty and GD needs fewer steps with the largest
+    penalty than with none (``None``: never reached); depends if only the condition number falls."""
     monotone = all(a > b for a, b in zip(kappas, kappas[1:]))
     faster = (hits[-1] if hits[-1] is not None else math.inf) < (hits[0] if hits[0] is not None else math.inf)
-    verdict = judge(monotone and faster, partly=monotone)
+    return judge(monotone and faster, partly=monotone)
+
+
+@topic(
+    "l2", "L2 regularization", note="000",
+    claim="L1/L2 regularization helps make the loss surface friendlier: L1 for feature selection, L2 to "
+    "smooth the loss surface.",
+    quote="특성 선택에는 L1을, 손실 표면을 부드럽게 만들기 위해 L2를 사용합니다",
+)
+def l2(ctx: Context) -> Finding:
+    """Topic ``l2``: measure (:func:`measure_l2`), judge (:func:`judge_l2`), write."""
+    m = measure_l2(ctx)
+    n = m["n"]
+    lams = m["lams"]
+    kappas = m["kappas"]
+    steps = m["steps"]
+    marks = m["marks"]
+    gaps = m["gaps"]
+    hits = m["hits"]
+    val_mse = m["val_mse"]
+    verdict = judge_l2(kappas, hits)
     best_val = int(np.argmin(val_mse))
     fig = panels_figure([
         Panel("gradient descent at lr 1/L: distance to each problem's own optimum", "step",
