@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -80,15 +81,8 @@ def _at(curve: np.ndarray, col: int, value: float) -> float:
     return float(curve[ok][-1, 3]) if ok.any() else float(curve[0, 3])
 
 
-@topic(
-    "batch", "Full-batch GD vs mini-batch vs pure SGD on real data", note="000, 001, 003",
-    claim="Plain (full-batch) gradient descent computes the loss over the whole data set for every update, "
-    "which is expensive. The average loss of a small sample is close to that of the whole set, so mini-batch "
-    "or stochastic gradient descent updates the weights far more often and speeds up training dramatically.",
-    quote="full-batch로 epoch마다 weight를 수정하지 않고 빠르게 mini-batch로 weight를 수정하면서 학습하기 위해서",
-)
-def batch(ctx: Context) -> Finding:
-    """Topic ``batch``: run the experiment, draw the figure, judge the claim (see the decorator)."""
+def measure_batch(ctx: Context) -> dict[str, Any]:
+    """Softmax regression on digits by full-batch GD, mini-batches and pure SGD, per epoch and per second."""
     ds = digits(ctx)
     X, y = ds.train
     budget = ctx.pick(0.4, 0.1)
@@ -118,9 +112,40 @@ def batch(ctx: Context) -> Finding:
     at_epoch = {n: _at(r["curve"], 1, e_star) for n, r in best_e.items()}
     at_time = {n: float(r["curve"][-1, 3]) for n, r in best_t.items()}
     gd, mb, sgd = (m[0] for m in methods)
+    return {"X": X, "at_epoch": at_epoch, "at_time": at_time, "best_e": best_e, "best_t": best_t, "budget": budget, "e_star": e_star, "gd": gd, "lrs": lrs, "mb": mb, "sgd": sgd, "table": table}
+
+
+def judge_batch(at_epoch: dict[str, float], at_time: dict[str, float], gd: str, mb: str, sgd: str) -> tuple[str, bool, bool]:
+    """Per epoch: mini-batch and pure SGD below full-batch GD; per second: mini-batch below GD. Held if both,
+    depends if one, did not hold if neither. Returns (verdict, per epoch, per second)."""
     per_epoch = at_epoch[mb] < at_epoch[gd] and at_epoch[sgd] < at_epoch[gd]
     per_second = at_time[mb] < at_time[gd]
-    verdict = judge(per_epoch and per_second, partly=per_epoch or per_second)
+    return judge(per_epoch and per_second, partly=per_epoch or per_second), per_epoch, per_second
+
+
+@topic(
+    "batch", "Full-batch GD vs mini-batch vs pure SGD on real data", note="000, 001, 003",
+    claim="Plain (full-batch) gradient descent computes the loss over the whole data set for every update, "
+    "which is expensive. The average loss of a small sample is close to that of the whole set, so mini-batch "
+    "or stochastic gradient descent updates the weights far more often and speeds up training dramatically.",
+    quote="full-batch로 epoch마다 weight를 수정하지 않고 빠르게 mini-batch로 weight를 수정하면서 학습하기 위해서",
+)
+def batch(ctx: Context) -> Finding:
+    """Topic ``batch``: measure (:func:`measure_batch`), judge (:func:`judge_batch`), write."""
+    m = measure_batch(ctx)
+    X = m["X"]
+    at_epoch = m["at_epoch"]
+    at_time = m["at_time"]
+    best_e = m["best_e"]
+    best_t = m["best_t"]
+    budget = m["budget"]
+    e_star = m["e_star"]
+    gd = m["gd"]
+    lrs = m["lrs"]
+    mb = m["mb"]
+    sgd = m["sgd"]
+    table = m["table"]
+    verdict, per_epoch, per_second = judge_batch(at_epoch, at_time, gd, mb, sgd)
     best = best_t
     numbers: dict[str, float | int | str] = {}
     for n in best_t:
@@ -190,15 +215,8 @@ def _condition(X: torch.Tensor) -> float:
     return float(ev[-1] / ev[0].clamp_min(1e-300))
 
 
-@topic(
-    "scaling", "Feature scaling", note="000",
-    claim="Features on different ranges give uneven step sizes, which slows convergence or prevents it. "
-    "Scaling the features to similar ranges makes the steps more uniform and convergence faster and more "
-    "consistent.",
-    quote="서로 다른 범위의 특성은 균일하지 않은 단계 크기를 초래하여 수렴을 늦추거나 아예 불가능하게 할 수 있기 때문입니다",
-)
-def scaling(ctx: Context) -> Finding:
-    """Topic ``scaling``: run the experiment, draw the figure, judge the claim (see the decorator)."""
+def measure_scaling(ctx: Context) -> dict[str, Any]:
+    """Logistic regression on breast cancer by GD over an lr grid, raw features against standardized ones."""
     raw = ctx.cached(("breast_cancer", "raw"), lambda: D.load("breast_cancer", standardize=False, dtype=F64,
                                                                seed=ctx.seed))
     std = ctx.cached(("breast_cancer", "f64"), lambda: D.load("breast_cancer", dtype=F64, seed=ctx.seed))
@@ -215,9 +233,34 @@ def scaling(ctx: Context) -> Finding:
         res[name] = {"marks": marks, "losses": losses, "finals": finals, "best": k, "kappa": _condition(X),
                      "range": float((X.max(0).values - X.min(0).values).max() / (X.max(0).values - X.min(0).values).min())}
     r, s = res["raw features"], res["standardized"]
-    better = s["finals"][s["best"]] < r["finals"][r["best"]]
-    kappa_drop = s["kappa"] < r["kappa"]
-    verdict = judge(better and kappa_drop, partly=better or kappa_drop)
+    return {"lrs": lrs, "r": r, "raw": raw, "res": res, "s": s, "steps": steps}
+
+
+def judge_scaling(raw: dict[str, Any], std: dict[str, Any]) -> str:
+    """Held if standardized features reach a lower loss at their best lr and a lower Hessian condition number
+    than raw ones; depends if one of the two."""
+    better = std["finals"][std["best"]] < raw["finals"][raw["best"]]
+    kappa_drop = std["kappa"] < raw["kappa"]
+    return judge(better and kappa_drop, partly=better or kappa_drop)
+
+
+@topic(
+    "scaling", "Feature scaling", note="000",
+    claim="Features on different ranges give uneven step sizes, which slows convergence or prevents it. "
+    "Scaling the features to similar ranges makes the steps more uniform and convergence faster and more "
+    "consistent.",
+    quote="서로 다른 범위의 특성은 균일하지 않은 단계 크기를 초래하여 수렴을 늦추거나 아예 불가능하게 할 수 있기 때문입니다",
+)
+def scaling(ctx: Context) -> Finding:
+    """Topic ``scaling``: measure (:func:`measure_scaling`), judge (:func:`judge_scaling`), write."""
+    m = measure_scaling(ctx)
+    lrs = m["lrs"]
+    r = m["r"]
+    raw = m["raw"]
+    res = m["res"]
+    s = m["s"]
+    steps = m["steps"]
+    verdict = judge_scaling(r, s)
     target = 0.1
     hit = {n: steps_to(v["losses"][:, v["best"]], v["marks"], target) for n, v in res.items()}
     fig = panels_figure([
@@ -271,15 +314,8 @@ def _mse_rows(X: torch.Tensor, y: torch.Tensor):
     return loss
 
 
-@topic(
-    "mse_vs_ce", "MSE vs cross-entropy for classification", note="000",
-    claim="For classification, cross-entropy (log loss) is the usual loss. Choosing mean squared error for a "
-    "classification task can create a loss surface with several local minima, which makes it more likely "
-    "that training gets stuck in one of them.",
-    quote="분류 작업에서 Mean Squared Error (MSE)를 선택하면 여러 지역 최소값을 갖는 손실 표면이 생성될 수 있어",
-)
-def mse_vs_ce(ctx: Context) -> Finding:
-    """Topic ``mse_vs_ce``: run the experiment, draw the figure, judge the claim (see the decorator)."""
+def measure_mse_vs_ce(ctx: Context) -> dict[str, Any]:
+    """Logistic regression on breast cancer from large random starts, by GD on cross-entropy and on MSE."""
     ds = ctx.cached(("breast_cancer", "f64"), lambda: D.load("breast_cancer", dtype=F64, seed=ctx.seed))
     X, y = ds.train
     yf = y.to(F64)
@@ -315,16 +351,47 @@ def mse_vs_ce(ctx: Context) -> Finding:
     ce, ms = res["cross-entropy"], res["MSE on probabilities"]
     s_ce, s_ms = ce["share"][ce["best"]], ms["share"][ms["best"]]
 
-    def median_steps(v: dict) -> float:
-        arr = np.array([np.inf if s is None else s for s in v["first"]], dtype=np.float64)
-        return float(np.median(arr))
+    return {"W0": W0, "ce": ce, "ds": ds, "lrs": lrs, "ms": ms, "n_init": n_init, "res": res, "s_ce": s_ce, "s_ms": s_ms, "scale": scale, "steps": steps}
 
+
+def median_steps(v: dict) -> float:
+    """Median over the starts of the steps to a solution (inf for starts never solved)."""
+    arr = np.array([np.inf if s is None else s for s in v["first"]], dtype=np.float64)
+    return float(np.median(arr))
+
+
+def judge_mse_vs_ce(s_ce: float, s_ms: float, ce: dict, ms: dict) -> str:
+    """Held if cross-entropy solves at least 10 points more of the starts than MSE; depends if the shares are
+    within 10 points and cross-entropy's median steps to a solution are fewer; did not hold otherwise."""
     if s_ce >= s_ms + 0.10:
-        verdict = HELD
-    elif abs(s_ce - s_ms) < 0.10 and median_steps(ce) < median_steps(ms):
-        verdict = DEPENDS
-    else:
-        verdict = NOT_HELD
+        return HELD
+    if abs(s_ce - s_ms) < 0.10 and median_steps(ce) < median_steps(ms):
+        return DEPENDS
+    return NOT_HELD
+
+
+@topic(
+    "mse_vs_ce", "MSE vs cross-entropy for classification", note="000",
+    claim="For classification, cross-entropy (log loss) is the usual loss. Choosing mean squared error for a "
+    "classification task can create a loss surface with several local minima, which makes it more likely "
+    "that training gets stuck in one of them.",
+    quote="분류 작업에서 Mean Squared Error (MSE)를 선택하면 여러 지역 최소값을 갖는 손실 표면이 생성될 수 있어",
+)
+def mse_vs_ce(ctx: Context) -> Finding:
+    """Topic ``mse_vs_ce``: measure (:func:`measure_mse_vs_ce`), judge (:func:`judge_mse_vs_ce`), write."""
+    m = measure_mse_vs_ce(ctx)
+    W0 = m["W0"]
+    ce = m["ce"]
+    ds = m["ds"]
+    lrs = m["lrs"]
+    ms = m["ms"]
+    n_init = m["n_init"]
+    res = m["res"]
+    s_ce = m["s_ce"]
+    s_ms = m["s_ms"]
+    scale = m["scale"]
+    steps = m["steps"]
+    verdict = judge_mse_vs_ce(s_ce, s_ms, ce, ms)
     stuck = ~ms["solved"][-1]
     stuck_g = float(np.median(ms["gnorm"][stuck])) if stuck.any() else float("nan")
     solved_g = float(np.median(ce["gnorm"]))
@@ -395,16 +462,8 @@ def mse_vs_ce(ctx: Context) -> Finding:
 # --------------------------------------------------------------------------- 13. batch normalization
 
 
-@topic(
-    "batchnorm", "Batch normalization", note="000",
-    claim="Like feature scaling, batch normalization normalizes the inputs between layers; it smooths the "
-    "loss surface while barely moving the global minimum. It makes the samples of a batch depend on each "
-    "other (so a batch size of 1 does not work), and at prediction time it uses the running mean and "
-    "variance computed during training instead of the test batch's statistics.",
-    quote="배치 정규화가 손실 표면을 부드럽게 만들면서 … 예측 단계에서는 … 훈련 단계에서 계산된 이동 평균과 분산을 사용",
-)
-def batchnorm(ctx: Context) -> Finding:
-    """Topic ``batchnorm``: run the experiment, draw the figure, judge the claim (see the decorator)."""
+def measure_batchnorm(ctx: Context) -> dict[str, Any]:
+    """MLPs on digits with and without BatchNorm over two lrs; one example's output in eval and training mode."""
     ds = digits(ctx)
     lrs = ctx.pick([0.03, 0.1, 0.3, 1.0], [0.1, 1.0])
     epochs = ctx.pick(8, 3)
@@ -441,8 +500,40 @@ def batchnorm(ctx: Context) -> Finding:
         one = "accepted"
     except ValueError as err:
         one = f"rejected by torch: {str(err).split(',')[0]}"
+    return {"epochs": epochs, "eval_diff": eval_diff, "hidden": hidden, "lrs": lrs, "med": med, "one": one, "res": res, "smoother": smoother, "tl": tl, "train_diff": train_diff, "works": works}
+
+
+def judge_batchnorm(smoother: bool, eval_diff: float, train_diff: float) -> tuple[str, bool]:
+    """Modes: in eval mode one example's output does not depend on its batch (< 1e-5), in training mode it
+    does (> 1e-4). Held if training is smoother with BatchNorm and the modes behave; depends if one of the two.
+    Returns (verdict, modes)."""
     modes = eval_diff < 1e-5 and train_diff > 1e-4
-    verdict = judge(smoother and modes, partly=smoother or modes)
+    return judge(smoother and modes, partly=smoother or modes), modes
+
+
+@topic(
+    "batchnorm", "Batch normalization", note="000",
+    claim="Like feature scaling, batch normalization normalizes the inputs between layers; it smooths the "
+    "loss surface while barely moving the global minimum. It makes the samples of a batch depend on each "
+    "other (so a batch size of 1 does not work), and at prediction time it uses the running mean and "
+    "variance computed during training instead of the test batch's statistics.",
+    quote="배치 정규화가 손실 표면을 부드럽게 만들면서 … 예측 단계에서는 … 훈련 단계에서 계산된 이동 평균과 분산을 사용",
+)
+def batchnorm(ctx: Context) -> Finding:
+    """Topic ``batchnorm``: measure (:func:`measure_batchnorm`), judge (:func:`judge_batchnorm`), write."""
+    m = measure_batchnorm(ctx)
+    epochs = m["epochs"]
+    eval_diff = m["eval_diff"]
+    hidden = m["hidden"]
+    lrs = m["lrs"]
+    med = m["med"]
+    one = m["one"]
+    res = m["res"]
+    smoother = m["smoother"]
+    tl = m["tl"]
+    train_diff = m["train_diff"]
+    works = m["works"]
+    verdict, modes = judge_batchnorm(smoother, eval_diff, train_diff)
     series = []
     for bn in (False, True):
         for i, (lr, (hist, _, div)) in enumerate(zip(lrs, res[bn])):
