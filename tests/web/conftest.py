@@ -99,7 +99,7 @@ def live_server() -> Iterator[LiveServer]:
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     """Debian's chromium, headless, through Playwright (never ``playwright install``)."""
     from playwright.sync_api import sync_playwright

@@ -293,3 +293,15 @@ def test_note003_page_start_is_where_gradient_descent_runs_off(client):
             "runs": [{"optimizer": "gd", "hyper": {"lr": 2e-3}}]}
     result = client.post("/api/run", json=body).json()["runs"][0]["result"]
     assert result["diverged"] and result["path"][-1][1] < info["box"][2]   # off to y -> -inf, as the note says
+
+
+def test_the_cost_scale_counts_the_steps_runs_really_took():
+    from descend.web.costs import OVERHEAD_S, Costs
+
+    costs = Costs()
+    costs._per_step = {**{k: 1e-3 for k in O.OPTIMIZERS}, "newton": 2e-2}   # as if measured
+    # Newton converged after 5 steps, Adam ran 200: 5 * 20 ms + 200 * 1 ms = 0.3 s predicted
+    costs.observe(["newton", "adam"], [5, 200], 0.6)
+    assert costs.scale == pytest.approx(2.0)
+    # the estimate is for the full budget: a run may not stop early
+    assert costs.estimate(["newton", "gd"], 1000) == pytest.approx(OVERHEAD_S + 1000 * 2.0 * 0.021)

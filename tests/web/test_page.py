@@ -10,7 +10,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from .conftest import CHROMIUM
+from descend.web import Limits
+
+from .conftest import CHROMIUM, start_server, stop_server
 from .test_browser import open_page, runs_done, wait_for_run
 
 pytestmark = [
@@ -28,9 +30,19 @@ def run_requests(page) -> list[str]:
     return sent
 
 
-def test_the_page_refuses_a_race_over_the_time_limit_before_sending(browser, live_server, artifacts):
-    setup = {"landscape": "rosenbrock", "steps": "200", "r1": "adam", "r1.lr": "0.05", "r2": "newton"}
-    page = open_page(browser, f"{live_server.url}/?{urlencode(setup)}", 1280, 800)
+@pytest.fixture(scope="module")
+def strict_server():
+    """A server with a 1 s time limit: any optimizer's cost puts 5000 steps over it."""
+    live = start_server(Limits(time_limit_s=1.0))
+    try:
+        yield live
+    finally:
+        stop_server(live)
+
+
+def test_the_page_refuses_a_race_over_the_time_limit_before_sending(browser, strict_server, artifacts):
+    setup = {"landscape": "rosenbrock", "steps": "20", "r1": "adam", "r1.lr": "0.05", "r2": "newton"}
+    page = open_page(browser, f"{strict_server.url}/?{urlencode(setup)}", 1280, 800)
     wait_for_run(page, 0)
     page.wait_for_function("document.querySelector('#estimate').textContent.startsWith('≈')", timeout=60_000)
     sent = run_requests(page)
@@ -55,7 +67,7 @@ def test_the_page_refuses_a_race_over_the_time_limit_before_sending(browser, liv
     page.wait_for_timeout(300)
     assert sent == []   # nothing that must fail was sent
     # a race that fits runs again and is no longer stale
-    page.fill("#steps", "100")
+    page.fill("#steps", "20")
     page.dispatch_event("#steps", "change")
     before = runs_done(page)
     page.click("#run")

@@ -228,7 +228,7 @@ def compute_runs(req: Any, job: Job, costs: Costs | None = None) -> dict[str, An
     results = _minimize_all(_guarded(land, job), start, req, prepared, job)
     lab_s = time.perf_counter() - t0
     if costs is not None:
-        costs.observe([r["optimizer"] for r in prepared], req.steps, job.computed_s())
+        costs.observe([r["optimizer"] for r in prepared], [r.steps for r in results], job.computed_s())
     out = [
         {
             "optimizer": run["optimizer"],

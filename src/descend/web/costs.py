@@ -49,14 +49,20 @@ class Costs:
         each = sum(table[optim.registry.key_of(o)] for o in optimizers)
         return OVERHEAD_S + steps * self.scale * each
 
-    def observe(self, optimizers: list[str], steps: int, seconds: float) -> None:
-        """Correct ``scale`` by a request that took ``seconds`` (moving average of the ratio)."""
-        if self._per_step is None or steps < 50:
+    def observe(self, optimizers: list[str], steps_taken: list[int], seconds: float) -> None:
+        """Correct ``scale`` by a request whose runs took ``steps_taken`` steps in ``seconds``.
+
+        The prediction counts the steps each run really took (a run that
+        converged early stops costing), so ``scale`` measures the speed of
+        a step, not how often runs stop early.
+        """
+        if self._per_step is None or sum(steps_taken) < 50:
             return
-        predicted = self.estimate(optimizers, steps) - OVERHEAD_S
+        table = self._per_step
+        predicted = sum(table[optim.registry.key_of(o)] * n for o, n in zip(optimizers, steps_taken, strict=True))
         if predicted <= 0 or seconds <= 0:
             return
-        ratio = min(20.0, max(0.02, (seconds / predicted) * self.scale))
+        ratio = min(20.0, max(0.02, seconds / predicted))
         with self._lock:
             weight = 0.3 if self.observed else 1.0
             self.scale = (1 - weight) * self.scale + weight * ratio
