@@ -120,7 +120,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 rounds, GD only")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per optimizer (default 5, quick 3)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: 2-number tensors gain nothing from more, and on a busy "
+                             "machine extra threads cost Newton's autograd up to 10x)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     rounds = args.rounds or (3 if args.quick else 5)
     names = ["gd"] if args.quick else list(CASES)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

@@ -22,12 +22,13 @@ row), :func:`~descend.lab.run_many` (N rows, one optimizer) and
   ``|x_t[j]| > bound``.
 
 A row stops at the first step where either holds. From then on it is
-*frozen*: its gradient is replaced by zero and after every step its row of
-``X`` is copied back from before the step; a row that diverged is held at its
-last finite point so that the numbers the others' optimizers see stay finite.
-Rows still running are untouched by either operation, so every row equals the
-same row run alone bit for bit (``tests/lab`` holds this against a plain
-one-trajectory loop).
+*frozen*: its gradient is replaced by zero and after every step its row is
+copied back from before the step (a diverged row keeps its non-finite or far
+point; every operation is row by row, so it cannot reach the others). Rows
+still running are untouched, so every row equals the same row run alone bit
+for bit (``tests/lab`` holds this against a plain one-trajectory loop). After
+every step ``X`` is a fresh tensor gathered from the groups' own tensors, so
+the records keep it without a copy.
 
 **Chunks.** The loop runs in chunks of :data:`CHUNK` steps; between chunks
 it calls ``cancel()`` (raising :class:`Cancelled` when it returns True) and
@@ -165,6 +166,7 @@ class _Group:
         self.metric = self.sched is not None and self.sched.needs_metric
         self.lookahead = bool(self.opt.param_groups[0].get("lookahead", False))
         self.failed = False  # Newton: a non-finite value inside its own evaluations
+        self.whole = False  # the only group: its gradient is G itself
         self.hyper_out = []
         for r in rows:
             out = dict(r.hyper)
@@ -184,7 +186,6 @@ class _Group:
             except O.NonFiniteGradientError:
                 self.failed = True
                 return float("nan")
-            X[a].copy_(self.x.detach())
             return float(self.opt.last["step_size"])
         if self.solo:
             if self.lookahead:
@@ -192,7 +193,6 @@ class _Group:
             else:
                 self.x.grad = G[a]
                 self.step_fn()
-            X[a].copy_(self.x.detach())
             return None
         mask = None if all_active else active[a:b].view((b - a,) + (1,) * (X.ndim - 1))
         if self.lookahead:
@@ -202,19 +202,18 @@ class _Group:
                 return Fz.sum()
             self.step_fn(closure)
         else:
-            g = G[a:b]
+            g = G if self.whole else G[a:b]
             self.x.grad = g if mask is None else torch.where(mask, g, 0.0)
             self.step_fn()
-        with torch.no_grad():
-            if mask is not None:  # frozen rows go back to where they were (X still holds it)
+        if mask is not None:  # frozen rows go back to where they were (X still holds it)
+            with torch.no_grad():
                 self.x.copy_(torch.where(mask, self.x, X[a:b]))
-            X[a:b].copy_(self.x)
         return None
 
-    def sync(self, X: Tensor) -> None:
-        """Copy this group's rows of ``X`` into the optimizer's tensor (after rows were held)."""
-        with torch.no_grad():
-            self.x.copy_(X[self.a] if self.solo else X[self.a:self.b])
+    def rows(self) -> Tensor:
+        """This group's rows now, shaped ``(n, *shape)``."""
+        x = self.x.detach()
+        return x.unsqueeze(0) if self.solo else x
 
     def _closure_one(self) -> Tensor:
         v, g = self.obj.value_grad(self.x.detach())
@@ -319,8 +318,9 @@ def run_rows(
     fd, gn, ok, go = measure(F, G)
     n_active = N
     t = 0
-    hold: Tensor | None = None
     next_check = CHUNK
+    for g in groups:
+        g.whole = len(groups) == 1
     while True:
         if n_active == N:
             newly = None if bool(go.all()) else ~go
@@ -337,15 +337,9 @@ def run_rows(
             final_g[newly] = gn[newly]
             active &= ~newly
             n_active = int(active.sum())
-            held = div
-            if hold is not None and bool(held.any()):  # hold diverged rows at their last finite point
-                Xf[held] = hold.view(N, D)[held]
-                for g in groups:
-                    if bool(held[g.a:g.b].any()):
-                        g.sync(X)
         if t % record_every == 0 or t == steps:
             rec_t.append(t)
-            rec_x.append(Xf.clone())
+            rec_x.append(Xf)
             rec_f.append(fd)
             rec_g.append(gn)
         if n_active == 0 or t == steps:
@@ -358,7 +352,6 @@ def run_rows(
                 progress(t, steps)
         t += 1
         all_active = n_active == N
-        hold = X.clone()
         if timed:
             t0 = time.perf_counter()
         for gi, g in enumerate(groups):
@@ -374,6 +367,8 @@ def run_rows(
                 lr_cols[gi].append(out)
         if timed:
             step_time += time.perf_counter() - t0
+        X = groups[0].rows().clone() if len(groups) == 1 else torch.cat([g.rows() for g in groups])
+        Xf = X.view(N, D)
         F, G = obj.value_grad_many(X)
         fd, gn, ok, go = measure(F, G)
         for gi in newton_fail:
