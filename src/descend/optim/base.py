@@ -26,6 +26,7 @@ below and the fused path (:mod:`descend.optim.fused`) both call exactly
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -256,8 +257,8 @@ class Optimizer(torch.optim.Optimizer):
         if self.nonfinite != "ignore" and work:
             flag = engine.finite_flag(work)
             if self.nonfinite == "skip" and flag is not None and flag.device.type != "cpu":
-                ok = flag  # folded into the update: no host sync
-            elif flag is not None and not bool(flag):
+                ok = flag.isfinite()  # folded into the update: no host sync
+            elif flag is not None and not math.isfinite(flag.item()):
                 bad = engine.exactly_finite(work)  # None: the sum overflowed from finite values
                 if bad is not None:
                     if self.nonfinite == "skip":

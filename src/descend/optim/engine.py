@@ -21,13 +21,14 @@ is written, so a step is applied fully or not at all.
 
 from __future__ import annotations
 
+import itertools
 import operator
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from . import foreach, fused, rules
+from . import foreach, fused, rules, trace
 from .foreach import Many
 
 AUTO_MIN_NUMEL = 1_000_000
@@ -36,7 +37,7 @@ BIG = 32_768  # a fused parameter this large (and contiguous) is updated in plac
 _GRAD = operator.attrgetter("grad")
 _SPARSE = operator.attrgetter("is_sparse")
 _PTR = operator.methodcaller("data_ptr")
-_FLAT = operator.methodcaller("view", -1)
+_NONES = itertools.repeat(None)
 PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
@@ -184,7 +185,7 @@ def collect(opt: Any, parts: list[Part]) -> list[Work]:
     for part in parts:
         gs = list(map(_GRAD, part.params))
         ps, sts, whole = part.params, part.states, True
-        if None in gs:
+        if not all(map(operator.is_not, gs, _NONES)):
             keep = [j for j, g in enumerate(gs) if g is not None]
             if not keep:
                 continue
@@ -202,7 +203,7 @@ def collect(opt: Any, parts: list[Part]) -> list[Work]:
 
 
 def finite_flag(work: list[Work]) -> torch.Tensor | None:
-    """A 0-d bool tensor, True when every gradient is finite (one read of the gradients).
+    """A 0-d tensor, finite when every gradient is finite (one read of the gradients).
 
     It tests the sum of the 1-norms: NaN and infinity propagate into it, empty
     tensors (shards) add nothing. A sum that overflows from finite values is a
@@ -219,9 +220,9 @@ def finite_flag(work: list[Work]) -> torch.Tensor | None:
     if not norms:
         return None
     if len(norms) == 1:
-        return norms[0].isfinite()
+        return norms[0]
     dev = norms[0].device
-    return torch.stack([n.to(dev, torch.float64) for n in norms]).sum().isfinite()
+    return torch.stack([n.to(dev, torch.float64) for n in norms]).sum()
 
 
 def exactly_finite(work: list[Work]) -> tuple[Work, int] | None:
@@ -282,6 +283,17 @@ def _foreach(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
     for st in sts:
         st["step"] = step
     convert = w.params[0].is_complex() or w.params[0].dtype in fused.LOW
+    hypers = opt._hypers(group, step)
+    prep = _prep(opt, group)
+    if ok is None and not convert:
+        program = _program(opt, group, rule, keys, sts[0], prep, hypers)
+        if program is not None:
+            leaves = {"p": w.params, "g": w.grads}
+            for k in keys:
+                if k in sts[0]:
+                    leaves[k] = [st[k] for st in sts]
+            program.run(leaves, {**hypers, "weight_decay": prep["weight_decay"], "l1": prep["l1"]})
+            return
     real = [torch.view_as_real(p) if p.is_complex() else p for p in w.params]
 
     def many(ts: list[torch.Tensor]) -> Many:
@@ -289,8 +301,8 @@ def _foreach(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
 
     P = many(w.params)
     states = [many([st[k] for st in sts]) if k in sts[0] else None for k in keys]
-    g = rules.prepare_grad(P, many(w.grads), **_prep(opt, group))
-    new = rule(P, g, *states, **opt._hypers(group, step))
+    g = rules.prepare_grad(P, many(w.grads), **prep)
+    new = rule(P, g, *states, **hypers)
     if ok is not None:
         new = [None if n is None else Many([torch.where(ok, a, b) for a, b in zip(n.ts, o.ts)])
                for n, o in zip(new, [P, *states])]
@@ -298,6 +310,33 @@ def _foreach(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
     for k, s, v in zip(keys, states, new[1:]):
         if s is not None and v is not None:
             foreach.write([torch.view_as_real(st[k]) if st[k].is_complex() else st[k] for st in sts], v)
+
+
+_PROGRAMS: dict[tuple, trace.Program | None] = {}
+
+
+def _program(opt: Any, group: dict[str, Any], rule: Any, keys: tuple, st: dict[str, Any],
+             prep: dict[str, Any], hypers: dict[str, Any]) -> trace.Program | None:
+    """The traced foreach program of this rule and configuration (None when numbers are tensors)."""
+    values = {**hypers, "weight_decay": prep["weight_decay"], "l1": prep["l1"]}
+    if any(isinstance(v, torch.Tensor) for v in values.values()):
+        return None
+    present = tuple(k for k in keys if k in st)
+    config = {k: (False, v) if isinstance(v, (bool, str)) or v is None or v == 0 else (True, None)
+              for k, v in values.items()}
+    key = (rule, present, prep["maximize"], tuple((k, c[1] if not c[0] else "sym") for k, c in config.items()))
+    if key not in _PROGRAMS:
+        names = [k for k in hypers]
+
+        def traced(leaves: dict[str, Any], syms: dict[str, Any]) -> list:
+            g = rules.prepare_grad(leaves["p"], leaves["g"], maximize=prep["maximize"],
+                                   weight_decay=syms["weight_decay"], l1=syms["l1"])
+            new = rule(leaves["p"], g, *[leaves[k] if k in present else None for k in keys],
+                       **{k: syms[k] for k in names})
+            return [("p", new[0])] + [(k, v) for k, v in zip(keys, new[1:]) if k in present]
+
+        _PROGRAMS[key] = trace.build(traced, ["p", "g", *present], {"p", *present}, config)
+    return _PROGRAMS[key]
 
 
 def _fused(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:

@@ -1,0 +1,306 @@
+"""The multi-tensor path, traced: a rule of :mod:`descend.optim.rules` turned into a short
+program of in-place ``torch._foreach_*`` ops, once per configuration, replayed every step.
+
+:class:`descend.optim.foreach.Many` evaluates a rule op by op, each op a new
+list of tensors, plus a copy back: Adam costs 16 list ops that way. Tracing
+the same rule once with symbolic tensors (:class:`Node`) and scalars
+(:class:`Sym`) gives its expression graph; the scheduler then
+
+* folds ``a + x * s`` into ``_foreach_add(a, x, alpha=s)``, ``a + x * y * s``
+  into ``_foreach_addcmul`` and ``a - s * x / d`` into ``_foreach_addcdiv``;
+* computes a node in place in its input's buffer when that input has no other
+  use (a temporary, or a parameter or state tensor whose old value is no longer
+  needed), so that ``p - lr * g`` is one ``_foreach_add_(p, g, alpha=-lr)``.
+
+The math stays the rule's: the trace is the rule's own arithmetic, so only
+rounding may differ from the eager path (fused multiply-adds). Hyperparameters
+are symbols, so a new lr or beta replays the same program; zero terms and
+flags are part of the configuration (a rule skips them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+F = torch
+
+
+class Sym:
+    """A scalar expression over the hyperparameters, evaluated at replay."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+
+    @staticmethod
+    def lift(x: Any) -> Sym:
+        return x if isinstance(x, Sym) else Sym(lambda h, x=x: x)
+
+    def __add__(self, o: Any) -> Any:
+        return _scalar_or_node(self, o, lambda a, b: a + b, "add")
+
+    def __radd__(self, o: Any) -> Any:
+        return _scalar_or_node(self, o, lambda a, b: b + a, "add")
+
+    def __sub__(self, o: Any) -> Any:
+        o2 = Sym.lift(o) if not isinstance(o, Node) else None
+        if o2 is not None:
+            return Sym(lambda h, a=self.fn, b=o2.fn: a(h) - b(h))
+        return Node("rsub", o, self)
+
+    def __rsub__(self, o: Any) -> Sym:
+        o2 = Sym.lift(o)
+        return Sym(lambda h, a=self.fn, b=o2.fn: b(h) - a(h))
+
+    def __mul__(self, o: Any) -> Any:
+        return _scalar_or_node(self, o, lambda a, b: a * b, "mul")
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, o: Any) -> Sym:
+        o2 = Sym.lift(o)
+        return Sym(lambda h, a=self.fn, b=o2.fn: a(h) / b(h))
+
+    def __neg__(self) -> Sym:
+        return Sym(lambda h, a=self.fn: -a(h))
+
+
+def _scalar_or_node(s: Sym, o: Any, op: Any, node_op: str) -> Any:
+    if isinstance(o, Node):
+        return Node(node_op, o, s)
+    o2 = Sym.lift(o)
+    return Sym(lambda h, a=s.fn, b=o2.fn: op(a(h), b(h)))
+
+
+class Node:
+    """A list of tensors in the traced rule: a leaf (``p``, ``g``, a state key) or an op."""
+
+    __slots__ = ("op", "args", "name", "__weakref__")
+
+    def __init__(self, op: str, *args: Any, name: str | None = None) -> None:
+        self.op, self.args, self.name = op, args, name
+
+    def __add__(self, o: Any) -> Node:
+        return Node("add", self, o)
+
+    __radd__ = __add__
+
+    def __sub__(self, o: Any) -> Node:
+        return Node("sub", self, o)
+
+    def __rsub__(self, o: Any) -> Node:
+        return Node("rsub", self, o)
+
+    def __mul__(self, o: Any) -> Node:
+        return Node("mul", self, o)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, o: Any) -> Node:
+        return Node("div", self, o)
+
+    def __neg__(self) -> Node:
+        return Node("mul", self, -1.0)
+
+    @classmethod
+    def __torch_function__(cls, func: Any, types: Any, args: tuple = (), kwargs: Any = None) -> Any:
+        if kwargs:
+            raise TypeError("traced rules take no keyword arguments in torch calls")
+        if func is torch.sqrt:
+            return Node("sqrt", args[0])
+        if func is torch.sign:
+            return Node("sign", args[0])
+        if func is torch.maximum:
+            return Node("maximum", args[0], args[1])
+        raise TypeError(f"descend.optim.trace cannot trace {getattr(func, '__name__', func)}")
+
+
+def _scalar(x: Any) -> bool:
+    return not isinstance(x, Node)
+
+
+class Program:
+    """A rule compiled to a list of foreach calls; ``run`` replays it on lists of tensors."""
+
+    def __init__(self, outputs: list[tuple[str, Node | None]], writable: set[str], inplace: bool) -> None:
+        self.steps: list[tuple] = []
+        order: list[Node] = []
+        seen: set[int] = set()
+
+        def visit(n: Any) -> None:
+            if not isinstance(n, Node) or id(n) in seen:
+                return
+            seen.add(id(n))
+            for a in n.args:
+                visit(a)
+            order.append(n)
+
+        for _, out in outputs:
+            visit(out)
+        uses: dict[int, int] = {}
+        for n in order:
+            for a in n.args:
+                if isinstance(a, Node):
+                    uses[id(a)] = uses.get(id(a), 0) + 1
+        for _, out in outputs:
+            if out is not None:
+                uses[id(out)] = uses.get(id(out), 0) + 1
+        folded: set[int] = set()
+        plans: dict[int, tuple] = {}
+        for n in order:
+            if n.op in ("add", "sub") and isinstance(n.args[1], Node) and uses[id(n.args[1])] == 1:
+                plan = self._fuse(n.args[1], -1.0 if n.op == "sub" else 1.0, uses)
+                if plan is not None:
+                    plans[id(n)] = plan[0]
+                    folded.update(plan[1])
+        slot: dict[int, int] = {}
+        owner: dict[int, str] = {}  # slot -> leaf name whose buffer it is
+        self.leaves: list[tuple[str, int]] = []
+        count = 0
+        for n in order:
+            if id(n) in folded:
+                continue
+            if n.op == "leaf":
+                slot[id(n)] = count
+                owner[count] = n.name  # type: ignore[assignment]
+                self.leaves.append((n.name, count))  # type: ignore[arg-type]
+                count += 1
+                continue
+            first = n.args[0]
+            can = (isinstance(first, Node) and uses[id(first)] == 1 and id(first) not in folded
+                   and (first.op != "leaf" or (inplace and first.name in writable)))
+            if id(n) in plans:
+                kind, args = plans[id(n)]
+                self.steps.append((kind, can, [_ref(a, slot) for a in (first, *args[:-1])], args[-1]))
+            else:
+                self.steps.append((n.op, can, [_ref(a, slot) for a in n.args], None))
+            if can:
+                slot[id(n)] = slot[id(first)]
+            else:
+                slot[id(n)] = count
+                owner[count] = ""
+                count += 1
+            self.steps[-1] = (*self.steps[-1], slot[id(n)])
+        self.nslots = count
+        self.writes = []
+        for name, out in outputs:
+            if out is None or (out.op == "leaf" and out.name == name):
+                continue
+            s = slot[id(out)]
+            if owner.get(s) == name:
+                continue
+            if owner.get(s):  # the result sits in another leaf's buffer: replay would clobber it
+                raise _Clobber
+            self.writes.append((name, s))
+
+    @staticmethod
+    def _fuse(b: Node, sign: float, uses: dict[int, int]) -> tuple[tuple, list[int]] | None:
+        """``a +/- b`` as one foreach call when ``b`` is ``x*s``, ``x*y*s``, ``x*y`` or ``(x*s)/d``."""
+        def single(n: Any) -> bool:
+            return isinstance(n, Node) and uses[id(n)] == 1
+
+        if b.op == "mul" and _scalar(b.args[1]):
+            x, s = b.args
+            if single(x) and x.op == "mul" and not _scalar(x.args[1]):
+                return ("addcmul", (x.args[0], x.args[1], (sign, s))), [id(b), id(x)]
+            return ("add_alpha", (x, (sign, s))), [id(b)]
+        if b.op == "mul":
+            return ("addcmul", (b.args[0], b.args[1], (sign, 1.0))), [id(b)]
+        if b.op == "div" and not _scalar(b.args[1]):
+            x, d = b.args
+            if single(x) and x.op == "mul" and _scalar(x.args[1]):
+                return ("addcdiv", (x.args[0], d, (sign, x.args[1])), ), [id(b), id(x)]
+            if not _scalar(x):
+                return ("addcdiv", (x, d, (sign, 1.0))), [id(b)]
+        return None
+
+    def run(self, leaves: dict[str, list[torch.Tensor]], hypers: dict[str, Any]) -> None:
+        slots: list[Any] = [None] * self.nslots
+        for name, i in self.leaves:
+            slots[i] = leaves[name]
+        for op, inplace, args, coef, out in self.steps:
+            vals = [slots[a[1]] if a[0] == "s" else _value(a[1], hypers) for a in args]
+            slots[out] = _CALL[op](inplace, vals, None if coef is None else
+                                   coef[0] * _value(coef[1], hypers))
+        for name, s in self.writes:
+            torch._foreach_copy_(leaves[name], slots[s])
+
+
+class _Clobber(Exception):
+    pass
+
+
+def _ref(a: Any, slot: dict[int, int]) -> tuple[str, Any]:
+    return ("s", slot[id(a)]) if isinstance(a, Node) else ("c", a)
+
+
+def _value(x: Any, h: dict[str, Any]) -> Any:
+    return x.fn(h) if isinstance(x, Sym) else x
+
+
+def _binary(name: str) -> Any:
+    out_of_place, in_place = getattr(F, f"_foreach_{name}"), getattr(F, f"_foreach_{name}_")
+
+    def call(inplace: bool, v: list, coef: Any) -> Any:
+        if inplace:
+            in_place(v[0], v[1])
+            return v[0]
+        return out_of_place(v[0], v[1])
+
+    return call
+
+
+def _unary(name: str) -> Any:
+    out_of_place, in_place = getattr(F, f"_foreach_{name}"), getattr(F, f"_foreach_{name}_")
+
+    def call(inplace: bool, v: list, coef: Any) -> Any:
+        if inplace:
+            in_place(v[0])
+            return v[0]
+        return out_of_place(v[0])
+
+    return call
+
+
+def _rsub(inplace: bool, v: list, coef: Any) -> Any:
+    return F._foreach_add(F._foreach_neg(v[0]), v[1])
+
+
+def _add_alpha(inplace: bool, v: list, coef: Any) -> Any:
+    if inplace:
+        F._foreach_add_(v[0], v[1], alpha=coef)
+        return v[0]
+    return F._foreach_add(v[0], v[1], alpha=coef)
+
+
+def _addc(name: str) -> Any:
+    out_of_place, in_place = getattr(F, f"_foreach_{name}"), getattr(F, f"_foreach_{name}_")
+
+    def call(inplace: bool, v: list, coef: Any) -> Any:
+        if inplace:
+            in_place(v[0], v[1], v[2], value=coef)
+            return v[0]
+        return out_of_place(v[0], v[1], v[2], value=coef)
+
+    return call
+
+
+_CALL = {
+    "add": _binary("add"), "sub": _binary("sub"), "mul": _binary("mul"), "div": _binary("div"),
+    "maximum": _binary("maximum"), "sqrt": _unary("sqrt"), "sign": _unary("sign"), "rsub": _rsub,
+    "add_alpha": _add_alpha, "addcmul": _addc("addcmul"), "addcdiv": _addc("addcdiv"),
+}
+
+
+def build(trace_fn: Any, leaf_names: list[str], writable: set[str], scalars: dict[str, Any]) -> Program:
+    """Trace ``trace_fn(leaves, syms)`` (returning ``[(target, node)]``) into a Program."""
+    leaves = {n: Node("leaf", name=n) for n in leaf_names}
+    syms = {k: (Sym(lambda h, k=k: h[k]) if sym else v) for k, (sym, v) in scalars.items()}
+    outputs = trace_fn(leaves, syms)
+    try:
+        return Program(outputs, writable, inplace=True)
+    except _Clobber:
+        return Program(outputs, writable, inplace=False)
