@@ -9,6 +9,7 @@ and judges the notes' claim by a rule stated in its :class:`~descend.tour.base.F
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,16 +24,8 @@ from .base import Context, Finding, judge, topic
 # --------------------------------------------------------------------------- 1. the gradient
 
 
-@topic(
-    "gradient", "The gradient and note 003's worked example", note="003, 000",
-    claim="The gradient is the vector of partial derivatives and points in the direction of steepest ascent, "
-    "so gradient descent steps against it. For f(x, y) = 3x²y at (1, 1) the gradient is (6, 3), and one step "
-    "with learning rate 0.01 gives the new weights (0.94, 0.97). The step must be small, because the gradient "
-    "only describes the loss near the current point (first-order Taylor approximation).",
-    quote="gredient f(1,1) = [6, 3] … Wx = 1 - 0.06 = 0.94, Wy = 1 - 0.03 = 0.97",
-)
-def gradient(ctx: Context) -> Finding:
-    """Topic ``gradient``: run the experiment, draw the figure, judge the claim (see the decorator)."""
+def measure_gradient(ctx: Context) -> dict[str, Any]:
+    """Note 003's worked example: gradient, one SGD step, steepest direction and the first-order error."""
     land = landscapes.note003()
     p = torch.tensor([1.0, 1.0], dtype=F64, requires_grad=True)
     f0 = land.value(p)
@@ -70,13 +63,51 @@ def gradient(ctx: Context) -> Finding:
         return abs(actual - lr * gg) / (lr * gg)
 
     e_small, e_large = first_order_error(0.01), first_order_error(0.1)
-    ok = grad_err <= 1e-12 and step_err <= 1e-12 and angle_err <= 0.25 and e_small < 0.1 <= e_large
+    return {"angle_err": angle_err, "angles": angles, "e_large": e_large, "e_small": e_small, "exact": exact, "expected": expected, "fv": fv, "g": g, "grad_err": grad_err, "land": land, "linear": linear, "lrs": lrs, "new": new, "p0": p0, "slopes": slopes, "steepest": steepest, "step_err": step_err, "true": true}
+
+
+def judge_gradient(grad_err: float, step_err: float, angle_err: float, e_small: float, e_large: float) -> str:
+    """Held if the gradient and the step are exact (1e-12), the steepest way down lies within 0.25° of the
+    negative gradient, and the first-order prediction errs under 10% at lr 0.01 but at least 10% at lr 0.1."""
+    return judge(grad_err <= 1e-12 and step_err <= 1e-12 and angle_err <= 0.25 and e_small < 0.1 <= e_large)
+
+
+@topic(
+    "gradient", "The gradient and note 003's worked example", note="003, 000",
+    claim="The gradient is the vector of partial derivatives and points in the direction of steepest ascent, "
+    "so gradient descent steps against it. For f(x, y) = 3x²y at (1, 1) the gradient is (6, 3), and one step "
+    "with learning rate 0.01 gives the new weights (0.94, 0.97). The step must be small, because the gradient "
+    "only describes the loss near the current point (first-order Taylor approximation).",
+    quote="gredient f(1,1) = [6, 3] … Wx = 1 - 0.06 = 0.94, Wy = 1 - 0.03 = 0.97",
+)
+def gradient(ctx: Context) -> Finding:
+    """Topic ``gradient``: measure (:func:`measure_gradient`), judge (:func:`judge_gradient`), write."""
+    m = measure_gradient(ctx)
+    angle_err = m["angle_err"]
+    angles = m["angles"]
+    e_large = m["e_large"]
+    e_small = m["e_small"]
+    exact = m["exact"]
+    expected = m["expected"]
+    fv = m["fv"]
+    g = m["g"]
+    grad_err = m["grad_err"]
+    land = m["land"]
+    linear = m["linear"]
+    lrs = m["lrs"]
+    new = m["new"]
+    p0 = m["p0"]
+    slopes = m["slopes"]
+    steepest = m["steepest"]
+    step_err = m["step_err"]
+    true = m["true"]
+    verdict = judge_gradient(grad_err, step_err, angle_err, e_small, e_large)
     fig = gradient_figure(
         land, p0, g, new.numpy(), 0.01, taylor_lrs=lrs, taylor_true=true, taylor_linear=linear,
         angles=angles, slopes=slopes, box=(0.78, 1.22, 0.84, 1.2),
     )
     return Finding(
-        verdict=judge(ok),
+        verdict=verdict,
         rule="held if the gradient at (1, 1) is (6, 3) (autograd and closed form, to 1e-12), one SGD step "
         "with lr 0.01 lands on (0.94, 0.97) to 1e-12, the steepest descending direction found by scanning "
         "all directions is the negative gradient (to 0.25°), and the first-order prediction of the loss "
@@ -182,14 +213,8 @@ def learning_rate(ctx: Context) -> Finding:
 # --------------------------------------------------------------------------- 9. saddle
 
 
-@topic(
-    "saddle", "Escaping a saddle: SGD vs RMSprop and Adam", note="002, 000",
-    claim="Near a saddle point the gradient stays close to zero for a long time (a plateau), which slows "
-    "learning badly; RMSprop and Adam help with this problem.",
-    quote="안장지대에서는 기울기가 아주 오랫동안 0에 가깝게 유지된다 … RMSprop이나 Adam 최적화 알고리즘은 안장지대의 문제를 해결하는 데 도움을 준다",
-)
-def saddle(ctx: Context) -> Finding:
-    """Topic ``saddle``: run the experiment, draw the figure, judge the claim (see the decorator)."""
+def measure_saddle(ctx: Context) -> dict[str, Any]:
+    """A fair race of GD, RMSprop and Adam from just off a saddle's stable line: escape and convergence steps."""
     land = landscapes.saddle_plateau()
     grid = race_grid()
     steps = ctx.pick(3000, 1500)
@@ -201,9 +226,33 @@ def saddle(ctx: Context) -> Finding:
 
     esc = {r.optimizer: escape(r) for r in race.runs}
     tol_steps = {r.optimizer: r.steps_to_tol for r in race.runs}
-    gd_esc = as_inf(esc["GD"])
-    ok_r = as_inf(esc["RMSprop"]) < gd_esc and as_inf(tol_steps["RMSprop"]) < as_inf(tol_steps["GD"])
-    ok_a = as_inf(esc["Adam"]) < gd_esc and as_inf(tol_steps["Adam"]) < as_inf(tol_steps["GD"])
+    return {"esc": esc, "grid": grid, "race": race, "steps": steps, "tol_steps": tol_steps}
+
+
+def judge_saddle(esc: dict[str, int | None], tol_steps: dict[str, int | None]) -> str:
+    """Held if RMSprop and Adam both leave the plateau and reach the tolerance in fewer steps than GD
+    (``None``: never); depends if one of them does."""
+    def beats(name: str) -> bool:
+        return as_inf(esc[name]) < as_inf(esc["GD"]) and as_inf(tol_steps[name]) < as_inf(tol_steps["GD"])
+
+    return judge(beats("RMSprop") and beats("Adam"), partly=beats("RMSprop") or beats("Adam"))
+
+
+@topic(
+    "saddle", "Escaping a saddle: SGD vs RMSprop and Adam", note="002, 000",
+    claim="Near a saddle point the gradient stays close to zero for a long time (a plateau), which slows "
+    "learning badly; RMSprop and Adam help with this problem.",
+    quote="안장지대에서는 기울기가 아주 오랫동안 0에 가깝게 유지된다 … RMSprop이나 Adam 최적화 알고리즘은 안장지대의 문제를 해결하는 데 도움을 준다",
+)
+def saddle(ctx: Context) -> Finding:
+    """Topic ``saddle``: measure (:func:`measure_saddle`), judge (:func:`judge_saddle`), write."""
+    m = measure_saddle(ctx)
+    esc = m["esc"]
+    grid = m["grid"]
+    race = m["race"]
+    steps = m["steps"]
+    tol_steps = m["tol_steps"]
+    verdict = judge_saddle(esc, tol_steps)
     fig = race_figure(race, title=f"A saddle with a plateau: GD (the SGD rule, exact gradients), RMSprop and Adam, "
                       f"each at its best lr of {len(grid)}")
     numbers: dict[str, float | int | str] = {}
@@ -212,7 +261,7 @@ def saddle(ctx: Context) -> Finding:
         numbers[f"{r.optimizer}: steps to f - f* < 1e-6"] = shown(r.steps_to_tol, steps)
         numbers[f"{r.optimizer}: best lr"] = float(r.hyper["lr"])
     return Finding(
-        verdict=judge(ok_r and ok_a, partly=ok_r or ok_a),
+        verdict=verdict,
         rule="held if both RMSprop and Adam leave the plateau (|y| above half the minimum's y*) and reach "
         "f − f* < 1e-6 in fewer steps than GD, each optimizer at its best lr of the same grid; depends if only "
         "one of them does.",
