@@ -8,6 +8,7 @@ tuned fairly (each optimizer at its best lr of one grid) where speeds are compar
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,16 +22,8 @@ from .base import DEPENDS, HELD, NOT_HELD, Context, Finding, judge, topic
 # --------------------------------------------------------------------------- 4. momentum
 
 
-@topic(
-    "momentum", "Zig-zag of gradient descent vs momentum on an elongated bowl", note="002, 000, 001",
-    claim="On an elongated bowl plain gradient descent zig-zags across the narrow direction. Momentum, an "
-    "exponential moving average of the gradients (β usually 0.9), averages the back-and-forth components "
-    "towards zero and keeps the consistent one, so the oscillation shrinks and progress along the valley "
-    "speeds up.",
-    quote="수직방향의 진동은 줄어들고, 수평 방향의 폭은 증가하는 효과가 생긴다",
-)
-def momentum(ctx: Context) -> Finding:
-    """Topic ``momentum``: run the experiment, draw the figure, judge the claim (see the decorator)."""
+def measure_momentum(ctx: Context) -> dict[str, Any]:
+    """A fair race of GD and momentum on an elongated bowl, with the zig-zag counted over the first steps."""
     kappa = 100.0
     land = landscapes.bowl(kappa=kappa)
     steps = ctx.pick(3000, 1500)
@@ -47,13 +40,44 @@ def momentum(ctx: Context) -> Finding:
     def travel(run: lab.Run, k: int) -> float:
         return float(np.abs(np.diff(run.path[: n + 1, k])).sum())
 
-    faster = as_inf(mom.steps_to_tol) < as_inf(gd.steps_to_tol)
-    calmer = reversals(mom) < reversals(gd)
+    return {"gd": gd, "grid": grid, "kappa": kappa, "mom": mom, "n": n, "race": race, "reversals": reversals, "steps": steps, "travel": travel}
+
+
+def judge_momentum(gd_steps: int | None, mom_steps: int | None, gd_reversals: float,
+                   mom_reversals: float) -> tuple[str, bool, bool]:
+    """Held if momentum reaches the tolerance in fewer steps and reverses across the valley less often than GD;
+    depends if one of the two. Returns (verdict, faster, calmer)."""
+    faster = as_inf(mom_steps) < as_inf(gd_steps)
+    calmer = mom_reversals < gd_reversals
+    return judge(faster and calmer, partly=faster or calmer), faster, calmer
+
+
+@topic(
+    "momentum", "Zig-zag of gradient descent vs momentum on an elongated bowl", note="002, 000, 001",
+    claim="On an elongated bowl plain gradient descent zig-zags across the narrow direction. Momentum, an "
+    "exponential moving average of the gradients (β usually 0.9), averages the back-and-forth components "
+    "towards zero and keeps the consistent one, so the oscillation shrinks and progress along the valley "
+    "speeds up.",
+    quote="수직방향의 진동은 줄어들고, 수평 방향의 폭은 증가하는 효과가 생긴다",
+)
+def momentum(ctx: Context) -> Finding:
+    """Topic ``momentum``: measure (:func:`measure_momentum`), judge (:func:`judge_momentum`), write."""
+    m = measure_momentum(ctx)
+    gd = m["gd"]
+    grid = m["grid"]
+    kappa = m["kappa"]
+    mom = m["mom"]
+    n = m["n"]
+    race = m["race"]
+    reversals = m["reversals"]
+    steps = m["steps"]
+    travel = m["travel"]
+    verdict, faster, calmer = judge_momentum(gd.steps_to_tol, mom.steps_to_tol, reversals(gd), reversals(mom))
     ratio = as_inf(gd.steps_to_tol) / as_inf(mom.steps_to_tol) if mom.steps_to_tol else float("nan")
     fig = race_figure(race, title=f"Bowl with condition number {kappa:g}: GD against momentum (β = 0.9), "
                       f"each at its best lr of {len(grid)}")
     return Finding(
-        verdict=judge(faster and calmer, partly=faster or calmer),
+        verdict=verdict,
         rule="each optimizer at its best learning rate of the same grid (lab.race with fair=True). Held if "
         "momentum (β = 0.9) reaches f − f* < 1e-6 in fewer steps than plain gradient descent and, in the first "
         f"{n} steps, reverses its move across the valley less often (less zig-zag); depends if only one holds.",
@@ -86,15 +110,8 @@ def momentum(ctx: Context) -> Finding:
 # --------------------------------------------------------------------------- 5. Nesterov
 
 
-@topic(
-    "nesterov", "Nesterov's look-ahead vs momentum's overshoot", note="001",
-    claim="If the momentum is too high the algorithm may miss the minimum and jump past it. Nesterov's "
-    "accelerated gradient evaluates the gradient after the momentum step, at θ − γv, so it corrects before "
-    "it overshoots.",
-    quote="momentum이 너무 높으면 알고리즘이 minima를 놓치고 건너뛰어버릴 우려가 있다",
-)
-def nesterov(ctx: Context) -> Finding:
-    """Topic ``nesterov``: run the experiment, draw the figure, judge the claim (see the decorator)."""
+def measure_nesterov(ctx: Context) -> dict[str, Any]:
+    """Momentum and Nesterov over several β on a bowl: how far each overshoots and its steps to 1e-6."""
     land = landscapes.bowl(kappa=10.0)
     betas = [0.5, 0.7, 0.9, 0.95, 0.99]
     lr = 0.05
@@ -104,9 +121,35 @@ def nesterov(ctx: Context) -> Finding:
         rows[name] = lab.run_many(land, None, name, steps=steps, tol=1e-6, lr=lr, beta=betas)
     over = {k: r.paths[:, :, 0].max(axis=0) for k, r in rows.items()}  # x starts at -2.5; min at 0
     stp = {k: [shown(s, steps) for s in r.steps_to_tol] for k, r in rows.items()}
-    meaningful = [i for i in range(len(betas)) if over["momentum"][i] > 1e-2]
+    return {"betas": betas, "land": land, "lr": lr, "over": over, "rows": rows, "steps": steps, "stp": stp}
+
+
+def judge_nesterov(over: dict[str, list[float]]) -> tuple[str, list[int], list[int]]:
+    """Where momentum overshoots by more than 1e-2, Nesterov must overshoot less: held if at every such β,
+    depends if at some. Returns (verdict, β indices where momentum overshot, those where Nesterov was better)."""
+    meaningful = [i for i in range(len(over["momentum"])) if over["momentum"][i] > 1e-2]
     better = [i for i in meaningful if over["nesterov"][i] < over["momentum"][i]]
-    verdict = judge(bool(meaningful) and len(better) == len(meaningful), partly=bool(better))
+    return judge(bool(meaningful) and len(better) == len(meaningful), partly=bool(better)), meaningful, better
+
+
+@topic(
+    "nesterov", "Nesterov's look-ahead vs momentum's overshoot", note="001",
+    claim="If the momentum is too high the algorithm may miss the minimum and jump past it. Nesterov's "
+    "accelerated gradient evaluates the gradient after the momentum step, at θ − γv, so it corrects before "
+    "it overshoots.",
+    quote="momentum이 너무 높으면 알고리즘이 minima를 놓치고 건너뛰어버릴 우려가 있다",
+)
+def nesterov(ctx: Context) -> Finding:
+    """Topic ``nesterov``: measure (:func:`measure_nesterov`), judge (:func:`judge_nesterov`), write."""
+    m = measure_nesterov(ctx)
+    betas = m["betas"]
+    land = m["land"]
+    lr = m["lr"]
+    over = m["over"]
+    rows = m["rows"]
+    steps = m["steps"]
+    stp = m["stp"]
+    verdict, meaningful, better = judge_nesterov(over)
     hi = betas.index(0.95)
     race = lab.race(land, [("momentum", {"lr": lr, "beta": betas[hi]}), ("nesterov", {"lr": lr, "beta": betas[hi]})],
                     steps=steps, tol=1e-6)
@@ -169,6 +212,29 @@ def _effective_lrs(land: landscapes.Landscape, name: str, lrs: list[float], step
     return eff, gap
 
 
+def measure_adagrad(ctx: Context) -> dict[str, Any]:
+    """Adagrad and RMSprop at three lrs on a bowl: effective lr per step and the gap to the minimum."""
+    land = landscapes.bowl(kappa=10.0)
+    lrs = [0.01, 0.1, 0.5]
+    steps = ctx.pick(1000, 300)
+    eff_a, gap_a = _effective_lrs(land, "adagrad", lrs, steps, "G")
+    eff_r, gap_r = _effective_lrs(land, "rmsprop", lrs, steps, "S")
+    return {"eff_a": eff_a, "eff_r": eff_r, "gap_a": gap_a, "gap_r": gap_r, "lrs": lrs, "steps": steps}
+
+
+def judge_adagrad(eff_a: np.ndarray, eff_r: np.ndarray, gap_a: np.ndarray, gap_r: np.ndarray) -> tuple:
+    """Mechanism: Adagrad's effective lr never grows and ends below its start while RMSprop's ends above. Held
+    if the mechanism shows and Adagrad ends behind RMSprop at every lr; depends if only the mechanism shows.
+    Returns (verdict, shrink, monotone, rms_end, mechanism, slower)."""
+    shrink = eff_a[-1] / eff_a[0]
+    monotone = bool(np.all(np.diff(eff_a, axis=0) <= 1e-15 * eff_a[:-1]))
+    rms_end = eff_r[-1] / eff_r[0]
+    mechanism = monotone and bool(np.all(shrink < 1.0)) and bool(np.all(rms_end > 1.0))
+    slower = [i for i in range(gap_a.shape[1]) if gap_a[-1, i] > gap_r[-1, i]]
+    verdict = HELD if mechanism and len(slower) == gap_a.shape[1] else DEPENDS if mechanism else NOT_HELD
+    return verdict, shrink, monotone, rms_end, mechanism, slower
+
+
 @topic(
     "adagrad", "Adagrad's shrinking step vs RMSprop", note="001, 000",
     claim="Adagrad divides each parameter's step by the root of the sum of all its past squared gradients, "
@@ -178,23 +244,15 @@ def _effective_lrs(land: landscapes.Landscape, name: str, lrs: list[float], step
     quote="학습을 진행하면 진행할 수록 학습률이 줄어든다",
 )
 def adagrad(ctx: Context) -> Finding:
-    """Topic ``adagrad``: run the experiment, draw the figure, judge the claim (see the decorator)."""
-    land = landscapes.bowl(kappa=10.0)
-    lrs = [0.01, 0.1, 0.5]
-    steps = ctx.pick(1000, 300)
-    eff_a, gap_a = _effective_lrs(land, "adagrad", lrs, steps, "G")
-    eff_r, gap_r = _effective_lrs(land, "rmsprop", lrs, steps, "S")
-    shrink = eff_a[-1] / eff_a[0]
-    monotone = bool(np.all(np.diff(eff_a, axis=0) <= 1e-15 * eff_a[:-1]))
-    rms_end = eff_r[-1] / eff_r[0]
-    mechanism = monotone and bool(np.all(shrink < 1.0)) and bool(np.all(rms_end > 1.0))
-    slower = [i for i in range(len(lrs)) if gap_a[-1, i] > gap_r[-1, i]]
-    if mechanism and len(slower) == len(lrs):
-        verdict = HELD
-    elif mechanism:
-        verdict = DEPENDS
-    else:
-        verdict = NOT_HELD
+    """Topic ``adagrad``: measure (:func:`measure_adagrad`), judge (:func:`judge_adagrad`), write."""
+    m = measure_adagrad(ctx)
+    eff_a = m["eff_a"]
+    eff_r = m["eff_r"]
+    gap_a = m["gap_a"]
+    gap_r = m["gap_r"]
+    lrs = m["lrs"]
+    steps = m["steps"]
+    verdict, shrink, monotone, rms_end, mechanism, slower = judge_adagrad(eff_a, eff_r, gap_a, gap_r)
     x = np.arange(1, steps + 1)
     panels = [
         Panel("effective learning rate lr / √(accumulator + ε)", "step", "effective lr (geometric mean of x, y)",
@@ -243,15 +301,8 @@ def adagrad(ctx: Context) -> Finding:
 # --------------------------------------------------------------------------- 7. Adam
 
 
-@topic(
-    "adam", "Adam = momentum + RMSprop", note="001, 002, 000",
-    claim="Adam combines momentum (an EMA of the gradients) with RMSprop (an EMA of the squared gradients), "
-    "with bias correction; it converges quickly to the minimum of the loss and is an effective, stable "
-    "optimizer.",
-    quote="Adam = RMSProp + Momentum … loss의 최솟값으로의 빠른 수렴",
-)
-def adam(ctx: Context) -> Finding:
-    """Topic ``adam``: run the experiment, draw the figure, judge the claim (see the decorator)."""
+def measure_adam(ctx: Context) -> dict[str, Any]:
+    """Adam with β1 = 0 against RMSprop (identity), and fair races of momentum, RMSprop and Adam."""
     steps_id = ctx.pick(300, 100)
     a = lab.minimize("rosenbrock", optimizer="adam", lr=0.01, beta1=0.0, beta2=0.9, eps=1e-8, eps_mode="inside",
                      bias_correction=False, steps=steps_id, tol=None)
@@ -278,8 +329,35 @@ def adam(ctx: Context) -> Finding:
                 f"{shown(run.steps_to_tol, steps)} (lr {run.hyper['lr']:.3g})")
         lines.append(f"on {'the ' if name == 'rotated bowl' else ''}{name} Adam took {shown(ad.steps_to_tol, steps)} steps against momentum's "
                      f"{shown(m.steps_to_tol, steps)} and RMSprop's {shown(rm.steps_to_tol, steps)}")
+    return {"grid": grid, "identity": identity, "lines": lines, "numbers": numbers, "races": races, "steps": steps, "steps_id": steps_id, "wins": wins}
+
+
+def judge_adam(identity: float, wins: int, races: int) -> tuple[str, bool]:
+    """Held if Adam with β1 = 0 retraces RMSprop (1e-12) and Adam wins every race; depends if only the
+    structure holds. Returns (verdict, same)."""
     same = identity <= 1e-12
-    verdict = judge(same and wins == len(races), partly=same)
+    return judge(same and wins == races, partly=same), same
+
+
+@topic(
+    "adam", "Adam = momentum + RMSprop", note="001, 002, 000",
+    claim="Adam combines momentum (an EMA of the gradients) with RMSprop (an EMA of the squared gradients), "
+    "with bias correction; it converges quickly to the minimum of the loss and is an effective, stable "
+    "optimizer.",
+    quote="Adam = RMSProp + Momentum … loss의 최솟값으로의 빠른 수렴",
+)
+def adam(ctx: Context) -> Finding:
+    """Topic ``adam``: measure (:func:`measure_adam`), judge (:func:`judge_adam`), write."""
+    m = measure_adam(ctx)
+    grid = m["grid"]
+    identity = m["identity"]
+    lines = m["lines"]
+    numbers = m["numbers"]
+    races = m["races"]
+    steps = m["steps"]
+    steps_id = m["steps_id"]
+    wins = m["wins"]
+    verdict, same = judge_adam(identity, wins, len(races))
     fig = race_figure(races["Rosenbrock"], title=f"Rosenbrock: momentum, RMSprop and Adam, each at its best lr of {len(grid)}")
     fig2 = race_figure(races["rotated bowl"], title=f"Bowl (κ = 100, rotated 30°): the same three, best lr of {len(grid)}")
     return Finding(
