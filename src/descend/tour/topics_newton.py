@@ -5,6 +5,7 @@ logistic regression with real data.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -83,15 +84,8 @@ def _per_step_seconds(d: int, gen: torch.Generator, reps_newton: int, reps_gd: i
     return times[0], times[1]
 
 
-@topic(
-    "newton", "Newton's method vs gradient descent, in steps and in time", note="000",
-    claim="Newton's method uses the second derivatives (the Hessian) as well as the gradient; it needs no "
-    "learning rate (with a line search it has one). It can look more efficient than plain gradient descent, "
-    "but because of its high computational cost it is rarely used in practice.",
-    quote="뉴턴의 방법이 바닐라 경사 하강보다 효율적으로 보일 수 있지만, 높은 계산 요구로 인해 실무에서는 일반적으로 사용되지 않습니다",
-)
-def newton(ctx: Context) -> Finding:
-    """Topic ``newton``: run the experiment, draw the figure, judge the claim (see the decorator)."""
+def measure_newton(ctx: Context) -> dict[str, Any]:
+    """Newton against GD on Rosenbrock and on logistic regression, in steps and seconds, and per-step cost by size."""
     from .. import data as D
 
     steps = ctx.pick(5000, 2000)
@@ -108,10 +102,41 @@ def newton(ctx: Context) -> Finding:
     gen = ctx.generator(8)
     cost = [_per_step_seconds(d, gen, 3, 30) for d in dims]
     ratio = [a / b for a, b in cost]
-    fewer = as_inf(nt.steps_to_tol) < as_inf(gd.steps_to_tol) and as_inf(nts["steps"]) < as_inf(gds["steps"])
+    return {"cost": cost, "dims": dims, "gd": gd, "gds": gds, "grid": grid, "nt": nt, "nts": nts, "race2d": race2d, "ratio": ratio, "steps": steps}
+
+
+def judge_newton(steps_2d: tuple[int | None, int | None], steps_logistic: tuple[int | None, int | None],
+                 ratio: list[float]) -> tuple[str, bool, bool]:
+    """Fewer: Newton needs fewer steps than GD on both problems ((Newton, GD), ``None``: never). Grows: a Newton
+    step costs at least 10x more relative to a GD step at the largest size than at the smallest. Held if both,
+    depends if one. Returns (verdict, fewer, grows)."""
+    fewer = as_inf(steps_2d[0]) < as_inf(steps_2d[1]) and as_inf(steps_logistic[0]) < as_inf(steps_logistic[1])
     grows = ratio[-1] >= 10 * ratio[0]
+    return judge(fewer and grows, partly=fewer or grows), fewer, grows
+
+
+@topic(
+    "newton", "Newton's method vs gradient descent, in steps and in time", note="000",
+    claim="Newton's method uses the second derivatives (the Hessian) as well as the gradient; it needs no "
+    "learning rate (with a line search it has one). It can look more efficient than plain gradient descent, "
+    "but because of its high computational cost it is rarely used in practice.",
+    quote="뉴턴의 방법이 바닐라 경사 하강보다 효율적으로 보일 수 있지만, 높은 계산 요구로 인해 실무에서는 일반적으로 사용되지 않습니다",
+)
+def newton(ctx: Context) -> Finding:
+    """Topic ``newton``: measure (:func:`measure_newton`), judge (:func:`judge_newton`), write."""
+    m = measure_newton(ctx)
+    cost = m["cost"]
+    dims = m["dims"]
+    gd = m["gd"]
+    gds = m["gds"]
+    grid = m["grid"]
+    nt = m["nt"]
+    nts = m["nts"]
+    race2d = m["race2d"]
+    ratio = m["ratio"]
+    steps = m["steps"]
+    verdict, fewer, grows = judge_newton((nt.steps_to_tol, gd.steps_to_tol), (nts["steps"], gds["steps"]), ratio)
     newton_time_win = nts["seconds"] < gds["seconds"] if gds["steps"] is not None else True
-    verdict = judge(fewer and grows, partly=fewer or grows)
     fig = race_figure(race2d, title="Rosenbrock: Newton with a line search (no lr to tune) against GD at its best lr")
     nc, gc = nts["curve"], gds["curve"]
     f_ref = min(float(nc[:, 2].min()), float(gc[:, 2].min()))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -145,15 +146,8 @@ def _accuracy(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor) -> float
         return float((model(X).argmax(1) == y).float().mean())
 
 
-@topic(
-    "parts", "Different optimizers for different parts of a model", note="000",
-    claim="When new layers are added to a pretrained model, use a stable, non-aggressive optimizer for the "
-    "pretrained layers to keep the features they learned intact, and a more aggressive, fast-adjusting one for "
-    "the new layers.",
-    quote="사전 훈련된 계층의 경우 안정적이고 공격적이지 않은 옵티마이저가 이미 학습한 피처의 무결성을 유지하는 데 이상적입니다",
-)
-def parts(ctx: Context) -> Finding:
-    """Topic ``parts``: run the experiment, draw the figure, judge the claim (see the decorator)."""
+def measure_parts(ctx: Context) -> dict[str, Any]:
+    """Fine-tuning a pretrained MLP on new digits three ways: everywhere aggressive, per part, body frozen."""
     ds = digits(ctx)
     old_classes, new_classes = list(range(6)), list(range(6, 10))
     old = _subset(ds, old_classes)
@@ -188,9 +182,37 @@ def parts(ctx: Context) -> Finding:
             acc_old.append(_accuracy(probe, old.X_val, old.y_val))
         res[name] = {"new": float(np.mean(acc_new)), "old": float(np.mean(acc_old)), "drift": float(np.mean(drift))}
     a, p, z = (res[k] for k in plans)
-    keeps = p["old"] >= a["old"] + 0.05
-    learns = p["new"] >= a["new"] - 0.05 and p["new"] >= z["new"]
-    verdict = judge(keeps and learns, partly=keeps)
+    return {"E": E, "a": a, "new": new, "p": p, "pre": pre, "res": res, "seeds": seeds, "z": z}
+
+
+def judge_parts(everywhere: dict[str, float], per_part: dict[str, float], frozen: dict[str, float]) -> tuple:
+    """Keeps: the per-part run's old-task accuracy is at least 5 points above the all-aggressive run's. Learns:
+    its new-task accuracy is within 5 points of that run's and not below the frozen body's. Held if both,
+    depends if it keeps. Returns (verdict, keeps, learns)."""
+    keeps = per_part["old"] >= everywhere["old"] + 0.05
+    learns = per_part["new"] >= everywhere["new"] - 0.05 and per_part["new"] >= frozen["new"]
+    return judge(keeps and learns, partly=keeps), keeps, learns
+
+
+@topic(
+    "parts", "Different optimizers for different parts of a model", note="000",
+    claim="When new layers are added to a pretrained model, use a stable, non-aggressive optimizer for the "
+    "pretrained layers to keep the features they learned intact, and a more aggressive, fast-adjusting one for "
+    "the new layers.",
+    quote="사전 훈련된 계층의 경우 안정적이고 공격적이지 않은 옵티마이저가 이미 학습한 피처의 무결성을 유지하는 데 이상적입니다",
+)
+def parts(ctx: Context) -> Finding:
+    """Topic ``parts``: measure (:func:`measure_parts`), judge (:func:`judge_parts`), write."""
+    m = measure_parts(ctx)
+    E = m["E"]
+    a = m["a"]
+    new = m["new"]
+    p = m["p"]
+    pre = m["pre"]
+    res = m["res"]
+    seeds = m["seeds"]
+    z = m["z"]
+    verdict, keeps, learns = judge_parts(a, p, z)
     ctx.facts["parts"] = {"keeps": keeps, "learns": learns}
     cats = ["new task: test accuracy", "old task: accuracy with the old head", "body moved: |Δw| / |w|"]
     fig = panels_figure([
