@@ -30,15 +30,8 @@ from .base import DEPENDS, HELD, NOT_HELD, Context, Finding, judge, topic
 # --------------------------------------------------------------------------- 17. Adam then SGD
 
 
-@topic(
-    "adam_then_sgd", "Adam first, then SGD", note="000",
-    claim="Do not mix optimizers in one step, but switch between phases: start with Adam, which makes fast "
-    "progress in the first epochs, then switch to SGD, whose simple, steady steps control the later stage "
-    "better and help the model converge to a better minimum (and generalize).",
-    quote="초기 에포크에서 빠른 진행 능력을 가진 Adam으로 시작하고 … 후속 에포크에서 SGD로 전환",
-)
-def adam_then_sgd(ctx: Context) -> Finding:
-    """Topic ``adam_then_sgd``: run the experiment, draw the figure, judge the claim (see the decorator)."""
+def measure_adam_then_sgd(ctx: Context) -> dict[str, Any]:
+    """MLPs on digits trained with Adam, with SGD, and with Adam then SGD (phases), over seeds."""
     ds = digits(ctx)
     E = ctx.pick(16, 4)
     seeds = ctx.pick([ctx.seed, ctx.seed + 1, ctx.seed + 2], [ctx.seed])
@@ -65,11 +58,39 @@ def adam_then_sgd(ctx: Context) -> Finding:
         return float(np.mean([f.get(key, np.nan) for f in fin[name]]))
 
     early = {k: float(mean_curve(k, "val_loss")[0]) for k in ("Adam", "SGD")}
+    return {"E": E, "adam_lr": adam_lr, "early": early, "mean_curve": mean_curve, "mean_final": mean_final, "plans": plans, "seeds": seeds, "sgd_lr": sgd_lr}
+
+
+def judge_adam_then_sgd(early: dict[str, float], switch: tuple[float, float], adam: tuple[float, float]) -> tuple:
+    """Early: Adam's validation loss after epoch 1 below SGD's. End: the switched run's (validation loss, test
+    accuracy) has a lower loss than Adam alone's and at least its accuracy. Held if both, depends if one.
+    Returns (verdict, fast start, better end)."""
     fast_start = early["Adam"] < early["SGD"]
+    better_end = switch[0] < adam[0] and switch[1] >= adam[1]
+    return judge(fast_start and better_end, partly=fast_start or better_end), fast_start, better_end
+
+
+@topic(
+    "adam_then_sgd", "Adam first, then SGD", note="000",
+    claim="Do not mix optimizers in one step, but switch between phases: start with Adam, which makes fast "
+    "progress in the first epochs, then switch to SGD, whose simple, steady steps control the later stage "
+    "better and help the model converge to a better minimum (and generalize).",
+    quote="초기 에포크에서 빠른 진행 능력을 가진 Adam으로 시작하고 … 후속 에포크에서 SGD로 전환",
+)
+def adam_then_sgd(ctx: Context) -> Finding:
+    """Topic ``adam_then_sgd``: measure (:func:`measure_adam_then_sgd`), judge (:func:`judge_adam_then_sgd`), write."""
+    m = measure_adam_then_sgd(ctx)
+    E = m["E"]
+    adam_lr = m["adam_lr"]
+    early = m["early"]
+    mean_curve = m["mean_curve"]
+    mean_final = m["mean_final"]
+    plans = m["plans"]
+    seeds = m["seeds"]
+    sgd_lr = m["sgd_lr"]
     switch_loss, adam_loss = mean_final("Adam, then SGD", "val_loss"), mean_final("Adam", "val_loss")
     switch_acc, adam_acc = mean_final("Adam, then SGD", "test_accuracy"), mean_final("Adam", "test_accuracy")
-    better_end = switch_loss < adam_loss and switch_acc >= adam_acc
-    verdict = judge(fast_start and better_end, partly=fast_start or better_end)
+    verdict, fast_start, better_end = judge_adam_then_sgd(early, (switch_loss, switch_acc), (adam_loss, adam_acc))
     ctx.facts["adam_then_sgd"] = {
         "fast_start": fast_start, "better_end": better_end,
         "sgd_vs_adam_test": (mean_final("SGD", "test_accuracy"), adam_acc),
