@@ -137,14 +137,8 @@ def gradient(ctx: Context) -> Finding:
 # --------------------------------------------------------------------------- 2. learning rate
 
 
-@topic(
-    "learning_rate", "Learning rate too small, about right, too large", note="003, 000",
-    claim="If the learning rate is too large, the loss does not find its minimum: it bounces back and forth "
-    "or jumps away (overshooting). If it is too small, it does not reach the minimum (in the time given).",
-    quote="Learning Rate가 클 때 … 왔다갔다 하거나 튕기는 현상 발생(overshooting) … 작을 때, 최소 Loss에 도달하지 못하는 문제",
-)
-def learning_rate(ctx: Context) -> Finding:
-    """Topic ``learning_rate``: run the experiment, draw the figure, judge the claim (see the decorator)."""
+def measure_learning_rate(ctx: Context) -> dict[str, Any]:
+    """A vectorized lr sweep of GD on a rotated bowl, then a race of a small, the best and a large lr."""
     land = landscapes.bowl(kappa=10.0, angle=math.radians(30))
     lrs = np.logspace(-3, 0, ctx.pick(31, 16))
     steps = ctx.pick(200, 100)
@@ -159,8 +153,37 @@ def learning_rate(ctx: Context) -> Finding:
     race = lab.race(land, [("gd", {"lr": small}), ("gd", {"lr": best}), ("gd", {"lr": large})], steps=steps,
                     tol=1e-8)
     run_small, run_best, run_large = race.runs
+    return {"best": best, "labels": labels, "land": land, "large": large, "lrs": lrs, "race": race, "run_best": run_best, "run_large": run_large, "run_small": run_small, "small": small, "steps": steps, "sw": sw}
+
+
+def judge_learning_rate(labels: list[str]) -> str:
+    """Held if the sweep labels some lrs 'too small', some 'good' and some 'too large' or 'divergent'."""
     has = {name: name in labels for name in ("too small", "good", "too large", "divergent")}
-    ok = has["too small"] and has["good"] and (has["too large"] or has["divergent"])
+    return judge(has["too small"] and has["good"] and (has["too large"] or has["divergent"]))
+
+
+@topic(
+    "learning_rate", "Learning rate too small, about right, too large", note="003, 000",
+    claim="If the learning rate is too large, the loss does not find its minimum: it bounces back and forth "
+    "or jumps away (overshooting). If it is too small, it does not reach the minimum (in the time given).",
+    quote="Learning Rate가 클 때 … 왔다갔다 하거나 튕기는 현상 발생(overshooting) … 작을 때, 최소 Loss에 도달하지 못하는 문제",
+)
+def learning_rate(ctx: Context) -> Finding:
+    """Topic ``learning_rate``: measure (:func:`measure_learning_rate`), judge (:func:`judge_learning_rate`), write."""
+    m = measure_learning_rate(ctx)
+    best = m["best"]
+    labels = m["labels"]
+    land = m["land"]
+    large = m["large"]
+    lrs = m["lrs"]
+    race = m["race"]
+    run_best = m["run_best"]
+    run_large = m["run_large"]
+    run_small = m["run_small"]
+    small = m["small"]
+    steps = m["steps"]
+    sw = m["sw"]
+    verdict = judge_learning_rate(labels)
     good = [lr for lr, lab_ in zip(sw.lrs, labels) if lab_ == "good"]
     # Overshooting: the component along the steep axis (top Hessian eigenvector) changing sign, counted over
     # the first 40 steps, or over every step the run made if it stopped sooner.
@@ -184,7 +207,7 @@ def learning_rate(ctx: Context) -> Finding:
                   else f"ended at f − f* = {run_large.final_gap:.2e}")
     counts = ", ".join(f"{sum(1 for x in labels if x == k)} {k}" for k in ("too small", "good", "too large", "divergent"))
     return Finding(
-        verdict=judge(ok),
+        verdict=verdict,
         rule="held if descend.lab.sweep labels some learning rates 'too small' (final gap over 10x the best "
         "gap), some 'good', and some 'too large' or 'divergent' (diverged, or ended above the starting loss).",
         summary=f"Of {len(lrs)} learning rates from 1e-3 to 1: {counts}. lr {small:.3g} ended at f − f* = "
@@ -282,15 +305,8 @@ def saddle(ctx: Context) -> Finding:
 # --------------------------------------------------------------------------- 10. local minima
 
 
-@topic(
-    "minima", "Local vs global minimum", note="003, 000, 002",
-    claim="Gradient descent takes a point that is lower than its neighbours as the lowest loss, so it can "
-    "settle in a local minimum that is not the ideal (global) one; it cannot tell the two apart, and the note "
-    "adds that there is no way to solve this.",
-    quote="이상적인 최저 Loss와는 다른 값이 최저 Loss로 선정된다. 하지만, 이를 해결할 수 있는 방법은 없다.",
-)
-def minima(ctx: Context) -> Finding:
-    """Topic ``minima``: run the experiment, draw the figure, judge the claim (see the decorator)."""
+def measure_minima(ctx: Context) -> dict[str, Any]:
+    """GD and momentum on a double well from one start and from a grid of starts: where each settles."""
     land = landscapes.two_minima()
     g_min = land.global_minima[0]
     l_min = [m for m in land.minima if m.kind == "local"][0]
@@ -320,11 +336,41 @@ def minima(ctx: Context) -> Finding:
         numbers[f"{title}: final f"] = float(one.final_loss)
         numbers[f"{title}: share of starts reaching the global minimum"] = share
         numbers[f"{title}: share of starts ending in the local minimum"] = float(at_l.mean())
-    gd_local = abs(ends["gd"].end[0] - l_min.x) < 0.05
-    mom_local = abs(ends["momentum"].end[0] - l_min.x) < 0.05
+    return {"ends": ends, "l_min": l_min, "land": land, "lr": lr, "numbers": numbers, "nx": nx, "ny": ny, "panels": panels, "steps": steps, "xs": xs, "ys": ys}
+
+
+def judge_minima(gd_end_x: float, mom_end_x: float, local_x: float, local_share: float) -> tuple[str, bool, bool]:
+    """Stuck: GD from the start ends in the local minimum (within 0.05 in x) and at least a quarter of all starts
+    do. Held if stuck and momentum with the same lr ends there too (no way out); depends if only stuck.
+    Returns (verdict, stuck, momentum ended local)."""
+    stuck = abs(gd_end_x - local_x) < 0.05 and local_share >= 0.25
+    mom_local = abs(mom_end_x - local_x) < 0.05
+    return judge(stuck and mom_local, partly=stuck), stuck, mom_local
+
+
+@topic(
+    "minima", "Local vs global minimum", note="003, 000, 002",
+    claim="Gradient descent takes a point that is lower than its neighbours as the lowest loss, so it can "
+    "settle in a local minimum that is not the ideal (global) one; it cannot tell the two apart, and the note "
+    "adds that there is no way to solve this.",
+    quote="이상적인 최저 Loss와는 다른 값이 최저 Loss로 선정된다. 하지만, 이를 해결할 수 있는 방법은 없다.",
+)
+def minima(ctx: Context) -> Finding:
+    """Topic ``minima``: measure (:func:`measure_minima`), judge (:func:`judge_minima`), write."""
+    m = measure_minima(ctx)
+    ends = m["ends"]
+    l_min = m["l_min"]
+    land = m["land"]
+    lr = m["lr"]
+    numbers = m["numbers"]
+    nx = m["nx"]
+    ny = m["ny"]
+    panels = m["panels"]
+    steps = m["steps"]
+    xs = m["xs"]
+    ys = m["ys"]
     local_share = numbers["GD: share of starts ending in the local minimum"]
-    stuck = gd_local and float(local_share) >= 0.25
-    verdict = judge(stuck and mom_local, partly=stuck)
+    verdict, stuck, mom_local = judge_minima(ends["gd"].end[0], ends["momentum"].end[0], l_min.x, float(local_share))
     if mom_local:
         mom_text = "Momentum with the same lr stopped there too."
     else:
