@@ -354,6 +354,14 @@ def _online(ctx: Context) -> dict[str, dict[str, object]]:
     return out
 
 
+def judge_choose(outcomes: list[str]) -> tuple[str, int, list[str]]:
+    """Each piece of advice has its own verdict; held if every one held, depends if some held or depended, did
+    not hold if none. Returns (verdict, how many held, the verdicts counted)."""
+    measured = [o for o in outcomes if o in (HELD, NOT_HELD, DEPENDS)]
+    n_held = sum(1 for o in measured if o == HELD)
+    return judge(n_held == len(measured), partly=n_held > 0 or DEPENDS in measured), n_held, measured
+
+
 @topic(
     "choose", "How to choose an optimizer: the notes' advice against this run", note="000",
     claim="Practical advice: use SGD for online learning (frequent small updates that adapt quickly to small "
@@ -363,7 +371,8 @@ def _online(ctx: Context) -> dict[str, dict[str, object]]:
     quote="온라인 학습에는 SGD 사용 … Adam 및 희소 데이터 … 옵티마이저를 결합하지 마세요",
 )
 def choose(ctx: Context) -> Finding:
-    """Topic ``choose``: run the experiment, draw the figure, judge the claim (see the decorator)."""
+    """Topic ``choose``: measure (:func:`_sparse`, :func:`_online`, earlier sections' facts), judge each piece of
+    advice and the whole (:func:`judge_choose`), write."""
     sp = _sparse(ctx)
     on = _online(ctx)
     advice: list[tuple[str, str, str]] = []  # (advice, measured, outcome)
@@ -405,9 +414,7 @@ def choose(ctx: Context) -> Finding:
                        "section 'Two optimizers in one step': worse at its best lr: "
                        f"{'yes' if combined['worse_best'] else 'no'}; unstable across lr pairs: "
                        f"{'yes' if combined['unstable'] else 'no'}", combined["verdict"]))
-    measured = [o for _, _, o in advice if o in (HELD, NOT_HELD, DEPENDS)]
-    n_held = sum(1 for o in measured if o == HELD)
-    verdict = judge(n_held == len(measured), partly=n_held > 0 or DEPENDS in measured)
+    verdict, n_held, measured = judge_choose([o for _, _, o in advice])
     names = list(sp)
     t_on = int(next(iter(on.values()))["T"])
     window = 25
