@@ -323,3 +323,17 @@ def test_from_function_defaults_and_validation() -> None:
 def test_xy_must_end_in_two() -> None:
     with pytest.raises(ValueError, match=r"xy must have shape \(\.\.\., 2\), got shape \(3,\)"):
         landscapes.get("rosenbrock").value(torch.zeros(3))
+
+
+@pytest.mark.parametrize("name", landscapes.names())
+def test_value_and_grad_equals_f_and_grad_bit_for_bit(name: str) -> None:
+    """The fused closed forms (rosenbrock, bowl, himmelblau) give exactly f and grad's numbers."""
+    L = landscapes.get(name)
+    gen = torch.Generator().manual_seed(7)
+    for dtype in (torch.float64, torch.float32):
+        xy = (torch.rand(500, 2, generator=gen, dtype=torch.float64) * 2 - 1).to(dtype) * 4
+        f, g = L.value_and_grad(xy)
+        assert torch.equal(f, L.f(xy)) and torch.equal(g, L.grad(xy))
+        f1, g1 = L.value_and_grad(xy[3])
+        assert torch.equal(f1, f[3]) and torch.equal(g1, g[3])
+    assert (L.value_grad_fn is not None) == (name in ("rosenbrock", "bowl", "himmelblau"))

@@ -306,8 +306,10 @@ def run_rows(
 
     def measure(F: Tensor, G: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """``f``, ``||grad f||``, ``ok`` (not diverged) and ``go`` (not diverged, not converged) per row."""
-        fd = F.to(f64)
-        gn = torch.sqrt((G * G).reshape(N, -1).sum(-1)).to(f64)
+        fd = F if F.dtype == f64 else F.to(f64)
+        gg = G * G
+        gn = torch.sqrt((gg if gg.ndim == 2 else gg.reshape(N, -1)).sum(-1))
+        gn = gn if gn.dtype == f64 else gn.to(f64)
         ok = torch.isfinite(fd) & torch.isfinite(gn) & (Xf.abs().amax(-1) <= bound)
         if tol is None:
             return fd, gn, ok, ok

@@ -74,7 +74,7 @@ class Objective:
         """``(f(x), grad f(x))`` for one point, both detached."""
         if self.landscape is not None:
             with torch.no_grad():
-                return self.landscape.f(x), self.landscape.grad(x)
+                return self.landscape.value_and_grad(x)
         with torch.enable_grad():
             z = x.detach().requires_grad_(True)
             v = self._scalar(self.fn(z))
@@ -101,7 +101,7 @@ class Objective:
         """``(f(X[i]), grad f(X[i]))`` for every row: shapes ``(N,)`` and ``(N, d)``."""
         if self.landscape is not None:
             with torch.no_grad():
-                return self.landscape.f(X), self.landscape.grad(X)
+                return self.landscape.value_and_grad(X)
         if not self._vmap_failed:
             try:
                 if self._vmapped is None:

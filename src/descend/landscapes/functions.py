@@ -29,7 +29,8 @@ TAU = 2.0 * math.pi
 
 def _vec(gx: Tensor, gy: Tensor) -> Tensor:
     """Stack two components into shape ``(..., 2)`` (broadcasting them first)."""
-    gx, gy = torch.broadcast_tensors(gx, gy)
+    if gx.shape != gy.shape:
+        gx, gy = torch.broadcast_tensors(gx, gy)
     return torch.stack((gx, gy), dim=-1)
 
 
@@ -120,6 +121,12 @@ def bowl(kappa: float = 10.0, angle: float = 0.0) -> Landscape:
         x = xy[..., 0]
         return _sym(torch.full_like(x, hxx), torch.full_like(x, hxy), torch.full_like(x, hyy))
 
+    def value_grad(xy: Tensor) -> tuple[Tensor, Tensor]:
+        x, y = xy[..., 0], xy[..., 1]
+        u = c * x + s * y
+        v = -s * x + c * y
+        return 0.5 * (u * u + kappa * v * v), _vec(hxx * x + hxy * y, hxy * x + hyy * y)
+
     u0, v0 = -2.5, 1.0  # start in the bowl's own coordinates, rotated back below
     deg = math.degrees(angle)
     return Landscape(
@@ -127,6 +134,7 @@ def bowl(kappa: float = 10.0, angle: float = 0.0) -> Landscape:
         title=f"Quadratic bowl (κ = {kappa:g}, angle = {deg:g}°)",
         f=f,
         grad_fn=grad,
+        value_grad_fn=value_grad,
         hessian_fn=hessian,
         minima=(Minimum(0.0, 0.0, "global"),),
         f_star=0.0,
@@ -152,6 +160,14 @@ def _rosenbrock_grad(xy: Tensor) -> Tensor:
     return _vec(-2.0 * (1.0 - x) - 400.0 * x * r, 200.0 * r)
 
 
+def _rosenbrock_value_grad(xy: Tensor) -> tuple[Tensor, Tensor]:
+    """``f`` and ``grad`` sharing their terms (the same expressions, so the same bits)."""
+    x, y = xy[..., 0], xy[..., 1]
+    a = 1.0 - x
+    r = y - x * x
+    return a**2 + 100.0 * r**2, _vec(-2.0 * a - 400.0 * x * r, 200.0 * r)
+
+
 def _rosenbrock_hessian(xy: Tensor) -> Tensor:
     x, y = xy[..., 0], xy[..., 1]
     return _sym(2.0 - 400.0 * y + 1200.0 * x * x, -400.0 * x, torch.full_like(x, 200.0))
@@ -168,6 +184,7 @@ def rosenbrock() -> Landscape:
         title="Rosenbrock: (1 − x)² + 100 (y − x²)²",
         f=_rosenbrock_f,
         grad_fn=_rosenbrock_grad,
+        value_grad_fn=_rosenbrock_value_grad,
         hessian_fn=_rosenbrock_hessian,
         minima=(Minimum(1.0, 1.0, "global"),),
         f_star=0.0,
@@ -265,6 +282,13 @@ def _himmelblau_grad(xy: Tensor) -> Tensor:
     return _vec(4.0 * x * a + 2.0 * b, 2.0 * a + 4.0 * y * b)
 
 
+def _himmelblau_value_grad(xy: Tensor) -> tuple[Tensor, Tensor]:
+    x, y = xy[..., 0], xy[..., 1]
+    a = x * x + y - 11.0
+    b = x + y * y - 7.0
+    return a**2 + b**2, _vec(4.0 * x * a + 2.0 * b, 2.0 * a + 4.0 * y * b)
+
+
 def _himmelblau_hessian(xy: Tensor) -> Tensor:
     x, y = xy[..., 0], xy[..., 1]
     a = x * x + y - 11.0
@@ -283,6 +307,7 @@ def himmelblau() -> Landscape:
         title="Himmelblau: (x² + y − 11)² + (x + y² − 7)²",
         f=_himmelblau_f,
         grad_fn=_himmelblau_grad,
+        value_grad_fn=_himmelblau_value_grad,
         hessian_fn=_himmelblau_hessian,
         minima=tuple(Minimum(x, y, "global") for x, y in _HIMMELBLAU_MINIMA),
         f_star=0.0,
