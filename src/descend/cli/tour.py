@@ -31,7 +31,7 @@ def tour_cmd(
 ) -> None:
     """Run every topic of the seed notes live and write one self-contained page, runs/tour/index.html.
 
-    Each section runs its experiment, draws its figure, states the note's claim and judges it (held / did not hold / depends) by the numbers measured in this run. The full tour takes about 35 s on a 2-core CPU, --quick about 20 s.
+    Each section runs its experiment, draws its figure, states the note's claim and judges it (held / did not hold / depends) by the numbers measured in this run. The full tour takes about 40 s of one CPU core (it runs on one torch thread), --quick about 22 s; a busy machine takes longer.
 
     Examples:
 

@@ -10,11 +10,12 @@ r"""The tour: every claim of the seed notes, measured live and judged, on one se
 
 or from the shell: ``descend tour [--quick] [--out DIR] [--seed N] [--only id,id]``.
 
-Each topic (:func:`topic_ids`, in the notes' order) is a small function that
-runs its experiment with descend's own optimizers, schedules, lab and
-trainer, draws its figure (:mod:`descend.plots.tour` and the lab's plots),
-states the note's claim with a short quote, and computes its verdict from the
-numbers by a rule it states. :class:`TourResult` holds the page's path and one
+Each topic (:func:`topic_ids`, in the notes' order) measures (runs its
+experiment with descend's own optimizers, schedules, lab and trainer and
+returns the numbers), judges (a small pure function of those numbers, by the
+rule the page states) and writes (figure and prose from the measured result);
+see :mod:`descend.tour.base`. The Korean quotes render in an embedded subset
+of NanumGothic (:mod:`descend.tour.page`). :class:`TourResult` holds the page's path and one
 :class:`Section` per topic (``id``, ``title``, ``note``, ``claim``,
 ``verdict``, ``numbers``, ``figure`` as PNG bytes, ``seconds``, ...).
 
@@ -22,8 +23,8 @@ The page (:mod:`descend.tour.page`) embeds every figure as base64 PNG with
 inline CSS and no external reference, and is written atomically. The tour runs
 with one torch thread (restored afterwards): its problems are small, and
 timings then do not depend on what else runs on the machine. ``quick=True``
-shrinks step budgets and epochs (about 20 s on a 2-core machine); the full
-tour takes well under a minute there.
+shrinks step budgets and epochs (about 22 s of one CPU core); the full tour
+takes about 40 s.
 """
 
 from .core import (
