@@ -445,13 +445,13 @@ def warmup(ctx: Context) -> Finding:
                f"{int(div[0].sum())} and {int(div[1].sum())} diverged. " + _median_text(med))
     if len(m.sizes) > 1:
         f0 = m.spiked(m.sizes[0])
-        summary += (f" At batch {m.sizes[0]} (lr {m.base_lr * m.sizes[0] / m.base_batch:g}) {int(f0[0].sum())} and "
-                    f"{int(f0[1].sum())} failed.")
+        summary += (f" At batch {m.sizes[0]} (lr {m.base_lr * m.sizes[0] / m.base_batch:g}) {int(f0[0].sum())} without warmup and "
+                    f"{int(f0[1].sum())} with it failed.")
     summary += {HELD: " Warmup rescued the scaled lr, as note 003 says.",
                 NOT_HELD: " Warmup did not make the scaled lr safer here.",
                 DEPENDS: f" Warmup reduced the failures at batch {B} from {at_once} to {warmed} of {N}, but not to "
-                         "a quarter of the seeds: at this scale it softens the start rather than rescuing the scaled "
-                         "lr."}[verdict]
+                         "a quarter of the seeds: at this scale warmup made failures rarer but did not rescue the "
+                         "scaled lr."}[verdict]
     return Finding(
         verdict=verdict,
         rule=f"a run fails if it diverges (loss non-finite or above 1e3) or spikes (a batch loss after the first step "
