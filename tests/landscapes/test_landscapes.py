@@ -337,3 +337,21 @@ def test_value_and_grad_equals_f_and_grad_bit_for_bit(name: str) -> None:
         f1, g1 = L.value_and_grad(xy[3])
         assert torch.equal(f1, f[3]) and torch.equal(g1, g[3])
     assert (L.value_grad_fn is not None) == (name in ("rosenbrock", "bowl", "himmelblau"))
+
+
+def test_replacing_f_or_grad_turns_the_fused_form_off() -> None:
+    import dataclasses
+
+    calls = []
+    L = landscapes.get("rosenbrock")
+
+    def wrapped(fn):
+        def inner(xy):
+            calls.append(1)
+            return fn(xy)
+        return inner
+
+    W = dataclasses.replace(L, f=wrapped(L.f), grad_fn=wrapped(L.grad_fn))
+    xy = torch.tensor([[0.5, -0.3]], dtype=torch.float64)
+    f, g = W.value_and_grad(xy)
+    assert len(calls) == 2 and torch.equal(f, L.f(xy)) and torch.equal(g, L.grad(xy))

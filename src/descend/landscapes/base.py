@@ -113,7 +113,9 @@ class Landscape:
         grad_fn: closed-form gradient, or ``None`` for autograd.
         hessian_fn: closed-form Hessian, or ``None`` for autograd.
         value_grad_fn: ``f`` and ``grad`` together, sharing their terms (the same numbers as
-            ``f`` and ``grad_fn``, faster), or ``None``.
+            ``f`` and ``grad_fn``, faster), or ``None``. If it carries ``of = (f, grad_fn)``, it
+            is used only while those are the landscape's own (``dataclasses.replace`` of ``f``
+            or ``grad_fn``, e.g. to wrap them, turns it off).
     """
 
     name: str
@@ -168,8 +170,10 @@ class Landscape:
     def value_and_grad(self, xy: Tensor | Sequence[float]) -> tuple[Tensor, Tensor]:
         """``(f(xy), grad(xy))``: in one pass when the landscape has ``value_grad_fn``."""
         t = as_xy(xy)
-        if self.value_grad_fn is not None:
-            return self.value_grad_fn(t)
+        fused = self.value_grad_fn
+        of = getattr(fused, "of", None)  # the (f, grad_fn) it fuses; a replaced f or grad_fn wins
+        if fused is not None and (of is None or (of[0] is self.f and of[1] is self.grad_fn)):
+            return fused(t)
         return self.f(t), self.grad(t)
 
     def hessian(self, xy: Tensor | Sequence[float]) -> Tensor:

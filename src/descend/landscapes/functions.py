@@ -127,6 +127,8 @@ def bowl(kappa: float = 10.0, angle: float = 0.0) -> Landscape:
         v = -s * x + c * y
         return 0.5 * (u * u + kappa * v * v), _vec(hxx * x + hxy * y, hxy * x + hyy * y)
 
+    value_grad.of = (f, grad)  # type: ignore[attr-defined]
+
     u0, v0 = -2.5, 1.0  # start in the bowl's own coordinates, rotated back below
     deg = math.degrees(angle)
     return Landscape(
@@ -166,6 +168,9 @@ def _rosenbrock_value_grad(xy: Tensor) -> tuple[Tensor, Tensor]:
     a = 1.0 - x
     r = y - x * x
     return a**2 + 100.0 * r**2, _vec(-2.0 * a - 400.0 * x * r, 200.0 * r)
+
+
+_rosenbrock_value_grad.of = (_rosenbrock_f, _rosenbrock_grad)  # type: ignore[attr-defined]
 
 
 def _rosenbrock_hessian(xy: Tensor) -> Tensor:
@@ -287,6 +292,9 @@ def _himmelblau_value_grad(xy: Tensor) -> tuple[Tensor, Tensor]:
     a = x * x + y - 11.0
     b = x + y * y - 7.0
     return a**2 + b**2, _vec(4.0 * x * a + 2.0 * b, 2.0 * a + 4.0 * y * b)
+
+
+_himmelblau_value_grad.of = (_himmelblau_f, _himmelblau_grad)  # type: ignore[attr-defined]
 
 
 def _himmelblau_hessian(xy: Tensor) -> Tensor:
