@@ -245,9 +245,16 @@ class Optimizer(torch.optim.Optimizer):
         self._update()
         return loss
 
-    @torch.no_grad()
     def _update(self) -> None:
         """Check every gradient, then apply the whole step (see :mod:`descend.optim.engine`)."""
+        enabled = torch.is_grad_enabled()
+        torch.set_grad_enabled(False)
+        try:
+            self._update_no_grad()
+        finally:
+            torch.set_grad_enabled(enabled)
+
+    def _update_no_grad(self) -> None:
         parts = self._plans
         if parts is None or not engine.valid(self, parts):
             parts = self._plans = engine.build(self)
@@ -255,11 +262,11 @@ class Optimizer(torch.optim.Optimizer):
         work = engine.collect(self, parts)
         ok = None
         if self.nonfinite != "ignore" and work:
-            flag = engine.finite_flag(work)
-            if self.nonfinite == "skip" and flag is not None and flag.device.type != "cpu":
-                ok = flag.isfinite()  # folded into the update: no host sync
-            elif flag is not None and not math.isfinite(flag.item()):
-                bad = engine.exactly_finite(work)  # None: the sum overflowed from finite values
+            norms = engine.grad_norms(work)
+            if self.nonfinite == "skip" and norms[0].device.type != "cpu":
+                ok = engine.finite_flag(norms)  # folded into the update: no host sync
+            elif not math.isfinite(sum(n.item() for n in norms)):
+                bad = engine.exactly_finite(work)  # None: a norm overflowed from finite values
                 if bad is not None:
                     if self.nonfinite == "skip":
                         return

@@ -59,6 +59,8 @@ class Part:
     views: list[torch.Tensor] = field(default_factory=list)  # flat views of the packed params
     refs: list[torch.Tensor] = field(default_factory=list)  # the packed state views handed out
     scratch: tuple[torch.Tensor, torch.Tensor] | None = None
+    plain: bool = True  # real, float32/float64: the traced foreach program applies
+    programs: dict[tuple, Any] = field(default_factory=dict)
 
 
 def choose(opt: Any, group: dict[str, Any], params: list[torch.Tensor]) -> str:
@@ -94,6 +96,7 @@ def build(opt: Any) -> list[Part]:
         for idx in by_kind.values():
             ps = [group["params"][i] for i in idx]
             part = Part(group, idx, ps, choose(opt, group, ps), list(map(_PTR, ps)))
+            part.plain = not ps[0].is_complex() and ps[0].dtype not in fused.LOW
             for p in ps:
                 st = opt.state[p]
                 for k, v in list(st.items()):  # the state follows a parameter that moved
@@ -202,27 +205,28 @@ def collect(opt: Any, parts: list[Part]) -> list[Work]:
     return out
 
 
-def finite_flag(work: list[Work]) -> torch.Tensor | None:
-    """A 0-d tensor, finite when every gradient is finite (one read of the gradients).
+def grad_norms(work: list[Work]) -> list[torch.Tensor]:
+    """The 2-norm of every gradient (one read of the gradients, one call per part).
 
-    It tests the sum of the 1-norms: NaN and infinity propagate into it, empty
-    tensors (shards) add nothing. A sum that overflows from finite values is a
-    false alarm that :func:`exactly_finite` clears.
+    NaN and infinity propagate into a norm; empty tensors (shards) give 0. A
+    norm that overflows from finite values is a false alarm that
+    :func:`exactly_finite` clears.
     """
-    norms = []
+    norms: list[torch.Tensor] = []
     for w in work:
         gs = w.grads
         kw = {"dtype": torch.float32} if gs[0].dtype in fused.LOW else {}
         if len(gs) == 1:
-            norms.append(torch.linalg.vector_norm(gs[0], 1, **kw))
+            norms.append(torch.linalg.vector_norm(gs[0], 2, **kw))
         else:
-            norms.append(torch.stack(torch._foreach_norm(gs, 1, **kw)).sum())
-    if not norms:
-        return None
-    if len(norms) == 1:
-        return norms[0]
+            norms += torch._foreach_norm(gs, 2, **kw)
+    return norms
+
+
+def finite_flag(norms: list[torch.Tensor]) -> torch.Tensor:
+    """A 0-d bool tensor on the first norm's device, True when all norms are finite (no host sync)."""
     dev = norms[0].device
-    return torch.stack([n.to(dev, torch.float64) for n in norms]).sum()
+    return torch.stack([n.to(dev, torch.float32) for n in norms]).sum().isfinite()
 
 
 def exactly_finite(work: list[Work]) -> tuple[Work, int] | None:
@@ -277,23 +281,24 @@ def work_view(t: torch.Tensor) -> torch.Tensor:
 
 
 def _foreach(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
-    group = w.part.group
+    part, group = w.part, w.part.group
     rule, keys = opt._rule(group)
     sts = w.states
     for st in sts:
         st["step"] = step
-    convert = w.params[0].is_complex() or w.params[0].dtype in fused.LOW
     hypers = opt._hypers(group, step)
     prep = _prep(opt, group)
-    if ok is None and not convert:
-        program = _program(opt, group, rule, keys, sts[0], prep, hypers)
+    if ok is None and part.plain:
+        values = {**hypers, "weight_decay": prep["weight_decay"], "l1": prep["l1"]}
+        program = _program(part, rule, keys, sts[0], prep["maximize"], values)
         if program is not None:
             leaves = {"p": w.params, "g": w.grads}
-            for k in keys:
-                if k in sts[0]:
+            for k in program.leaf_names:
+                if k not in leaves:
                     leaves[k] = [st[k] for st in sts]
-            program.run(leaves, {**hypers, "weight_decay": prep["weight_decay"], "l1": prep["l1"]})
+            program.run(leaves, values)
             return
+    convert = not part.plain
     real = [torch.view_as_real(p) if p.is_complex() else p for p in w.params]
 
     def many(ts: list[torch.Tensor]) -> Many:
@@ -313,29 +318,42 @@ def _foreach(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
 
 
 _PROGRAMS: dict[tuple, trace.Program | None] = {}
+_SYM = object()
 
 
-def _program(opt: Any, group: dict[str, Any], rule: Any, keys: tuple, st: dict[str, Any],
-             prep: dict[str, Any], hypers: dict[str, Any]) -> trace.Program | None:
+def _static(v: Any) -> Any:
+    """What a program specializes on: flags, absent values and zeros; _SYM for a number."""
+    if v is None or isinstance(v, (bool, str)):
+        return v
+    if isinstance(v, torch.Tensor):
+        return torch.Tensor
+    return 0.0 if v == 0 else _SYM
+
+
+def _program(part: Part, rule: Any, keys: tuple, st: dict[str, Any], maximize: bool,
+             values: dict[str, Any]) -> trace.Program | None:
     """The traced foreach program of this rule and configuration (None when numbers are tensors)."""
-    values = {**hypers, "weight_decay": prep["weight_decay"], "l1": prep["l1"]}
-    if any(isinstance(v, torch.Tensor) for v in values.values()):
+    sig = (rule, maximize, *map(_static, values.values()), *(k in st for k in keys))
+    cached = part.programs.get(sig)
+    if cached is not None:
+        return cached
+    if torch.Tensor in sig:
         return None
     present = tuple(k for k in keys if k in st)
-    config = {k: (False, v) if isinstance(v, (bool, str)) or v is None or v == 0 else (True, None)
-              for k, v in values.items()}
-    key = (rule, present, prep["maximize"], tuple((k, c[1] if not c[0] else "sym") for k, c in config.items()))
+    config = {k: (_static(v) is _SYM, v) for k, v in values.items()}
+    key = (rule, present, maximize, tuple((k, c[1] if not c[0] else "sym") for k, c in config.items()))
     if key not in _PROGRAMS:
-        names = [k for k in hypers]
+        names = [k for k in values if k not in ("weight_decay", "l1")]
 
         def traced(leaves: dict[str, Any], syms: dict[str, Any]) -> list:
-            g = rules.prepare_grad(leaves["p"], leaves["g"], maximize=prep["maximize"],
+            g = rules.prepare_grad(leaves["p"], leaves["g"], maximize=maximize,
                                    weight_decay=syms["weight_decay"], l1=syms["l1"])
             new = rule(leaves["p"], g, *[leaves[k] if k in present else None for k in keys],
                        **{k: syms[k] for k in names})
             return [("p", new[0])] + [(k, v) for k, v in zip(keys, new[1:]) if k in present]
 
         _PROGRAMS[key] = trace.build(traced, ["p", "g", *present], {"p", *present}, config)
+    part.programs[sig] = _PROGRAMS[key]
     return _PROGRAMS[key]
 
 

@@ -185,6 +185,7 @@ class Program:
                 count += 1
             self.steps[-1] = (*self.steps[-1], slot[id(n)])
         self.nslots = count
+        self.leaf_names = [name for name, _ in self.leaves]
         self.writes = []
         for name, out in outputs:
             if out is None or (out.op == "leaf" and out.name == name):
