@@ -38,6 +38,9 @@ F64 = torch.float64
 QUIET = {"progress": False, "plots": False, "tensorboard": False, "log_every": 10**9}
 
 
+BEST_LR = "the lab's best-run rule: fewest steps to the tolerance, then lowest final loss"
+
+
 def race_grid() -> np.ndarray:
     """The fair races' lr grid: 1e-4 .. 1, four per decade (the lab's default density)."""
     return np.logspace(-4, 0, 17)

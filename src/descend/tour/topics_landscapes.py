@@ -18,7 +18,7 @@ from .. import lab, landscapes
 from .. import optim as O
 from ..plots.lab import race_figure, sweep_figure
 from ..plots.tour import basins_figure, gradient_figure, png
-from ._util import F64, as_inf, race_grid, shown, steps_to
+from ._util import BEST_LR, F64, as_inf, race_grid, shown, steps_to
 from .base import Context, Finding, judge, topic
 
 # --------------------------------------------------------------------------- 1. the gradient
@@ -209,7 +209,8 @@ def learning_rate(ctx: Context) -> Finding:
     return Finding(
         verdict=verdict,
         rule="held if descend.lab.sweep labels some learning rates 'too small' (final gap over 10x the best "
-        "gap), some 'good', and some 'too large' or 'divergent' (diverged, or ended above the starting loss).",
+        "gap), some 'good', and some 'too large' or 'divergent' (diverged, or ended above the starting loss). "
+        f"The best lr shown is the sweep's, by {BEST_LR}.",
         summary=f"Of {len(lrs)} learning rates from 1e-3 to 1: {counts}. lr {small:.3g} ended at f − f* = "
         f"{run_small.final_gap:.2e} (still far from the minimum), lr {best:.3g} reached 1e-8 in "
         f"{shown(run_best.steps_to_tol, steps)} steps, lr {large:.3g} {large_text} (its position along the steep "
@@ -286,7 +287,7 @@ def saddle(ctx: Context) -> Finding:
     return Finding(
         verdict=verdict,
         rule="held if both RMSprop and Adam leave the plateau (|y| above half the minimum's y*) and reach "
-        "f − f* < 1e-6 in fewer steps than GD, each optimizer at its best lr of the same grid; depends if only "
+        f"f − f* < 1e-6 in fewer steps than GD, each optimizer at its best lr of the same grid ({BEST_LR}); depends if only "
         "one of them does.",
         summary=f"Started 0.01 off the saddle's stable line, GD needed {shown(esc['GD'], steps)} steps to leave "
         f"the plateau (its step there is lr times a gradient of about 0.01·y), RMSprop {shown(esc['RMSprop'], steps)} "

@@ -15,7 +15,7 @@ from .. import lab
 from .. import optim as O
 from ..plots.lab import race_figure
 from ..plots.tour import Panel, Series, panels_figure, png
-from ._util import F64, as_inf, race_grid, shown
+from ._util import BEST_LR, F64, as_inf, race_grid, shown
 from .base import Context, Finding, judge, topic
 
 # --------------------------------------------------------------------------- 8. Newton
@@ -168,7 +168,7 @@ def newton(ctx: Context) -> Finding:
     return Finding(
         verdict=verdict,
         rule="held if Newton needs fewer steps than GD on both problems (Rosenbrock to f − f* < 1e-6, GD at its "
-        "best lr of the grid; logistic regression to a gradient norm below 1e-6, GD at lr 1/L) and one Newton "
+        f"best lr of the grid by {BEST_LR}; logistic regression to a gradient norm below 1e-6, GD at lr 1/L) and one Newton "
         "step costs at least 10x more, relative to a GD step, at the largest model than at the smallest (the "
         "cost that keeps it out of practice); depends if only one of the two holds.",
         summary=f"Steps: on Rosenbrock Newton needed {shown(nt.steps_to_tol, steps)} steps, GD "

@@ -16,7 +16,7 @@ import torch
 from .. import lab, landscapes
 from ..plots.lab import race_figure
 from ..plots.tour import Panel, Series, color, panels_figure, png
-from ._util import F64, as_inf, race_grid, rows_optimizer, shown
+from ._util import BEST_LR, F64, as_inf, race_grid, rows_optimizer, shown
 from .base import DEPENDS, HELD, NOT_HELD, Context, Finding, judge, topic
 
 # --------------------------------------------------------------------------- 4. momentum
@@ -78,7 +78,7 @@ def momentum(ctx: Context) -> Finding:
                       f"each at its best lr of {len(grid)}")
     return Finding(
         verdict=verdict,
-        rule="each optimizer at its best learning rate of the same grid (lab.race with fair=True). Held if "
+        rule=f"each optimizer at its best learning rate of the same grid (lab.race with fair=True, {BEST_LR}). Held if "
         "momentum (β = 0.9) reaches f − f* < 1e-6 in fewer steps than plain gradient descent and, in the first "
         f"{n} steps, reverses its move across the valley less often (less zig-zag); depends if only one holds.",
         summary=f"GD needed {shown(gd.steps_to_tol, steps)} steps (lr {gd.hyper['lr']:.3g}), momentum "
@@ -363,7 +363,7 @@ def adam(ctx: Context) -> Finding:
     return Finding(
         verdict=verdict,
         rule="two parts. Structure: Adam with β1 = 0 (no momentum), no bias correction and ε inside the root must "
-        "retrace RMSprop's path exactly (max difference ≤ 1e-12). Speed: in fair races (same lr grid) on "
+        f"retrace RMSprop's path exactly (max difference ≤ 1e-12). Speed: in fair races (same lr grid, {BEST_LR}) on "
         "Rosenbrock and on a rotated κ = 100 bowl, Adam must reach f − f* < 1e-6 in fewer steps than both "
         "momentum and RMSprop. Held if both parts hold; depends if only the structure does.",
         summary=f"With its momentum switched off Adam retraced RMSprop's path with a largest difference of "
