@@ -12,11 +12,42 @@
 =============  ==========================================================
 
 The math of every rule lives once in :mod:`descend.optim.rules`.
+
+Adding an optimizer
+-------------------
+A rule is a pure function of ``(p, g, *state)`` and keyword hyperparameters;
+``rules.declare`` names its state tensors next to it (``"name?"`` marks an
+optional one). The class names the rule and validates the new
+hyperparameters; the common keywords (``weight_decay, l1, maximize,
+nonfinite, impl``) come from :class:`Optimizer`, and ``decoupled = True``
+makes ``weight_decay`` decoupled (AdamW-style, passed to the rule as
+``decay``) instead of L2 on the gradient. Lion (Chen et al., 2023), complete::
+
+    import torch
+    from descend.optim import COMMON_SPECS, UNIT_OPEN, Optimizer, rules
+
+    @rules.declare("m")
+    def lion(p, g, m, *, lr, beta1, beta2, decay):
+        c = m * beta1 + g * (1 - beta1)
+        return p - lr * (torch.sign(c) + decay * p), m * beta2 + g * (1 - beta2)
+
+    class Lion(Optimizer):
+        rule = lion
+        decoupled = True
+        _specs = {**COMMON_SPECS, "beta1": UNIT_OPEN, "beta2": UNIT_OPEN}
+
+        def __init__(self, params, lr=1e-4, beta1=0.9, beta2=0.99, **common):
+            super().__init__(params, dict(lr=lr, beta1=beta1, beta2=beta2), **common)
+
+It validates its arguments, saves and loads its state, checks gradients for
+NaN and infinity and runs on the eager, multi-tensor and compiled paths
+(``tests/optim/test_new_optimizer.py`` builds exactly this example).
 """
 
 from . import rules
 from .adaptive import Adagrad, Adam, AdamW, RMSprop
-from .base import NonFiniteGradientError, Optimizer
+from ._validate import NONNEG, UNIT_OPEN
+from .base import COMMON_SPECS, NonFiniteGradientError, Optimizer
 from .groups import decay_groups, decay_mask
 from .newton import Newton
 from .registry import ALIASES, DISPLAY, OPTIMIZERS, build, display, get, names, resolve
@@ -25,5 +56,5 @@ from .sgd import SGD, Momentum, Nesterov
 __all__ = [
     "SGD", "Momentum", "Nesterov", "Adagrad", "RMSprop", "Adam", "AdamW", "Newton",
     "Optimizer", "NonFiniteGradientError", "OPTIMIZERS", "ALIASES", "DISPLAY", "get", "build",
-    "display", "names", "resolve", "rules", "decay_groups", "decay_mask",
+    "display", "names", "resolve", "rules", "COMMON_SPECS", "NONNEG", "UNIT_OPEN", "decay_groups", "decay_mask",
 ]

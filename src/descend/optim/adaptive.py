@@ -203,10 +203,6 @@ class Adam(Optimizer):
     def _uses(self, group, key):
         return key != "S_max" or group["amsgrad"]
 
-    def _decay(self, group: dict[str, Any]) -> Any:
-        """Decoupled weight decay (AdamW); Adam's decay is L2 on the gradient."""
-        return 0.0
-
     def _hypers(self, group, step):
         step_size, root = rules.adam_scalars(
             group["lr"], group["beta1"], group["beta2"], step,
@@ -242,8 +238,4 @@ class AdamW(Adam):
     ) -> None:
         super().__init__(params, lr, beta1, beta2, eps, weight_decay=weight_decay, **kwargs)
 
-    def _l2(self, group: dict[str, Any]) -> Any:
-        return 0.0
-
-    def _decay(self, group: dict[str, Any]) -> Any:
-        return group["weight_decay"]
+    decoupled = True

@@ -26,6 +26,7 @@ below and the fused path (:mod:`descend.optim.fused`) both call exactly
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -47,6 +48,9 @@ COMMON_SPECS: dict[str, Spec] = {
 }
 
 
+_KEYWORDS: dict[Any, list[str]] = {}
+
+
 class NonFiniteGradientError(FloatingPointError):
     """A gradient (or loss) contained NaN or infinity; no parameter was changed."""
 
@@ -62,9 +66,15 @@ class Optimizer(torch.optim.Optimizer):
         if "__init__" in cls.__dict__:  # accept torch.optim's keyword spellings (descend.optim.compat)
             cls.__init__ = compat.wrap_init(cls, cls.__dict__["__init__"])  # type: ignore[method-assign]
 
+    rule: ClassVar[Callable[..., tuple] | None] = None  # a function of rules.py, marked with rules.declare
+    decoupled: ClassVar[bool] = False  # weight decay: L2 on the gradient (False) or decoupled (AdamW)
+
     def __init__(
-        self, params: Any, defaults: dict[str, Any], *, nonfinite: str = "raise", impl: str = "auto"
+        self, params: Any, defaults: dict[str, Any], *, weight_decay: float | torch.Tensor = 0.0,
+        l1: float | torch.Tensor = 0.0, maximize: bool = False, nonfinite: str = "raise", impl: str = "auto",
     ) -> None:
+        """``defaults``: the rule's own hyperparameters; the common keywords follow."""
+        defaults = {"weight_decay": weight_decay, "l1": l1, "maximize": maximize, **defaults}
         check_choice("nonfinite", nonfinite, NONFINITE)
         check_choice("impl", impl, IMPLS)
         self.nonfinite = nonfinite
@@ -141,19 +151,29 @@ class Optimizer(torch.optim.Optimizer):
     # ------------------------------------------------------------------ state
     def _rule(self, group: dict[str, Any]) -> tuple[Callable[..., tuple], tuple[str, ...]]:
         """The rule for this group's options and the state keys it takes, in order."""
-        raise NotImplementedError
+        rule = type(self).rule
+        if rule is None:
+            raise NotImplementedError(f"{type(self).__name__} sets neither rule nor _rule")
+        return rule, rule.state  # type: ignore[attr-defined]
 
     def _hypers(self, group: dict[str, Any], step: int) -> dict[str, Any]:
-        """Keyword arguments of the rule at ``step`` (1-based)."""
-        raise NotImplementedError
+        """Keyword arguments of the rule at ``step`` (1-based): by default the group's values
+        of the rule's keyword-only arguments, and ``decay`` for decoupled weight decay."""
+        rule = self._rule(group)[0]
+        names = _KEYWORDS.get(rule)
+        if names is None:
+            names = _KEYWORDS[rule] = [
+                p.name for p in inspect.signature(rule).parameters.values() if p.kind is p.KEYWORD_ONLY]
+        return {k: self._decay(group) if k == "decay" else group[k] for k in names}
 
     def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
         """Names of the per-parameter state tensors this group's options use."""
         return tuple(k for k in self._rule(group)[1] if self._uses(group, k))
 
     def _uses(self, group: dict[str, Any], key: str) -> bool:
-        """Whether an optional state tensor of the rule is in use (default: all are)."""
-        return True
+        """Whether an optional state tensor of the rule is in use (default: the group's flag of that name)."""
+        rule = self._rule(group)[0]
+        return key not in getattr(rule, "optional", ()) or bool(group.get(key))
 
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, Any]:
         state: dict[str, Any] = {"step": 0}
@@ -293,8 +313,12 @@ class Optimizer(torch.optim.Optimizer):
         return None
 
     def _l2(self, group: dict[str, Any]) -> Any:
-        """Weight decay added to the gradient (L2); AdamW overrides it with 0."""
-        return group["weight_decay"]
+        """Weight decay added to the gradient (L2), unless the class says ``decoupled``."""
+        return 0.0 if self.decoupled else group["weight_decay"]
+
+    def _decay(self, group: dict[str, Any]) -> Any:
+        """Decoupled weight decay, passed to rules that take ``decay`` (AdamW)."""
+        return group["weight_decay"] if self.decoupled else 0.0
 
     def _point(self, p: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> torch.Tensor:
         """Where the regularizers' gradients are taken (the parameter; Nesterov's look-ahead shifts it)."""

@@ -30,6 +30,21 @@ Tensor = torch.Tensor
 Number = float | Tensor
 
 
+def declare(*state: str):
+    """Declare, next to a rule, the state tensors it takes after ``(p, g)``, in order.
+
+    A name ending in ``?`` is optional: the optimizer passes None when its
+    options do not use it (``Optimizer._uses``), and the rule skips it.
+    """
+
+    def mark(fn):
+        fn.state = tuple(k.rstrip("?") for k in state)
+        fn.optional = frozenset(k.rstrip("?") for k in state if k.endswith("?"))
+        return fn
+
+    return mark
+
+
 def _is_zero(x: object) -> bool:
     return isinstance(x, (int, float)) and x == 0
 
@@ -77,11 +92,13 @@ def denominator(s: Tensor, eps: Number, eps_mode: str) -> Tensor:
 # --------------------------------------------------------------------------
 
 
+@declare()
 def sgd(p: Tensor, g: Tensor, *, lr: Number) -> tuple[Tensor]:
     """Gradient descent (notes 001, 003): ``p = p - lr * g``."""
     return (p - lr * g,)
 
 
+@declare("v")
 def momentum(
     p: Tensor,
     g: Tensor,
@@ -114,6 +131,7 @@ def momentum(
     return (p - d if lr_inside else p - lr * d), v
 
 
+@declare("G")
 def adagrad(
     p: Tensor,
     g: Tensor,
@@ -132,6 +150,7 @@ def adagrad(
     return p - lr * g / denominator(G, eps, eps_mode), G
 
 
+@declare("S", "mean?", "buf?")
 def rmsprop(
     p: Tensor,
     g: Tensor,
@@ -204,6 +223,7 @@ def _pow(x: Number, k: float) -> Number:
     return x**k
 
 
+@declare("V", "S", "S_max?")
 def adam(
     p: Tensor,
     g: Tensor,

@@ -157,9 +157,13 @@ class Momentum(Optimizer):
     ) -> None:
         defaults = dict(
             lr=lr, beta=beta, style=style, dampening=dampening, lr_inside=lr_inside,
-            first_step=first_step, weight_decay=weight_decay, l1=l1, maximize=maximize,
+            first_step=first_step, weight_decay=weight_decay, l1=l1, maximize=maximize, **self._more_defaults(),
         )
         super().__init__(params, defaults, nonfinite=nonfinite, impl=impl)
+
+    def _more_defaults(self) -> dict[str, Any]:
+        """Hyperparameters a subclass adds (Nesterov's ``lookahead``)."""
+        return {}
 
     @staticmethod
     def resolved(group: dict[str, Any]) -> tuple[Any, bool]:
@@ -237,12 +241,14 @@ class Nesterov(Momentum):
         nonfinite: str = "raise",
         impl: str = "auto",
     ) -> None:
-        defaults = dict(
-            lr=lr, beta=beta, style=style, lookahead=lookahead, dampening=dampening,
-            lr_inside=lr_inside, first_step=first_step, weight_decay=weight_decay, l1=l1,
-            maximize=maximize,
+        self._lookahead = lookahead
+        super().__init__(
+            params, lr, beta, style, dampening=dampening, lr_inside=lr_inside, first_step=first_step,
+            weight_decay=weight_decay, l1=l1, maximize=maximize, nonfinite=nonfinite, impl=impl,
         )
-        Optimizer.__init__(self, params, defaults, nonfinite=nonfinite, impl=impl)
+
+    def _more_defaults(self) -> dict[str, Any]:
+        return {"lookahead": self._lookahead}
 
     def _fusable(self, group):
         if group.get("lookahead"):
