@@ -45,8 +45,8 @@ NaN and infinity and runs on the eager, multi-tensor and compiled paths
 """
 
 from . import rules
-from .adaptive import Adagrad, Adam, AdamW, RMSprop
 from ._validate import NONNEG, UNIT_OPEN
+from .adaptive import Adagrad, Adam, AdamW, RMSprop
 from .base import COMMON_SPECS, NonFiniteGradientError, Optimizer
 from .groups import decay_groups, decay_mask
 from .newton import Newton
