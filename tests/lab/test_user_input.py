@@ -82,6 +82,8 @@ def test_race_and_sweep_take_an_expression_or_module_function() -> None:
     assert res.exit_code == 0, res.output
     res = invoke("race", "x**2 + __import__('os').getpid()", "--steps", "5")
     assert res.exit_code == 2 and "may only call sin, cos" in words(res.output)
+    res = invoke("race", "bowl", "-o", "gd:lr=0.1", "-o", "adam:lr=-1", "--steps", "5")
+    assert res.exit_code == 2 and "error: -o adam:lr=-1: lr must be in [0, inf), got -1" in words(res.output)
     res = invoke("race", "no_such_module:f", "--steps", "5")
     assert res.exit_code == 2 and "cannot load landscape 'no_such_module:f'" in words(res.output)
 

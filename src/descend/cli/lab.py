@@ -24,7 +24,7 @@ from rich.table import Table
 from ..lab.best import BEST_RULE
 from ..lab.engine import MAX_STEPS
 from ..lab.lr_find import LRFindResult, lr_find
-from ..lab.race import RACE_NOTE, RaceResult, race
+from ..lab.race import RACE_NOTE, EntryError, RaceResult, race
 from ..lab.sweep import REGIONS, SweepResult, sweep
 from ..spec import parse, parse_options
 
@@ -205,6 +205,8 @@ def race_cmd(
     """
     try:
         race_command(landscape, opt, steps=steps, tol=tol, fair=fair, lr_grid=lr_grid, start=start, out=out, gif=gif)
+    except EntryError as e:  # name the -o option as typed
+        raise fail(ValueError(f"-o {(opt or DEFAULT_ENTRIES)[e.index]}: {e.reason}")) from None
     except (ValueError, OSError) as e:
         raise fail(e) from None
 

@@ -39,7 +39,7 @@ from ._common import check_int, check_tol, is_sequence, jsonable
 from .best import best_index
 from .objective import Objective
 from .results import Run, Runs
-from .runner import minimize_many, run_many
+from .runner import RunError, minimize_many, run_many
 
 RACE_NOTE = "2-D paths show how each method moves; they do not rank optimizers on real models."
 DEFAULT_LR_GRID = tuple(float(v) for v in np.logspace(-5, 0, 21))  # 1e-5 .. 1, four per decade
@@ -121,6 +121,14 @@ class RaceResult:
         })
 
 
+class EntryError(ValueError):
+    """A bad race entry: ``index`` is its position in ``entries``, ``reason`` the problem."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(f"entries[{index}]: {reason}")
+        self.index, self.reason = index, reason
+
+
 def parse_entry(entry: Any, index: int = 0) -> tuple[Any, dict[str, Any]]:
     """``(optimizer, hyper)`` from a name, a class or an ``(optimizer, dict)`` pair."""
     if isinstance(entry, str | type):
@@ -194,8 +202,11 @@ def race(
             if is_sequence(v):
                 raise ValueError(f"{k} of a race entry must be a single value, got {v!r}")
     if not fair:
-        runs = minimize_many(obj.fn, [{"optimizer": opt, **hyper} for opt, hyper in parsed], x0=start, steps=steps,
-                             tol=tol, record_every=record_every, progress=progress)
+        try:
+            runs = minimize_many(obj.fn, [{"optimizer": opt, **hyper} for opt, hyper in parsed], x0=start,
+                                 steps=steps, tol=tol, record_every=record_every, progress=progress)
+        except RunError as e:  # name the entry as the caller gave it
+            raise EntryError(e.index, str(e).removeprefix(f"runs[{e.index}]: ")) from None
     for opt, hyper in parsed if fair else ():
         assert grid is not None
         rest = {k: v for k, v in hyper.items() if k != "lr"}
@@ -212,4 +223,4 @@ def race(
     )
 
 
-__all__ = ["RACE_NOTE", "DEFAULT_LR_GRID", "RaceResult", "race", "best_row", "parse_entry"]
+__all__ = ["EntryError", "RACE_NOTE", "DEFAULT_LR_GRID", "RaceResult", "race", "best_row", "parse_entry"]
