@@ -164,3 +164,30 @@ def test_zero_redundancy_optimizer_and_ddp_bucket_views(bucket_view, impl, tmp_p
     for a, b, ref in zip(rank0, rank1, _reference()):
         assert torch.equal(a, b)  # the ranks agree
         assert (a - ref).abs().max().item() <= 1e-6
+
+
+def _compiled_training(make, steps=4):
+    torch._dynamo.reset()
+    model = mlp()
+    opt = make(model.parameters())
+    g = torch.Generator().manual_seed(2)
+    X, y = torch.randn(16, 10, generator=g), torch.randn(16, 1, generator=g)
+
+    def train_step():
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(X), y).backward()
+        opt.step()
+
+    compiled = torch.compile(train_step, backend="eager")
+    for _ in range(steps):
+        compiled()
+    breaks = torch._dynamo.explain(train_step)().graph_break_count
+    return [p.detach().clone() for p in model.parameters()], breaks
+
+
+def test_torch_compile_of_a_whole_training_step():
+    ours, ours_breaks = _compiled_training(lambda p: O.Adam(p, lr=0.01))
+    theirs, theirs_breaks = _compiled_training(lambda p: torch.optim.Adam(p, lr=0.01))
+    assert ours_breaks <= theirs_breaks
+    for a, b in zip(ours, theirs):
+        assert (a - b).abs().max().item() <= 1e-6

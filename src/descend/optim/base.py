@@ -265,8 +265,13 @@ class Optimizer(torch.optim.Optimizer):
         self._update()
         return loss
 
+    @torch.compiler.disable
     def _update(self) -> None:
-        """Check every gradient, then apply the whole step (see :mod:`descend.optim.engine`)."""
+        """Check every gradient, then apply the whole step (see :mod:`descend.optim.engine`).
+
+        Under ``torch.compile`` the step runs as it does eagerly (its own paths are
+        already multi-tensor or compiled); the compiled model around it is unaffected.
+        """
         enabled = torch.is_grad_enabled()
         torch.set_grad_enabled(False)
         try:
