@@ -41,6 +41,11 @@ QUIET = {"progress": False, "plots": False, "tensorboard": False, "log_every": 1
 BEST_LR = "the lab's best-run rule: fewest steps to the tolerance, then lowest final loss"
 
 
+def take(measured: dict[str, Any], names: str) -> tuple[Any, ...]:
+    """The values of ``measured`` for the space-separated ``names``, in order (a writer's unpacking)."""
+    return tuple(measured[k] for k in names.split())
+
+
 def race_grid() -> np.ndarray:
     """The fair races' lr grid: 1e-4 .. 1, four per decade (the lab's default density)."""
     return np.logspace(-4, 0, 17)

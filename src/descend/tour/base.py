@@ -12,13 +12,17 @@ A topic is written in three parts:
 * **write**: the prose and figure, which take every parameter from the measured
   result (nothing is typed twice).
 
-``@topic(...)`` registers ``fn(ctx) -> Finding``, which calls the three.
+``@topic("id")`` registers ``fn(ctx) -> Finding``, which calls the three; the topic's title,
+the notes it cites, the claim and the quote of the note are data, in ``claims.toml``.
 """
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -115,14 +119,33 @@ ORDER = (
 )
 
 
-def topic(id: str, title: str, *, note: str, claim: str, quote: str) -> Callable[[Callable[[Context], Finding]],
-                                                                              Callable[[Context], Finding]]:
-    """Register ``fn(ctx) -> Finding`` as the topic ``id`` (registration order is page order)."""
+CLAIMS_PATH = Path(__file__).parent / "claims.toml"
+
+
+@cache
+def claims() -> dict[str, dict[str, str]]:
+    """The notes' claims (``claims.toml``): ``{id: {"title", "note", "claim", "quote"}}``, in page order."""
+    with open(CLAIMS_PATH, "rb") as f:
+        return tomllib.load(f)
+
+
+def topic(id: str, title: str | None = None, *, note: str | None = None, claim: str | None = None,
+          quote: str | None = None) -> Callable[[Callable[[Context], Finding]], Callable[[Context], Finding]]:
+    """Register ``fn(ctx) -> Finding`` as the topic ``id``.
+
+    The title, the notes cited, the claim and the quote come from ``claims.toml`` (the table ``[id]``);
+    any given here replaces that entry's value.
+    """
+    entry = {**claims().get(id, {}), **{k: v for k, v in (("title", title), ("note", note), ("claim", claim),
+                                                           ("quote", quote)) if v is not None}}
+    missing = [k for k in ("title", "note", "claim", "quote") if k not in entry]
+    if missing:
+        raise ValueError(f"topic {id!r} lacks {', '.join(missing)} (add a [{id}] table to {CLAIMS_PATH.name})")
 
     def wrap(fn: Callable[[Context], Finding]) -> Callable[[Context], Finding]:
         if any(t.id == id for t in TOPICS):
             raise ValueError(f"topic {id!r} is registered twice")
-        TOPICS.append(Topic(id, title, note, claim, quote, fn))
+        TOPICS.append(Topic(id, entry["title"], entry["note"], entry["claim"], entry["quote"], fn))
         return fn
 
     return wrap

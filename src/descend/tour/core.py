@@ -42,6 +42,7 @@ from .base import (  # noqa: F401  (re-exported: the tour's public names)
     Finding,
     Number,
     Topic,
+    claims,
     judge,
     topic,
 )
@@ -99,12 +100,8 @@ class TourResult:
         raise KeyError(f"no section {id!r}; sections: {', '.join(s.id for s in self.sections)}")
 
 
-# Page order: the order of the notes' topics (the issue's list).
-ORDER = (
-    "gradient", "learning_rate", "batch", "momentum", "nesterov", "adagrad", "adam", "newton", "saddle",
-    "minima", "scaling", "mse_vs_ce", "batchnorm", "l2", "l1", "schedules", "linear_scaling", "warmup",
-    "adam_then_sgd", "combine", "parts", "choose",
-)
+# Page order: the order of the tables in claims.toml (the notes' topics, in the issue's order).
+ORDER = tuple(claims())
 
 
 def topic_ids() -> list[str]:

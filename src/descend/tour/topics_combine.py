@@ -104,13 +104,7 @@ def judge_combine(m: CombineMeasured) -> tuple[str, bool, bool]:
     return judge(worse_best and unstable, partly=worse_best or unstable), worse_best, unstable
 
 
-@topic(
-    "combine", "Two optimizers in one step vs one optimizer vs phases", note="000",
-    claim="Do not combine optimizers: several may be used, but not applied together within a single training "
-    "step, which confuses the model and complicates the learning path; switch between phases or give different "
-    "parts of the model different optimizers instead.",
-    quote="여러 옵티마이저를 사용하는 것은 가능하지만, 단일 학습 단계 내에서 동시에 적용해서는 안 됩니다",
-)
+@topic("combine")
 def combine(ctx: Context) -> Finding:
     """Topic ``combine``: measure (:func:`measure_combine`), judge (:func:`judge_combine`), write."""
     m = measure_combine(ctx)

@@ -22,7 +22,7 @@ from .. import data as D
 from .. import models as M
 from .. import optim as O
 from ..plots.tour import Panel, Series, color, panels_figure, png
-from ._util import F64, descend_rows, digits, fit, shown, steps_to
+from ._util import F64, descend_rows, digits, fit, shown, steps_to, take
 from .base import DEPENDS, HELD, NOT_HELD, Context, Finding, judge, topic
 
 # --------------------------------------------------------------------------- 3. batch size
@@ -123,28 +123,12 @@ def judge_batch(at_epoch: dict[str, float], at_time: dict[str, float], gd: str, 
     return judge(per_epoch and per_second, partly=per_epoch or per_second), per_epoch, per_second
 
 
-@topic(
-    "batch", "Full-batch GD vs mini-batch vs pure SGD on real data", note="000, 001, 003",
-    claim="Plain (full-batch) gradient descent computes the loss over the whole data set for every update, "
-    "which is expensive. The average loss of a small sample is close to that of the whole set, so mini-batch "
-    "or stochastic gradient descent updates the weights far more often and speeds up training dramatically.",
-    quote="full-batch로 epoch마다 weight를 수정하지 않고 빠르게 mini-batch로 weight를 수정하면서 학습하기 위해서",
-)
+@topic("batch")
 def batch(ctx: Context) -> Finding:
     """Topic ``batch``: measure (:func:`measure_batch`), judge (:func:`judge_batch`), write."""
     m = measure_batch(ctx)
-    X = m["X"]
-    at_epoch = m["at_epoch"]
-    at_time = m["at_time"]
-    best_e = m["best_e"]
-    best_t = m["best_t"]
-    budget = m["budget"]
-    e_star = m["e_star"]
-    gd = m["gd"]
-    lrs = m["lrs"]
-    mb = m["mb"]
-    sgd = m["sgd"]
-    table = m["table"]
+    (X, at_epoch, at_time, best_e, best_t, budget, e_star, gd, lrs, mb, sgd, table) = take(
+        m, "X at_epoch at_time best_e best_t budget e_star gd lrs mb sgd table")
     verdict, per_epoch, per_second = judge_batch(at_epoch, at_time, gd, mb, sgd)
     best = best_t
     numbers: dict[str, float | int | str] = {}
@@ -244,22 +228,11 @@ def judge_scaling(raw: dict[str, Any], std: dict[str, Any]) -> str:
     return judge(better and kappa_drop, partly=better or kappa_drop)
 
 
-@topic(
-    "scaling", "Feature scaling", note="000",
-    claim="Features on different ranges give uneven step sizes, which slows convergence or prevents it. "
-    "Scaling the features to similar ranges makes the steps more uniform and convergence faster and more "
-    "consistent.",
-    quote="서로 다른 범위의 특성은 균일하지 않은 단계 크기를 초래하여 수렴을 늦추거나 아예 불가능하게 할 수 있기 때문입니다",
-)
+@topic("scaling")
 def scaling(ctx: Context) -> Finding:
     """Topic ``scaling``: measure (:func:`measure_scaling`), judge (:func:`judge_scaling`), write."""
     m = measure_scaling(ctx)
-    lrs = m["lrs"]
-    r = m["r"]
-    raw = m["raw"]
-    res = m["res"]
-    s = m["s"]
-    steps = m["steps"]
+    lrs, r, raw, res, s, steps = take(m, "lrs r raw res s steps")
     verdict = judge_scaling(r, s)
     target = 0.1
     hit = {n: steps_to(v["losses"][:, v["best"]], v["marks"], target) for n, v in res.items()}
@@ -370,27 +343,12 @@ def judge_mse_vs_ce(s_ce: float, s_ms: float, ce: dict, ms: dict) -> str:
     return NOT_HELD
 
 
-@topic(
-    "mse_vs_ce", "MSE vs cross-entropy for classification", note="000",
-    claim="For classification, cross-entropy (log loss) is the usual loss. Choosing mean squared error for a "
-    "classification task can create a loss surface with several local minima, which makes it more likely "
-    "that training gets stuck in one of them.",
-    quote="분류 작업에서 Mean Squared Error (MSE)를 선택하면 여러 지역 최소값을 갖는 손실 표면이 생성될 수 있어",
-)
+@topic("mse_vs_ce")
 def mse_vs_ce(ctx: Context) -> Finding:
     """Topic ``mse_vs_ce``: measure (:func:`measure_mse_vs_ce`), judge (:func:`judge_mse_vs_ce`), write."""
     m = measure_mse_vs_ce(ctx)
-    W0 = m["W0"]
-    ce = m["ce"]
-    ds = m["ds"]
-    lrs = m["lrs"]
-    ms = m["ms"]
-    n_init = m["n_init"]
-    res = m["res"]
-    s_ce = m["s_ce"]
-    s_ms = m["s_ms"]
-    scale = m["scale"]
-    steps = m["steps"]
+    (W0, ce, ds, lrs, ms, n_init, res, s_ce, s_ms, scale, steps) = take(
+        m, "W0 ce ds lrs ms n_init res s_ce s_ms scale steps")
     verdict = judge_mse_vs_ce(s_ce, s_ms, ce, ms)
     stuck = ~ms["solved"][-1]
     stuck_g = float(np.median(ms["gnorm"][stuck])) if stuck.any() else float("nan")
@@ -511,28 +469,12 @@ def judge_batchnorm(smoother: bool, eval_diff: float, train_diff: float) -> tupl
     return judge(smoother and modes, partly=smoother or modes), modes
 
 
-@topic(
-    "batchnorm", "Batch normalization", note="000",
-    claim="Like feature scaling, batch normalization normalizes the inputs between layers; it smooths the "
-    "loss surface while barely moving the global minimum. It makes the samples of a batch depend on each "
-    "other (so a batch size of 1 does not work), and at prediction time it uses the running mean and "
-    "variance computed during training instead of the test batch's statistics.",
-    quote="배치 정규화가 손실 표면을 부드럽게 만들면서 … 예측 단계에서는 … 훈련 단계에서 계산된 이동 평균과 분산을 사용",
-)
+@topic("batchnorm")
 def batchnorm(ctx: Context) -> Finding:
     """Topic ``batchnorm``: measure (:func:`measure_batchnorm`), judge (:func:`judge_batchnorm`), write."""
     m = measure_batchnorm(ctx)
-    epochs = m["epochs"]
-    eval_diff = m["eval_diff"]
-    hidden = m["hidden"]
-    lrs = m["lrs"]
-    med = m["med"]
-    one = m["one"]
-    res = m["res"]
-    smoother = m["smoother"]
-    tl = m["tl"]
-    train_diff = m["train_diff"]
-    works = m["works"]
+    (epochs, eval_diff, hidden, lrs, med, one, res, smoother, tl, train_diff, works) = take(
+        m, "epochs eval_diff hidden lrs med one res smoother tl train_diff works")
     verdict, modes = judge_batchnorm(smoother, eval_diff, train_diff)
     series = []
     for bn in (False, True):

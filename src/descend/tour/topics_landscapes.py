@@ -18,7 +18,7 @@ from .. import lab, landscapes
 from .. import optim as O
 from ..plots.lab import race_figure, sweep_figure
 from ..plots.tour import basins_figure, gradient_figure, png
-from ._util import BEST_LR, F64, as_inf, race_grid, shown, steps_to
+from ._util import BEST_LR, F64, as_inf, race_grid, shown, steps_to, take
 from .base import Context, Finding, judge, topic
 
 # --------------------------------------------------------------------------- 1. the gradient
@@ -72,35 +72,13 @@ def judge_gradient(grad_err: float, step_err: float, angle_err: float, e_small: 
     return judge(grad_err <= 1e-12 and step_err <= 1e-12 and angle_err <= 0.25 and e_small < 0.1 <= e_large)
 
 
-@topic(
-    "gradient", "The gradient and note 003's worked example", note="003, 000",
-    claim="The gradient is the vector of partial derivatives and points in the direction of steepest ascent, "
-    "so gradient descent steps against it. For f(x, y) = 3x²y at (1, 1) the gradient is (6, 3), and one step "
-    "with learning rate 0.01 gives the new weights (0.94, 0.97). The step must be small, because the gradient "
-    "only describes the loss near the current point (first-order Taylor approximation).",
-    quote="gredient f(1,1) = [6, 3] … Wx = 1 - 0.06 = 0.94, Wy = 1 - 0.03 = 0.97",
-)
+@topic("gradient")
 def gradient(ctx: Context) -> Finding:
     """Topic ``gradient``: measure (:func:`measure_gradient`), judge (:func:`judge_gradient`), write."""
     m = measure_gradient(ctx)
-    angle_err = m["angle_err"]
-    angles = m["angles"]
-    e_large = m["e_large"]
-    e_small = m["e_small"]
-    exact = m["exact"]
-    expected = m["expected"]
-    fv = m["fv"]
-    g = m["g"]
-    grad_err = m["grad_err"]
-    land = m["land"]
-    linear = m["linear"]
-    lrs = m["lrs"]
-    new = m["new"]
-    p0 = m["p0"]
-    slopes = m["slopes"]
-    steepest = m["steepest"]
-    step_err = m["step_err"]
-    true = m["true"]
+    (angle_err, angles, e_large, e_small, exact, expected, fv, g, grad_err, land, linear, lrs, new,
+     p0, slopes, steepest, step_err, true) = take(
+        m, "angle_err angles e_large e_small exact expected fv g grad_err land linear lrs new p0 slopes steepest step_err true")
     verdict = judge_gradient(grad_err, step_err, angle_err, e_small, e_large)
     fig = gradient_figure(
         land, p0, g, new.numpy(), 0.01, taylor_lrs=lrs, taylor_true=true, taylor_linear=linear,
@@ -162,27 +140,12 @@ def judge_learning_rate(labels: list[str]) -> str:
     return judge(has["too small"] and has["good"] and (has["too large"] or has["divergent"]))
 
 
-@topic(
-    "learning_rate", "Learning rate too small, about right, too large", note="003, 000",
-    claim="If the learning rate is too large, the loss does not find its minimum: it bounces back and forth "
-    "or jumps away (overshooting). If it is too small, it does not reach the minimum (in the time given).",
-    quote="Learning Rate가 클 때 … 왔다갔다 하거나 튕기는 현상 발생(overshooting) … 작을 때, 최소 Loss에 도달하지 못하는 문제",
-)
+@topic("learning_rate")
 def learning_rate(ctx: Context) -> Finding:
     """Topic ``learning_rate``: measure (:func:`measure_learning_rate`), judge (:func:`judge_learning_rate`), write."""
     m = measure_learning_rate(ctx)
-    best = m["best"]
-    labels = m["labels"]
-    land = m["land"]
-    large = m["large"]
-    lrs = m["lrs"]
-    race = m["race"]
-    run_best = m["run_best"]
-    run_large = m["run_large"]
-    run_small = m["run_small"]
-    small = m["small"]
-    steps = m["steps"]
-    sw = m["sw"]
+    (best, labels, land, large, lrs, race, run_best, run_large, run_small, small, steps, sw) = take(
+        m, "best labels land large lrs race run_best run_large run_small small steps sw")
     verdict = judge_learning_rate(labels)
     good = [lr for lr, lab_ in zip(sw.lrs, labels) if lab_ == "good"]
     # Overshooting: the component along the steep axis (top Hessian eigenvector) changing sign, counted over
@@ -262,20 +225,11 @@ def judge_saddle(esc: dict[str, int | None], tol_steps: dict[str, int | None]) -
     return judge(beats("RMSprop") and beats("Adam"), partly=beats("RMSprop") or beats("Adam"))
 
 
-@topic(
-    "saddle", "Escaping a saddle: SGD vs RMSprop and Adam", note="002, 000",
-    claim="Near a saddle point the gradient stays close to zero for a long time (a plateau), which slows "
-    "learning badly; RMSprop and Adam help with this problem.",
-    quote="안장지대에서는 기울기가 아주 오랫동안 0에 가깝게 유지된다 … RMSprop이나 Adam 최적화 알고리즘은 안장지대의 문제를 해결하는 데 도움을 준다",
-)
+@topic("saddle")
 def saddle(ctx: Context) -> Finding:
     """Topic ``saddle``: measure (:func:`measure_saddle`), judge (:func:`judge_saddle`), write."""
     m = measure_saddle(ctx)
-    esc = m["esc"]
-    grid = m["grid"]
-    race = m["race"]
-    steps = m["steps"]
-    tol_steps = m["tol_steps"]
+    esc, grid, race, steps, tol_steps = take(m, "esc grid race steps tol_steps")
     verdict = judge_saddle(esc, tol_steps)
     fig = race_figure(race, title=f"A saddle with a plateau: GD (the SGD rule, exact gradients), RMSprop and Adam, "
                       f"each at its best lr of {len(grid)}")
@@ -349,27 +303,12 @@ def judge_minima(gd_end_x: float, mom_end_x: float, local_x: float, local_share:
     return judge(stuck and mom_local, partly=stuck), stuck, mom_local
 
 
-@topic(
-    "minima", "Local vs global minimum", note="003, 000, 002",
-    claim="Gradient descent takes a point that is lower than its neighbours as the lowest loss, so it can "
-    "settle in a local minimum that is not the ideal (global) one; it cannot tell the two apart, and the note "
-    "adds that there is no way to solve this.",
-    quote="이상적인 최저 Loss와는 다른 값이 최저 Loss로 선정된다. 하지만, 이를 해결할 수 있는 방법은 없다.",
-)
+@topic("minima")
 def minima(ctx: Context) -> Finding:
     """Topic ``minima``: measure (:func:`measure_minima`), judge (:func:`judge_minima`), write."""
     m = measure_minima(ctx)
-    ends = m["ends"]
-    l_min = m["l_min"]
-    land = m["land"]
-    lr = m["lr"]
-    numbers = m["numbers"]
-    nx = m["nx"]
-    ny = m["ny"]
-    panels = m["panels"]
-    steps = m["steps"]
-    xs = m["xs"]
-    ys = m["ys"]
+    (ends, l_min, land, lr, numbers, nx, ny, panels, steps, xs, ys) = take(
+        m, "ends l_min land lr numbers nx ny panels steps xs ys")
     local_share = numbers["GD: share of starts ending in the local minimum"]
     verdict, stuck, mom_local = judge_minima(ends["gd"].end[0], ends["momentum"].end[0], l_min.x, float(local_share))
     if mom_local:

@@ -15,7 +15,7 @@ from .. import lab
 from .. import optim as O
 from ..plots.lab import race_figure
 from ..plots.tour import Panel, Series, panels_figure, png
-from ._util import BEST_LR, F64, as_inf, race_grid, shown
+from ._util import BEST_LR, F64, as_inf, race_grid, shown, take
 from .base import Context, Finding, judge, topic
 
 # --------------------------------------------------------------------------- 8. Newton
@@ -115,26 +115,12 @@ def judge_newton(steps_2d: tuple[int | None, int | None], steps_logistic: tuple[
     return judge(fewer and grows, partly=fewer or grows), fewer, grows
 
 
-@topic(
-    "newton", "Newton's method vs gradient descent, in steps and in time", note="000",
-    claim="Newton's method uses the second derivatives (the Hessian) as well as the gradient; it needs no "
-    "learning rate (with a line search it has one). It can look more efficient than plain gradient descent, "
-    "but because of its high computational cost it is rarely used in practice.",
-    quote="뉴턴의 방법이 바닐라 경사 하강보다 효율적으로 보일 수 있지만, 높은 계산 요구로 인해 실무에서는 일반적으로 사용되지 않습니다",
-)
+@topic("newton")
 def newton(ctx: Context) -> Finding:
     """Topic ``newton``: measure (:func:`measure_newton`), judge (:func:`judge_newton`), write."""
     m = measure_newton(ctx)
-    cost = m["cost"]
-    dims = m["dims"]
-    gd = m["gd"]
-    gds = m["gds"]
-    grid = m["grid"]
-    nt = m["nt"]
-    nts = m["nts"]
-    race2d = m["race2d"]
-    ratio = m["ratio"]
-    steps = m["steps"]
+    (cost, dims, gd, gds, grid, nt, nts, race2d, ratio, steps) = take(
+        m, "cost dims gd gds grid nt nts race2d ratio steps")
     verdict, fewer, grows = judge_newton((nt.steps_to_tol, gd.steps_to_tol), (nts["steps"], gds["steps"]), ratio)
     newton_time_win = nts["seconds"] < gds["seconds"] if gds["steps"] is not None else True
     fig = race_figure(race2d, title="Rosenbrock: Newton with a line search (no lr to tune) against GD at its best lr")

@@ -24,7 +24,7 @@ from .. import models as M
 from .. import optim as O
 from ..plots.tour import Bars, Panel, Series, color, panels_figure, png
 from ..train import Phase
-from ._util import digits, fit, rows_optimizer
+from ._util import digits, fit, rows_optimizer, take
 from .base import DEPENDS, HELD, NOT_HELD, Context, Finding, judge, topic
 
 # --------------------------------------------------------------------------- 17. Adam then SGD
@@ -70,24 +70,12 @@ def judge_adam_then_sgd(early: dict[str, float], switch: tuple[float, float], ad
     return judge(fast_start and better_end, partly=fast_start or better_end), fast_start, better_end
 
 
-@topic(
-    "adam_then_sgd", "Adam first, then SGD", note="000",
-    claim="Do not mix optimizers in one step, but switch between phases: start with Adam, which makes fast "
-    "progress in the first epochs, then switch to SGD, whose simple, steady steps control the later stage "
-    "better and help the model converge to a better minimum (and generalize).",
-    quote="초기 에포크에서 빠른 진행 능력을 가진 Adam으로 시작하고 … 후속 에포크에서 SGD로 전환",
-)
+@topic("adam_then_sgd")
 def adam_then_sgd(ctx: Context) -> Finding:
     """Topic ``adam_then_sgd``: measure (:func:`measure_adam_then_sgd`), judge (:func:`judge_adam_then_sgd`), write."""
     m = measure_adam_then_sgd(ctx)
-    E = m["E"]
-    adam_lr = m["adam_lr"]
-    early = m["early"]
-    mean_curve = m["mean_curve"]
-    mean_final = m["mean_final"]
-    plans = m["plans"]
-    seeds = m["seeds"]
-    sgd_lr = m["sgd_lr"]
+    (E, adam_lr, early, mean_curve, mean_final, plans, seeds, sgd_lr) = take(
+        m, "E adam_lr early mean_curve mean_final plans seeds sgd_lr")
     switch_loss, adam_loss = mean_final("Adam, then SGD", "val_loss"), mean_final("Adam", "val_loss")
     switch_acc, adam_acc = mean_final("Adam, then SGD", "test_accuracy"), mean_final("Adam", "test_accuracy")
     verdict, fast_start, better_end = judge_adam_then_sgd(early, (switch_loss, switch_acc), (adam_loss, adam_acc))
@@ -215,24 +203,11 @@ def judge_parts(everywhere: dict[str, float], per_part: dict[str, float], frozen
     return judge(keeps and learns, partly=keeps), keeps, learns
 
 
-@topic(
-    "parts", "Different optimizers for different parts of a model", note="000",
-    claim="When new layers are added to a pretrained model, use a stable, non-aggressive optimizer for the "
-    "pretrained layers to keep the features they learned intact, and a more aggressive, fast-adjusting one for "
-    "the new layers.",
-    quote="사전 훈련된 계층의 경우 안정적이고 공격적이지 않은 옵티마이저가 이미 학습한 피처의 무결성을 유지하는 데 이상적입니다",
-)
+@topic("parts")
 def parts(ctx: Context) -> Finding:
     """Topic ``parts``: measure (:func:`measure_parts`), judge (:func:`judge_parts`), write."""
     m = measure_parts(ctx)
-    E = m["E"]
-    a = m["a"]
-    new = m["new"]
-    p = m["p"]
-    pre = m["pre"]
-    res = m["res"]
-    seeds = m["seeds"]
-    z = m["z"]
+    E, a, new, p, pre, res, seeds, z = take(m, "E a new p pre res seeds z")
     verdict, keeps, learns = judge_parts(a, p, z)
     ctx.facts["parts"] = {"keeps": keeps, "learns": learns}
     cats = ["new task: test accuracy", "old task: accuracy with the old head", "body moved: |Δw| / |w|"]
@@ -362,14 +337,7 @@ def judge_choose(outcomes: list[str]) -> tuple[str, int, list[str]]:
     return judge(n_held == len(measured), partly=n_held > 0 or DEPENDS in measured), n_held, measured
 
 
-@topic(
-    "choose", "How to choose an optimizer: the notes' advice against this run", note="000",
-    claim="Practical advice: use SGD for online learning (frequent small updates that adapt quickly to small "
-    "changes in the data); use Adam for sparse data (per-parameter learning rates give rare features larger "
-    "updates); do not combine optimizers in one step, but switch between phases (Adam early, SGD later) or give "
-    "different parts of a model different optimizers; SGD's simple steps are more stable late in training.",
-    quote="온라인 학습에는 SGD 사용 … Adam 및 희소 데이터 … 옵티마이저를 결합하지 마세요",
-)
+@topic("choose")
 def choose(ctx: Context) -> Finding:
     """Topic ``choose``: measure (:func:`_sparse`, :func:`_online`, earlier sections' facts), judge each piece of
     advice and the whole (:func:`judge_choose`), write."""

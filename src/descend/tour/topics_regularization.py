@@ -13,7 +13,7 @@ import torch
 
 from .. import data as D
 from ..plots.tour import Panel, Series, color, panels_figure, png
-from ._util import F64, descend_rows, rows_optimizer, shown, soft_threshold, steps_to
+from ._util import F64, descend_rows, rows_optimizer, shown, soft_threshold, steps_to, take
 from .base import DEPENDS, HELD, NOT_HELD, Context, Finding, judge, topic
 
 # --------------------------------------------------------------------------- 14. L2
@@ -62,23 +62,12 @@ def judge_l2(kappas: list[float], hits: list[int | None]) -> str:
     return judge(monotone and faster, partly=monotone)
 
 
-@topic(
-    "l2", "L2 regularization", note="000",
-    claim="L1/L2 regularization helps make the loss surface friendlier: L1 for feature selection, L2 to "
-    "smooth the loss surface.",
-    quote="특성 선택에는 L1을, 손실 표면을 부드럽게 만들기 위해 L2를 사용합니다",
-)
+@topic("l2")
 def l2(ctx: Context) -> Finding:
     """Topic ``l2``: measure (:func:`measure_l2`), judge (:func:`judge_l2`), write."""
     m = measure_l2(ctx)
-    n = m["n"]
-    lams = m["lams"]
-    kappas = m["kappas"]
-    steps = m["steps"]
-    marks = m["marks"]
-    gaps = m["gaps"]
-    hits = m["hits"]
-    val_mse = m["val_mse"]
+    (n, lams, kappas, steps, marks, gaps, hits, val_mse) = take(
+        m, "n lams kappas steps marks gaps hits val_mse")
     verdict = judge_l2(kappas, hits)
     best_val = int(np.argmin(val_mse))
     fig = panels_figure([
@@ -226,12 +215,7 @@ def judge_l1(m: L1Measured) -> tuple[str, int, int]:
     return verdict, p, q
 
 
-@topic(
-    "l1", "L1 regularization selects features", note="000",
-    claim="L1 regularization is used for feature selection: its penalty drives the weights of features that "
-    "do not help to zero, while L2 only shrinks every weight.",
-    quote="특성 선택에는 L1을",
-)
+@topic("l1")
 def l1(ctx: Context) -> Finding:
     """Topic ``l1``: measure (:func:`measure_l1`), judge (:func:`judge_l1`), write."""
     m = measure_l1(ctx)

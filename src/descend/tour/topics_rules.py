@@ -16,7 +16,7 @@ import torch
 from .. import lab, landscapes
 from ..plots.lab import race_figure
 from ..plots.tour import Panel, Series, color, panels_figure, png
-from ._util import BEST_LR, F64, as_inf, race_grid, rows_optimizer, shown
+from ._util import BEST_LR, F64, as_inf, race_grid, rows_optimizer, shown, take
 from .base import DEPENDS, HELD, NOT_HELD, Context, Finding, judge, topic
 
 # --------------------------------------------------------------------------- 4. momentum
@@ -52,26 +52,12 @@ def judge_momentum(gd_steps: int | None, mom_steps: int | None, gd_reversals: fl
     return judge(faster and calmer, partly=faster or calmer), faster, calmer
 
 
-@topic(
-    "momentum", "Zig-zag of gradient descent vs momentum on an elongated bowl", note="002, 000, 001",
-    claim="On an elongated bowl plain gradient descent zig-zags across the narrow direction. Momentum, an "
-    "exponential moving average of the gradients (β usually 0.9), averages the back-and-forth components "
-    "towards zero and keeps the consistent one, so the oscillation shrinks and progress along the valley "
-    "speeds up.",
-    quote="수직방향의 진동은 줄어들고, 수평 방향의 폭은 증가하는 효과가 생긴다",
-)
+@topic("momentum")
 def momentum(ctx: Context) -> Finding:
     """Topic ``momentum``: measure (:func:`measure_momentum`), judge (:func:`judge_momentum`), write."""
     m = measure_momentum(ctx)
-    gd = m["gd"]
-    grid = m["grid"]
-    kappa = m["kappa"]
-    mom = m["mom"]
-    n = m["n"]
-    race = m["race"]
-    reversals = m["reversals"]
-    steps = m["steps"]
-    travel = m["travel"]
+    (gd, grid, kappa, mom, n, race, reversals, steps, travel) = take(
+        m, "gd grid kappa mom n race reversals steps travel")
     verdict, faster, calmer = judge_momentum(gd.steps_to_tol, mom.steps_to_tol, reversals(gd), reversals(mom))
     ratio = as_inf(gd.steps_to_tol) / as_inf(mom.steps_to_tol) if mom.steps_to_tol else float("nan")
     fig = race_figure(race, title=f"Bowl with condition number {kappa:g}: GD against momentum (β = 0.9), "
@@ -132,23 +118,11 @@ def judge_nesterov(over: dict[str, list[float]]) -> tuple[str, list[int], list[i
     return judge(bool(meaningful) and len(better) == len(meaningful), partly=bool(better)), meaningful, better
 
 
-@topic(
-    "nesterov", "Nesterov's look-ahead vs momentum's overshoot", note="001",
-    claim="If the momentum is too high the algorithm may miss the minimum and jump past it. Nesterov's "
-    "accelerated gradient evaluates the gradient after the momentum step, at θ − γv, so it corrects before "
-    "it overshoots.",
-    quote="momentum이 너무 높으면 알고리즘이 minima를 놓치고 건너뛰어버릴 우려가 있다",
-)
+@topic("nesterov")
 def nesterov(ctx: Context) -> Finding:
     """Topic ``nesterov``: measure (:func:`measure_nesterov`), judge (:func:`judge_nesterov`), write."""
     m = measure_nesterov(ctx)
-    betas = m["betas"]
-    land = m["land"]
-    lr = m["lr"]
-    over = m["over"]
-    rows = m["rows"]
-    steps = m["steps"]
-    stp = m["stp"]
+    betas, land, lr, over, rows, steps, stp = take(m, "betas land lr over rows steps stp")
     verdict, meaningful, better = judge_nesterov(over)
     hi = betas.index(0.95)
     race = lab.race(land, [("momentum", {"lr": lr, "beta": betas[hi]}), ("nesterov", {"lr": lr, "beta": betas[hi]})],
@@ -235,23 +209,11 @@ def judge_adagrad(eff_a: np.ndarray, eff_r: np.ndarray, gap_a: np.ndarray, gap_r
     return verdict, shrink, monotone, rms_end, mechanism, slower
 
 
-@topic(
-    "adagrad", "Adagrad's shrinking step vs RMSprop", note="001, 000",
-    claim="Adagrad divides each parameter's step by the root of the sum of all its past squared gradients, "
-    "so the learning rate only shrinks as training goes on, and this aggressive decay can slow it down. "
-    "RMSprop uses an exponentially weighted moving average instead, so recent gradients count more and the "
-    "step does not vanish.",
-    quote="학습을 진행하면 진행할 수록 학습률이 줄어든다",
-)
+@topic("adagrad")
 def adagrad(ctx: Context) -> Finding:
     """Topic ``adagrad``: measure (:func:`measure_adagrad`), judge (:func:`judge_adagrad`), write."""
     m = measure_adagrad(ctx)
-    eff_a = m["eff_a"]
-    eff_r = m["eff_r"]
-    gap_a = m["gap_a"]
-    gap_r = m["gap_r"]
-    lrs = m["lrs"]
-    steps = m["steps"]
+    eff_a, eff_r, gap_a, gap_r, lrs, steps = take(m, "eff_a eff_r gap_a gap_r lrs steps")
     verdict, shrink, monotone, rms_end, mechanism, slower = judge_adagrad(eff_a, eff_r, gap_a, gap_r)
     x = np.arange(1, steps + 1)
     panels = [
@@ -339,24 +301,12 @@ def judge_adam(identity: float, wins: int, races: int) -> tuple[str, bool]:
     return judge(same and wins == races, partly=same), same
 
 
-@topic(
-    "adam", "Adam = momentum + RMSprop", note="001, 002, 000",
-    claim="Adam combines momentum (an EMA of the gradients) with RMSprop (an EMA of the squared gradients), "
-    "with bias correction; it converges quickly to the minimum of the loss and is an effective, stable "
-    "optimizer.",
-    quote="Adam = RMSProp + Momentum … loss의 최솟값으로의 빠른 수렴",
-)
+@topic("adam")
 def adam(ctx: Context) -> Finding:
     """Topic ``adam``: measure (:func:`measure_adam`), judge (:func:`judge_adam`), write."""
     m = measure_adam(ctx)
-    grid = m["grid"]
-    identity = m["identity"]
-    lines = m["lines"]
-    numbers = m["numbers"]
-    races = m["races"]
-    steps = m["steps"]
-    steps_id = m["steps_id"]
-    wins = m["wins"]
+    (grid, identity, lines, numbers, races, steps, steps_id, wins) = take(
+        m, "grid identity lines numbers races steps steps_id wins")
     verdict, same = judge_adam(identity, wins, len(races))
     fig = race_figure(races["Rosenbrock"], title=f"Rosenbrock: momentum, RMSprop and Adam, each at its best lr of {len(grid)}")
     fig2 = race_figure(races["rotated bowl"], title=f"Bowl (κ = 100, rotated 30°): the same three, best lr of {len(grid)}")

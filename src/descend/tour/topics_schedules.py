@@ -84,14 +84,7 @@ def judge_schedules(final: np.ndarray) -> tuple[str, int]:
     return judge(better == len(final) - 1, partly=better > 0), better
 
 
-@topic(
-    "schedules", "Every learning-rate schedule of the notes, with warmup", note="003, 002",
-    claim="There is no single best learning rate, but starting large and making it smaller later works well. "
-    "A large fixed learning rate does well early but then hovers around the optimum without getting close; "
-    "decaying it (step decay, exponential, 1/(1 + r·n), k/√n, linear, cosine, linear warmup then cosine, or "
-    "by hand) gets much closer.",
-    quote="초기의 Learning Rate를 크게 → 이후에 작게 하는 것이 좋다 … 고정된 학습률은 … 최적화 값에 근접하지 못하고 주위를 맴도는 현상",
-)
+@topic("schedules")
 def schedules(ctx: Context) -> Finding:
     """Topic ``schedules``: measure (:func:`measure_schedules`), judge (:func:`judge_schedules`), write."""
     m = measure_schedules(ctx)
@@ -224,13 +217,7 @@ def judge_linear_scaling(m: ScalingMeasured) -> tuple[str, list[int], list[int]]
     return (DEPENDS if closer else NOT_HELD), closer, within
 
 
-@topic(
-    "linear_scaling", "The linear scaling rule (batch × N, lr × N), with warmup", note="003",
-    claim="If the batch size grows N times, the learning rate should grow N times too to get the same result "
-    "(batch 20 at lr 0.01 becomes batch 40 at lr 0.02). Starting a large batch at the scaled lr right away can "
-    "diverge, so the lr is raised from a small value to the planned one first (warmup).",
-    quote="Batch size가 N배 증가한다면, Learning Rate도 N배 증가 시켜야 같은 성능이 나온다",
-)
+@topic("linear_scaling")
 def linear_scaling(ctx: Context) -> Finding:
     """Topic ``linear_scaling``: measure (:func:`measure_linear_scaling`), judge, write."""
     m = measure_linear_scaling(ctx)
@@ -398,14 +385,7 @@ def judge_warmup(m: WarmupMeasured) -> tuple[str, int, int]:
     return DEPENDS, at_once, warmed
 
 
-@topic(
-    "warmup", "Warmup rescues the linear scaling rule", note="003",
-    claim="Linear warmup starts with a low learning rate and raises it to the planned one; the note's reason is "
-    "the linear scaling rule (batch × N needs lr × N): a large batch at its scaled lr right away can diverge, and "
-    "warmup prevents it.",
-    quote="초반에 Learning Rate를 낮게 가져가서, 원하는 Learning Rate에 도달했을 때부터 … Why? … Batch size가 N배 "
-    "증가한다면, Learning Rate도 N배",
-)
+@topic("warmup")
 def warmup(ctx: Context) -> Finding:
     """Topic ``warmup``: measure (:func:`measure_warmup`), judge (:func:`judge_warmup`), write."""
     m = measure_warmup(ctx)
