@@ -80,7 +80,8 @@ def test_chromium_draws_the_quotes_with_the_embedded_face(tmp_path):
 
     result = quote_page(tmp_path / "index.html")
     result.path.write_text(render(result), encoding="utf-8")
-    assert no_cjk_font(), "this test is meant for a machine without a CJK font (fc-list :lang=ko is not empty)"
+    if not no_cjk_font():
+        pytest.skip("a Korean font is installed (fc-list :lang=ko): the fallback would not show boxes here")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM),
                                     args=["--headless", "--no-sandbox", "--disable-gpu"])
