@@ -151,7 +151,7 @@ export function edgeMarker(parent, g, x, y, color, what, taken = []) {
   const below = py < PLOT.pad.t + g.ih * 0.5;
   // labels of markers at the same corner stack instead of covering each other
   let ly = py + (below ? 20 : -12);
-  while (taken.some(([tx2, ty2]) => Math.abs(tx2 - px) < 120 && Math.abs(ty2 - ly) < 14)) ly += below ? 14 : -14;
+  while (taken.some(([tx2, ty2]) => Math.abs(tx2 - px) < 120 && Math.abs(ty2 - ly) < 17)) ly += below ? 17 : -17;
   taken.push([px, ly]);
   const label = svgEl("text", { x: px + (right ? -12 : left ? 12 : 0), y: ly,
     "text-anchor": right ? "end" : left ? "start" : "middle", class: "edge-label" }, grp);
