@@ -4,7 +4,8 @@ Sizes: 2 parameters (a 2-D lab run), 10k (a digits MLP), 200k in 6 tensors
 (MLP 512-256-10 on 256 inputs), 1M in 2000 tensors (``many-small``) and the two
 25M sets of ``shared/bench/param_sets.json`` (``resnet50``, ``transformer``).
 Columns, in ms per step (median of interleaved rounds: one step of every
-variant per round, so machine noise hits all alike):
+variant per round, in an order rotated each round, so machine noise and cache
+effects hit all alike):
 
 * ``d.default``: descend as built (``impl="auto"``, ``nonfinite="raise"``);
 * ``d.foreach`` / ``d.fused``: the multi-tensor path and the compiled path;
@@ -109,8 +110,9 @@ def bench(set_name: str, shapes: list, which: list[str], quick: bool, warmup: in
             for _ in range(warmup):
                 r.step()
         times: dict[str, list[float]] = {k: [] for k in runners}
-        for _ in range(steps):
-            for k, r in runners.items():
+        order = list(runners.items())
+        for i in range(steps):
+            for k, r in order[i % len(order):] + order[:i % len(order)]:  # rotated: no variant always first
                 t0 = time.perf_counter()
                 r.step()
                 times[k].append(time.perf_counter() - t0)
