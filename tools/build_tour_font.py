@@ -55,7 +55,7 @@ def main(argv: list[str]) -> None:
     _load_topics()
     chars = korean_characters(" ".join(t.quote for t in TOPICS))
     source = find_source(argv)
-    font = TTFont(source)
+    font = TTFont(source, recalcTimestamp=False)  # a rebuild gives the same bytes
     missing = sorted(c for c in chars if ord(c) not in font.getBestCmap())
     if missing:
         raise SystemExit(f"{source} lacks {''.join(missing)!r}")
