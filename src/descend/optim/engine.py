@@ -363,13 +363,21 @@ def _fused(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
     for st in w.states:
         st["step"] = step
     prep, hypers = _prep(opt, group), opt._hypers(group, step)
+    values = {**hypers, "weight_decay": prep["weight_decay"], "l1": prep["l1"]}
+    program = _program(part, rule, keys, w.states[0], prep["maximize"], values)
+    if program is None:  # 0-d tensor hyperparameters: the rule compiled as it is
+        def apply_flat(P: torch.Tensor, G: torch.Tensor, states: list) -> None:
+            fused.run(P, G, states, rule, prep, hypers, ok)
+    else:
+        def apply_flat(P: torch.Tensor, G: torch.Tensor, states: list) -> None:
+            tensors = {"p": P, "g": G, **{k: s for k, s in zip(keys, states) if s is not None}}
+            fused.run_program(program, tensors, values, ok)
     for j in part.big:
         st = w.states[j]
-        fused.run(w.params[j].view(-1), w.grads[j].reshape(-1),
-                  [st[k].view(-1) if k in st else None for k in keys], rule, prep, hypers, ok)
+        apply_flat(w.params[j].view(-1), w.grads[j].reshape(-1), [st[k].view(-1) if k in st else None for k in keys])
     if part.small:
         P, G = part.scratch  # type: ignore[misc]
-        torch.cat([w.params[j].view(-1) for j in part.small], out=P)
+        torch.cat([w.params[j].reshape(-1) for j in part.small], out=P)
         torch.cat([w.grads[j].reshape(-1) for j in part.small], out=G)
-        fused.run(P, G, [part.flat.get(k) for k in keys], rule, prep, hypers, ok)
+        apply_flat(P, G, [part.flat.get(k) for k in keys])
         torch._foreach_copy_([w.params[j] for j in part.small], part.views)

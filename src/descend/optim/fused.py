@@ -90,6 +90,33 @@ def run(P, G, states, rule, prep, hypers, ok) -> None:
     kernel(key)(P, G, states, rule, prep, hypers, ok)
 
 
+_SOURCES: dict[tuple, tuple[Any, list[str], list[Any]]] = {}
+
+
+def run_program(program: Any, tensors: dict[str, torch.Tensor], values: dict[str, Any], ok: Any) -> None:
+    """Apply a traced rule (:class:`descend.optim.trace.Program`) to flat tensors, compiled.
+
+    The scalar expressions of the rule (``1 - beta``, ``lr * decay``) are computed in
+    double in Python, as on the eager path, and enter the kernel as 0-d tensors of
+    the compute dtype (float32 for fp16/bf16), so the kernel does float arithmetic.
+    """
+    P = tensors["p"]
+    low = P.dtype in LOW
+    key = (id(program), low, ok is None)
+    if key not in _SOURCES:
+        name = f"_rule_{len(_SOURCES)}"
+        src, leaves, syms = program.source(name, low, ok is not None)
+        namespace: dict[str, Any] = {"torch": torch}
+        exec(compile(src, f"<descend.optim.fused {name}>", "exec"), namespace)
+        fn = torch.compile(namespace[name], dynamic=True, fullgraph=True, backend=_backend)
+        _SOURCES[key] = (fn, leaves, syms)
+        program._keep = program  # the id above stays this program's
+    fn, leaves, syms = _SOURCES[key]
+    dtype = torch.float32 if low else P.dtype
+    scalars = [torch.tensor(float(s.fn(values)), dtype=dtype, device=P.device) for s in syms]
+    fn(*[tensors[k] for k in leaves], *scalars, *([] if ok is None else [ok]))
+
+
 def warn_once(owner: Any, key: str, message: str) -> None:
     seen = owner.__dict__.setdefault("_warned", set())
     if key not in seen:

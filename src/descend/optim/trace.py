@@ -140,6 +140,7 @@ class Program:
 
         for _, out in outputs:
             visit(out)
+        self.order, self.outputs = order, [(k, v) for k, v in outputs if v is not None]
         uses: dict[int, int] = {}
         for n in order:
             for a in n.args:
@@ -228,6 +229,46 @@ class Program:
                                    coef[0] * _value(coef[1], hypers))
         for name, s in self.writes:
             torch._foreach_copy_(leaves[name], slots[s])
+
+
+    def source(self, name: str, low: bool, flag: bool) -> tuple[str, list[str], list[Sym]]:
+        """Straight-line Python of the rule for one tensor (for ``torch.compile``).
+
+        Returns the source of ``name(<leaves>, <scalars>[, ok])``, the leaf names and the
+        scalar expressions whose values (computed in double) are its scalar arguments.
+        """
+        var: dict[int, str] = {}
+        syms: list[Sym] = []
+        lines: list[str] = []
+        leaves = [n.name for n in self.order if n.op == "leaf"]
+
+        def arg(a: Any) -> str:
+            if isinstance(a, Node):
+                return var[id(a)]
+            if isinstance(a, Sym):
+                if not any(a is x for x in syms):
+                    syms.append(a)
+                return f"s{next(i for i, x in enumerate(syms) if x is a)}"
+            return repr(float(a))
+
+        for i, n in enumerate(self.order):
+            if n.op == "leaf":
+                var[id(n)] = f"L_{n.name}"
+                lines.append(f"    L_{n.name} = {n.name}.float()" if low else f"    L_{n.name} = {n.name}")
+                continue
+            a = [arg(x) for x in n.args]
+            expr = {"add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "{0} / {1}",
+                    "rsub": "{1} - {0}", "sqrt": "torch.sqrt({0})", "sign": "torch.sign({0})",
+                    "maximum": "torch.maximum({0}, {1})"}[n.op].format(*a)
+            var[id(n)] = f"t{i}"
+            lines.append(f"    t{i} = {expr}")
+        for target, out in self.outputs:
+            value = var[id(out)]
+            if flag:
+                value = f"torch.where(ok, {value}, L_{target})"
+            lines.append(f"    {target}.copy_({value})")
+        params = leaves + [f"s{i}" for i in range(len(syms))] + (["ok"] if flag else [])
+        return f"def {name}({', '.join(params)}):\n" + "\n".join(lines) + "\n", leaves, syms
 
 
 class _Clobber(Exception):
