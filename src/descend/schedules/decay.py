@@ -195,15 +195,9 @@ class InverseSqrt(Schedule):
 
 
 @_schedule
-class Linear(Schedule):
-    """Linear: ``lr(n) = (1 - p) * lr + p * final_lr``, ``p = min(n, steps) / steps``.
+class _ToFinal(Schedule):
+    """What ``linear`` and ``cosine`` share: ``lr`` at n = 0 to ``final_lr`` at ``n = steps``."""
 
-    Goes from ``lr`` at n = 0 to ``final_lr`` at ``n = steps`` and stays there
-    (up or down). torch: ``LinearLR(start_factor=a, end_factor=b,
-    total_iters=steps)`` on base lr ``L`` is ``linear(a * L, steps, b * L)``.
-    """
-
-    _name = "linear"
     lr: float
     steps: int
     final_lr: float = 0.0
@@ -212,6 +206,18 @@ class Linear(Schedule):
         _set(self, "lr", _lr(self.lr))
         _set(self, "steps", check.integer("steps", self.steps))
         _set(self, "final_lr", check.real("final_lr", self.final_lr))
+
+
+@_schedule
+class Linear(_ToFinal):
+    """Linear: ``lr(n) = (1 - p) * lr + p * final_lr``, ``p = min(n, steps) / steps``.
+
+    Goes from ``lr`` at n = 0 to ``final_lr`` at ``n = steps`` and stays there
+    (up or down). torch: ``LinearLR(start_factor=a, end_factor=b,
+    total_iters=steps)`` on base lr ``L`` is ``linear(a * L, steps, b * L)``.
+    """
+
+    _name = "linear"
 
     def _lr(self, n: int) -> float:
         p = min(n, self.steps) / self.steps
@@ -244,7 +250,7 @@ class Polynomial(Schedule):
 
 
 @_schedule
-class Cosine(Schedule):
+class Cosine(_ToFinal):
     """Cosine decay to a floor (note 003; SGDR without restarts).
 
     ``lr(n) = w * lr + (1 - w) * final_lr``, ``w = (1 + cos(pi * min(n, steps) / steps)) / 2``:
@@ -254,14 +260,6 @@ class Cosine(Schedule):
     """
 
     _name = "cosine"
-    lr: float
-    steps: int
-    final_lr: float = 0.0
-
-    def __post_init__(self) -> None:
-        _set(self, "lr", _lr(self.lr))
-        _set(self, "steps", check.integer("steps", self.steps))
-        _set(self, "final_lr", check.real("final_lr", self.final_lr))
 
     def _lr(self, n: int) -> float:
         w = (1.0 + math.cos(math.pi * min(n, self.steps) / self.steps)) / 2
