@@ -9,8 +9,8 @@ A topic is written in three parts:
   dataclass or dict of plain numbers and arrays);
 * **judge**: a small pure function of those numbers that returns a verdict by the
   rule the topic states;
-* **write**: the prose and figure, which take every parameter from the measured
-  result (nothing is typed twice).
+* **write**: the prose and figures, which take every parameter from the measured
+  result (nothing is typed twice), handed to :meth:`Context.finding`.
 
 ``@topic("id")`` registers ``fn(ctx) -> Finding``, which calls the three; the topic's title,
 the notes it cites, the claim and the quote of the note are data, in ``claims.toml``.
@@ -19,13 +19,16 @@ the notes it cites, the claim and the quote of the note are data, in ``claims.to
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 HELD = "held"
 NOT_HELD = "did not hold"
@@ -66,7 +69,6 @@ class Finding:
     extra_figures: list[bytes] = field(default_factory=list)
 
 
-
 @dataclass
 class Context:
     """What a topic function gets: the mode, the seed, shared data and the sections run so far.
@@ -95,6 +97,14 @@ class Context:
         if key not in self._cache:
             self._cache[key] = make()
         return self._cache[key]
+
+    def finding(self, verdict: str, numbers: dict[str, Number], figures: Sequence[Figure], *, rule: str,
+                summary: str, setup: str, caption: str = "") -> Finding:
+        """A topic's :class:`Finding`: ``figures`` (the main one first) rendered as PNG at the tour's dpi."""
+        from ..plots.tour import png
+
+        main, *extra = (png(fig, self.dpi) for fig in figures)
+        return Finding(verdict, rule, summary, setup, numbers, main, caption, extra)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .. import data as D
-from ..plots.tour import Panel, Series, color, panels_figure, png
+from ..plots.tour import Panel, Series, color, panels_figure
 from ._util import MLPRows, digits, rows_optimizer, set_row_lrs
 from .base import DEPENDS, HELD, NOT_HELD, Context, Finding, judge, topic
 
@@ -145,8 +145,8 @@ def combine(ctx: Context) -> Finding:
     numbers["one-step pairs worse than both parts alone"] = f"{len(bad)} of {len(m.settings[FAMILIES[2]])}"
     numbers["those pairs (Adam lr, SGD lr)"] = ", ".join(f"({a:g}, {s:g})" for a, s in bad) or "none"
     rival = min(("Adam", "SGD", FAMILIES[3]), key=lambda f: loss[f])
-    return Finding(
-        verdict=verdict,
+    return ctx.finding(
+        verdict, numbers, [fig],
         rule=f"two parts, each on the mean over the seeds of the final validation loss. Worse at its best: the "
         f"one-step sum's best setting ends more than {m.tol:.0%} above the best of Adam alone, SGD alone and the "
         f"phases. Unstable: in at least a third of the (Adam lr, SGD lr) pairs the sum ends more than {m.tol:.0%} "
@@ -170,8 +170,6 @@ def combine(ctx: Context) -> Finding:
         "every pair summed in one step (two descend optimizers over the same tensors, both stepping on the same "
         f"gradient) and every pair as phases (Adam for {m.epochs // 2} epochs, then SGD); all runs are rows of one "
         "stacked network on the same batches. Best lr of each: the lowest mean final validation loss.",
-        numbers=numbers,
-        figure=png(fig, ctx.dpi),
         caption="Left: each way at its best lr. Right: every one-step pair (solid) against its Adam part (dotted) "
         "and SGD (dashed) run alone.",
     )

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from .. import data as D
 from .. import models as M
 from .. import optim as O
-from ..plots.tour import Panel, Series, color, panels_figure, png
+from ..plots.tour import Panel, Series, color, panels_figure
 from ._util import F64, descend_rows, digits, fit, shown, steps_to, take
 from .base import DEPENDS, HELD, NOT_HELD, Context, Finding, judge, topic
 
@@ -165,8 +165,8 @@ def batch(ctx: Context) -> Finding:
            f"{numbers[f'{sgd}: updates per second']:.0f}/s). The notes' argument is about data too large to "
            "pass over cheaply; on a small table on a CPU the per-step overhead decides.")
     )
-    return Finding(
-        verdict=verdict,
+    return ctx.finding(
+        verdict, numbers, [fig],
         rule="each method gets the same wall-clock budget of updates and, for each criterion, its best lr of the "
         "same grid. Per epoch: mini-batch and pure SGD must have a lower training loss than full-batch GD after "
         "the number of epochs the slowest method completed. Per second: mini-batch must have a lower loss than "
@@ -176,8 +176,6 @@ def batch(ctx: Context) -> Finding:
         f"regression (descend.models), descend.optim.SGD with batch size all ({len(X)}), 32 and 1 (reshuffled "
         f"each epoch by descend.data.Batches), lr in {lrs}; {budget:g} s of optimizer time each (evaluation of "
         "the full training loss at geometrically spaced steps is not counted); one torch thread.",
-        numbers=numbers,
-        figure=png(fig, ctx.dpi),
         caption="Left: loss against epochs. Right: the same runs against seconds of updates.",
     )
 
@@ -246,8 +244,16 @@ def scaling(ctx: Context) -> Finding:
                for i, (n, v) in enumerate(res.items())], xlog=True, ylog=True,
               hlines=[(math.log(2), "start: log 2")]),
     ], title="Breast cancer, logistic regression by gradient descent: raw features against standardized ones")
-    return Finding(
-        verdict=verdict,
+    numbers = {
+        "raw: largest / smallest feature range": r["range"],
+        "raw: Hessian condition number": r["kappa"], "standardized: Hessian condition number": s["kappa"],
+        "raw: best lr": float(lrs[r["best"]]), "raw: final loss": float(r["finals"][r["best"]]),
+        "standardized: best lr": float(lrs[s["best"]]), "standardized: final loss": float(s["finals"][s["best"]]),
+        f"raw: steps to loss {target:g}": shown(hit["raw features"], steps),
+        f"standardized: steps to loss {target:g}": shown(hit["standardized"], steps),
+    }
+    return ctx.finding(
+        verdict, numbers, [fig],
         rule="held if, each at its best lr of the same grid and the same number of full-batch GD steps, the "
         "standardized features reach a lower training loss than the raw ones, and standardizing lowers the "
         "condition number of the loss's Hessian at the start; depends if only one holds.",
@@ -263,15 +269,6 @@ def scaling(ctx: Context) -> Finding:
         f"1e-8 to 100 trained together as rows of one tensor, {steps} steps; raw = descend.data.load(..., "
         "standardize=False), standardized = training mean 0, std 1. Condition number of 0.25·AᵀA/n (the "
         "Hessian at zero weights, A = [X, 1]).",
-        numbers={
-            "raw: largest / smallest feature range": r["range"],
-            "raw: Hessian condition number": r["kappa"], "standardized: Hessian condition number": s["kappa"],
-            "raw: best lr": float(lrs[r["best"]]), "raw: final loss": float(r["finals"][r["best"]]),
-            "standardized: best lr": float(lrs[s["best"]]), "standardized: final loss": float(s["finals"][s["best"]]),
-            f"raw: steps to loss {target:g}": shown(hit["raw features"], steps),
-            f"standardized: steps to loss {target:g}": shown(hit["standardized"], steps),
-        },
-        figure=png(fig, ctx.dpi),
         caption="Left: the best run of each version. Right: where each version's usable learning rates lie.",
     )
 
@@ -388,8 +385,8 @@ def mse_vs_ce(ctx: Context) -> Finding:
     numbers["at the starts: median |grad MSE| / |grad cross-entropy|"] = g_ratio
     numbers["MSE: median gradient norm of the stuck starts"] = stuck_g if math.isfinite(stuck_g) else "none stuck"
     numbers["cross-entropy: median final gradient norm"] = solved_g
-    return Finding(
-        verdict=verdict,
+    return ctx.finding(
+        verdict, numbers, [fig],
         rule="each loss at its best lr of the same grid (the one that solves the most starts); a start is solved "
         "at 95% training accuracy. Held if cross-entropy solves at least 10 points more of the starts than MSE "
         "within the budget; depends if the shares are within 10 points but cross-entropy solves them in fewer "
@@ -410,8 +407,6 @@ def mse_vs_ce(ctx: Context) -> Finding:
         f"{n_init} starts with weights ~ N(0, {scale:g}²) shared by both losses; full-batch GD "
         f"(descend.optim.SGD) with lr in {lrs}, every (start, lr) pair a row of one tensor; {steps} steps; MSE is "
         "mean((sigmoid(z) − y)²), cross-entropy is the logistic loss.",
-        numbers=numbers,
-        figure=png(fig, ctx.dpi),
         caption="Left: how many starts each loss solved over time. Right: each loss along the straight line from "
         "the worst MSE start to the cross-entropy solution.",
     )
@@ -501,8 +496,8 @@ def batchnorm(ctx: Context) -> Finding:
     numbers["eval mode: one example alone vs inside a batch (max diff)"] = eval_diff
     numbers["train mode: same example in batches of 8 and 64 (max diff)"] = train_diff
     numbers["train mode: a batch of one example"] = one
-    return Finding(
-        verdict=verdict,
+    return ctx.finding(
+        verdict, numbers, [fig],
         rule="smoother: over the same lr grid the BatchNorm network's median final training loss is lower and "
         "it trains (loss below 0.1) at least as many learning rates. Modes: in eval mode an example's output does "
         "not depend on the batch (difference below 1e-5) while in training mode it does (above 1e-4). Held if "
@@ -517,7 +512,5 @@ def batchnorm(ctx: Context) -> Finding:
         setup=f"digits (standardized), descend.models.MLP with hidden layers {hidden}, ReLU, with and without "
         f"BatchNorm1d after each hidden Linear; descend.train.Trainer with SGD, batches of 32, {epochs} epochs, "
         f"lr in {lrs}, the same initial seed.",
-        numbers=numbers,
-        figure=png(fig, ctx.dpi),
         caption="Left: every run's loss per epoch. Right: where each network ends, against the learning rate.",
     )

@@ -17,7 +17,7 @@ import torch
 from .. import lab, landscapes
 from .. import optim as O
 from ..plots.lab import race_figure, sweep_figure
-from ..plots.tour import basins_figure, gradient_figure, png
+from ..plots.tour import basins_figure, gradient_figure
 from ._util import BEST_LR, F64, as_inf, race_grid, shown, steps_to, take
 from .base import Context, Finding, judge, topic
 
@@ -84,8 +84,15 @@ def gradient(ctx: Context) -> Finding:
         land, p0, g, new.numpy(), 0.01, taylor_lrs=lrs, taylor_true=true, taylor_linear=linear,
         angles=angles, slopes=slopes, box=(0.78, 1.22, 0.84, 1.2),
     )
-    return Finding(
-        verdict=verdict,
+    numbers = {
+        "gradient x": float(g[0]), "gradient y": float(g[1]), "new x": float(new[0]), "new y": float(new[1]),
+        "distance from (0.94, 0.97)": step_err, "bit-exact (0.94, 0.97)": exact,
+        "f before": fv, "f after": float(land.value(new)),
+        "steepest descent direction (deg)": steepest, "negative gradient direction (deg)": expected,
+        "first-order error at lr 0.01": e_small, "first-order error at lr 0.1": e_large,
+    }
+    return ctx.finding(
+        verdict, numbers, [fig],
         rule="held if the gradient at (1, 1) is (6, 3) (autograd and closed form, to 1e-12), one SGD step "
         "with lr 0.01 lands on (0.94, 0.97) to 1e-12, the steepest descending direction found by scanning "
         "all directions is the negative gradient (to 0.25°), and the first-order prediction of the loss "
@@ -99,14 +106,6 @@ def gradient(ctx: Context) -> Finding:
         setup="f(x, y) = 3x²y (landscape note003) at (1, 1), float64; gradient by autograd and by the closed "
         "form; one step of descend.optim.SGD(lr=0.01); slopes g·(cos a, sin a) for a in 0..360° every 0.25°; "
         "f(p − lr·g) against f(p) − lr·|g|² for lr from 1e-4 to 0.3.",
-        numbers={
-            "gradient x": float(g[0]), "gradient y": float(g[1]), "new x": float(new[0]), "new y": float(new[1]),
-            "distance from (0.94, 0.97)": step_err, "bit-exact (0.94, 0.97)": exact,
-            "f before": fv, "f after": float(land.value(new)),
-            "steepest descent direction (deg)": steepest, "negative gradient direction (deg)": expected,
-            "first-order error at lr 0.01": e_small, "first-order error at lr 0.1": e_large,
-        },
-        figure=png(fig, ctx.dpi),
         caption="Left: the step from (1, 1) against the gradient. Middle: the loss after one step against the "
         "gradient's linear prediction. Right: the slope in every direction.",
     )
@@ -169,8 +168,18 @@ def learning_rate(ctx: Context) -> Finding:
     large_text = (f"was stopped as diverged at step {run_large.steps}" if run_large.diverged
                   else f"ended at f − f* = {run_large.final_gap:.2e}")
     counts = ", ".join(f"{sum(1 for x in labels if x == k)} {k}" for k in ("too small", "good", "too large", "divergent"))
-    return Finding(
-        verdict=verdict,
+    numbers = {
+        "lr too small (shown)": small, "its final f - f*": float(run_small.final_gap),
+        "best lr": best, "its steps to 1e-8": shown(run_best.steps_to_tol, steps),
+        "lr too large (shown)": large, "it diverged": bool(run_large.diverged),
+        f"sign flips along the steep axis ({window_text})": sign_flips,
+        "lrs too small": sum(1 for x in labels if x == "too small"), "lrs good": len(good),
+        "lrs too large": sum(1 for x in labels if x == "too large"),
+        "lrs divergent": sum(1 for x in labels if x == "divergent"),
+        "good range from": float(min(good)) if good else "none", "good range to": float(max(good)) if good else "none",
+    }
+    return ctx.finding(
+        verdict, numbers, [fig, sweep_fig],
         rule="held if descend.lab.sweep labels some learning rates 'too small' (final gap over 10x the best "
         "gap), some 'good', and some 'too large' or 'divergent' (diverged, or ended above the starting loss). "
         f"The best lr shown is the sweep's, by {BEST_LR}.",
@@ -181,18 +190,6 @@ def learning_rate(ctx: Context) -> Finding:
         setup=f"Plain gradient descent (descend.optim.SGD) on a quadratic bowl with condition number 10, rotated "
         f"30°, from its start point; {len(lrs)} learning rates in one vectorized lab.sweep, {steps} steps, "
         "tolerance 1e-8; then a race of three of them.",
-        numbers={
-            "lr too small (shown)": small, "its final f - f*": float(run_small.final_gap),
-            "best lr": best, "its steps to 1e-8": shown(run_best.steps_to_tol, steps),
-            "lr too large (shown)": large, "it diverged": bool(run_large.diverged),
-            f"sign flips along the steep axis ({window_text})": sign_flips,
-            "lrs too small": sum(1 for x in labels if x == "too small"), "lrs good": len(good),
-            "lrs too large": sum(1 for x in labels if x == "too large"),
-            "lrs divergent": sum(1 for x in labels if x == "divergent"),
-            "good range from": float(min(good)) if good else "none", "good range to": float(max(good)) if good else "none",
-        },
-        figure=png(fig, ctx.dpi),
-        extra_figures=[png(sweep_fig, ctx.dpi)],
         caption="Top: the three runs' paths and losses. Bottom: the whole sweep, shaded by region.",
     )
 
@@ -238,8 +235,8 @@ def saddle(ctx: Context) -> Finding:
         numbers[f"{r.optimizer}: steps to leave the plateau (|y| > y*/2)"] = shown(esc[r.optimizer], steps)
         numbers[f"{r.optimizer}: steps to f - f* < 1e-6"] = shown(r.steps_to_tol, steps)
         numbers[f"{r.optimizer}: best lr"] = float(r.hyper["lr"])
-    return Finding(
-        verdict=verdict,
+    return ctx.finding(
+        verdict, numbers, [fig],
         rule="held if both RMSprop and Adam leave the plateau (|y| above half the minimum's y*) and reach "
         f"f − f* < 1e-6 in fewer steps than GD, each optimizer at its best lr of the same grid ({BEST_LR}); depends if only "
         "one of them does.",
@@ -251,8 +248,6 @@ def saddle(ctx: Context) -> Finding:
         setup=f"saddle_plateau: f = x²/2 + y⁶/6 − y⁴/4 − 0.01·y²/2 from (1.5, 0.01); lab.race(fair=True) over "
         f"{len(grid)} lrs from 1e-4 to 1 for GD (descend.optim.SGD), RMSprop and Adam with their defaults; "
         f"tolerance 1e-6, {steps} steps at most.",
-        numbers=numbers,
-        figure=png(fig, ctx.dpi),
         caption="Paths from just off the saddle's stable line (left) and f − f* per step (right).",
     )
 
@@ -319,8 +314,8 @@ def minima(ctx: Context) -> Finding:
                     "solve it' is too strong; momentum (note 000) and gradient noise (note 003's SGD) are ways "
                     "out, though not guarantees.")
     fig = basins_figure(land, xs, ys, panels, start=land.start)
-    return Finding(
-        verdict=verdict,
+    return ctx.finding(
+        verdict, numbers, [fig],
         rule="GD is stuck if, from the landscape's start (1.6, 1), it ends in the local minimum and at least a "
         "quarter of a grid of starts ends there too. Held if GD is stuck and momentum (same lr) from the same "
         "start ends in the local minimum as well (no remedy); depends if GD is stuck but momentum reaches the "
@@ -331,7 +326,5 @@ def minima(ctx: Context) -> Finding:
         setup=f"two_minima: f = (x² − 1)² + 0.3x + y²; {nx}x{ny} starts over the box in one lab.run_many per "
         f"optimizer, {steps} steps; GD lr {lr:g}; Momentum lr {lr:g}, β 0.9 (heavy ball); an end within 0.05 of a "
         "minimum counts as reaching it.",
-        numbers=numbers,
-        figure=png(fig, ctx.dpi),
         caption="Each cell is a start, coloured by the minimum it ended in; the line is the path from the white start.",
     )

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from .. import lab
 from .. import optim as O
 from ..plots.lab import race_figure
-from ..plots.tour import Panel, Series, panels_figure, png
+from ..plots.tour import Panel, Series, panels_figure
 from ._util import BEST_LR, F64, as_inf, race_grid, shown, take
 from .base import Context, Finding, judge, topic
 
@@ -151,8 +151,8 @@ def newton(ctx: Context) -> Finding:
     }
     for d, (tn, tg) in zip(dims, cost):
         numbers[f"{d + 1} parameters: seconds per step, Newton / GD"] = f"{tn:.2e} / {tg:.2e} ({tn / tg:.0f}x)"
-    return Finding(
-        verdict=verdict,
+    return ctx.finding(
+        verdict, numbers, [fig, extra],
         rule="held if Newton needs fewer steps than GD on both problems (Rosenbrock to f − f* < 1e-6, GD at its "
         f"best lr of the grid by {BEST_LR}; logistic regression to a gradient norm below 1e-6, GD at lr 1/L) and one Newton "
         "step costs at least 10x more, relative to a GD step, at the largest model than at the smallest (the "
@@ -169,9 +169,6 @@ def newton(ctx: Context) -> Finding:
         f"{len(grid)} lrs), {steps} steps. Breast cancer (standardized, float64) logistic regression with L2 "
         "0.01: Newton (exact Hessian, Armijo line search) against GD at lr 1/L (L from the data). Seconds per "
         f"step on random logistic problems with {', '.join(str(d + 1) for d in dims)} parameters.",
-        numbers=numbers,
-        figure=png(fig, ctx.dpi),
-        extra_figures=[png(extra, ctx.dpi)],
         caption="Top: Rosenbrock. Bottom: a real logistic regression in steps and in seconds, and the cost of a "
         "step against the number of parameters.",
     )

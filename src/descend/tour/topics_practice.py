@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from .. import data as D
 from .. import models as M
 from .. import optim as O
-from ..plots.tour import Bars, Panel, Series, color, panels_figure, png
+from ..plots.tour import Bars, Panel, Series, color, panels_figure
 from ..train import Phase
 from ._util import digits, fit, rows_optimizer, take
 from .base import DEPENDS, HELD, NOT_HELD, Context, Finding, judge, topic
@@ -101,8 +101,8 @@ def adam_then_sgd(ctx: Context) -> Finding:
         numbers[f"{k}: final training loss"] = mean_final(k, "train_loss")
         numbers[f"{k}: final validation loss"] = mean_final(k, "val_loss")
         numbers[f"{k}: final test accuracy"] = mean_final(k, "test_accuracy")
-    return Finding(
-        verdict=verdict,
+    return ctx.finding(
+        verdict, numbers, [fig],
         rule="two parts, averaged over the seeds. Early: Adam's validation loss after the first epoch is below "
         "SGD's. End: the run that switches from Adam to SGD halfway ends with a lower validation loss than Adam "
         "alone and at least its test accuracy. Held if both; depends if one; did not hold if neither.",
@@ -121,8 +121,6 @@ def adam_then_sgd(ctx: Context) -> Finding:
         setup=f"digits (standardized), descend.models.MLP 64-128-128-10 (ReLU), batches of 64, {E} epochs, seeds "
         f"{seeds}; descend.train.Trainer with Adam lr {adam_lr:g}, plain SGD lr {sgd_lr:g}, and phases "
         f"[Phase({E // 2}, 'adam'), Phase({E - E // 2}, 'sgd')] (SGD built fresh at the switch).",
-        numbers=numbers,
-        figure=png(fig, ctx.dpi),
         caption="Validation loss and accuracy per epoch; the dotted line is the switch.",
     )
 
@@ -223,8 +221,8 @@ def parts(ctx: Context) -> Finding:
         numbers[f"{k}: new-task test accuracy"] = v["new"]
         numbers[f"{k}: old-task accuracy (old head)"] = v["old"]
         numbers[f"{k}: body change |Δw|/|w|"] = v["drift"]
-    return Finding(
-        verdict=verdict,
+    return ctx.finding(
+        verdict, numbers, [fig],
         rule="keeps: the per-part run's old-task accuracy (pretrained body with its old head) is at least 5 points "
         "above the all-aggressive run's. Learns: its new-task accuracy is within 5 points of the all-aggressive "
         "run's and not below the frozen body's. Held if both; depends if it keeps the features but learns less; "
@@ -241,8 +239,6 @@ def parts(ctx: Context) -> Finding:
         "descend.train.Trainer and per-part optimizer specs (descend.train.PartOptimizer: body net.0, net.2; head "
         f"net.4; None freezes), batches of 16, seeds {seeds}. Old-task accuracy: the fine-tuned body with the "
         "old head on classes 0–5.",
-        numbers=numbers,
-        figure=png(fig, ctx.dpi),
         caption="Three ways to fine-tune: what the new task gained and what the old one lost.",
     )
 
@@ -405,8 +401,8 @@ def choose(ctx: Context) -> Finding:
         numbers[f"sparse, {k}: best lr"] = sp[k]["lr"]
     for k, v in on.items():
         numbers[f"online, {k}: best lr"] = float(v["lr"])
-    return Finding(
-        verdict=verdict,
+    return ctx.finding(
+        verdict, numbers, [fig],
         rule="each piece of advice that this tour measured gets its own held / did not hold / depends (listed in "
         "the table). Held if every measured piece held; depends if some held or depended; did not hold if none did. Advice "
         "measured in another section takes that section's verdict; run alone (--only), only the advice measured "
@@ -422,7 +418,5 @@ def choose(ctx: Context) -> Finding:
         f"rows of one tensor; the rare half of the features scored. Online: a linear model learning from one "
         f"example at a time, {t_on} examples, the true weights change by a small step halfway; learning rates "
         f"{ONLINE_LRS} each. Phases, parts and one-step combining: the sections above.",
-        numbers=numbers,
-        figure=png(fig, ctx.dpi),
         caption="Left: sparse data. Right: tracking a change in an online stream.",
     )

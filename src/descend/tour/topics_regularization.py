@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .. import data as D
-from ..plots.tour import Panel, Series, color, panels_figure, png
+from ..plots.tour import Panel, Series, color, panels_figure
 from ._util import F64, descend_rows, rows_optimizer, shown, soft_threshold, steps_to, take
 from .base import DEPENDS, HELD, NOT_HELD, Context, Finding, judge, topic
 
@@ -88,8 +88,8 @@ def l2(ctx: Context) -> Finding:
         numbers[f"λ={lam:g}: Hessian condition number"] = k
         numbers[f"λ={lam:g}: GD steps to 1e-6 of its optimum"] = shown(h, steps)
         numbers[f"λ={lam:g}: validation MSE of the exact solution"] = v
-    return Finding(
-        verdict=verdict,
+    return ctx.finding(
+        verdict, numbers, [fig],
         rule="smoothing measured as conditioning: the penalty λ/2·|w|² adds λ to every eigenvalue of the "
         "Hessian. Held if the condition number falls as λ grows and gradient descent (lr 1/L of each problem) "
         "needs fewer steps to get within 1e-6 of its own optimum with the largest λ than with none; depends if "
@@ -104,8 +104,6 @@ def l2(ctx: Context) -> Finding:
         f"examples), linear regression with bias; full-batch GD (descend.optim.SGD with weight_decay = λ, i.e. "
         f"the gradient of λ/2·|w|²) at lr 1/L, L = largest Hessian eigenvalue + λ, for λ in {lams} as rows of "
         f"one tensor; {steps} steps; optima and validation errors from the exact ridge solution.",
-        numbers=numbers,
-        figure=png(fig, ctx.dpi),
         caption="Left: convergence for each λ. Middle: conditioning and speed. Right: what the penalty costs on "
         "held-out data.",
     )
@@ -251,8 +249,8 @@ def l1(ctx: Context) -> Finding:
         numbers[f"{meth}: irrelevant exactly 0 there"] = int(m.exact[meth][j])
         numbers[f"{meth}: informative kept there (of {m.k})"] = int(m.kept[meth][j])
     most_l2 = int(m.zeroed["L2"].max())
-    return Finding(
-        verdict=verdict,
+    return ctx.finding(
+        verdict, numbers, [fig],
         rule=f"a weight counts as zero when |w| < τ = {m.tau:g} (standardized units: it moves the prediction by "
         f"under {m.tau:g} target standard deviations per standard deviation of its feature; the smallest true "
         f"informative weight is {m.smallest_informative:.3f}). L2 at its best λ (lowest validation loss); L1 at a "
@@ -279,8 +277,6 @@ def l1(ctx: Context) -> Finding:
         f"at lr 1/L = {m.lr:.3f} (L2: 1/(L + λ)), every λ as one row of a tensor: L1 by soft-thresholding after each "
         "step (proximal gradient, ISTA), L1 by the optimizer's l1= keyword, L2 by weight_decay=λ "
         f"(λ from {m.lams['L1 prox'][0]:g} to {m.lams['L1 prox'][-1]:g} for L1, ten times that for L2).",
-        numbers=numbers,
-        figure=png(fig, ctx.dpi),
         caption="From the left: irrelevant weights zeroed and informative weights kept against λ, the validation loss, "
         "and every weight at the compared λ (L1 at the matched λ, L2 at its best).",
     )

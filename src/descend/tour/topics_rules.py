@@ -15,7 +15,7 @@ import torch
 
 from .. import lab, landscapes
 from ..plots.lab import race_figure
-from ..plots.tour import Panel, Series, color, panels_figure, png
+from ..plots.tour import Panel, Series, color, panels_figure
 from ._util import BEST_LR, F64, as_inf, race_grid, rows_optimizer, shown, take
 from .base import DEPENDS, HELD, NOT_HELD, Context, Finding, judge, topic
 
@@ -62,8 +62,18 @@ def momentum(ctx: Context) -> Finding:
     ratio = as_inf(gd.steps_to_tol) / as_inf(mom.steps_to_tol) if mom.steps_to_tol else float("nan")
     fig = race_figure(race, title=f"Bowl with condition number {kappa:g}: GD against momentum (β = 0.9), "
                       f"each at its best lr of {len(grid)}")
-    return Finding(
-        verdict=verdict,
+    numbers = {
+        "GD steps to 1e-6": shown(gd.steps_to_tol, steps), "GD best lr": float(gd.hyper["lr"]),
+        "momentum steps to 1e-6": shown(mom.steps_to_tol, steps), "momentum best lr": float(mom.hyper["lr"]),
+        f"GD: share of reversals across the valley (first {n} steps)": reversals(gd),
+        f"momentum: share of reversals across the valley (first {n} steps)": reversals(mom),
+        f"GD: distance along the valley (first {n} steps)": travel(gd, 0),
+        f"momentum: distance along the valley (first {n} steps)": travel(mom, 0),
+        f"GD: distance across the valley (first {n} steps)": travel(gd, 1),
+        f"momentum: distance across the valley (first {n} steps)": travel(mom, 1),
+    }
+    return ctx.finding(
+        verdict, numbers, [fig],
         rule=f"each optimizer at its best learning rate of the same grid (lab.race with fair=True, {BEST_LR}). Held if "
         "momentum (β = 0.9) reaches f − f* < 1e-6 in fewer steps than plain gradient descent and, in the first "
         f"{n} steps, reverses its move across the valley less often (less zig-zag); depends if only one holds.",
@@ -78,17 +88,6 @@ def momentum(ctx: Context) -> Finding:
         setup=f"bowl(kappa={kappa:g}): f = (x² + {kappa:g}·y²)/2 from (−2.5, 1); lab.race(fair=True) over "
         f"{len(grid)} learning rates from 1e-4 to 1 for descend.optim.SGD and Momentum(beta=0.9, heavy ball); "
         f"tolerance 1e-6, {steps} steps at most.",
-        numbers={
-            "GD steps to 1e-6": shown(gd.steps_to_tol, steps), "GD best lr": float(gd.hyper["lr"]),
-            "momentum steps to 1e-6": shown(mom.steps_to_tol, steps), "momentum best lr": float(mom.hyper["lr"]),
-            f"GD: share of reversals across the valley (first {n} steps)": reversals(gd),
-            f"momentum: share of reversals across the valley (first {n} steps)": reversals(mom),
-            f"GD: distance along the valley (first {n} steps)": travel(gd, 0),
-            f"momentum: distance along the valley (first {n} steps)": travel(mom, 0),
-            f"GD: distance across the valley (first {n} steps)": travel(gd, 1),
-            f"momentum: distance across the valley (first {n} steps)": travel(mom, 1),
-        },
-        figure=png(fig, ctx.dpi),
         caption="Paths on the bowl (left) and f − f* per step (right), each optimizer at its best lr of the grid.",
     )
 
@@ -142,8 +141,8 @@ def nesterov(ctx: Context) -> Finding:
         numbers[f"β={b:g}: momentum overshoot"] = float(over["momentum"][i])
         numbers[f"β={b:g}: Nesterov overshoot"] = float(over["nesterov"][i])
         numbers[f"β={b:g}: momentum / Nesterov steps"] = f"{stp['momentum'][i]} / {stp['nesterov'][i]}"
-    return Finding(
-        verdict=verdict,
+    return ctx.finding(
+        verdict, numbers, [fig, extra],
         rule="overshoot = the largest x the path reaches past the minimum (it starts at x = −2.5). Held if, for "
         "every β where momentum overshoots by more than 0.01, Nesterov's overshoot is smaller (same lr, same "
         "β); depends if only for some.",
@@ -154,9 +153,6 @@ def nesterov(ctx: Context) -> Finding:
         setup=f"bowl(kappa=10) from (−2.5, 1); descend.optim.Momentum and Nesterov (heavy ball, look-ahead stored "
         f"in the parameter), lr {lr:g}, β in {betas}, one lab.run_many per optimizer (a row per β), "
         f"tolerance 1e-6, {steps} steps at most.",
-        numbers=numbers,
-        figure=png(fig, ctx.dpi),
-        extra_figures=[png(extra, ctx.dpi)],
         caption="Top: the two paths at β = 0.95. Bottom: overshoot and steps for every β.",
     )
 
@@ -234,8 +230,8 @@ def adagrad(ctx: Context) -> Finding:
         numbers[f"lr {lr:g}: RMSprop effective lr, last / first step"] = float(rms_end[i])
         numbers[f"lr {lr:g}: Adagrad final f - f*"] = float(gap_a[-1, i])
         numbers[f"lr {lr:g}: RMSprop final f - f*"] = float(gap_r[-1, i])
-    return Finding(
-        verdict=verdict,
+    return ctx.finding(
+        verdict, numbers, [fig],
         rule="the mechanism: at every lr Adagrad's effective lr never increases and ends below its first value, "
         "while RMSprop's ends above its first value (its average forgets the large early gradients). Held if the mechanism holds and Adagrad "
         "ends with a larger f − f* than RMSprop at every lr; depends if it is slower only at some lrs; did not "
@@ -254,8 +250,6 @@ def adagrad(ctx: Context) -> Finding:
         setup=f"bowl(kappa=10) from (−2.5, 1); descend.optim.Adagrad and RMSprop (β 0.9, ε 1e-8 inside the root) "
         f"at lr {lrs}, each as one (3, 2) tensor of rows; {steps} steps; effective lr read from the optimizers' "
         "state (G and S).",
-        numbers=numbers,
-        figure=png(fig, ctx.dpi),
         caption="Left: the step size each rule actually used. Right: the loss it reached.",
     )
 
@@ -310,8 +304,8 @@ def adam(ctx: Context) -> Finding:
     verdict, same = judge_adam(identity, wins, len(races))
     fig = race_figure(races["Rosenbrock"], title=f"Rosenbrock: momentum, RMSprop and Adam, each at its best lr of {len(grid)}")
     fig2 = race_figure(races["rotated bowl"], title=f"Bowl (κ = 100, rotated 30°): the same three, best lr of {len(grid)}")
-    return Finding(
-        verdict=verdict,
+    return ctx.finding(
+        verdict, numbers, [fig, fig2],
         rule="two parts. Structure: Adam with β1 = 0 (no momentum), no bias correction and ε inside the root must "
         f"retrace RMSprop's path exactly (max difference ≤ 1e-12). Speed: in fair races (same lr grid, {BEST_LR}) on "
         "Rosenbrock and on a rotated κ = 100 bowl, Adam must reach f − f* < 1e-6 in fewer steps than both "
@@ -326,9 +320,6 @@ def adam(ctx: Context) -> Finding:
         f"'inside', bias_correction False) against RMSprop(lr 0.01, β 0.9). Speed: lab.race(fair=True) over "
         f"{len(grid)} lrs from 1e-4 to 1, {steps} steps, tolerance 1e-6; Momentum β 0.9, RMSprop β 0.9, Adam "
         "β1 0.9, β2 0.999.",
-        numbers=numbers,
-        figure=png(fig, ctx.dpi),
-        extra_figures=[png(fig2, ctx.dpi)],
         caption="Fair races: each optimizer at the lr of the grid that reached the tolerance first.",
     )
 

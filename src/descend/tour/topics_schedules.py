@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from .. import data as D
 from .. import schedules as S
-from ..plots.tour import Panel, Series, color, panels_figure, png
+from ..plots.tour import Panel, Series, color, panels_figure
 from ._util import F64, MLPRows, digits, rows_optimizer, set_row_lrs
 from .base import DEPENDS, HELD, NOT_HELD, Context, Finding, judge, topic
 
@@ -112,8 +112,8 @@ def schedules(ctx: Context) -> Finding:
     numbers: dict[str, float | int | str] = {f"{k}: final MSE − optimum": float(v) for k, v in zip(names, final)}
     numbers["least-squares optimum (train MSE)"] = float(optimum)
     numbers["schedules that beat the constant lr"] = f"{better} of {len(decays)}"
-    return Finding(
-        verdict=verdict,
+    return ctx.finding(
+        verdict, numbers, [fig],
         rule="every schedule starts at the same lr and gets the same epochs and the same batches. Held if every "
         "decaying schedule ends closer to the optimum than the constant lr; depends if some do; did not hold if "
         "none does.",
@@ -127,8 +127,6 @@ def schedules(ctx: Context) -> Finding:
         f"regression, mini-batch SGD with batches of {bs} ({ipe} iterations per epoch, the same order for all), "
         f"{epochs} epochs = {T} iterations, base lr {lr:g}; the {R} schedules of descend.schedules train together "
         "as rows of one tensor with per-row learning rates set from each schedule every iteration.",
-        numbers=numbers,
-        figure=png(fig, ctx.dpi),
         caption="Left: each schedule's lr per iteration. Right: how close each run got, epoch by epoch.",
     )
 
@@ -249,8 +247,8 @@ def linear_scaling(ctx: Context) -> Finding:
     numbers["highest batch loss in epoch 1 after the first step, scaled lr"] = spike_scaled
     numbers["highest batch loss in epoch 1 after the first step, scaled lr + warmup"] = spike_warm
     numbers["loss at the start, log(10)"] = first_loss
-    return Finding(
-        verdict=verdict,
+    return ctx.finding(
+        verdict, numbers, [fig],
         rule=f"the base is batch {b0} at lr {lr0:g}; every run gets the same {epochs} epochs. Held if, at every "
         "larger batch, the scaled lr ends closer to the base's loss than the unscaled lr, and within 25% of it; "
         "depends if it is closer only at some batch sizes or drifts beyond 25%; did not hold if never closer.",
@@ -270,8 +268,6 @@ def linear_scaling(ctx: Context) -> Finding:
         f"{sizes}; for each batch size B three rows of one tensor share the same batches: lr {lr0:g}, lr "
         f"{lr0:g}·B/{b0} (descend.schedules.scale_lr's rule) and the same after a one-epoch linear warmup "
         f"from {lr0:g} (descend.schedules.warmup).",
-        numbers=numbers,
-        figure=png(fig, ctx.dpi),
         caption="Left: where each variant ends against the batch size. Right: the largest batch, epoch by epoch.",
     )
 
@@ -432,8 +428,8 @@ def warmup(ctx: Context) -> Finding:
                 DEPENDS: f" Warmup reduced the failures at batch {B} from {at_once} to {warmed} of {N}, but not to "
                          "a quarter of the seeds: at this scale warmup made failures rarer but did not rescue the "
                          "scaled lr."}[verdict]
-    return Finding(
-        verdict=verdict,
+    return ctx.finding(
+        verdict, numbers, [fig],
         rule=f"a run fails if it diverges (loss non-finite or above 1e3) or spikes (a batch loss after the first step "
         f"above {m.spike_factor:g}× the first). At the largest batch ({B}): held if at least half of the {N} seeds fail "
         "without warmup and at most a quarter with it; did not hold if they fail as often or more with warmup; "
@@ -446,7 +442,5 @@ def warmup(ctx: Context) -> Finding:
         f"over {m.warmup_epochs} epochs from {m.base_lr:g}. Seeds {m.seeds} (the "
         "initial weights); both variants of a seed start from the same weights and see the same batches; all "
         "runs train as rows of one stacked network.",
-        numbers=numbers,
-        figure=png(fig, ctx.dpi),
         caption="Every seed's batch loss at the largest batch, without warmup (left) and with it (right).",
     )
