@@ -43,6 +43,7 @@ from dataclasses import dataclass
 
 from . import _validate as check
 from .base import Schedule
+from .decay import cosine_between
 
 _schedule = dataclass(frozen=True, repr=False)
 
@@ -86,8 +87,7 @@ class CosineRestarts(Schedule):
 
     def _lr(self, n: int) -> float:
         t, length = self.position(n)
-        w = (1.0 + math.cos(math.pi * t / length)) / 2
-        return w * self.lr + (1.0 - w) * self.final_lr
+        return cosine_between(self.lr, self.final_lr, t, length)
 
 
 ANNEAL = ("cos", "linear")

@@ -61,6 +61,13 @@ def _set(obj: Schedule, name: str, value: object) -> None:
     object.__setattr__(obj, name, value)
 
 
+def cosine_between(lr: float, final_lr: float, t: int, length: int) -> float:
+    """``w * lr + (1 - w) * final_lr`` with ``w = (1 + cos(pi * t / length)) / 2``: ``lr`` at ``t = 0``,
+    ``final_lr`` at ``t = length`` (``cosine``, and each cycle of ``cosine_restarts``)."""
+    w = (1.0 + math.cos(math.pi * t / length)) / 2
+    return w * lr + (1.0 - w) * final_lr
+
+
 @_schedule
 class Constant(Schedule):
     """``lr(n) = lr``."""
@@ -262,8 +269,7 @@ class Cosine(_ToFinal):
     _name = "cosine"
 
     def _lr(self, n: int) -> float:
-        w = (1.0 + math.cos(math.pi * min(n, self.steps) / self.steps)) / 2
-        return w * self.lr + (1.0 - w) * self.final_lr
+        return cosine_between(self.lr, self.final_lr, min(n, self.steps), self.steps)
 
 
 @_schedule
