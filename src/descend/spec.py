@@ -68,7 +68,7 @@ def parse_options(text: str, what: str = "options") -> dict[str, Any]:
         if "=" not in part:
             raise SpecError(
                 f"{what} must be key=value pairs separated by commas (lists joined by /), "
-                f"e.g. lr=0.01,milestones=30/60; got {part!r}",
+                f"e.g. lr=0.01,milestones=30/60; got {part!r} (write {part}=VALUE)",
                 field=what,
             )
         key, raw = part.split("=", 1)

@@ -100,7 +100,13 @@ def schedule_cmd(
     try:
         schedule_command(spec, steps, plot, lr=lr, log=log, warmup=warmup)
     except (ValueError, OSError) as e:
-        typer.echo(f"error: {e}", err=True)
+        message = str(e)
+        # the run length and base lr come from --steps and --lr here, not from SPEC
+        if getattr(e, "field", None) in ("steps", "lr") and message.startswith(f"{e.field} must"):
+            message = f"--{message}"
+        elif getattr(e, "field", None) == "warmup" and warmup is not None and message.startswith("warmup must"):
+            message = f"--{message}"
+        typer.echo(f"error: {message}", err=True)
         raise typer.Exit(code=2) from None
 
 

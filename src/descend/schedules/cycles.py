@@ -193,7 +193,12 @@ class Cyclic(Schedule):
 
     def __post_init__(self) -> None:
         _set(self, "lr", check.real("lr", self.lr))
-        _set(self, "max_lr", check.real("max_lr", self.max_lr, self.lr))
+        try:
+            _set(self, "max_lr", check.real("max_lr", self.max_lr, self.lr))
+        except ValueError as e:
+            raise ValueError(
+                f"{e} (max_lr is the top of the cycle, so at least the base lr {self.lr:g})"
+            ) from None
         _set(self, "steps_up", check.integer("steps_up", self.steps_up))
         if self.steps_down is not None:
             _set(self, "steps_down", check.integer("steps_down", self.steps_down))

@@ -283,9 +283,11 @@ def build(
         schedule = factory(lr, **given)
     except (TypeError, ValueError) as e:
         field = _field(str(e), ("lr", "steps", *takes))
-        if field == "steps":
-            field = "decay_steps" if horizon_given else "steps"
-        raise SpecError(str(e), field=field) from None
+        message = str(e)
+        if field == "steps" and horizon_given:  # the spec's horizon, not the run length
+            field = "decay_steps"
+            message = re.sub(r"^steps\b", "decay_steps", message)
+        raise SpecError(message, field=field) from None
     if n_warmup is None:
         return schedule
     try:

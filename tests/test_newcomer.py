@@ -1,0 +1,49 @@
+"""Errors a newcomer hits on the command line name the argument as they typed it."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from descend.cli import app
+from descend.schedules.registry import build
+from descend.spec import SpecError
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["schedule", "cosine", "--steps", "0"], "error: --steps must be an integer >= 1, got 0"),
+        (["schedule", "cosine", "--lr", "-1"], "error: --lr must be in [0, inf), got -1.0"),
+        (["schedule", "cosine", "--warmup", "100"], "error: --warmup must be an integer in [1, steps - 1]"),
+        (["schedule", "cosine:warmup=100"], "error: warmup must be an integer in [1, steps - 1]"),
+        (["schedule", "linear:decay_steps=0"], "error: decay_steps must be an integer >= 1, got 0"),
+        (
+            ["schedule", "cyclic:max_lr=0.01,steps_up=10"],
+            "at least the base lr 0.1",
+        ),
+        (["schedule", "step:every"], "got 'every' (write every=VALUE)"),
+    ],
+)
+def test_schedule_errors_name_what_the_user_typed(args, message) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_race_option_without_value_says_how_to_write_it() -> None:
+    result = runner.invoke(app, ["race", "bowl", "-o", "adam:lr", "--steps", "5"])
+    assert result.exit_code == 2
+    assert "got 'lr' (write lr=VALUE)" in " ".join(result.output.split())
+
+
+def test_decay_steps_error_names_decay_steps() -> None:
+    with pytest.raises(SpecError, match=r"^decay_steps must be an integer >= 1, got 0") as info:
+        build("cosine:decay_steps=0", steps=100, lr=0.1)
+    assert info.value.field == "decay_steps"
+    with pytest.raises(SpecError, match=r"^steps must be an integer >= 1, got 0") as info:
+        build("cosine", steps=0, lr=0.1)
+    assert info.value.field == "steps"
