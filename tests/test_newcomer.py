@@ -47,3 +47,11 @@ def test_decay_steps_error_names_decay_steps() -> None:
     with pytest.raises(SpecError, match=r"^steps must be an integer >= 1, got 0") as info:
         build("cosine", steps=0, lr=0.1)
     assert info.value.field == "steps"
+
+
+def test_serve_rejects_an_unknown_log_level_without_a_traceback() -> None:
+    result = runner.invoke(app, ["serve", "--log-level", "foo"])
+    assert result.exit_code == 2
+    assert "--log-level must be one of" in result.output
+    assert "'foo'" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -41,9 +41,16 @@ def serve(
     Example: descend serve --port 8000
     """
     import uvicorn
+    from uvicorn.config import LOG_LEVELS
 
     from ..web.app import Limits, create_app
 
+    if log_level.lower() not in LOG_LEVELS:
+        typer.secho(
+            f"error: --log-level must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}",
+            fg=typer.colors.RED, err=True,
+        )
+        raise typer.Exit(code=2)
     if not is_loopback(host):
         typer.secho(
             f"warning: binding to {host} makes the lab reachable from other machines",
