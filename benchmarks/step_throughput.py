@@ -42,7 +42,16 @@ import descend.optim as O
 from descend.optim import fused
 
 ROOT = Path(__file__).resolve().parents[1]
-PARAM_SETS = ROOT.parent / "shared" / "bench" / "param_sets.json"
+PARAM_SETS = next((p for p in (ROOT.parent / "shared" / "bench" / "param_sets.json",
+                                ROOT / "shared" / "bench" / "param_sets.json") if p.exists()),
+                  ROOT.parent / "shared" / "bench" / "param_sets.json")
+DEVICE = torch.device("cpu")
+
+
+def sync() -> None:
+    """Wait for the device (a no-op on the CPU), so a step's time includes its kernels."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
 SMALL = {
     "2": [[2]],
     "10k": [[64, 128], [128], [128, 10], [10]],
@@ -66,8 +75,8 @@ def params_for(shapes: list[list[int]], seed: int) -> list[torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     ps = []
     for shape in shapes:
-        p = torch.randn(*shape, generator=gen).requires_grad_()
-        p.grad = torch.randn(*shape, generator=gen) * 1e-2
+        p = torch.randn(*shape, generator=gen).to(DEVICE).requires_grad_()
+        p.grad = (torch.randn(*shape, generator=gen) * 1e-2).to(DEVICE)
         ps.append(p)
     return ps
 
@@ -76,7 +85,7 @@ class Axpy:
     """In-place ``a.add_(b, alpha=s)``: the least an SGD step can cost (12 bytes per element)."""
 
     def __init__(self, numel: int) -> None:
-        self.a, self.b = torch.randn(numel), torch.randn(numel)
+        self.a, self.b = torch.randn(numel, device=DEVICE), torch.randn(numel, device=DEVICE)
 
     def step(self) -> None:
         self.a.add_(self.b, alpha=1e-3)
@@ -113,8 +122,10 @@ def bench(set_name: str, shapes: list, which: list[str], quick: bool, warmup: in
         order = list(runners.items())
         for i in range(steps):
             for k, r in order[i % len(order):] + order[:i % len(order)]:  # rotated: no variant always first
+                sync()
                 t0 = time.perf_counter()
                 r.step()
+                sync()
                 times[k].append(time.perf_counter() - t0)
         ms = {k: statistics.median(v) * 1e3 for k, v in times.items()}
         t_best = min((v, k) for k, v in ms.items() if k.startswith("t.") and k != "t.default")
@@ -146,12 +157,14 @@ COMPILE_SCRIPT = textwrap.dedent("""
     import torch
     import descend.optim as O
     torch.set_num_threads({threads})
-    ps = [torch.randn(n, requires_grad=True) for n in (1_000_000, 1000, 10)]
+    ps = [torch.randn(n, device="{device}", requires_grad=True) for n in (1_000_000, 1000, 10)]
     for p in ps:
         p.grad = torch.randn_like(p)
     opt = O.Adam(ps, impl="fused")
     t0 = time.perf_counter()
     opt.step()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     print(time.perf_counter() - t0)
 """)
 
@@ -162,7 +175,7 @@ def compile_times(threads: int) -> tuple[float, float]:
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
         out = []
         for _ in range(2):
-            res = subprocess.run([sys.executable, "-c", COMPILE_SCRIPT.format(threads=threads)], env=env,
+            res = subprocess.run([sys.executable, "-c", COMPILE_SCRIPT.format(threads=threads, device=DEVICE.type)], env=env,
                                  capture_output=True, text=True, check=True)
             out.append(float(res.stdout.strip().splitlines()[-1]))
         return out[0], out[1]
@@ -190,12 +203,16 @@ def main() -> None:
     ap.add_argument("--optimizers", default="SGD,Momentum,Adam,RMSprop")
     ap.add_argument("--no-compile-times", action="store_true")
     ap.add_argument("--json", type=Path, default=None, help="also write the raw numbers here")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (steps are timed with a device sync)")
     args = ap.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
     torch.set_num_threads(args.threads)
     sets = {**SMALL, **json.loads(PARAM_SETS.read_text())["sets"]}
     default = ["2", "10k", "200k", "many-small", "transformer"] + ([] if args.quick else ["resnet50"])
     names = args.sets.split(",") if args.sets else default
-    print(f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} cores; "
+    where = torch.cuda.get_device_name() if DEVICE.type == "cuda" else f"{args.threads} threads, {os.cpu_count()} cores"
+    print(f"torch {torch.__version__}, {DEVICE.type}: {where}; "
           "medians of interleaved rounds")
     rows = []
     for name in names:
