@@ -55,3 +55,12 @@ def test_serve_rejects_an_unknown_log_level_without_a_traceback() -> None:
     assert "--log-level must be one of" in result.output
     assert "'foo'" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_sweep_with_a_spec_says_the_name_goes_alone() -> None:
+    result = runner.invoke(app, ["sweep", "bowl", "-o", "adam:lr=0.1", "--steps", "5"])
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert "unknown optimizer 'adam:lr=0.1'" in text
+    assert "takes the name alone, 'adam'" in text
+    assert "--set" in text

@@ -59,7 +59,14 @@ def key_of(name: str) -> str:
     key = norm(name)
     key = ALIASES.get(key, key)
     if key not in OPTIMIZERS:
-        raise SpecError(f"unknown optimizer {name!r}; choose one of {', '.join(names())}", field="name")
+        message = f"unknown optimizer {name!r}; choose one of {', '.join(names())}"
+        head = str(name).partition(":")[0]
+        if ":" in str(name) and ALIASES.get(norm(head), norm(head)) in OPTIMIZERS:
+            message += (
+                f" (this argument takes the name alone, {head!r}; give its options separately, "
+                "e.g. --set in descend sweep)"
+            )
+        raise SpecError(message, field="name")
     return key
 
 
