@@ -7,11 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ._common import jsonable, label
+
+
+def exported(obj: Any, keys: Sequence[str]) -> dict[str, Any]:
+    """``{key: obj.key}`` for ``keys``, JSON-ready (lists and numbers, NaN and infinities as None)."""
+    return jsonable({k: getattr(obj, k) for k in keys})
 
 
 @dataclass
@@ -85,29 +90,16 @@ class Run:
         """``f - f_star`` at the last point (None when ``f_star`` is unknown)."""
         return None if self.f_star is None else self.final_loss - self.f_star
 
+    # the keys of to_dict(), in order: fields and properties
+    _exported: ClassVar[tuple[str, ...]] = (
+        "optimizer", "label", "hyper", "path", "losses", "grad_norms", "lrs", "record_steps", "steps",
+        "steps_to_tol", "converged", "diverged", "outcome", "wall_time", "f_star", "final_loss",
+        "final_gap", "landscape", "tol",
+    )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: lists and numbers, NaN and infinities as None."""
-        return jsonable({
-            "optimizer": self.optimizer,
-            "label": self.label,
-            "hyper": self.hyper,
-            "path": self.path,
-            "losses": self.losses,
-            "grad_norms": self.grad_norms,
-            "lrs": self.lrs,
-            "record_steps": self.record_steps,
-            "steps": self.steps,
-            "steps_to_tol": self.steps_to_tol,
-            "converged": self.converged,
-            "diverged": self.diverged,
-            "outcome": self.outcome,
-            "wall_time": self.wall_time,
-            "f_star": self.f_star,
-            "final_loss": self.final_loss,
-            "final_gap": self.final_gap,
-            "landscape": self.landscape,
-            "tol": self.tol,
-        })
+        return exported(self, self._exported)
 
 
 
@@ -192,28 +184,16 @@ class Runs:
         """``f - f_star`` at each row's last point (None when ``f_star`` is unknown)."""
         return None if self.f_star is None else self.final_losses - self.f_star
 
+    # the keys of to_dict(), in order (final_grad_norms and the per-row bookkeeping stay out)
+    _exported: ClassVar[tuple[str, ...]] = (
+        "optimizer", "hyper", "paths", "losses", "grad_norms", "lrs", "record_steps", "stop_steps",
+        "steps_to_tol", "converged", "diverged", "final_points", "final_losses", "wall_time", "f_star",
+        "landscape", "tol", "steps",
+    )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary and arrays (NaN and infinities as None)."""
-        return jsonable({
-            "optimizer": self.optimizer,
-            "hyper": self.hyper,
-            "paths": self.paths,
-            "losses": self.losses,
-            "grad_norms": self.grad_norms,
-            "lrs": self.lrs,
-            "record_steps": self.record_steps,
-            "stop_steps": self.stop_steps,
-            "steps_to_tol": self.steps_to_tol,
-            "converged": self.converged,
-            "diverged": self.diverged,
-            "final_points": self.final_points,
-            "final_losses": self.final_losses,
-            "wall_time": self.wall_time,
-            "f_star": self.f_star,
-            "landscape": self.landscape,
-            "tol": self.tol,
-            "steps": self.steps,
-        })
+        return exported(self, self._exported)
 
     @classmethod
     def from_runs(
