@@ -25,6 +25,7 @@ kernel writes the old values back, so skipping a step needs no host sync.
 
 from __future__ import annotations
 
+import linecache
 import types
 import warnings
 from typing import Any
@@ -107,13 +108,22 @@ def run_program(program: Any, tensors: dict[str, torch.Tensor], values: dict[str
         name = f"_rule_{len(_SOURCES)}"
         src, leaves, syms = program.source(name, low, ok is not None)
         namespace: dict[str, Any] = {"torch": torch}
-        exec(compile(src, f"<descend.optim.fused {name}>", "exec"), namespace)
+        filename = f"<descend.optim.fused {name}>"
+        # Registered as a source file: torch < 2.13 wraps a function with no source file into
+        # one shared code object (pytorch #124269), and every program then recompiles it.
+        linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
+        exec(compile(src, filename, "exec"), namespace)
         fn = torch.compile(namespace[name], dynamic=True, fullgraph=True, backend=_backend)
         _SOURCES[key] = (fn, leaves, syms)
         program._keep = program  # the id above stays this program's
     fn, leaves, syms = _SOURCES[key]
     dtype = torch.float32 if low else P.dtype
-    scalars = [torch.tensor(float(s.fn(values)), dtype=dtype, device=P.device) for s in syms]
+    numbers = [float(s.fn(values)) for s in syms]
+    if P.device.type == "cpu" or not numbers:
+        scalars = [torch.tensor(v, dtype=dtype) for v in numbers]
+    else:  # one asynchronous copy from pinned memory: no host sync on an accelerator
+        pinned = torch.tensor(numbers, dtype=dtype, pin_memory=True)
+        scalars = list(pinned.to(P.device, non_blocking=True).unbind(0))
     fn(*[tensors[k] for k in leaves], *scalars, *([] if ok is None else [ok]))
 
 
