@@ -64,3 +64,11 @@ def test_sweep_with_a_spec_says_the_name_goes_alone() -> None:
     assert "unknown optimizer 'adam:lr=0.1'" in text
     assert "takes the name alone, 'adam'" in text
     assert "--set" in text
+
+
+@pytest.mark.parametrize("start", ["nan,1", "1e300,1", "a,b", "1,2,3"])
+def test_race_start_must_be_two_finite_numbers(start):
+    res = CliRunner().invoke(app, ["race", "bowl", "--start", start, "--steps", "5"])
+    assert res.exit_code == 2
+    assert "--start must be a point x,y of two finite numbers" in res.output
+    assert "Traceback" not in res.output

@@ -103,9 +103,12 @@ def parse_numbers(text: str, what: str) -> list[float]:
 def parse_point(text: str | None) -> list[float] | None:
     if text is None:
         return None
-    values = parse_numbers(text, "--start")
-    if len(values) != 2:
-        raise ValueError(f"--start must be a point x,y, got {text!r}")
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 2 or not all(math.isfinite(v) and abs(v) <= 1e12 for v in values):
+        raise ValueError(f"--start must be a point x,y of two finite numbers (|x|, |y| <= 1e12), got {text!r}")
     return values
 
 
@@ -395,7 +398,7 @@ def lr_find_cmd(
 
       descend lr-find --data breast_cancer --model logistic -o gd --start-lr 1e-5 --end-lr 100
 
-      descend lr-find --data wine.csv --target class --model softmax
+      descend lr-find --data wine.csv --target target --model softmax
     """
     try:
         lr_find_command(data_name, model, optimizer, hidden=hidden, batchnorm=batchnorm, batch_size=batch_size,

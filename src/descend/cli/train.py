@@ -269,7 +269,7 @@ def train_cmd(
 
       descend train digits --phases adam:10,sgd:10:0.05 --out runs/digits-switch
 
-      descend train breast_cancer --model logistic -o sgd --lr 0.1 --schedule step:every=2,gamma=0.5
+      descend train breast_cancer --model logistic -o sgd --lr 0.5 --epochs 300 --schedule step:every=100,gamma=0.5 --schedule-unit epoch
 
       descend train diabetes --model linear -o gd --lr 0.2 --batch-size full --iterations 1000
 
