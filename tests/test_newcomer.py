@@ -72,3 +72,20 @@ def test_race_start_must_be_two_finite_numbers(start):
     assert res.exit_code == 2
     assert "--start must be a point x,y of two finite numbers" in res.output
     assert "Traceback" not in res.output
+
+
+def test_race_on_a_linear_expression_runs_newton_too():
+    # Newton's Hessian of a linear function is zero; it used to end in an autograd traceback.
+    res = CliRunner().invoke(app, ["race", "x + y", "--steps", "5"])
+    assert res.exit_code == 0, res.output
+    assert "Newton" in res.output
+
+
+def test_race_with_a_function_of_the_wrong_arity_is_an_error(tmp_path, monkeypatch):
+    (tmp_path / "mylands_bad.py").write_text("def bad(x):\n    return x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    res = CliRunner().invoke(app, ["race", "mylands_bad:bad", "--steps", "5"])
+    assert res.exit_code == 2
+    text = " ".join(res.output.split())  # Rich wraps long lines
+    assert "fn must be a torch function fn(x, y)" in text
+    assert "takes 1 positional argument" in text

@@ -237,7 +237,13 @@ def from_function(
     def f(xy: Tensor) -> Tensor:
         return fn(xy[..., 0], xy[..., 1])
 
-    probe = f(torch.zeros(3, 2, dtype=torch.float64))
+    try:
+        probe = f(torch.zeros(3, 2, dtype=torch.float64))
+    except Exception as err:  # the user's function failed: say so instead of a traceback deep in a run
+        raise ValueError(
+            f"fn must be a torch function fn(x, y) of two tensors; calling {name!r} on x, y of shape (3,) "
+            f"failed: {type(err).__name__}: {err}"
+        ) from None
     if not isinstance(probe, Tensor) or tuple(probe.shape) != (3,):
         shape = tuple(probe.shape) if isinstance(probe, Tensor) else type(probe).__name__
         raise ValueError(

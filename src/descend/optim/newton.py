@@ -196,6 +196,8 @@ class Newton(Optimizer):
     def _hessian(self, gflat: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
         n = gflat.numel()
         eye = torch.eye(n, dtype=gflat.dtype, device=gflat.device)
+        if not gflat.requires_grad:  # the gradient does not depend on the parameters: H = 0
+            return torch.zeros(n, n, dtype=gflat.dtype, device=gflat.device)
         try:
             rows = torch.autograd.grad(
                 gflat, params, grad_outputs=eye, is_grads_batched=True, retain_graph=True,
