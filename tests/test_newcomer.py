@@ -89,3 +89,17 @@ def test_race_with_a_function_of_the_wrong_arity_is_an_error(tmp_path, monkeypat
     text = " ".join(res.output.split())  # Rich wraps long lines
     assert "fn must be a torch function fn(x, y)" in text
     assert "takes 1 positional argument" in text
+
+
+@pytest.mark.parametrize("args", [["race", "bowl", "--steps", "5", "--out", "r.txt"],
+                                  ["sweep", "bowl", "--steps", "5", "--out", "s.txt"],
+                                  ["race", "bowl", "--steps", "5", "--gif", "r.png"],
+                                  ["schedule", "cosine", "--plot", "c.txt"]])
+def test_an_unwritable_figure_suffix_is_refused_before_any_work(args, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2
+    text = " ".join(res.output.split())
+    assert f"{args[-2]} must end in" in text and args[-1] in text
+    assert "Rosenbrock" not in text and "steps to" not in text  # nothing ran: no result table
+    assert not list(tmp_path.iterdir())

@@ -44,10 +44,21 @@ def parse_entry(text: str) -> tuple[str, dict[str, Any]]:
     return parse(text, "--opt")
 
 
-def output_path(path: Path | None, what: str) -> Path | None:
-    """``path`` with its folder created (as ``descend train`` does); a folder given as a file is an error."""
+FIGURE_FORMATS = ("png", "pdf", "svg", "jpg", "jpeg", "eps", "ps", "tif", "tiff", "webp")
+
+
+def output_path(path: Path | None, what: str, formats: tuple[str, ...] = FIGURE_FORMATS) -> Path | None:
+    """``path`` with its folder created (as ``descend train`` does), checked before any work is done.
+
+    A folder given as a file, or a suffix that cannot be written, is an error naming ``what``.
+    """
     if path is None:
         return None
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in formats:
+        raise ValueError(
+            f"{what} must end in one of .{', .'.join(formats)}, got {str(path)!r}"
+        )
     if path.is_dir():
         raise ValueError(f"{what} must be a file path such as figures/race.png, got the folder {str(path)!r}")
     try:
@@ -137,7 +148,7 @@ def race_command(
     """Run the race, print its table, write the figure and GIF if asked. Raises ValueError on bad input."""
     console = console or Console()
     out = output_path(out, "--out")
-    gif = output_path(gif, "--gif")
+    gif = output_path(gif, "--gif", ("gif",))
     parsed = [parse_entry(e) for e in (entries or DEFAULT_ENTRIES)]
     grid = parse_numbers(lr_grid, "--lr-grid") if lr_grid else None
     if steps > MAX_STEPS:

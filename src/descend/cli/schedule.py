@@ -51,6 +51,9 @@ def schedule_command(
     from rich.table import Table
     from rich.text import Text
 
+    if plot is not None and plot.suffix.lower() not in (".png", ".svg", ".pdf", ".jpg", ".jpeg"):
+        raise ValueError(f"--plot must end in .png, .svg, .pdf or .jpg, got {str(plot)!r}")
+
     from ..schedules.combine import Warmup
 
     schedule = build(spec, steps=steps, lr=lr, **options)
