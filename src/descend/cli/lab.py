@@ -54,13 +54,10 @@ def output_path(path: Path | None, what: str, formats: tuple[str, ...] = FIGURE_
     """
     if path is None:
         return None
-    suffix = path.suffix.lower().lstrip(".")
-    if suffix not in formats:
-        raise ValueError(
-            f"{what} must end in one of .{', .'.join(formats)}, got {str(path)!r}"
-        )
     if path.is_dir():
         raise ValueError(f"{what} must be a file path such as figures/race.png, got the folder {str(path)!r}")
+    if path.suffix.lower().lstrip(".") not in formats:
+        raise ValueError(f"{what} must end in one of .{', .'.join(formats)}, got {str(path)!r}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
