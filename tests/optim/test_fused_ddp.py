@@ -40,6 +40,7 @@ def _worker(rank, world, port, out):
         torch.save({"params": [p.detach().clone() for p in model.module.parameters()],
                     "fused": opt._plans[0].kind == "fused"}, out)
     dist.destroy_process_group()
+    os._exit(0)  # skip freeing DDP/gloo objects: their destructors can deadlock at exit
 
 
 def free_port():

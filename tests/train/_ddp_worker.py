@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -48,3 +49,4 @@ def worker(rank: int, world: int, folder: str) -> None:
         torch.save(out, Path(folder) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
+    os._exit(0)  # skip freeing DDP/gloo objects: their destructors can deadlock at exit
