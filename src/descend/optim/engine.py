@@ -22,6 +22,7 @@ is written, so a step is applied fully or not at all.
 from __future__ import annotations
 
 import itertools
+import math
 import operator
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,7 @@ _SPARSE = operator.attrgetter("is_sparse")
 _PTR = operator.methodcaller("data_ptr")
 _NONES = itertools.repeat(None)
 PLAIN = (torch.Tensor, torch.nn.Parameter)
+_DOT = (torch.float32, torch.float64)
 
 
 @dataclass(eq=False)
@@ -205,26 +207,46 @@ def collect(opt: Any, parts: list[Part]) -> list[Work]:
     return out
 
 
-def grad_norms(work: list[Work]) -> list[torch.Tensor]:
-    """The 2-norm of every gradient (one read of the gradients, one call per part).
+def grad_checks(work: list[Work]) -> list[torch.Tensor]:
+    """0-d tensors whose sum is finite when every gradient is (one read of the gradients).
 
-    NaN and infinity propagate into a norm; empty tensors (shards) give 0. A
-    norm that overflows from finite values is a false alarm that
-    :func:`exactly_finite` clears.
+    A large contiguous float32/float64 gradient is checked by ``dot(g, g)`` (BLAS,
+    about three times faster on the CPU than a 2-norm); the rest by one
+    ``_foreach_norm`` per part (in float32 for fp16/bf16). NaN and infinity
+    propagate into both; empty tensors (shards) give 0. A value that overflows from
+    finite gradients is a false alarm that :func:`exactly_finite` clears.
     """
-    norms: list[torch.Tensor] = []
+    out: list[torch.Tensor] = []
     for w in work:
-        gs = w.grads
-        kw = {"dtype": torch.float32} if gs[0].dtype in fused.LOW else {}
-        if len(gs) == 1:
-            norms.append(torch.linalg.vector_norm(gs[0], 2, **kw))
+        rest = []
+        for g in w.grads:
+            if g.numel() >= BIG and g.dtype in _DOT and type(g) is torch.Tensor and g.is_contiguous():
+                flat = g.view(-1)
+                out.append(torch.dot(flat, flat))
+            else:
+                rest.append(g)
+        if not rest:
+            continue
+        kw = {"dtype": torch.float32} if rest[0].dtype in fused.LOW else {}
+        if len(rest) == 1:
+            out.append(torch.linalg.vector_norm(rest[0], 2, **kw))
         else:
-            norms += torch._foreach_norm(gs, 2, **kw)
-    return norms
+            out += torch._foreach_norm(rest, 2, **kw)
+    return out
+
+
+def all_finite(checks: list[torch.Tensor]) -> bool:
+    """Whether every check is finite: one host read."""
+    if len(checks) == 1:
+        return math.isfinite(checks[0].item())
+    first = checks[0]
+    if all(c.device == first.device and c.dtype == first.dtype for c in checks):
+        return math.isfinite(torch.stack(checks).sum().item())
+    return math.isfinite(sum(c.item() for c in checks))
 
 
 def finite_flag(norms: list[torch.Tensor]) -> torch.Tensor:
-    """A 0-d bool tensor on the first norm's device, True when all norms are finite (no host sync)."""
+    """A 0-d bool tensor on the first check's device, True when all checks are finite (no host sync)."""
     dev = norms[0].device
     return torch.stack([n.to(dev, torch.float32) for n in norms]).sum().isfinite()
 

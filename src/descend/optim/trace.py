@@ -220,15 +220,23 @@ class Program:
         return None
 
     def run(self, leaves: dict[str, list[torch.Tensor]], hypers: dict[str, Any]) -> None:
+        """Replay on lists of tensors; a list of one runs the same ops on the tensor itself
+        (torch's CPU foreach ops are a loop of these, so the result is the same, minus the
+        list overhead that dominates a 2-parameter step)."""
+        one = len(leaves["p"]) == 1
+        calls = _CALL1 if one else _CALL
         slots: list[Any] = [None] * self.nslots
         for name, i in self.leaves:
-            slots[i] = leaves[name]
+            slots[i] = leaves[name][0] if one else leaves[name]
         for op, inplace, args, coef, out in self.steps:
             vals = [slots[a[1]] if a[0] == "s" else _value(a[1], hypers) for a in args]
-            slots[out] = _CALL[op](inplace, vals, None if coef is None else
+            slots[out] = calls[op](inplace, vals, None if coef is None else
                                    coef[0] * _value(coef[1], hypers))
         for name, s in self.writes:
-            torch._foreach_copy_(leaves[name], slots[s])
+            if one:
+                leaves[name][0].copy_(slots[s])
+            else:
+                torch._foreach_copy_(leaves[name], slots[s])
 
 
     def source(self, name: str, low: bool, flag: bool) -> tuple[str, list[str], list[Sym]]:
@@ -334,6 +342,53 @@ _CALL = {
     "add": _binary("add"), "sub": _binary("sub"), "mul": _binary("mul"), "div": _binary("div"),
     "maximum": _binary("maximum"), "sqrt": _unary("sqrt"), "sign": _unary("sign"), "rsub": _rsub,
     "add_alpha": _add_alpha, "addcmul": _addc("addcmul"), "addcdiv": _addc("addcdiv"),
+}
+
+
+def _binary1(name: str) -> Any:
+    out_of_place, in_place = getattr(F, name), getattr(torch.Tensor, f"{name}_")
+
+    def call(inplace: bool, v: list, coef: Any) -> Any:
+        return in_place(v[0], v[1]) if inplace else out_of_place(v[0], v[1])
+
+    return call
+
+
+def _unary1(name: str) -> Any:
+    out_of_place, in_place = getattr(F, name), getattr(torch.Tensor, f"{name}_")
+
+    def call(inplace: bool, v: list, coef: Any) -> Any:
+        return in_place(v[0]) if inplace else out_of_place(v[0])
+
+    return call
+
+
+def _maximum1(inplace: bool, v: list, coef: Any) -> Any:
+    other = v[1]
+    if isinstance(other, torch.Tensor):
+        return torch.maximum(v[0], other, out=v[0]) if inplace else torch.maximum(v[0], other)
+    return v[0].clamp_min_(other) if inplace else v[0].clamp_min(other)
+
+
+def _add_alpha1(inplace: bool, v: list, coef: Any) -> Any:
+    return v[0].add_(v[1], alpha=coef) if inplace else torch.add(v[0], v[1], alpha=coef)
+
+
+def _addc1(name: str) -> Any:
+    out_of_place, in_place = getattr(F, name), getattr(torch.Tensor, f"{name}_")
+
+    def call(inplace: bool, v: list, coef: Any) -> Any:
+        return in_place(v[0], v[1], v[2], value=coef) if inplace else out_of_place(v[0], v[1], v[2], value=coef)
+
+    return call
+
+
+# the same ops on one tensor (a part of one parameter)
+_CALL1 = {
+    "add": _binary1("add"), "sub": _binary1("sub"), "mul": _binary1("mul"), "div": _binary1("div"),
+    "maximum": _maximum1, "sqrt": _unary1("sqrt"), "sign": _unary1("sign"),
+    "rsub": lambda inplace, v, coef: torch.neg(v[0]).add_(v[1]),
+    "add_alpha": _add_alpha1, "addcmul": _addc1("addcmul"), "addcdiv": _addc1("addcdiv"),
 }
 
 
