@@ -1,4 +1,8 @@
-"""Adaptive learning rates: Adagrad, RMSprop, Adam and AdamW (notes 000, 001, 002)."""
+"""Adaptive learning rates: Adagrad, RMSprop, Adam and AdamW (notes 000, 001, 002).
+
+Each class also takes the common keywords of :class:`~descend.optim.base.Optimizer`
+(``weight_decay, l1, maximize, nonfinite, impl``, declared there once) as ``**common``.
+"""
 
 from __future__ import annotations
 
@@ -46,17 +50,13 @@ class Adagrad(Optimizer):
         eps_mode: str = "inside",
         initial_accumulator_value: float | torch.Tensor = 0.0,
         lr_decay: float | torch.Tensor = 0.0,
-        weight_decay: float | torch.Tensor = 0.0,
-        l1: float | torch.Tensor = 0.0,
-        maximize: bool = False,
-        nonfinite: str = "raise",
-        impl: str = "auto",
+        **common: Any,
     ) -> None:
         defaults = dict(
-            lr=lr, eps=eps, eps_mode=eps_mode, initial_accumulator_value=initial_accumulator_value,
-            lr_decay=lr_decay, weight_decay=weight_decay, l1=l1, maximize=maximize,
+            lr=lr, eps=eps, eps_mode=eps_mode,
+            initial_accumulator_value=initial_accumulator_value, lr_decay=lr_decay,
         )
-        super().__init__(params, defaults, nonfinite=nonfinite, impl=impl)
+        super().__init__(params, defaults, **common)
 
     def _rule(self, group):
         return rules.adagrad, ("G",)
@@ -116,17 +116,10 @@ class RMSprop(Optimizer):
         eps_mode: str = "inside",
         centered: bool = False,
         momentum: float | torch.Tensor = 0.0,
-        weight_decay: float | torch.Tensor = 0.0,
-        l1: float | torch.Tensor = 0.0,
-        maximize: bool = False,
-        nonfinite: str = "raise",
-        impl: str = "auto",
+        **common: Any,
     ) -> None:
-        defaults = dict(
-            lr=lr, beta=beta, eps=eps, eps_mode=eps_mode, centered=centered, momentum=momentum,
-            weight_decay=weight_decay, l1=l1, maximize=maximize,
-        )
-        super().__init__(params, defaults, nonfinite=nonfinite, impl=impl)
+        defaults = dict(lr=lr, beta=beta, eps=eps, eps_mode=eps_mode, centered=centered, momentum=momentum)
+        super().__init__(params, defaults, **common)
 
     @staticmethod
     def _uses_momentum(group: dict[str, Any]) -> bool:
@@ -185,17 +178,13 @@ class Adam(Optimizer):
         eps_mode: str = "outside",
         amsgrad: bool = False,
         bias_correction: bool = True,
-        weight_decay: float | torch.Tensor = 0.0,
-        l1: float | torch.Tensor = 0.0,
-        maximize: bool = False,
-        nonfinite: str = "raise",
-        impl: str = "auto",
+        **common: Any,
     ) -> None:
         defaults = dict(
             lr=lr, beta1=beta1, beta2=beta2, eps=eps, eps_mode=eps_mode, amsgrad=amsgrad,
-            bias_correction=bias_correction, weight_decay=weight_decay, l1=l1, maximize=maximize,
+            bias_correction=bias_correction,
         )
-        super().__init__(params, defaults, nonfinite=nonfinite, impl=impl)
+        super().__init__(params, defaults, **common)
 
     def _rule(self, group):
         return rules.adam, ("V", "S", "S_max")

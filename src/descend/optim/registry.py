@@ -20,6 +20,7 @@ import torch
 
 from ..spec import SpecError, norm, parse
 from .adaptive import Adagrad, Adam, AdamW, RMSprop
+from .base import Optimizer
 from .compat import torch_keywords
 from .newton import Newton
 from .sgd import SGD, Momentum, Nesterov
@@ -98,17 +99,24 @@ def resolve(optimizer: Any) -> tuple[type[torch.optim.Optimizer], str, str | Non
 
 
 def accepted_keywords(cls: type) -> list[str]:
-    """Keyword arguments of ``cls.__init__`` (following ``**kwargs`` up the MRO), minus ``params``."""
+    """Keyword arguments of ``cls.__init__`` (following ``**kwargs`` up the MRO), minus ``params``.
+
+    The ``defaults`` dict of the base classes' ``__init__`` (what a subclass passes on, not
+    a keyword of its own) is left out, so a class that passes ``**common`` on to
+    :class:`~descend.optim.base.Optimizer` lists its own keywords and the common ones.
+    """
     found: list[str] = []
     for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")
         if init is None:
             continue
         more = False
+        base = klass in (Optimizer, torch.optim.Optimizer)
+        skip = ("self", "params", "defaults") if base else ("self", "params")
         for p in inspect.signature(init).parameters.values():
             if p.kind is p.VAR_KEYWORD:
                 more = True
-            elif p.kind is not p.VAR_POSITIONAL and p.name not in ("self", "params") and p.name not in found:
+            elif p.kind is not p.VAR_POSITIONAL and p.name not in skip and p.name not in found:
                 found.append(p.name)
         if not more:
             break

@@ -2,7 +2,9 @@
 
 Notes 001, 002 and 003. One rule, :func:`descend.optim.rules.momentum`,
 serves all three classes; each class only fixes which convention is the
-default.
+default. Each also takes the common keywords of :class:`~descend.optim.base.Optimizer`
+(``weight_decay, l1, maximize, nonfinite, impl``, declared there once) as ``**common``;
+Nesterov passes Momentum's keywords on as ``**kwargs``.
 """
 
 from __future__ import annotations
@@ -57,18 +59,10 @@ class SGD(Optimizer):
         momentum: float | torch.Tensor = 0.0,
         dampening: float | torch.Tensor = 0.0,
         nesterov: bool = False,
-        *,
-        weight_decay: float | torch.Tensor = 0.0,
-        l1: float | torch.Tensor = 0.0,
-        maximize: bool = False,
-        nonfinite: str = "raise",
-        impl: str = "auto",
+        **common: Any,
     ) -> None:
-        defaults = dict(
-            lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
-            weight_decay=weight_decay, l1=l1, maximize=maximize,
-        )
-        super().__init__(params, defaults, nonfinite=nonfinite, impl=impl)
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov)
+        super().__init__(params, defaults, **common)
 
     @staticmethod
     def _uses_momentum(group: dict[str, Any]) -> bool:
@@ -149,17 +143,13 @@ class Momentum(Optimizer):
         dampening: float | torch.Tensor | None = None,
         lr_inside: bool | None = None,
         first_step: str = "zero",
-        weight_decay: float | torch.Tensor = 0.0,
-        l1: float | torch.Tensor = 0.0,
-        maximize: bool = False,
-        nonfinite: str = "raise",
-        impl: str = "auto",
+        **common: Any,
     ) -> None:
         defaults = dict(
             lr=lr, beta=beta, style=style, dampening=dampening, lr_inside=lr_inside,
-            first_step=first_step, weight_decay=weight_decay, l1=l1, maximize=maximize, **self._more_defaults(),
+            first_step=first_step, **self._more_defaults(),
         )
-        super().__init__(params, defaults, nonfinite=nonfinite, impl=impl)
+        super().__init__(params, defaults, **common)
 
     def _more_defaults(self) -> dict[str, Any]:
         """Hyperparameters a subclass adds (Nesterov's ``lookahead``)."""
@@ -232,20 +222,10 @@ class Nesterov(Momentum):
         style: str = "heavy_ball",
         *,
         lookahead: bool = False,
-        dampening: float | torch.Tensor | None = None,
-        lr_inside: bool | None = None,
-        first_step: str = "zero",
-        weight_decay: float | torch.Tensor = 0.0,
-        l1: float | torch.Tensor = 0.0,
-        maximize: bool = False,
-        nonfinite: str = "raise",
-        impl: str = "auto",
+        **kwargs: Any,
     ) -> None:
         self._lookahead = lookahead
-        super().__init__(
-            params, lr, beta, style, dampening=dampening, lr_inside=lr_inside, first_step=first_step,
-            weight_decay=weight_decay, l1=l1, maximize=maximize, nonfinite=nonfinite, impl=impl,
-        )
+        super().__init__(params, lr, beta, style, **kwargs)
 
     def _more_defaults(self) -> dict[str, Any]:
         return {"lookahead": self._lookahead}
