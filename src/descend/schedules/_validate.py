@@ -43,6 +43,16 @@ def real(
     return x
 
 
+def positive(name: str, value: Any) -> float:
+    """A finite real number > 0 (``real`` on ``(0, inf)``)."""
+    return real(name, value, lo_open=True)
+
+
+def decay_factor(name: str, value: Any) -> float:
+    """A decay factor in ``(0, 1]`` (``real`` on that interval)."""
+    return real(name, value, 0.0, 1.0, lo_open=True)
+
+
 def integer(name: str, value: Any, minimum: int = 1) -> int:
     """Return ``value`` as an int if it is an integer >= ``minimum``, else raise."""
     if isinstance(value, bool):
@@ -74,6 +84,13 @@ def increasing(name: str, values: Iterable[Any], minimum: int = 1) -> tuple[int,
     if any(v < minimum for v in out) or any(b <= a for a, b in zip(out, out[1:])):
         raise ValueError(f"{what}, got {out!r}")
     return tuple(out)
+
+
+def flag(name: str, value: Any) -> bool:
+    """Return ``value`` if it is True or False, else raise."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return value
 
 
 def choice(name: str, value: Any, choices: tuple[str, ...]) -> str:

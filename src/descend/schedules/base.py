@@ -41,21 +41,36 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from . import _validate as check
+
+
+def set_field(obj: Schedule, name: str, value: object) -> None:
+    """Store a checked value in a frozen dataclass field (from ``__post_init__``)."""
+    object.__setattr__(obj, name, value)
 
 
 class Schedule:
     """Base class: subclasses are frozen dataclasses that implement ``_lr(n)``.
 
     ``schedule(step)`` validates the step (an integer >= 0) and returns
-    ``float(self._lr(step))``.
+    ``float(self._lr(step))``. A subclass declares how each argument is
+    checked in ``_checks`` (field -> ``check(name, value)`` returning the value
+    to store, run in order when the schedule is built); one with checks that
+    involve several fields adds them in its own ``__post_init__`` after
+    ``super().__post_init__()``.
     """
 
     _name: ClassVar[str] = "schedule"
+    _checks: ClassVar[dict[str, Callable[[str, Any], Any]]] = {}
     stateful: ClassVar[bool] = False
     """True only for ``plateau``: its lr also depends on the metrics it observed (see the module docstring)."""
+
+    def __post_init__(self) -> None:
+        for name, check_field in self._checks.items():
+            set_field(self, name, check_field(name, getattr(self, name)))
 
     @property
     def base_lr(self) -> float:

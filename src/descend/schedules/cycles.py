@@ -37,19 +37,16 @@ base_momentum) * h * scale``. Drive it with
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import _validate as check
-from .base import Schedule
+from .base import Schedule, set_field
 from .decay import cosine_between
 
 _schedule = dataclass(frozen=True, repr=False)
-
-
-def _set(obj: Schedule, name: str, value: object) -> None:
-    object.__setattr__(obj, name, value)
 
 
 @_schedule
@@ -63,16 +60,11 @@ class CosineRestarts(Schedule):
     """
 
     _name = "cosine_restarts"
+    _checks = {"lr": check.real, "period": check.integer, "mult": check.integer, "final_lr": check.real}
     lr: float
     period: int
     mult: int = 1
     final_lr: float = 0.0
-
-    def __post_init__(self) -> None:
-        _set(self, "lr", check.real("lr", self.lr))
-        _set(self, "period", check.integer("period", self.period))
-        _set(self, "mult", check.integer("mult", self.mult))
-        _set(self, "final_lr", check.real("final_lr", self.final_lr))
 
     def position(self, n: int) -> tuple[int, int]:
         """``(t, T_i)``: steps since the last restart and the current cycle's length."""
@@ -103,6 +95,12 @@ class OneCycle(Schedule):
     """
 
     _name = "one_cycle"
+    _checks = {
+        "lr": check.real, "steps": check.integer,
+        "pct_start": functools.partial(check.real, lo=0.0, hi=1.0, lo_open=True, hi_open=True),
+        "anneal": functools.partial(check.choice, choices=ANNEAL),
+        "div_factor": check.positive, "final_div_factor": check.positive, "three_phase": check.flag,
+    }
     lr: float
     steps: int
     pct_start: float = 0.3
@@ -112,14 +110,7 @@ class OneCycle(Schedule):
     three_phase: bool = False
 
     def __post_init__(self) -> None:
-        _set(self, "lr", check.real("lr", self.lr))
-        _set(self, "steps", check.integer("steps", self.steps))
-        _set(self, "pct_start", check.real("pct_start", self.pct_start, 0.0, 1.0, lo_open=True, hi_open=True))
-        check.choice("anneal", self.anneal, ANNEAL)
-        _set(self, "div_factor", check.real("div_factor", self.div_factor, lo_open=True))
-        _set(self, "final_div_factor", check.real("final_div_factor", self.final_div_factor, lo_open=True))
-        if not isinstance(self.three_phase, bool):
-            raise ValueError(f"three_phase must be True or False, got {self.three_phase!r}")
+        super().__post_init__()
         ends = [end for end, _, _ in self.phases()]
         if any(b <= a for a, b in zip([0.0, *ends], ends)):
             raise ValueError(
@@ -192,18 +183,18 @@ class Cyclic(Schedule):
     scale_mode: str | None = None
 
     def __post_init__(self) -> None:
-        _set(self, "lr", check.real("lr", self.lr))
+        set_field(self, "lr", check.real("lr", self.lr))
         try:
-            _set(self, "max_lr", check.real("max_lr", self.max_lr, self.lr))
+            set_field(self, "max_lr", check.real("max_lr", self.max_lr, self.lr))
         except ValueError as e:
             raise ValueError(
                 f"{e} (max_lr is the top of the cycle, so at least the base lr {self.lr:g})"
             ) from None
-        _set(self, "steps_up", check.integer("steps_up", self.steps_up))
+        set_field(self, "steps_up", check.integer("steps_up", self.steps_up))
         if self.steps_down is not None:
-            _set(self, "steps_down", check.integer("steps_down", self.steps_down))
+            set_field(self, "steps_down", check.integer("steps_down", self.steps_down))
         check.choice("mode", self.mode, CYCLIC_MODES)
-        _set(self, "gamma", check.real("gamma", self.gamma, 0.0, 1.0, lo_open=True))
+        set_field(self, "gamma", check.decay_factor("gamma", self.gamma))
         if self.scale_fn is not None and not callable(self.scale_fn):
             raise ValueError(f"scale_fn must be a function of one number, got {self.scale_fn!r}")
         if self.scale_mode is not None:
@@ -258,8 +249,8 @@ class CycleMomentum(Schedule):
                 f"schedule must be a one_cycle(...) or cyclic(...) lr schedule to cycle against, "
                 f"got {self.schedule!r}"
             )
-        _set(self, "max_momentum", check.real("max_momentum", self.max_momentum, 0.0, 1.0))
-        _set(self, "base_momentum", check.real("base_momentum", self.base_momentum, 0.0, self.max_momentum))
+        set_field(self, "max_momentum", check.real("max_momentum", self.max_momentum, 0.0, 1.0))
+        set_field(self, "base_momentum", check.real("base_momentum", self.base_momentum, 0.0, self.max_momentum))
 
     @property
     def base_lr(self) -> float:

@@ -48,17 +48,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import _validate as check
-from .base import Schedule
+from .base import Schedule, set_field
 
 _schedule = dataclass(frozen=True, repr=False)
-
-
-def _lr(value: float) -> float:
-    return check.real("lr", value)
-
-
-def _set(obj: Schedule, name: str, value: object) -> None:
-    object.__setattr__(obj, name, value)
 
 
 def cosine_between(lr: float, final_lr: float, t: int, length: int) -> float:
@@ -73,10 +65,8 @@ class Constant(Schedule):
     """``lr(n) = lr``."""
 
     _name = "constant"
+    _checks = {"lr": check.real}
     lr: float
-
-    def __post_init__(self) -> None:
-        _set(self, "lr", _lr(self.lr))
 
     def _lr(self, n: int) -> float:
         return self.lr
@@ -91,14 +81,10 @@ class Step(Schedule):
     """
 
     _name = "step"
+    _checks = {"lr": check.real, "every": check.integer, "gamma": check.decay_factor}
     lr: float
     every: int
     gamma: float = 0.1
-
-    def __post_init__(self) -> None:
-        _set(self, "lr", _lr(self.lr))
-        _set(self, "every", check.integer("every", self.every))
-        _set(self, "gamma", check.real("gamma", self.gamma, 0.0, 1.0, lo_open=True))
 
     def _lr(self, n: int) -> float:
         return self.lr * self.gamma ** (n // self.every)
@@ -115,14 +101,10 @@ class MultiStep(Schedule):
     """
 
     _name = "multi_step"
+    _checks = {"lr": check.real, "milestones": check.increasing, "gamma": check.decay_factor}
     lr: float
     milestones: Sequence[int]
     gamma: float = 0.1
-
-    def __post_init__(self) -> None:
-        _set(self, "lr", _lr(self.lr))
-        _set(self, "milestones", check.increasing("milestones", self.milestones))
-        _set(self, "gamma", check.real("gamma", self.gamma, 0.0, 1.0, lo_open=True))
 
     def _lr(self, n: int) -> float:
         return self.lr * self.gamma ** bisect_right(self.milestones, n)
@@ -137,12 +119,9 @@ class Exponential(Schedule):
     """
 
     _name = "exponential"
+    _checks = {"lr": check.real, "gamma": check.decay_factor}
     lr: float
     gamma: float
-
-    def __post_init__(self) -> None:
-        _set(self, "lr", _lr(self.lr))
-        _set(self, "gamma", check.real("gamma", self.gamma, 0.0, 1.0, lo_open=True))
 
     def _lr(self, n: int) -> float:
         return self.lr * self.gamma**n
@@ -159,17 +138,11 @@ class InverseTime(Schedule):
     """
 
     _name = "inverse_time"
+    _checks = {"lr": check.real, "rate": check.real, "every": check.integer, "staircase": check.flag}
     lr: float
     rate: float
     every: int = 1
     staircase: bool = False
-
-    def __post_init__(self) -> None:
-        _set(self, "lr", _lr(self.lr))
-        _set(self, "rate", check.real("rate", self.rate))
-        _set(self, "every", check.integer("every", self.every))
-        if not isinstance(self.staircase, bool):
-            raise ValueError(f"staircase must be True or False, got {self.staircase!r}")
 
     def _lr(self, n: int) -> float:
         p = n // self.every if self.staircase else n / self.every
@@ -188,12 +161,9 @@ class InverseSqrt(Schedule):
     """
 
     _name = "inverse_sqrt"
+    _checks = {"lr": check.real, "k": check.positive}
     lr: float
     k: float
-
-    def __post_init__(self) -> None:
-        _set(self, "lr", _lr(self.lr))
-        _set(self, "k", check.real("k", self.k, lo_open=True))
 
     def _lr(self, n: int) -> float:
         if n <= self.k * self.k:
@@ -205,14 +175,10 @@ class InverseSqrt(Schedule):
 class _ToFinal(Schedule):
     """What ``linear`` and ``cosine`` share: ``lr`` at n = 0 to ``final_lr`` at ``n = steps``."""
 
+    _checks = {"lr": check.real, "steps": check.integer, "final_lr": check.real}
     lr: float
     steps: int
     final_lr: float = 0.0
-
-    def __post_init__(self) -> None:
-        _set(self, "lr", _lr(self.lr))
-        _set(self, "steps", check.integer("steps", self.steps))
-        _set(self, "final_lr", check.real("final_lr", self.final_lr))
 
 
 @_schedule
@@ -240,16 +206,11 @@ class Polynomial(Schedule):
     """
 
     _name = "polynomial"
+    _checks = {"lr": check.real, "steps": check.integer, "power": check.positive, "final_lr": check.real}
     lr: float
     steps: int
     power: float = 1.0
     final_lr: float = 0.0
-
-    def __post_init__(self) -> None:
-        _set(self, "lr", _lr(self.lr))
-        _set(self, "steps", check.integer("steps", self.steps))
-        _set(self, "power", check.real("power", self.power, lo_open=True))
-        _set(self, "final_lr", check.real("final_lr", self.final_lr))
 
     def _lr(self, n: int) -> float:
         w = (1.0 - min(n, self.steps) / self.steps) ** self.power
@@ -283,12 +244,13 @@ class Piecewise(Schedule):
     """
 
     _name = "piecewise"
+    _checks = {"lr": check.real}
     lr: float
     boundaries: Sequence[int]
     values: Sequence[float]
 
     def __post_init__(self) -> None:
-        _set(self, "lr", _lr(self.lr))
+        super().__post_init__()
         bounds = check.increasing("boundaries", self.boundaries)
         try:
             values = tuple(self.values)
@@ -299,8 +261,8 @@ class Piecewise(Schedule):
                 f"values must have one entry per boundary ({len(bounds)}), got {len(values)}"
             )
         values = tuple(check.real(f"values[{i}]", v) for i, v in enumerate(values))
-        _set(self, "boundaries", bounds)
-        _set(self, "values", values)
+        set_field(self, "boundaries", bounds)
+        set_field(self, "values", values)
 
     def _lr(self, n: int) -> float:
         i = bisect_right(self.boundaries, n)

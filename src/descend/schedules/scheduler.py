@@ -132,9 +132,7 @@ class Scheduler:
         self.key = key
         if relative is None:
             relative = key == "lr"
-        if not isinstance(relative, bool):
-            raise ValueError(f"relative must be True or False, got {relative!r}")
-        self.relative = relative
+        self.relative = check.flag("relative", relative)
         if isinstance(schedule, Schedule):
             self.shared = True
             self.schedules: list[Schedule] = [schedule] * len(groups)
