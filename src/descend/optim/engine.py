@@ -11,7 +11,9 @@ takes one path:
 * ``"fused"``: the rule compiled into one kernel (:mod:`descend.optim.fused`).
 
 ``impl="auto"`` takes ``"foreach"`` below :data:`AUTO_MIN_NUMEL` elements (or
-:data:`AUTO_MIN_TENSORS` tensors) per part and ``"fused"`` above. The plan is
+:data:`AUTO_MIN_TENSORS` tensors) per part and ``"fused"`` above, except for
+rules that take at most :data:`AUTO_MAX_PASSES` multi-tensor calls (SGD,
+momentum), which stay on ``"foreach"`` at every size. The plan is
 rebuilt when the param groups change, when a parameter moves (``model.to``,
 ``p.data = ...``: its state follows it to the new dtype and device) or when
 the state is loaded. Parameters and gradients always stay in the user's
@@ -34,6 +36,7 @@ from .foreach import Many
 
 AUTO_MIN_NUMEL = 1_000_000
 AUTO_MIN_TENSORS = 1_000
+AUTO_MAX_PASSES = 3  # rules with at most this many foreach calls stay on the foreach path
 BIG = 32_768  # a fused parameter this large (and contiguous) is updated in place by its own call
 _GRAD = operator.attrgetter("grad")
 _SPARSE = operator.attrgetter("is_sparse")
@@ -85,7 +88,22 @@ def choose(opt: Any, group: dict[str, Any], params: list[torch.Tensor]) -> str:
     if opt.impl != "auto":
         return opt.impl
     big = sum(p.numel() for p in params) >= AUTO_MIN_NUMEL or len(params) >= AUTO_MIN_TENSORS
-    return "fused" if big else "foreach"
+    return "fused" if big and passes(opt, group, params[0]) > AUTO_MAX_PASSES else "foreach"
+
+
+def passes(opt: Any, group: dict[str, Any], p: torch.Tensor) -> int:
+    """How many multi-tensor calls the traced rule needs per step (each a pass over memory).
+
+    A rule of one to three passes (SGD, momentum) runs as fast through torch's
+    multi-tensor ops as compiled, without a compiler or packing; longer rules
+    (Adam: 8 passes) gain from the one-pass compiled kernel at large sizes.
+    """
+    rule, keys = opt._rule(group)
+    st = opt._init_state(torch.empty(0, dtype=p.dtype, device=p.device), group)
+    prep = _prep(opt, group)
+    values = {**opt._hypers(group, 1), "weight_decay": prep["weight_decay"], "l1": prep["l1"]}
+    program = _program(Part(group, [], [], "foreach", []), rule, keys, st, prep["maximize"], values)
+    return len(program.steps) if program is not None else AUTO_MAX_PASSES + 1
 
 
 def build(opt: Any) -> list[Part]:

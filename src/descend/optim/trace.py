@@ -208,6 +208,8 @@ class Program:
             x, s = b.args
             if single(x) and x.op == "mul" and not _scalar(x.args[1]):
                 return ("addcmul", (x.args[0], x.args[1], (sign, s))), [id(b), id(x)]
+            if single(x) and x.op == "mul":  # a + (x * s1) * s2: one call, alpha = s1 * s2
+                return ("add_alpha", (x.args[0], (sign, Sym.lift(x.args[1]) * s))), [id(b), id(x)]
             return ("add_alpha", (x, (sign, s))), [id(b)]
         if b.op == "mul":
             return ("addcmul", (b.args[0], b.args[1], (sign, 1.0))), [id(b)]
