@@ -60,6 +60,7 @@ class Part:
     # fused parts: positions (in params) of the large tensors and of the packed ones
     big: list[int] = field(default_factory=list)
     small: list[int] = field(default_factory=list)
+    small_set: frozenset[int] = frozenset()
     flat: dict[str, torch.Tensor] = field(default_factory=dict)
     views: list[torch.Tensor] = field(default_factory=list)  # flat views of the packed params
     refs: list[torch.Tensor] = field(default_factory=list)  # the packed state views handed out
@@ -141,6 +142,7 @@ def _pack(opt: Any, part: Part) -> None:
             part.states[j].update(opt._init_state(ps[j], group))
     if not part.small:
         return
+    part.small_set = frozenset(part.small)
     small = [ps[j] for j in part.small]
     total = sum(p.numel() for p in small)
     ref = small[0]
@@ -200,6 +202,7 @@ class Work:
     grads: list[torch.Tensor]
     states: list[dict[str, Any]]
     whole: bool
+    gathered: bool = False  # fused parts: the packed gradients are already in the scratch buffer
 
 
 def collect(opt: Any, parts: list[Part]) -> list[Work]:
@@ -237,7 +240,16 @@ def grad_checks(work: list[Work]) -> list[torch.Tensor]:
     out: list[torch.Tensor] = []
     for w in work:
         rest = []
-        for g in w.grads:
+        packed = w.part.kind == "fused" and w.whole and w.part.synced and bool(w.part.small)
+        if packed and w.part.params[0].dtype in _DOT and type(w.part.params[0]) is torch.Tensor:
+            # the packed gradients are gathered for the kernel anyway: check the flat copy
+            G = w.part.scratch[1]  # type: ignore[index]
+            torch.cat([w.grads[j].reshape(-1) for j in w.part.small], out=G)
+            out.append(torch.dot(G, G))
+            w.gathered = True
+        for j, g in enumerate(w.grads):
+            if w.gathered and j in w.part.small_set:
+                continue
             if g.numel() >= BIG and g.dtype in _DOT and type(g) is torch.Tensor and g.is_contiguous():
                 flat = g.view(-1)
                 out.append(torch.dot(flat, flat))
@@ -418,6 +430,7 @@ def _fused(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
     if part.small:
         P, G = part.scratch  # type: ignore[misc]
         torch.cat([w.params[j].reshape(-1) for j in part.small], out=P)
-        torch.cat([w.grads[j].reshape(-1) for j in part.small], out=G)
+        if not w.gathered:
+            torch.cat([w.grads[j].reshape(-1) for j in part.small], out=G)
         apply_flat(P, G, [part.flat.get(k) for k in keys])
         torch._foreach_copy_([w.params[j] for j in part.small], part.views)
