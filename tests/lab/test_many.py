@@ -146,3 +146,65 @@ def test_errors_name_the_run_and_the_caps() -> None:
         minimize("bowl", steps=MAX_STEPS, tol=None)
     with pytest.raises(ValueError, match="schedule must be None or a descend schedule"):
         run_rows(Objective("bowl"), [Row("gd", {}, "cosine", torch.zeros(2))], steps=1, tol=None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("block", [1, 5, 25, 250])
+def test_any_block_length_gives_the_same_runs(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows are measured a block of steps at a time: rows stopping inside a block, at its edges or at
+    step 0, records cut between blocks, all equal the plain loop whatever the block's length."""
+    from descend.lab import engine
+
+    monkeypatch.setattr(engine, "_block", lambda n, d: block)
+    runs = [
+        {"optimizer": "gd", "lr": lr} for lr in (0.02, 0.05, 0.1, 0.15, 0.19, 0.25)  # bowl: slow .. diverging
+    ] + [
+        {"optimizer": "adam", "lr": 0.3}, {"optimizer": "adam", "lr": 0.05, "beta1": 0.5},
+        {"optimizer": "momentum", "lr": 0.01, "x0": [0.0, 0.0]},  # starts at the minimum: stops at step 0
+        {"optimizer": "rmsprop", "lr": 0.01, "schedule": cosine(0.01, 200)},
+    ]
+    for steps, every in [(517, 7), (60, 1), (250, 250)]:
+        many = minimize_many("bowl", runs, steps=steps, tol=1e-9, record_every=every)
+        for got, r in zip(many, runs):
+            assert_same_run(got, reference_minimize("bowl", steps=steps, tol=1e-9, record_every=every, **r))
+        assert {r.steps for r in many} != {steps}  # some rows stopped early
+        assert many[8].steps == 0 and many[8].converged
+
+
+def test_newton_at_its_fixed_point_repeats_its_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Newton reaches (1, 1) on Rosenbrock in a few steps and, with tol=0, stays there: the engine
+    repeats its step instead of recomputing it, with the same results as the plain loop."""
+    from descend import optim as O
+
+    calls: list[int] = []
+    step = O.Newton.step
+
+    def counted(self, closure=None):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return step(self, closure)
+
+    monkeypatch.setattr(O.Newton, "step", counted)
+    runs = [{"optimizer": "newton", "line_search": True}, {"optimizer": "newton"},
+            {"optimizer": "adam", "lr": 0.05}, {"optimizer": "gd", "lr": 1e-3}]
+    many = minimize_many("rosenbrock", runs, steps=300, tol=0.0, record_every=3)
+    engine_calls = len(calls)
+    for got, r in zip(many, runs):
+        assert_same_run(got, reference_minimize("rosenbrock", steps=300, tol=0.0, record_every=3, **r))
+    assert many[0].steps == 300 and many[0].path[-1].tolist() == [1.0, 1.0]
+    assert engine_calls < 100  # two Newton runs of 300 steps: each stepped only until its fixed point
+    calls.clear()
+    alone = minimize("rosenbrock", optimizer="newton", line_search=True, steps=300, tol=None)
+    assert len(calls) < 50
+    assert_same_run(alone, reference_minimize("rosenbrock", optimizer="newton", line_search=True, steps=300, tol=None))
+
+
+def test_long_rows_of_a_plain_function() -> None:
+    """Rows of 40 numbers (norms summed step by step, as the one-row loop sums them)."""
+    w = torch.linspace(0.5, 3.0, 40, dtype=torch.float64)
+
+    def f(x: torch.Tensor) -> torch.Tensor:
+        return (w * x * x).sum() + torch.sin(x).sum()
+
+    x0 = torch.linspace(-1.0, 1.0, 40, dtype=torch.float64)
+    runs = [{"optimizer": "adam", "lr": 0.05}, {"optimizer": "adam", "lr": 0.2}, {"optimizer": "gd", "lr": 0.1}]
+    for got, r in zip(minimize_many(f, runs, x0=x0, steps=300, tol=1e-9, record_every=4), runs):
+        assert_same_run(got, reference_minimize(f, x0=x0, steps=300, tol=1e-9, record_every=4, **r))

@@ -10,28 +10,37 @@ row), :func:`~descend.lab.run_many` (N rows, one optimizer) and
    the same options (apart from numbers) share one optimizer whose parameter
    is their slice of ``X`` and whose number-valued options that differ between
    rows are ``(n, 1)`` tensors. Newton and optimizers that are not element-wise
-   step their row on its own;
-3. measures every row (``f``, ``||grad f||``, converged, diverged) with a few
-   vectorized operations.
+   step their row on its own. A descend optimizer's eager rule is called
+   directly (``rule(p, g, *state, **hypers)``, as its ``step()`` calls it, see
+   :class:`_Group`), without the per-step planning, checks and in-place copies
+   of the public ``step()``;
+3. keeps ``X``, ``f`` and the gradient of the step; the rows are measured
+   (``f``, ``||grad f||``, converged, diverged) once per block of steps.
 
-**Stopping.** After every step (and at the start), per row:
+**Stopping.** At every step ``t`` (and at the start), per row:
 
 * converged: ``f(x_t) - f_star < tol`` when ``f_star`` is known, else
   ``||grad f(x_t)|| < tol`` (``tol=None`` never converges);
 * diverged: ``f(x_t)`` or the gradient is NaN or infinite, or some
   ``|x_t[j]| > bound``.
 
-A row stops at the first step where either holds. From then on it is
-*frozen*: its gradient is replaced by zero and after every step its row is
-copied back from before the step (a diverged row keeps its non-finite or far
-point; every operation is row by row, so it cannot reach the others). Rows
-still running are untouched, so every row equals the same row run alone bit
-for bit (``tests/lab`` holds this against a plain one-trajectory loop). After
-every step ``X`` is a fresh tensor gathered from the groups' own tensors, so
-the records keep it without a copy.
+A row stops at the first step where either holds. The rule is evaluated for
+a whole block of up to :data:`BLOCK` steps at once, with one read to the
+host: the rows are independent (every operation is row by row, hyperparameters
+are per-row tensors), so a row that stopped inside a block may go on moving
+until the block ends without touching the others, and its record is cut at
+its stop step. A group whose rows have all stopped takes no more steps.
+Groups that must not step past their row's stop (Newton, whose line search
+would warn at a minimum, and optimizer classes outside descend) make the
+block one step long while they run. Newton is a function of the point alone:
+once an accepted step leaves its point unchanged bit for bit (it reached a
+fixed point, e.g. the minimum) and no schedule changes its lr, every later
+step would repeat it, so the engine repeats its step length instead of
+recomputing it. Every row equals the same row run alone bit for bit
+(``tests/lab`` holds this against a plain one-trajectory loop).
 
-**Chunks.** The loop runs in chunks of :data:`CHUNK` steps; between chunks
-it calls ``cancel()`` (raising :class:`Cancelled` when it returns True) and
+**Chunks.** Every :data:`CHUNK` steps (a multiple of the block) the loop
+calls ``cancel()`` (raising :class:`Cancelled` when it returns True) and
 ``progress(t, steps)``.
 
 **Caps.** ``steps`` is at most :data:`MAX_STEPS`; a run records at most
@@ -51,6 +60,7 @@ import numpy as np
 import torch
 
 from .. import optim as O
+from ..optim import rules as _rules
 from ..optim.registry import accepted_keywords
 from ..schedules import Schedule, Scheduler
 from .objective import Objective
@@ -58,6 +68,8 @@ from .results import Run
 
 Tensor = torch.Tensor
 CHUNK = 250
+BLOCK = 250  # steps measured at once (a divisor of CHUNK; fewer for very large rows)
+BLOCK_BYTES = 64 << 20  # at most this much of X and gradients held for one block
 MAX_STEPS = 1_000_000
 MAX_RECORDS = 200_000
 
@@ -129,8 +141,41 @@ def build(cls: type, params: list[Tensor], hyper: dict[str, Any]) -> torch.optim
     return O.build(cls, params, **kwargs)
 
 
+def _unwrapped(fn: Any) -> Any:
+    return getattr(fn, "__wrapped__", fn)
+
+
+def _direct_rule(opt: torch.optim.Optimizer, dtype: torch.dtype, lookahead: bool) -> bool:
+    """Whether the group's steps can call the optimizer's rule directly, exactly as its ``step()`` would.
+
+    That is: a descend optimizer on the eager path, without gradient checks, whose ``step``,
+    ``_update``, ``_apply`` and ``_point`` are the base class's (or Nesterov's without
+    look-ahead, which defers to them), one param group, float32/float64.
+    """
+    cls = type(opt)
+    if not isinstance(opt, O.Optimizer) or isinstance(opt, O.Newton) or lookahead:
+        return False
+    if getattr(opt, "impl", None) != "eager" or getattr(opt, "nonfinite", None) != "ignore":
+        return False
+    if len(opt.param_groups) != 1 or dtype not in (torch.float32, torch.float64):
+        return False
+    base = O.Optimizer
+    return (
+        _unwrapped(cls.step) in (_unwrapped(base.step), _unwrapped(O.Nesterov.step))
+        and cls._update is base._update
+        and cls._update_no_grad is base._update_no_grad
+        and cls._apply is base._apply
+        and cls._point in (base._point, O.Nesterov._point)
+    )
+
+
 class _Group:
-    """Rows ``a:b`` of ``X`` moved by one optimizer (``solo``: one row with its own leaf tensor)."""
+    """Rows ``a:b`` of ``X`` moved by one optimizer (``solo``: one row with its own tensor).
+
+    ``direct``: the optimizer's rule is called here, functionally: ``p`` and ``states`` are
+    replaced by the rule's results every step (what ``Optimizer._apply`` computes and copies
+    into the parameter and its state). Otherwise the optimizer's own ``step()`` moves ``x``.
+    """
 
     def __init__(self, obj: Objective, rows: list[Row], a: int, X: Tensor) -> None:
         first = rows[0]
@@ -158,7 +203,7 @@ class _Group:
         # torch wraps every step() in a profiler scope and its global hooks, which costs about as much
         # as a whole SGD step on two numbers; the lab's own optimizers have no hooks, so call the step
         # the optimizer class defines.
-        self.step_fn = functools.partial(getattr(type(self.opt).step, "__wrapped__", type(self.opt).step), self.opt)
+        self.step_fn = functools.partial(_unwrapped(type(self.opt).step), self.opt)
         self.sched = None
         if first.schedule is not None:
             # lr given: the schedule is scaled to it (lr * s(t) / s.base_lr); otherwise lr = s(t) itself
@@ -167,6 +212,19 @@ class _Group:
         self.lookahead = bool(self.opt.param_groups[0].get("lookahead", False))
         self.failed = False  # Newton: a non-finite value inside its own evaluations
         self.whole = False  # the only group: its gradient is G itself
+        self.done = False  # every row has stopped: no more steps
+        # Newton at a fixed point (an accepted step that left x unchanged): its step length, repeated
+        self.parked: float | None = None
+        # must not step past its row's stop: measure every step while it runs
+        self.careful = self.newton or not issubclass(first.cls, O.Optimizer)
+        self.direct = _direct_rule(self.opt, X.dtype, self.lookahead)
+        if self.direct:
+            self.group = self.opt.param_groups[0]
+            self.p = self.x.detach().clone()
+            init = self.opt._init_state(self.p, self.group)
+            self.rule, keys = self.opt._rule(self.group)
+            self.states = [init.get(k) for k in keys]
+            self.count = 0
         self.hyper_out = []
         for r in rows:
             out = dict(r.hyper)
@@ -177,16 +235,31 @@ class _Group:
     def lr_now(self) -> Any:
         return _lr_of(self.opt)
 
-    def step(self, X: Tensor, G: Tensor, active: Tensor, all_active: bool) -> float | None:
+    def step(self, X: Tensor, G: Tensor) -> float | None:
         """One step of this group's rows; returns Newton's step length (None for the others)."""
+        if self.direct:
+            self.count += 1
+            group, opt = self.group, self.opt
+            g = G[self.a] if self.solo else G if self.whole else G[self.a:self.b]
+            g = _rules.prepare_grad(self.p, g, maximize=group["maximize"], weight_decay=opt._l2(group),
+                                    l1=group["l1"])
+            new = self.rule(self.p, g, *self.states, **opt._hypers(group, self.count))
+            self.p = new[0]
+            self.states = [o if n is None else n for n, o in zip(new[1:], self.states)]
+            return None
         a, b = self.a, self.b
         if self.newton:
+            if self.parked is not None:
+                return self.parked
             try:
                 self.step_fn(lambda: self.obj.loss(self.x))
             except O.NonFiniteGradientError:
                 self.failed = True
                 return float("nan")
-            return float(self.opt.last["step_size"])
+            size = float(self.opt.last["step_size"])
+            if size > 0 and self.sched is None and type(self.opt) is O.Newton and torch.equal(self.x.detach(), X[a]):
+                self.parked = size  # a fixed point: every later step repeats this one
+            return size
         if self.solo:
             if self.lookahead:
                 self.step_fn(self._closure_one)
@@ -194,25 +267,21 @@ class _Group:
                 self.x.grad = G[a]
                 self.step_fn()
             return None
-        mask = None if all_active else active[a:b].view((b - a,) + (1,) * (X.ndim - 1))
         if self.lookahead:
             def closure() -> Tensor:  # Nesterov(lookahead=True) evaluates the gradient where it asks
                 Fz, Gz = self.obj.value_grad_many(self.x.detach())
-                self.x.grad = Gz if mask is None else torch.where(mask, Gz, 0.0)
+                self.x.grad = Gz
                 return Fz.sum()
             self.step_fn(closure)
         else:
-            g = G if self.whole else G[a:b]
-            self.x.grad = g if mask is None else torch.where(mask, g, 0.0)
+            self.x.grad = G if self.whole else G[a:b]
             self.step_fn()
-        if mask is not None:  # frozen rows go back to where they were (X still holds it)
-            with torch.no_grad():
-                self.x.copy_(torch.where(mask, self.x, X[a:b]))
         return None
 
     def rows(self) -> Tensor:
-        """This group's rows now, shaped ``(n, *shape)``."""
-        x = self.x.detach()
+        """This group's rows now, shaped ``(n, *shape)`` (the direct rule's own result: never changed
+        in place, so it needs no copy)."""
+        x = self.p if self.direct else self.x.detach()
         return x.unsqueeze(0) if self.solo else x
 
     def _closure_one(self) -> Tensor:
@@ -246,6 +315,16 @@ def check_steps(steps: int, record_every: int) -> None:
         )
 
 
+def _block(N: int, D: int) -> int:
+    """Steps per block: :data:`BLOCK`, or a smaller divisor of :data:`CHUNK` for very large rows."""
+    per_step = 2 * N * D * 8 + N * 8
+    for k in (250, 125, 50, 25, 10, 5, 2, 1):
+        if k <= BLOCK and CHUNK % k == 0 and k * per_step <= BLOCK_BYTES:
+            return k
+    return 1
+
+
+@torch.no_grad()  # the optimizers and Newton's closure turn gradients on where they need them
 def run_rows(
     obj: Objective,
     rows: list[Row],
@@ -261,7 +340,7 @@ def run_rows(
     """Run every row of ``rows`` for at most ``steps`` steps in lockstep; one :class:`Run` per row.
 
     All starts must have one shape and dtype. See the module docstring for
-    the stopping rule, freezing, chunks and caps.
+    the stopping rule, blocks, chunks and caps.
     """
     check_steps(steps, record_every)
     t_start = time.perf_counter()
@@ -276,16 +355,18 @@ def run_rows(
         order += idx
     N, D = len(rows), int(np.prod(shape, dtype=np.int64))
     X = torch.stack([rows[i].x0 for i in order]).to(dtype)
-    Xf = X.view(N, D)
     groups: list[_Group] = []
     a = 0
     for idx in members.values():
         groups.append(_Group(obj, [rows[i] for i in idx], a, X))
         a += len(idx)
+    for g in groups:
+        g.whole = len(groups) == 1
     f_star = obj.f_star
     f64 = torch.float64
     timed = stats is not None
     step_time = 0.0
+    block = _block(N, D)
 
     active = torch.ones(N, dtype=torch.bool)
     stop_step = torch.full((N,), steps, dtype=torch.int64)
@@ -299,106 +380,136 @@ def run_rows(
     rec_f: list[Tensor] = []
     rec_g: list[Tensor] = []
     lr_cols: dict[int, list[Any]] = {}  # group index -> per-step lr (scheduled groups and Newton)
-    per_step = [gi for gi, g in enumerate(groups) if g.sched is not None or g.newton]
-    for gi in per_step:
-        lr_cols[gi] = []
-    newton_fail = [gi for gi, g in enumerate(groups) if g.newton]
+    for gi, g in enumerate(groups):
+        if g.sched is not None or g.newton:
+            lr_cols[gi] = []
+    newton = [g for g in groups if g.newton]
+    scheduled = [g for g in groups if g.sched is not None]
+    # the block not measured yet: X, f and the gradient of steps t0, t0 + 1, ..., t
+    pend_x: list[Tensor] = []
+    pend_f: list[Tensor] = []
+    pend_g: list[Tensor] = []
+    t0 = 0
+    forced: list[tuple[int, int]] = []  # (step, row): Newton saw NaN/inf in its own evaluations
+    last: list[Tensor] = []  # f64 values and gradient norms of the last step measured
+    n_active = N
 
-    def measure(F: Tensor, G: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """``f``, ``||grad f||``, ``ok`` (not diverged) and ``go`` (not diverged, not converged) per row."""
-        fd = F if F.dtype == f64 else F.to(f64)
-        gg = G * G
-        gn = torch.sqrt((gg if gg.ndim == 2 else gg.reshape(N, -1)).sum(-1))
+    def measure() -> None:
+        """The stopping rule for every step of the pending block; stopped rows, records."""
+        nonlocal n_active
+        k = len(pend_x)
+        Xs = torch.stack(pend_x).reshape(k, N, D)
+        Fs = torch.stack(pend_f)
+        fd = Fs if Fs.dtype == f64 else Fs.to(f64)
+        if D <= 16:
+            Gs = torch.stack(pend_g).reshape(k, N, D)
+            gn = torch.sqrt((Gs * Gs).sum(-1))
+        else:  # long rows: each step's norms exactly as the one-row loop sums them
+            gn = torch.sqrt(torch.stack([(G * G).reshape(N, -1).sum(-1) for G in pend_g]))
         gn = gn if gn.dtype == f64 else gn.to(f64)
-        ok = torch.isfinite(fd) & torch.isfinite(gn) & (Xf.abs().amax(-1) <= bound)
+        ok = torch.isfinite(fd) & torch.isfinite(gn) & (Xs.abs().amax(-1) <= bound)
+        for s, r in forced:
+            ok[s - t0, r] = False
         if tol is None:
-            return fd, gn, ok, ok
-        crit = (fd - f_star) if f_star is not None else gn
-        return fd, gn, ok, ok & (crit >= tol)  # (crit is finite where ok: crit >= tol is not converged)
+            go = ok
+        else:
+            crit = (fd - f_star) if f_star is not None else gn
+            go = ok & (crit >= tol)  # (crit is finite where ok: crit >= tol is not converged)
+        stop = ~go & active
+        hit = stop.any(0)
+        if bool(hit.any()):
+            r = hit.nonzero().squeeze(1)
+            s = stop.to(torch.uint8).argmax(0)[r]  # each stopped row's first stop in the block
+            stop_step[r] = s + t0
+            conv_flag[r] = ok[s, r]
+            div_flag[r] = ~ok[s, r]
+            final_x[r] = Xs[s, r]
+            final_f[r] = fd[s, r]
+            final_g[r] = gn[s, r]
+            active[r] = False
+            left = active.tolist()
+            n_active = sum(left)
+            for g in groups:
+                if not g.done and not any(left[g.a:g.b]):
+                    g.done = True
+        e = record_every
+        first = t0 if t0 % e == 0 else t0 + e - t0 % e
+        sel = list(range(first - t0, k, e))
+        if t0 + k - 1 == steps and (not sel or sel[-1] != k - 1):
+            sel.append(k - 1)
+        if sel:
+            if len(sel) == k:
+                rec_x.append(Xs), rec_f.append(fd), rec_g.append(gn)
+            else:
+                idx = torch.tensor(sel)
+                rec_x.append(Xs[idx]), rec_f.append(fd[idx]), rec_g.append(gn[idx])
+            rec_t.extend(t0 + i for i in sel)
+        last[:] = [Xs[-1], fd[-1], gn[-1]]
 
     F, G = obj.value_grad_many(X)
-    fd, gn, ok, go = measure(F, G)
-    n_active = N
     t = 0
-    next_check = CHUNK
-    for g in groups:
-        g.whole = len(groups) == 1
+    pend_x.append(X), pend_f.append(F), pend_g.append(G)
+    careful = any(g.careful for g in groups)
     while True:
-        if n_active == N:
-            newly = None if bool(go.all()) else ~go
-        else:
-            newly = active & ~go
-            newly = newly if bool(newly.any()) else None
-        if newly is not None:
-            div = newly & ~ok
-            stop_step[newly] = t
-            conv_flag |= newly & ok
-            div_flag |= div
-            final_x[newly] = Xf[newly]
-            final_f[newly] = fd[newly]
-            final_g[newly] = gn[newly]
-            active &= ~newly
-            n_active = int(active.sum())
-        if t % record_every == 0 or t == steps:
-            rec_t.append(t)
-            rec_x.append(Xf)
-            rec_f.append(fd)
-            rec_g.append(gn)
-        if n_active == 0 or t == steps:
-            break
-        if t == next_check:
-            next_check += CHUNK
-            if cancel is not None and cancel():
-                raise Cancelled(f"cancelled after {t} of {steps} steps")
-            if progress is not None:
-                progress(t, steps)
+        if careful or t % block == 0 or t == steps:
+            measure()
+            pend_x.clear(), pend_f.clear(), pend_g.clear(), forced.clear()
+            t0 = t + 1
+            careful = any(g.careful and not g.done and g.parked is None for g in groups)
+            if n_active == 0 or t == steps:
+                break
+            if t % CHUNK == 0 and t:
+                if cancel is not None and cancel():
+                    raise Cancelled(f"cancelled after {t} of {steps} steps")
+                if progress is not None:
+                    progress(t, steps)
         t += 1
-        all_active = n_active == N
         if timed:
-            t0 = time.perf_counter()
+            ts = time.perf_counter()
         for gi, g in enumerate(groups):
-            if not all_active and not bool(active[g.a:g.b].any()):
+            if g.done:
                 if gi in lr_cols:
                     lr_cols[gi].append(float("nan"))
                 continue
             if g.sched is not None and not g.newton:
                 lr = g.lr_now()
                 lr_cols[gi].append(lr.reshape(-1).clone() if isinstance(lr, Tensor) else lr)
-            out = g.step(X, G, active, all_active)
+            out = g.step(X, G)
             if g.newton:
                 lr_cols[gi].append(out)
         if timed:
-            step_time += time.perf_counter() - t0
-        X = groups[0].rows().clone() if len(groups) == 1 else torch.cat([g.rows() for g in groups])
-        Xf = X.view(N, D)
+            step_time += time.perf_counter() - ts
+        X = groups[0].rows() if len(groups) == 1 and groups[0].direct else (
+            groups[0].rows().clone() if len(groups) == 1 else torch.cat([g.rows() for g in groups]))
         F, G = obj.value_grad_many(X)
-        fd, gn, ok, go = measure(F, G)
-        for gi in newton_fail:
-            g = groups[gi]
+        pend_x.append(X), pend_f.append(F), pend_g.append(G)
+        for g in newton:
             if g.failed:  # Newton's own evaluation saw NaN/inf: diverged at this step, x unchanged
-                g.failed = False  # (f and the gradient at the unchanged x are the last ones measured)
-                ok[g.a] = go[g.a] = False
-        for g in groups:
-            if g.sched is not None:
-                if g.metric:
-                    fv = float(fd[g.a])
-                    g.sched.step(fv if math.isfinite(fv) else None)
-                else:
-                    g.sched.step()
+                g.failed = False  # (f and the gradient at the unchanged x are the ones of this step)
+                forced.append((t, g.a))
+        for g in scheduled:
+            if g.metric:
+                fv = float(F[g.a])
+                g.sched.step(fv if math.isfinite(fv) else None)
+            else:
+                g.sched.step()
+    t = int(stop_step.max()) if n_active == 0 else t
     if progress is not None:
         progress(t, steps)
-    final_x[active] = Xf[active]
-    final_f[active] = fd[active]
-    final_g[active] = gn[active]
+    if n_active:
+        Xl, fl, gl = last
+        final_x[active] = Xl[active]
+        final_f[active] = fl[active]
+        final_g[active] = gl[active]
 
     # ---------------------------------------------------------------- per-row results
     wall = time.perf_counter() - t_start
     if stats is not None:
         stats.wall_time, stats.step_time, stats.steps, stats.groups = wall, step_time, t, len(groups)
     rec_steps = np.asarray(rec_t, dtype=np.int64)
-    paths = torch.stack(rec_x).numpy()
-    losses = torch.stack(rec_f).numpy()
-    gnorms = torch.stack(rec_g).numpy()
+    paths = torch.cat(rec_x).numpy()
+    losses = torch.cat(rec_f).numpy()
+    gnorms = torch.cat(rec_g).numpy()
     stops = stop_step.numpy()
     conv_np, div_np = conv_flag.numpy(), div_flag.numpy()
     fx, ff, fg = final_x.numpy(), final_f.numpy(), final_g.numpy()
