@@ -235,3 +235,13 @@ def test_newton_that_meets_nan_is_a_diverged_run() -> None:
     run = minimize(f, [0.0, 0.0], "newton", steps=10)
     assert run.diverged and not run.converged and run.steps_to_tol is None
     assert run.to_dict()["diverged"] is True
+
+
+def test_jsonable_arrays_are_plain_lists_with_none_for_non_finite() -> None:
+    from descend.lab._common import jsonable
+
+    out = jsonable({"a": np.array([[1.5, np.nan], [np.inf, -2.0]]), "b": np.array([1.0], dtype=np.float32),
+                    "i": np.arange(3), "m": np.array([True, False]), "s": np.array(["x"])})
+    assert out == {"a": [[1.5, None], [None, -2.0]], "b": [1.0], "i": [0, 1, 2], "m": [True, False], "s": ["x"]}
+    assert all(type(v) is float for v in out["a"][0][:1] + out["a"][1][1:] + out["b"])
+    assert type(out["i"][0]) is int and type(out["m"][0]) is bool

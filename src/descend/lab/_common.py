@@ -81,6 +81,13 @@ def finite_or_none(x: Any) -> float | None:
 def jsonable(value: Any) -> Any:
     """Lists, floats, ints, bools, strings and None only; NaN and infinities become None."""
     if isinstance(value, np.ndarray):
+        if value.dtype.kind == "f":  # one pass in numpy: finite numbers as floats, the rest as None
+            finite = np.isfinite(value)
+            if finite.all():
+                return value.astype(np.float64, copy=False).tolist()
+            return np.where(finite, value.astype(np.float64, copy=False), None).tolist()
+        if value.dtype.kind in "iub":
+            return value.tolist()
         return jsonable(value.tolist())
     if isinstance(value, torch.Tensor):
         return jsonable(value.detach().cpu().tolist())
