@@ -161,3 +161,32 @@ def test_the_scheduler_gives_a_newcomer_the_next_turn():
     assert c.future.result(timeout=30) == "newer"
     stop = True
     assert sched.jobs() == []
+
+
+def test_the_guarded_landscape_checks_every_evaluation_and_keeps_the_fused_function():
+    """The job's checkpoint runs before every evaluation; the landscape's fused value-and-gradient
+    stays in use, with the same numbers."""
+    import torch
+
+    from descend import landscapes
+    from descend.web.app import _guarded
+
+    class Job:
+        checkpoints = 0
+
+        def checkpoint(self):
+            self.checkpoints += 1
+
+    for name in ("rosenbrock", "bowl", "note003", "beale"):
+        land, job = landscapes.get(name), Job()
+        guarded = _guarded(land, job)
+        X = torch.tensor([[-1.2, 1.0], [0.3, 0.7], [2.0, -1.0]], dtype=torch.float64)
+        F, G = guarded.value_and_grad(X)
+        F0, G0 = land.value_and_grad(X)
+        assert torch.equal(F, F0) and torch.equal(G, G0)
+        fused = land.value_grad_fn is not None
+        assert job.checkpoints == (1 if fused else 2)  # one evaluation, or f and its gradient
+        if fused:
+            assert guarded.value_grad_fn.of == (guarded.f, guarded.grad_fn)
+        before = job.checkpoints
+        assert torch.equal(guarded.hessian(X), land.hessian(X)) and job.checkpoints == before + 1

@@ -145,8 +145,22 @@ def _guarded(land: Landscape, job: Job) -> Landscape:
 
         return checked
 
+    f, grad_fn = guard(land.f), guard(land.grad_fn)
+    fused = land.value_grad_fn
+    of = getattr(fused, "of", None)
+    if fused is not None and (of is None or (of[0] is land.f and of[1] is land.grad_fn)):
+        inner = fused
+
+        def fused_checked(xy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            job.checkpoint()
+            return inner(xy)
+
+        fused_checked.of = (f, grad_fn)  # type: ignore[attr-defined]  # still the landscape's own pair
+        fused = fused_checked
+    else:
+        fused = None
     return dataclasses.replace(
-        land, f=guard(land.f), grad_fn=guard(land.grad_fn), hessian_fn=guard(land.hessian_fn)
+        land, f=f, grad_fn=grad_fn, hessian_fn=guard(land.hessian_fn), value_grad_fn=fused
     )
 
 
@@ -219,8 +233,22 @@ def _minimize_all(land: Landscape, start: list[float], req: Any, prepared: list[
         raise FieldError(("body", "runs", index) if index is not None else ("body", "runs"), msg) from None
 
 
+def _one_thread() -> None:
+    """Compute on one intra-op thread in this (the job's) thread.
+
+    The server computes ``workers`` jobs at once, each on its own thread, on tensors of a few
+    numbers, where intra-op threads only cost: MKL's LAPACK (Newton's 2 x 2 Cholesky) waits
+    milliseconds per call for threads of a busy machine. ``torch.set_num_threads`` sets the
+    calling thread's OpenMP and MKL threads (and those of threads started later), not the
+    threads already running.
+    """
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+
+
 def compute_runs(req: Any, job: Job, costs: Costs | None = None) -> dict[str, Any]:
     """Every run of ``req`` computed by the lab, in the job's turns."""
+    _one_thread()
     prepared = prepare_runs(req)
     land = landscapes.get(req.landscape)
     start = list(req.start) if req.start is not None else list(land.start)

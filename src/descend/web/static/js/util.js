@@ -1,7 +1,8 @@
 // Shared state and small helpers of the lab page. This page only draws: landscapes, contour
 // lines, runs and schedules all come from the JSON API (descend on the server).
 
-export const COLORS = ["#e8590c", "#1c7ed6", "#2f9e44", "#ae3ec9", "#f08c00", "#0c8599", "#c2255c", "#495057"];
+// no green among the runs' colours: green on the page means "reached the minimum" (the table's td.good)
+export const COLORS = ["#e8590c", "#1c7ed6", "#7c4a1e", "#ae3ec9", "#f08c00", "#0c8599", "#c2255c", "#495057"];
 export const SVGNS = "http://www.w3.org/2000/svg";
 export const MAX_FRAMES = 120;          // animation frames for one race
 export const ANIMATION_MS = 2200;
