@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 import torch
 import torch.optim.optimizer as _torch_optimizer
 
-from . import compat, engine, fused, rules
+from . import compat, engine, fused, lowstate, rules
 from ._validate import NONNEG, Spec, check, check_broadcast, check_choice
 
 NONFINITE = ("raise", "skip", "ignore")
@@ -109,13 +109,23 @@ class Optimizer(torch.optim.Optimizer):
     def __init__(
         self, params: Any, defaults: dict[str, Any], *, weight_decay: float | torch.Tensor = 0.0,
         l1: float | torch.Tensor = 0.0, maximize: bool = False, nonfinite: str = "raise", impl: str = "auto",
+        state_dtype: torch.dtype | None = None, state_rounding: str = "stochastic",
     ) -> None:
-        """``defaults``: the rule's own hyperparameters; the common keywords follow."""
+        """``defaults``: the rule's own hyperparameters; the common keywords follow.
+
+        ``state_dtype``: the dtype the state tensors are stored in (None: the
+        parameter's); ``torch.bfloat16`` halves the state's memory and traffic, with
+        the arithmetic in float32 and ``state_rounding`` ("stochastic" or "nearest")
+        on the way back (:mod:`descend.optim.lowstate`).
+        """
         defaults = {"weight_decay": weight_decay, "l1": l1, "maximize": maximize, **defaults}
         check_choice("nonfinite", nonfinite, NONFINITE)
         check_choice("impl", impl, IMPLS)
+        check_choice("state_rounding", state_rounding, lowstate.ROUNDINGS)
         self.nonfinite = nonfinite
         self.impl = impl
+        self.state_dtype = lowstate.check_state_dtype(state_dtype)
+        self.state_rounding = state_rounding
         self._plans: list[engine.Part] | None = None  # the step plan, rebuilt when groups change
         self._plan_key: list[tuple[int, int, int]] = []
         for name, value in defaults.items():
@@ -214,9 +224,21 @@ class Optimizer(torch.optim.Optimizer):
 
     def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, Any]:
         state: dict[str, Any] = {"step": 0}
+        dtype = self._state_dtype(p)
         for key in self._state_keys(group):
-            state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state[key] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
         return state
+
+    def _state_dtype(self, p: torch.Tensor) -> torch.dtype:
+        """The dtype of ``p``'s state tensors (``state_dtype``, or the parameter's own)."""
+        if self.state_dtype is None or self.state_dtype == p.dtype:
+            return p.dtype
+        if not p.is_floating_point():
+            raise ValueError(
+                f"state_dtype={self.state_dtype} needs real floating-point parameters, got a "
+                f"{p.dtype} parameter of shape {tuple(p.shape)}; use state_dtype=None for it"
+            )
+        return self.state_dtype
 
     def state_dict(self, format: str = "descend") -> dict[str, Any]:
         """The state; ``format="torch"`` gives it as this optimizer's torch.optim twin saves it."""
@@ -391,4 +413,5 @@ class Optimizer(torch.optim.Optimizer):
         for key, value in zip(keys, new[1:]):
             if value is not None:
                 t = state[key]
-                (torch.view_as_real(t) if t.is_complex() else t).copy_(value)
+                lowstate.store(torch.view_as_real(t) if t.is_complex() else t, value, self.state_rounding,
+                               lowstate.seed(state["step"], key))

@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from . import foreach, fused, rules, trace
+from . import foreach, fused, lowstate, rules, trace
 from .foreach import Many
 
 AUTO_MIN_NUMEL = 1_000_000
@@ -117,13 +117,14 @@ def build(opt: Any) -> list[Part]:
         for idx in by_kind.values():
             ps = [group["params"][i] for i in idx]
             part = Part(group, idx, ps, choose(opt, group, ps), list(map(_PTR, ps)))
-            part.plain = not ps[0].is_complex() and ps[0].dtype not in fused.LOW
+            dtype = opt._state_dtype(ps[0])
+            part.plain = not ps[0].is_complex() and ps[0].dtype not in fused.LOW and dtype == ps[0].dtype
             for p in ps:
                 st = opt.state[p]
                 for k, v in list(st.items()):  # the state follows a parameter that moved
                     if isinstance(v, torch.Tensor) and v.shape == p.shape and (
-                            v.device != p.device or v.dtype != p.dtype):
-                        st[k] = v.to(device=p.device, dtype=p.dtype)
+                            v.device != p.device or v.dtype != dtype):
+                        st[k] = v.to(device=p.device, dtype=dtype)
                 part.states.append(st)
             part.synced = len({st.get("step", 0) for st in part.states}) == 1
             if part.kind == "fused":
@@ -366,7 +367,12 @@ def _foreach(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
     foreach.write(real, new[0])
     for k, s, v in zip(keys, states, new[1:]):
         if s is not None and v is not None:
-            foreach.write([torch.view_as_real(st[k]) if st[k].is_complex() else st[k] for st in sts], v)
+            targets = [torch.view_as_real(st[k]) if st[k].is_complex() else st[k] for st in sts]
+            if targets[0].dtype == torch.bfloat16 and opt.state_rounding == "stochastic":
+                for t, x in zip(targets, v.ts if isinstance(v, Many) else [v]):
+                    lowstate.store(t, x, "stochastic", lowstate.seed(step, k))
+            else:
+                foreach.write(targets, v)
 
 
 _PROGRAMS: dict[tuple, trace.Program | None] = {}
@@ -417,13 +423,18 @@ def _fused(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
     prep, hypers = _prep(opt, group), opt._hypers(group, step)
     values = {**hypers, "weight_decay": prep["weight_decay"], "l1": prep["l1"]}
     program = _program(part, rule, keys, w.states[0], prep["maximize"], values)
+    stochastic = opt.state_rounding == "stochastic" and opt.state_dtype == torch.bfloat16
     if program is None:  # 0-d tensor hyperparameters: the rule compiled as it is
         def apply_flat(P: torch.Tensor, G: torch.Tensor, states: list) -> None:
-            fused.run(P, G, states, rule, prep, hypers, ok)
+            seeds = [lowstate.seed(step, k) if stochastic and s is not None and s.dtype == torch.bfloat16
+                     and s.dtype != P.dtype else None for k, s in zip(keys, states)]
+            fused.run(P, G, states, rule, prep, hypers, ok, seeds)
     else:
         def apply_flat(P: torch.Tensor, G: torch.Tensor, states: list) -> None:
             tensors = {"p": P, "g": G, **{k: s for k, s in zip(keys, states) if s is not None}}
-            fused.run_program(program, tensors, values, ok)
+            seeds = {k: lowstate.seed(step, k) for k, s in tensors.items() if k in keys and
+                     s.dtype == torch.bfloat16 and s.dtype != P.dtype} if stochastic else None
+            fused.run_program(program, tensors, values, ok, seeds)
     for j in part.big:
         st = w.states[j]
         apply_flat(w.params[j].view(-1), w.grads[j].reshape(-1), [st[k].view(-1) if k in st else None for k in keys])

@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from . import rules
+from . import lowstate, rules
 
 _compile_count = 0
 _KERNELS: dict[tuple, Any] = {}
@@ -52,7 +52,7 @@ def _backend(gm: torch.fx.GraphModule, example_inputs: list) -> Any:
     return compile_fx(gm, example_inputs)
 
 
-def _update(P, G, states, rule, prep, hypers, ok):
+def _update(P, G, states, rule, prep, hypers, ok, seeds):
     p = P.float() if P.dtype in LOW else P
     g = G.float() if G.dtype in LOW else G
     work = [None if s is None else (s.float() if s.dtype in LOW else s) for s in states]
@@ -60,9 +60,9 @@ def _update(P, G, states, rule, prep, hypers, ok):
     if ok is not None:
         new = [None if n is None else torch.where(ok, n, o) for n, o in zip(new, [p, *work])]
     P.copy_(new[0])
-    for s, v in zip(states, new[1:]):
+    for s, v, seed in zip(states, new[1:], seeds):
         if s is not None:
-            s.copy_(v)
+            s.copy_(v if seed is None else lowstate.stochastic_bf16(v, seed))
 
 
 def kernel(key: tuple) -> Any:
@@ -79,22 +79,27 @@ def kernel(key: tuple) -> Any:
     return _KERNELS[key]
 
 
-def run(P, G, states, rule, prep, hypers, ok) -> None:
-    """Apply ``rule`` to flat ``P`` (in place) with gradient ``G`` and flat ``states``."""
+def run(P, G, states, rule, prep, hypers, ok, seeds=None) -> None:
+    """Apply ``rule`` to flat ``P`` (in place) with gradient ``G`` and flat ``states``;
+    ``seeds`` (one per state, None or an int): stochastic rounding of that state to bf16."""
+    seeds = [None if x is None else torch.tensor(x, dtype=torch.int64, device=P.device)
+             for x in (seeds or [None] * len(states))]
     prep = {k: regularizer(v, P) if k != "maximize" else v for k, v in prep.items()}
     hypers = scalar_hypers(hypers, P)
     flags = tuple(
         (k, v) for k, v in sorted({**prep, **hypers}.items())
         if v is None or isinstance(v, (bool, str)) or (isinstance(v, float) and v == 0.0)
     )
-    key = (rule.__qualname__, tuple(s is None for s in states), flags, ok is None)
-    kernel(key)(P, G, states, rule, prep, hypers, ok)
+    key = (rule.__qualname__, tuple(s is None for s in states), flags, ok is None,
+           tuple(x is None for x in seeds))
+    kernel(key)(P, G, states, rule, prep, hypers, ok, seeds)
 
 
 _SOURCES: dict[tuple, tuple[Any, list[str], list[Any]]] = {}
 
 
-def run_program(program: Any, tensors: dict[str, torch.Tensor], values: dict[str, Any], ok: Any) -> None:
+def run_program(program: Any, tensors: dict[str, torch.Tensor], values: dict[str, Any], ok: Any,
+                seeds: dict[str, int] | None = None) -> None:
     """Apply a traced rule (:class:`descend.optim.trace.Program`) to flat tensors, compiled.
 
     The scalar expressions of the rule (``1 - beta``, ``lr * decay``) are computed in
@@ -103,11 +108,13 @@ def run_program(program: Any, tensors: dict[str, torch.Tensor], values: dict[str
     """
     P = tensors["p"]
     low = P.dtype in LOW
-    key = (id(program), low, ok is None)
+    lows = frozenset(k for k, t in tensors.items() if t.dtype in LOW)
+    rounded = tuple(sorted(seeds or ()))
+    key = (id(program), lows, ok is None, rounded)
     if key not in _SOURCES:
         name = f"_rule_{len(_SOURCES)}"
-        src, leaves, syms = program.source(name, low, ok is not None)
-        namespace: dict[str, Any] = {"torch": torch}
+        src, leaves, syms = program.source(name, lows, ok is not None, rounded)
+        namespace: dict[str, Any] = {"torch": torch, "_sr": lowstate.stochastic_bf16}
         filename = f"<descend.optim.fused {name}>"
         # Registered as a source file: torch < 2.13 wraps a function with no source file into
         # one shared code object (pytorch #124269), and every program then recompiles it.
@@ -124,7 +131,10 @@ def run_program(program: Any, tensors: dict[str, torch.Tensor], values: dict[str
     else:  # one asynchronous copy from pinned memory: no host sync on an accelerator
         pinned = torch.tensor(numbers, dtype=dtype, pin_memory=True)
         scalars = list(pinned.to(P.device, non_blocking=True).unbind(0))
-    fn(*[tensors[k] for k in leaves], *scalars, *([] if ok is None else [ok]))
+    extra = [] if ok is None else [ok]
+    if rounded:  # 0-d int64 tensors: a new seed every step without recompiling
+        extra += [torch.tensor(seeds[t], dtype=torch.int64, device=P.device) for t in rounded]  # type: ignore[index]
+    fn(*[tensors[k] for k in leaves], *scalars, *extra)
 
 
 def warn_once(owner: Any, key: str, message: str) -> None:

@@ -241,11 +241,14 @@ class Program:
                 torch._foreach_copy_(leaves[name], slots[s])
 
 
-    def source(self, name: str, low: bool, flag: bool) -> tuple[str, list[str], list[Sym]]:
+    def source(self, name: str, low: frozenset, flag: bool,
+               rounded: tuple = ()) -> tuple[str, list[str], list[Sym]]:
         """Straight-line Python of the rule for one tensor (for ``torch.compile``).
 
-        Returns the source of ``name(<leaves>, <scalars>[, ok])``, the leaf names and the
-        scalar expressions whose values (computed in double) are its scalar arguments.
+        Returns the source of ``name(<leaves>, <scalars>[, ok][, seed_<target>...])``, the
+        leaf names and the scalar expressions whose values (computed in double) are its
+        scalar arguments. Leaves named in ``low`` are read as float32; outputs named in
+        ``rounded`` are written through ``_sr(value, seed)`` (stochastic rounding to bf16).
         """
         var: dict[int, str] = {}
         syms: list[Sym] = []
@@ -264,7 +267,7 @@ class Program:
         for i, n in enumerate(self.order):
             if n.op == "leaf":
                 var[id(n)] = f"L_{n.name}"
-                lines.append(f"    L_{n.name} = {n.name}.float()" if low else f"    L_{n.name} = {n.name}")
+                lines.append(f"    L_{n.name} = {n.name}.float()" if n.name in low else f"    L_{n.name} = {n.name}")
                 continue
             a = [arg(x) for x in n.args]
             expr = {"add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "{0} / {1}",
@@ -276,8 +279,11 @@ class Program:
             value = var[id(out)]
             if flag:
                 value = f"torch.where(ok, {value}, L_{target})"
+            if target in rounded:
+                value = f"_sr({value}, seed_{target})"
             lines.append(f"    {target}.copy_({value})")
-        params = leaves + [f"s{i}" for i in range(len(syms))] + (["ok"] if flag else [])
+        params = (leaves + [f"s{i}" for i in range(len(syms))] + (["ok"] if flag else [])
+                  + [f"seed_{t}" for t in rounded])
         return f"def {name}({', '.join(params)}):\n" + "\n".join(lines) + "\n", leaves, syms
 
 

@@ -37,7 +37,7 @@ from descend.optim.registry import accepted_keywords
 from descend.spec import SpecError
 
 # Constructor arguments the page never offers: how to run, not what to run.
-HIDDEN_HYPER = ("self", "params", "nonfinite", "impl")
+HIDDEN_HYPER = ("self", "params", "nonfinite", "impl", "state_dtype", "state_rounding")
 
 # Slider ranges (lo, hi, log scale) for hyperparameters whose allowed range is
 # open-ended or too wide to slide through. Hard caps keep a request bounded.

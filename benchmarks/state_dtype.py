@@ -1,0 +1,95 @@
+"""Adam and AdamW with state in bfloat16 against torch's fused float32 Adam, on the 25M sets.
+
+``state_dtype=torch.bfloat16`` stores V and S in 16 bits (arithmetic in float32),
+so a step moves 20 bytes per parameter instead of 28. Columns, ms per step
+(median of interleaved rounds: one step of every variant per round, order rotated):
+
+* ``t.fused``: ``torch.optim.Adam(fused=True)`` (AdamW: ``torch.optim.AdamW(fused=True)``), float32 state;
+* ``d.fp32``: descend's default (``impl="auto"``: the compiled path at this size), float32 state;
+* ``d.bf16 sr`` / ``d.bf16 rtn``: the same with bf16 state, stochastic rounding / round to nearest;
+* ``t.fused / d.bf16 sr``: the speed-up over torch's fastest (target >= 1.3x).
+
+    python benchmarks/state_dtype.py                       # both sets, Adam and AdamW
+    python benchmarks/state_dtype.py --sets transformer --rounds 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+import descend.optim as O
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAM_SETS = next((p for p in (ROOT.parent / "shared" / "bench" / "param_sets.json",
+                                ROOT / "shared" / "bench" / "param_sets.json") if p.exists()),
+                  ROOT.parent / "shared" / "bench" / "param_sets.json")
+
+
+def params_for(shapes: list[list[int]], seed: int) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    ps = []
+    for shape in shapes:
+        p = torch.randn(*shape, generator=gen).requires_grad_()
+        p.grad = torch.randn(*shape, generator=gen) * 1e-2
+        ps.append(p)
+    return ps
+
+
+def variants(shapes: list[list[int]], name: str) -> dict:
+    torch_cls = {"Adam": torch.optim.Adam, "AdamW": torch.optim.AdamW}[name]
+    ours = getattr(O, name)
+    bf16 = torch.bfloat16
+    return {
+        "t.fused": torch_cls(params_for(shapes, 0), lr=1e-3, fused=True).step,
+        "d.fp32": ours(params_for(shapes, 0), lr=1e-3).step,
+        "d.bf16 sr": ours(params_for(shapes, 0), lr=1e-3, state_dtype=bf16).step,
+        "d.bf16 rtn": ours(params_for(shapes, 0), lr=1e-3, state_dtype=bf16, state_rounding="nearest").step,
+    }
+
+
+def measure(steps: dict, rounds: int) -> dict[str, float]:
+    for fn in steps.values():  # compile and warm up
+        fn()
+        fn()
+    names = list(steps)
+    times: dict[str, list[float]] = {k: [] for k in names}
+    for r in range(rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for k in order:
+            t0 = time.perf_counter()
+            steps[k]()
+            times[k].append((time.perf_counter() - t0) * 1e3)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sets", default="resnet50,transformer", help="comma-separated: resnet50, transformer")
+    ap.add_argument("--optimizers", default="Adam,AdamW", help="comma-separated: Adam, AdamW")
+    ap.add_argument("--rounds", type=int, default=9, help="interleaved rounds (default 9)")
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    sets = json.loads(PARAM_SETS.read_text())["sets"]
+    print(f"torch {torch.__version__}, {args.threads} threads; ms per step, medians of {args.rounds} "
+          "interleaved rounds\n")
+    print("| set | optimizer | t.fused | d.fp32 | d.bf16 sr | d.bf16 rtn | t.fused / d.fp32 "
+          "| t.fused / d.bf16 sr | t.fused / d.bf16 rtn |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for set_name in args.sets.split(","):
+        for opt_name in args.optimizers.split(","):
+            med = measure(variants(sets[set_name], opt_name), args.rounds)
+            t = med["t.fused"]
+            print(f"| {set_name} | {opt_name} | {t:.1f} | {med['d.fp32']:.1f} | {med['d.bf16 sr']:.1f} | "
+                  f"{med['d.bf16 rtn']:.1f} | {t / med['d.fp32']:.2f}x | {t / med['d.bf16 sr']:.2f}x | "
+                  f"{t / med['d.bf16 rtn']:.2f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

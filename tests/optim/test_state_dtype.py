@@ -1,0 +1,146 @@
+"""State in 16 bits (``state_dtype=torch.bfloat16``): storage, rounding, paths, state_dict, resume."""
+
+import io
+
+import pytest
+import torch
+
+import descend.optim as O
+from descend.optim import lowstate
+
+from .test_engine import make
+
+BF16 = torch.bfloat16
+
+
+def run(cls, impl, steps=30, **kw):
+    ps = [p.clone().requires_grad_() for p in make()]
+    opt = cls(ps, lr=1e-2, impl=impl, **kw)
+    gen = torch.Generator().manual_seed(7)
+    for _ in range(steps):
+        for p in ps:
+            p.grad = torch.randn(p.shape, generator=gen)
+        opt.step()
+    return ps, opt
+
+
+# ---------------------------------------------------------------- rounding itself
+def test_stochastic_rounding_lands_on_a_neighbour_and_is_unbiased():
+    lo = torch.tensor(1.0, dtype=BF16)
+    step = (torch.tensor(1.0078125) - 1.0).item()  # bf16 spacing at 1
+    for frac in (0.1, 0.25, 0.5, 0.9):
+        x = torch.full((200_000,), 1.0 + frac * step)
+        r = lowstate.stochastic_bf16(x, lowstate.seed(3, "S"))
+        assert set(r.float().unique().tolist()) <= {lo.item(), 1.0 + step}
+        up = (r.float() > 1.0).double().mean().item()
+        assert up == pytest.approx(frac, abs=0.01)  # 200k draws: the standard error is about 0.001
+    neg = lowstate.stochastic_bf16(torch.full((100_000,), -(1.0 + 0.25 * step)), 11).float()
+    assert neg.mean().item() == pytest.approx(-(1.0 + 0.25 * step), abs=2e-5)
+    special = torch.tensor([0.0, float("inf"), -float("inf"), 3.0e38])
+    out = lowstate.stochastic_bf16(special, 5).float()
+    assert out[0] == 0 and out[1] == float("inf") and out[2] == -float("inf") and out[3] >= 2.99e38
+
+
+def test_the_same_seed_rounds_the_same_and_a_new_step_differently():
+    x = torch.randn(10_000)
+    a = lowstate.stochastic_bf16(x, lowstate.seed(5, "V"))
+    assert torch.equal(a, lowstate.stochastic_bf16(x, lowstate.seed(5, "V")))
+    assert not torch.equal(a, lowstate.stochastic_bf16(x, lowstate.seed(6, "V")))
+    assert not torch.equal(a, lowstate.stochastic_bf16(x, lowstate.seed(5, "S")))
+
+
+def test_nearest_stalls_a_slow_average_where_stochastic_follows_it():
+    """S <- 0.999 S (beta2) with g = 0: bf16 keeps 8 bits, so 0.999 * S rounds back to S."""
+    for rounding, moves in (("nearest", False), ("stochastic", True)):
+        p = torch.nn.Parameter(torch.zeros(4096))
+        opt = O.Adam([p], lr=1e-3, state_dtype=BF16, state_rounding=rounding, impl="eager")
+        p.grad = torch.ones(4096)
+        opt.step()
+        s0 = opt.state[p]["S"].float().mean().item()
+        for _ in range(200):
+            p.grad = torch.zeros(4096)
+            opt.step()
+        s = opt.state[p]["S"].float().mean().item()
+        exact = s0 * 0.999 ** 200
+        if moves:
+            assert s == pytest.approx(exact, rel=0.02)
+        else:
+            assert s == s0  # stalled: 0.999 * s rounds to s every step
+
+
+# ---------------------------------------------------------------- the optimizer
+@pytest.mark.parametrize("impl", ["eager", "foreach", "fused"])
+@pytest.mark.parametrize("rounding", ["stochastic", "nearest"])
+def test_adam_bf16_state_is_stored_in_bf16_and_stays_close_to_fp32(impl, rounding):
+    ps, opt = run(O.Adam, impl, state_dtype=BF16, state_rounding=rounding)
+    ref, _ = run(O.Adam, "eager")
+    for p, r in zip(ps, ref):
+        st = opt.state[p]
+        assert st["V"].dtype == BF16 and st["S"].dtype == BF16 and p.dtype == torch.float32
+        assert torch.allclose(p, r, atol=3e-3), (p - r).abs().max()
+
+
+@pytest.mark.parametrize("cls", [O.AdamW, O.RMSprop, O.Adagrad, O.Momentum])
+def test_other_rules_store_bf16_state_eager_equals_foreach(cls):
+    kw = {"beta": 0.9} if cls is O.Momentum else {}
+    a, oa = run(cls, "eager", state_dtype=BF16, **kw)
+    b, ob = run(cls, "foreach", state_dtype=BF16, **kw)
+    ref, _ = run(cls, "eager", **kw)
+    for pa, pb, r in zip(a, b, ref):
+        assert all(v.dtype == BF16 for k, v in oa.state[pa].items() if k != "step")
+        assert torch.equal(pa, pb)  # the same rounding, element for element
+        assert torch.allclose(pa, r, atol=2e-2)  # bf16 keeps 8 bits: about 0.4% of each state value per step
+
+
+def test_state_memory_is_halved_and_saves_half_the_bytes():
+    sizes = {}
+    for dtype in (None, BF16):
+        ps, opt = run(O.Adam, "foreach", steps=2, state_dtype=dtype)
+        buf = io.BytesIO()
+        torch.save(opt.state_dict(), buf)
+        sizes[dtype] = (sum(v.numel() * v.element_size() for st in opt.state.values()
+                            for k, v in st.items() if k != "step"), len(buf.getvalue()))
+    assert sizes[BF16][0] * 2 == sizes[None][0]
+    assert sizes[BF16][1] < 0.6 * sizes[None][1]
+
+
+@pytest.mark.parametrize("impl", ["foreach", "fused"])
+def test_resume_is_bitwise_exact_and_the_state_stays_bf16(impl):
+    straight, _ = run(O.Adam, impl, steps=20, state_dtype=BF16)
+    first, opt = run(O.Adam, impl, steps=10, state_dtype=BF16)
+    buf = io.BytesIO()
+    torch.save(opt.state_dict(), buf)
+    buf.seek(0)
+    saved = torch.load(buf, weights_only=True)
+    assert all(v.dtype == BF16 for st in saved["state"].values() for k, v in st.items() if k != "step")
+    # the second half's gradients: replay the generator past the first 10 steps
+    gen = torch.Generator().manual_seed(7)
+    for _ in range(10):
+        for p in first:
+            torch.randn(p.shape, generator=gen)
+    ps = [p.detach().clone().requires_grad_() for p in first]
+    opt3 = O.Adam(ps, lr=1e-2, impl=impl, state_dtype=BF16)
+    opt3.load_state_dict(saved)
+    for _ in range(10):
+        for p in ps:
+            p.grad = torch.randn(p.shape, generator=gen)
+        opt3.step()
+    for a, b in zip(ps, straight):
+        assert torch.equal(a, b)
+    assert all(opt3.state[p]["V"].dtype == BF16 for p in ps)
+
+
+def test_bad_state_dtype_and_rounding_name_the_argument():
+    p = [torch.zeros(3, requires_grad=True)]
+    with pytest.raises(ValueError, match=r"state_dtype must be .*float16 state overflows"):
+        O.Adam(p, state_dtype=torch.float16)
+    with pytest.raises(ValueError, match=r"state_dtype must be .*got 'int8'"):
+        O.Adam(p, state_dtype="int8")
+    with pytest.raises(ValueError, match="state_rounding must be one of 'stochastic', 'nearest'"):
+        O.Adam(p, state_rounding="up")
+    assert O.Adam(p, state_dtype="bf16").state_dtype is BF16
+    z = torch.zeros(3, dtype=torch.complex64, requires_grad=True)
+    opt = O.Adam([z], state_dtype=BF16)
+    z.grad = torch.ones(3, dtype=torch.complex64)
+    with pytest.raises(ValueError, match=r"state_dtype=torch.bfloat16 needs real floating-point parameters"):
+        opt.step()
