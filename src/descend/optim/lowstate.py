@@ -12,9 +12,9 @@ fp16/bf16 parameters); only the stored state is rounded, in one of two ways:
   an average that should decay can stall;
 * ``"stochastic"`` (the default): round up with probability equal to the
   distance to the lower neighbour, so the stored value is exact on average.
-  The random bits are a hash of the element's position, the step and the state
-  key (no random generator), so a resumed run rounds exactly as the original
-  did, and the same position gets fresh bits every step.
+  The random bits come from the element's position, the step and the state key
+  (no random generator), so a resumed run rounds exactly as the original did,
+  and the same position gets fresh bits every step.
 
 The same function serves the eager, foreach and compiled paths.
 """
@@ -29,7 +29,6 @@ import torch
 ROUNDINGS = ("stochastic", "nearest")
 STATE_DTYPES = (torch.float32, torch.float64, torch.bfloat16)
 _M32 = 0xFFFFFFFF
-_MIX = 0x45D9F3B  # Mueller's 32-bit integer hash constant (below 2**31: int64 products stay exact)
 
 
 NAMES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float32": torch.float32,
@@ -56,11 +55,19 @@ def seed(step: int, key: str) -> int:
 
 
 def noise(n: int, seed: Any, device: torch.device) -> torch.Tensor:
-    """``n`` pseudo-random integers in [0, 65536) (int64): a hash of position and seed."""
-    x = (torch.arange(n, dtype=torch.int64, device=device) + seed) & _M32
-    x = ((x ^ (x >> 16)) * _MIX) & _M32
-    x = ((x ^ (x >> 16)) * _MIX) & _M32
-    return (x ^ (x >> 16)) & 0xFFFF
+    """``n`` integers in [0, 65536) (int32): a dither pattern of the position, XORed with the seed.
+
+    Within each block of 65536 positions the pattern takes every value once (an odd
+    multiplier permutes the low 16 bits), blocks are shifted against each other, and
+    the seed's 16 bits change every step, so each position sees uniform noise over the
+    steps. A few integer operations per element: cheap enough for the compiled kernel,
+    where a full hash would cost more than the memory traffic it saves.
+    """
+    if n < 2**31:  # int32 throughout: no product can overflow
+        i = torch.arange(n, dtype=torch.int32, device=device)
+        return (((i & 0xFFFF) * 20251) ^ ((i >> 16) * 11069) ^ ((seed >> 16) & 0xFFFF)) & 0xFFFF
+    i = torch.arange(n, dtype=torch.int64, device=device)
+    return ((((i & 0xFFFF) * 20251) ^ ((i >> 16) * 11069)) & 0xFFFF).to(torch.int32) ^ ((seed >> 16) & 0xFFFF)
 
 
 def stochastic_bf16(x: torch.Tensor, seed: Any) -> torch.Tensor:
@@ -68,12 +75,12 @@ def stochastic_bf16(x: torch.Tensor, seed: Any) -> torch.Tensor:
 
     bfloat16 is the upper half of a float32: adding 16 random bits to the lower
     half and cutting it off rounds the magnitude up with the right probability
-    (for either sign). Infinities stay infinite.
+    (for either sign; a finite float32 plus 65535 stays inside int32). Infinities
+    stay infinite and the NaN that arithmetic makes stays NaN (no select needed).
     """
-    bits = x.contiguous().view(torch.int32).to(torch.int64)
+    bits = x.contiguous().view(torch.int32)
     bits = (bits + noise(x.numel(), seed, x.device).view(x.shape)) & -65536
-    # values near the largest float32 may carry into the infinity pattern: that is what they round to
-    return torch.where(torch.isfinite(x), bits.to(torch.int32).view(torch.float32), x).to(torch.bfloat16)
+    return bits.view(torch.float32).to(torch.bfloat16)
 
 
 def store(target: torch.Tensor, value: torch.Tensor, rounding: str, seed: Any) -> None:
