@@ -208,3 +208,29 @@ def test_long_rows_of_a_plain_function() -> None:
     runs = [{"optimizer": "adam", "lr": 0.05}, {"optimizer": "adam", "lr": 0.2}, {"optimizer": "gd", "lr": 0.1}]
     for got, r in zip(minimize_many(f, runs, x0=x0, steps=300, tol=1e-9, record_every=4), runs):
         assert_same_run(got, reference_minimize(f, x0=x0, steps=300, tol=1e-9, record_every=4, **r))
+
+
+def test_a_gradient_function_that_uses_autograd() -> None:
+    """The loop runs in inference mode only where nothing needs autograd: a landscape whose own
+    gradient function calls autograd gets the ordinary loop, with the same results."""
+    import dataclasses
+
+    from descend import landscapes
+    from descend.landscapes.base import autograd_grad
+
+    base = landscapes.get("rosenbrock")
+    land = dataclasses.replace(base, grad_fn=lambda xy: autograd_grad(base.f, xy), value_grad_fn=None)
+    runs = [{"optimizer": "adam", "lr": 0.05}, {"optimizer": "gd", "lr": 1e-3}]
+    many = minimize_many(land, runs, steps=300, tol=1e-6)
+    for got, r in zip(many, runs):
+        assert_same_run(got, reference_minimize(land, steps=300, tol=1e-6, **r))
+    assert many[0].steps == 300 and np.isfinite(many[0].path).all()
+
+
+def test_state_in_bfloat16_takes_the_optimizers_own_step() -> None:
+    """A state stored rounded (state_dtype) is written by the optimizer's step, not the direct rule."""
+    runs = [{"optimizer": "adam", "lr": 0.05, "state_dtype": torch.bfloat16}, {"optimizer": "adam", "lr": 0.05}]
+    many = minimize_many("rosenbrock", runs, steps=200, tol=1e-6)
+    for got, r in zip(many, runs):
+        assert_same_run(got, reference_minimize("rosenbrock", steps=200, tol=1e-6, **r))
+    assert not np.array_equal(many[0].path, many[1].path)

@@ -13,7 +13,8 @@ row), :func:`~descend.lab.run_many` (N rows, one optimizer) and
    step their row on its own. A descend optimizer's eager rule is called
    directly (``rule(p, g, *state, **hypers)``, as its ``step()`` calls it, see
    :class:`_Group`), without the per-step planning, checks and in-place copies
-   of the public ``step()``;
+   of the public ``step()``. When every group does so on a built-in landscape
+   (closed forms), nothing needs autograd and the loop runs in inference mode;
 3. keeps ``X``, ``f`` and the gradient of the step; the rows are measured
    (``f``, ``||grad f||``, converged, diverged) once per block of steps.
 
@@ -50,6 +51,7 @@ calls ``cancel()`` (raising :class:`Cancelled` when it returns True) and
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import time
 from collections.abc import Callable
@@ -69,6 +71,7 @@ from .results import Run
 Tensor = torch.Tensor
 CHUNK = 250
 BLOCK = 250  # steps measured at once (a divisor of CHUNK; fewer for very large rows)
+_BUILTIN = "descend.landscapes.functions"  # the built-in landscapes: closed forms, no autograd
 BLOCK_BYTES = 64 << 20  # at most this much of X and gradients held for one block
 MAX_STEPS = 1_000_000
 MAX_RECORDS = 200_000
@@ -150,7 +153,7 @@ def _direct_rule(opt: torch.optim.Optimizer, dtype: torch.dtype, lookahead: bool
 
     That is: a descend optimizer on the eager path, without gradient checks, whose ``step``,
     ``_update``, ``_apply`` and ``_point`` are the base class's (or Nesterov's without
-    look-ahead, which defers to them), one param group, float32/float64.
+    look-ahead, which defers to them), one param group, float32/float64, state kept in that dtype.
     """
     cls = type(opt)
     if not isinstance(opt, O.Optimizer) or isinstance(opt, O.Newton) or lookahead:
@@ -158,6 +161,8 @@ def _direct_rule(opt: torch.optim.Optimizer, dtype: torch.dtype, lookahead: bool
     if getattr(opt, "impl", None) != "eager" or getattr(opt, "nonfinite", None) != "ignore":
         return False
     if len(opt.param_groups) != 1 or dtype not in (torch.float32, torch.float64):
+        return False
+    if getattr(opt, "state_dtype", None) not in (None, dtype):  # state stored rounded: the step's own path
         return False
     base = O.Optimizer
     return (
@@ -279,8 +284,7 @@ class _Group:
         return None
 
     def rows(self) -> Tensor:
-        """This group's rows now, shaped ``(n, *shape)`` (the direct rule's own result: never changed
-        in place, so it needs no copy)."""
+        """This group's rows now, shaped ``(n, *shape)``."""
         x = self.p if self.direct else self.x.detach()
         return x.unsqueeze(0) if self.solo else x
 
@@ -313,6 +317,16 @@ def check_steps(steps: int, record_every: int) -> None:
             f"record_every={record_every} would record {steps // record_every + 1:,} points per run "
             f"(at most {MAX_RECORDS:,}); pass record_every >= {need}"
         )
+
+
+def _closed_form(obj: Objective) -> bool:
+    """Whether ``f`` and its gradient are a built-in landscape's closed forms (no autograd inside);
+    wrappers that declare ``__wrapped__`` (the web app's checkpoints) are looked through."""
+    land = obj.landscape
+    if land is None or land.grad_fn is None:
+        return False
+    fns = [land.f, land.grad_fn] + ([land.value_grad_fn] if land.value_grad_fn is not None else [])
+    return all(getattr(inspect.unwrap(fn), "__module__", None) == _BUILTIN for fn in fns)
 
 
 def _block(N: int, D: int) -> int:
@@ -446,53 +460,63 @@ def run_rows(
             rec_t.extend(t0 + i for i in sel)
         last[:] = [Xs[-1], fd[-1], gn[-1]]
 
-    F, G = obj.value_grad_many(X)
-    t = 0
-    pend_x.append(X), pend_f.append(F), pend_g.append(G)
-    careful = any(g.careful for g in groups)
-    while True:
-        if careful or t % block == 0 or t == steps:
-            measure()
-            pend_x.clear(), pend_f.clear(), pend_g.clear(), forced.clear()
-            t0 = t + 1
-            careful = any(g.careful and not g.done and g.parked is None for g in groups)
-            if n_active == 0 or t == steps:
-                break
-            if t % CHUNK == 0 and t:
-                if cancel is not None and cancel():
-                    raise Cancelled(f"cancelled after {t} of {steps} steps")
-                if progress is not None:
-                    progress(t, steps)
-        t += 1
-        if timed:
-            ts = time.perf_counter()
-        for gi, g in enumerate(groups):
-            if g.done:
-                if gi in lr_cols:
-                    lr_cols[gi].append(float("nan"))
-                continue
-            if g.sched is not None and not g.newton:
-                lr = g.lr_now()
-                lr_cols[gi].append(lr.reshape(-1).clone() if isinstance(lr, Tensor) else lr)
-            out = g.step(X, G)
-            if g.newton:
-                lr_cols[gi].append(out)
-        if timed:
-            step_time += time.perf_counter() - ts
-        X = groups[0].rows() if len(groups) == 1 and groups[0].direct else (
-            groups[0].rows().clone() if len(groups) == 1 else torch.cat([g.rows() for g in groups]))
-        F, G = obj.value_grad_many(X)
+    def _loop(X: Tensor, F: Tensor, G: Tensor) -> int:
+        """Steps, blocks and chunks until every row stopped or the budget is spent; the last step."""
+        nonlocal t0, step_time
+        t = 0
         pend_x.append(X), pend_f.append(F), pend_g.append(G)
-        for g in newton:
-            if g.failed:  # Newton's own evaluation saw NaN/inf: diverged at this step, x unchanged
-                g.failed = False  # (f and the gradient at the unchanged x are the ones of this step)
-                forced.append((t, g.a))
-        for g in scheduled:
-            if g.metric:
-                fv = float(F[g.a])
-                g.sched.step(fv if math.isfinite(fv) else None)
-            else:
-                g.sched.step()
+        careful = any(g.careful for g in groups)
+        while True:
+            if careful or t % block == 0 or t == steps:
+                measure()
+                pend_x.clear(), pend_f.clear(), pend_g.clear(), forced.clear()
+                t0 = t + 1
+                careful = any(g.careful and not g.done and g.parked is None for g in groups)
+                if n_active == 0 or t == steps:
+                    break
+                if t % CHUNK == 0 and t:
+                    if cancel is not None and cancel():
+                        raise Cancelled(f"cancelled after {t} of {steps} steps")
+                    if progress is not None:
+                        progress(t, steps)
+            t += 1
+            if timed:
+                ts = time.perf_counter()
+            for gi, g in enumerate(groups):
+                if g.done:
+                    if gi in lr_cols:
+                        lr_cols[gi].append(float("nan"))
+                    continue
+                if g.sched is not None and not g.newton:
+                    lr = g.lr_now()
+                    lr_cols[gi].append(lr.reshape(-1).clone() if isinstance(lr, Tensor) else lr)
+                out = g.step(X, G)
+                if g.newton:
+                    lr_cols[gi].append(out)
+            if timed:
+                step_time += time.perf_counter() - ts
+            X = groups[0].rows() if len(groups) == 1 and groups[0].direct else (
+                groups[0].rows().clone() if len(groups) == 1 else torch.cat([g.rows() for g in groups]))
+            F, G = obj.value_grad_many(X)
+            pend_x.append(X), pend_f.append(F), pend_g.append(G)
+            for g in newton:
+                if g.failed:  # Newton's own evaluation saw NaN/inf: diverged at this step, x unchanged
+                    g.failed = False  # (f and the gradient at the unchanged x are the ones of this step)
+                    forced.append((t, g.a))
+            for g in scheduled:
+                if g.metric:
+                    fv = float(F[g.a])
+                    g.sched.step(fv if math.isfinite(fv) else None)
+                else:
+                    g.sched.step()
+        return t
+
+    # Every group's rule called here and a built-in landscape's closed forms: nothing in the loop
+    # needs autograd, so it runs in inference mode (the same kernels and numbers, less bookkeeping
+    # per operation). Anything else may use autograd, which inference mode would silently turn off.
+    quick = all(g.direct for g in groups) and _closed_form(obj)
+    with torch.inference_mode(quick):
+        t = _loop(X, *obj.value_grad_many(X))
     t = int(stop_step.max()) if n_active == 0 else t
     if progress is not None:
         progress(t, steps)

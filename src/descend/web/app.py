@@ -143,6 +143,7 @@ def _guarded(land: Landscape, job: Job) -> Landscape:
             job.checkpoint()
             return fn(xy)
 
+        checked.__wrapped__ = fn  # type: ignore[attr-defined]  # (the lab sees the landscape's own)
         return checked
 
     f, grad_fn = guard(land.f), guard(land.grad_fn)
@@ -156,6 +157,7 @@ def _guarded(land: Landscape, job: Job) -> Landscape:
             return inner(xy)
 
         fused_checked.of = (f, grad_fn)  # type: ignore[attr-defined]  # still the landscape's own pair
+        fused_checked.__wrapped__ = inner  # type: ignore[attr-defined]
         fused = fused_checked
     else:
         fused = None
