@@ -76,8 +76,9 @@ def note003() -> Landscape:
         box=(-0.5, 2.5, -0.5, 2.5),
         start=(1.0, 1.0),
         log_levels=False,
-        note="The worked example of note 003: at (1, 1) the gradient is (6, 3); "
-        "unbounded below, so gradient descent runs off to y -> -inf.",
+        note="The worked example of note 003: at (1, 1) the gradient is (6, 3). Unbounded "
+        "below, yet the line x = 0 is all critical points: from (1, 1) gradient descent "
+        "slides onto it and stops; from (1, 0.3) it runs off to y -> -inf.",
     )
 
 
