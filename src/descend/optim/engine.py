@@ -424,6 +424,7 @@ def _fused(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
     values = {**hypers, "weight_decay": prep["weight_decay"], "l1": prep["l1"]}
     program = _program(part, rule, keys, w.states[0], prep["maximize"], values)
     stochastic = opt.state_rounding == "stochastic" and opt.state_dtype == torch.bfloat16
+    memo: dict = {}  # this step's scalar arguments, shared by the part's kernel calls
     if program is None:  # 0-d tensor hyperparameters: the rule compiled as it is
         def apply_flat(P: torch.Tensor, G: torch.Tensor, states: list) -> None:
             seeds = [lowstate.seed(step, k) if stochastic and s is not None and s.dtype == torch.bfloat16
@@ -434,7 +435,7 @@ def _fused(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
             tensors = {"p": P, "g": G, **{k: s for k, s in zip(keys, states) if s is not None}}
             seeds = {k: lowstate.seed(step, k) for k, s in tensors.items() if k in keys and
                      s.dtype == torch.bfloat16 and s.dtype != P.dtype} if stochastic else None
-            fused.run_program(program, tensors, values, ok, seeds)
+            fused.run_program(program, tensors, values, ok, seeds, memo)
     for j in part.big:
         st = w.states[j]
         apply_flat(w.params[j].view(-1), w.grads[j].reshape(-1), [st[k].view(-1) if k in st else None for k in keys])

@@ -99,7 +99,7 @@ _SOURCES: dict[tuple, tuple[Any, list[str], list[Any]]] = {}
 
 
 def run_program(program: Any, tensors: dict[str, torch.Tensor], values: dict[str, Any], ok: Any,
-                seeds: dict[str, int] | None = None) -> None:
+                seeds: dict[str, int] | None = None, memo: dict | None = None) -> None:
     """Apply a traced rule (:class:`descend.optim.trace.Program`) to flat tensors, compiled.
 
     The scalar expressions of the rule (``1 - beta``, ``lr * decay``) are computed in
@@ -124,17 +124,24 @@ def run_program(program: Any, tensors: dict[str, torch.Tensor], values: dict[str
         _SOURCES[key] = (fn, leaves, syms)
         program._keep = program  # the id above stays this program's
     fn, leaves, syms = _SOURCES[key]
+    # the scalar arguments: the same for every call of one step (``memo``), built once
     dtype = torch.float32 if low else P.dtype
-    numbers = [float(s.fn(values)) for s in syms]
-    if P.device.type == "cpu" or not numbers:
-        scalars = [torch.tensor(v, dtype=dtype) for v in numbers]
-    else:  # one asynchronous copy from pinned memory: no host sync on an accelerator
-        pinned = torch.tensor(numbers, dtype=dtype, pin_memory=True)
-        scalars = list(pinned.to(P.device, non_blocking=True).unbind(0))
-    extra = [] if ok is None else [ok]
-    if rounded:  # 0-d int64 tensors: a new seed every step without recompiling
-        extra += [torch.tensor(seeds[t], dtype=torch.int64, device=P.device) for t in rounded]  # type: ignore[index]
-    fn(*[tensors[k] for k in leaves], *scalars, *extra)
+    args_key = (key, dtype, P.device)
+    extra = None if memo is None else memo.get(args_key)
+    if extra is None:
+        numbers = [float(s.fn(values)) for s in syms]
+        if P.device.type == "cpu" or not numbers:
+            extra = [torch.tensor(v, dtype=dtype) for v in numbers]
+        else:  # one asynchronous copy from pinned memory: no host sync on an accelerator
+            pinned = torch.tensor(numbers, dtype=dtype, pin_memory=True)
+            extra = list(pinned.to(P.device, non_blocking=True).unbind(0))
+        if ok is not None:
+            extra.append(ok)
+        if rounded:  # 0-d int64 tensors: a new seed every step without recompiling
+            extra += [torch.tensor(seeds[t], dtype=torch.int64, device=P.device) for t in rounded]  # type: ignore[index]
+        if memo is not None:
+            memo[args_key] = extra
+    fn(*[tensors[k] for k in leaves], *extra)
 
 
 def warn_once(owner: Any, key: str, message: str) -> None:
