@@ -261,3 +261,31 @@ def test_no_warning_on_the_default_path():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         run(BY_NAME["adam"], "auto", steps=3)
+
+
+def test_fused_compiles_one_graph_for_every_rank_and_bumps_versions():
+    """Large parameters of rank 1, 2 and 4 and the packed small ones share one compiled graph,
+    and autograd still sees each parameter change (its version counter moves)."""
+    shapes = [(40_000,), (300, 200), (64, 32, 3, 3), (7,), (3, 5)]
+    ps = [torch.randn(*s).requires_grad_() for s in shapes]
+    opt = O.Adagrad(ps, lr=0.05, impl="fused", eps=1e-9)  # a configuration no other test compiles
+    for p in ps:
+        p.grad = torch.randn_like(p)
+    before = fused.compile_count()
+    versions = [p._version for p in ps]
+    opt.step()
+    opt.step()
+    assert fused.compile_count() - before <= 1
+    assert all(p._version > v for p, v in zip(ps, versions))
+    # the same two steps on the eager path from the same start agree
+    start = [torch.randn(*s) for s in shapes]
+    a = [t.clone().requires_grad_() for t in start]
+    b = [t.clone().requires_grad_() for t in start]
+    oa, ob = O.Adagrad(a, lr=0.05, impl="fused", eps=1e-9), O.Adagrad(b, lr=0.05, impl="eager", eps=1e-9)
+    for _ in range(2):
+        for x, y in zip(a, b):
+            x.grad = torch.ones_like(x)
+            y.grad = torch.ones_like(y)
+        oa.step()
+        ob.step()
+    assert all(torch.allclose(x, y, rtol=1e-6, atol=1e-7) for x, y in zip(a, b))

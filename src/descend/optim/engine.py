@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch.autograd.graph import increment_version
 
 from . import foreach, fused, lowstate, rules, trace
 from .foreach import Many
@@ -141,6 +142,9 @@ def _pack(opt: Any, part: Part) -> None:
     for j in part.big:
         if not part.states[j]:
             part.states[j].update(opt._init_state(ps[j], group))
+        for k, v in part.states[j].items():  # the kernel writes the state through a flat alias
+            if isinstance(v, torch.Tensor) and v.dim() and not v.is_contiguous():
+                part.states[j][k] = v.contiguous()
     if not part.small:
         return
     part.small_set = frozenset(part.small)
@@ -415,6 +419,20 @@ def _program(part: Part, rule: Any, keys: tuple, st: dict[str, Any], maximize: b
     return _PROGRAMS[key]
 
 
+def flat(t: torch.Tensor) -> torch.Tensor:
+    """``t`` as a 1-D tensor on the same memory that is not a view.
+
+    Dynamo guards a view input on its base, so views of 2-D and 4-D parameters and
+    the packed buffers would each compile the kernel again; a plain alias keeps it
+    to one graph per rule. A gradient that is not contiguous is copied (it is only
+    read); parameters and state on this path are contiguous by construction.
+    """
+    if not t.is_contiguous():
+        return t.reshape(-1)
+    return torch.empty(0, dtype=t.dtype, device=t.device).set_(
+        t.untyped_storage(), t.storage_offset(), (t.numel(),), (1,))
+
+
 def _fused(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
     part, group = w.part, w.part.group
     rule, keys = opt._rule(group)
@@ -438,7 +456,10 @@ def _fused(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
             fused.run_program(program, tensors, values, ok, seeds, memo)
     for j in part.big:
         st = w.states[j]
-        apply_flat(w.params[j].view(-1), w.grads[j].reshape(-1), [st[k].view(-1) if k in st else None for k in keys])
+        apply_flat(flat(w.params[j]), flat(w.grads[j]), [flat(st[k]) if k in st else None for k in keys])
+    if part.big:  # written through aliases: autograd must still see that the parameters changed
+        for j in part.big:
+            increment_version(w.params[j])
     if part.small:
         P, G = part.scratch  # type: ignore[misc]
         torch.cat([w.params[j].reshape(-1) for j in part.small], out=P)
