@@ -26,7 +26,9 @@ kernel writes the old values back, so skipping a step needs no host sync.
 from __future__ import annotations
 
 import linecache
+import os
 import types
+import unittest.mock
 import warnings
 from typing import Any
 
@@ -65,6 +67,92 @@ def _update(P, G, states, rule, prep, hypers, ok, seeds):
             s.copy_(v if seed is None else lowstate.stochastic_bf16(v, seed))
 
 
+def _isa_cache() -> tuple[Any, str] | None:
+    """The file that remembers Inductor's CPU vector-ISA probes, and this setup's fingerprint.
+
+    Before its first CPU compile in a process, Inductor checks each vector instruction
+    set the CPU reports (AVX2, AVX-512, its bf16 and VNNI parts, AMX) by building a
+    test library and loading it in a child Python: about 1.3 s of a warm first step
+    here. With the same torch, Python, CPU flags and compiler the answers cannot
+    change, so descend keeps them next to Inductor's own cache and answers them from
+    there in later processes. None off x86-64 Linux.
+    """
+    import platform
+    import shutil
+    import sys
+    from pathlib import Path
+
+    if sys.platform != "linux" or platform.machine() != "x86_64":
+        return None
+    from torch._inductor import cpu_vec_isa
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    cxx = os.environ.get("CXX", "g++")
+    compiler = shutil.which(cxx) or cxx
+    stamp = os.stat(compiler).st_mtime if os.path.exists(compiler) else 0
+    flags = ",".join(sorted(cpu_vec_isa.x86_isa_checker()))
+    fingerprint = f"{torch.__version__}|{sys.executable}|{flags}|{compiler}|{stamp}"
+    return Path(cache_dir()) / "descend_vec_isa.json", fingerprint
+
+
+def _memo_probes() -> Any:
+    """A context in which Inductor's ISA probes are answered from (and saved to) the cache file."""
+    import contextlib
+    import hashlib
+    import json
+
+    try:
+        where = _isa_cache()
+        from torch._inductor import cpu_vec_isa
+    except (OSError, ImportError, AttributeError):
+        where = None
+    if where is None:
+        return contextlib.nullcontext()
+    path, fingerprint = where
+    try:
+        saved = json.loads(path.read_text())
+        known: dict[str, bool] = saved["probes"] if saved.get("fingerprint") == fingerprint else {}
+    except (OSError, ValueError, KeyError, TypeError):
+        known = {}
+    real = cpu_vec_isa.VecISA.check_build
+
+    def check_build(isa: Any, code: str) -> bool:
+        key = hashlib.sha256(f"{isa.build_arch_flags()}\n{code}".encode()).hexdigest()
+        if key not in known:
+            known[key] = bool(real(isa, code))
+        return known[key]
+
+    @contextlib.contextmanager
+    def scope() -> Any:
+        before = dict(known)
+        with unittest.mock.patch.object(cpu_vec_isa.VecISA, "check_build", check_build):
+            yield
+        if known != before:
+            try:
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text(json.dumps({"fingerprint": fingerprint, "probes": known}))
+                os.replace(tmp, path)
+            except OSError:
+                pass
+
+    return scope()
+
+
+def compiled_call(fn: Any, *args: Any) -> Any:
+    """Call a ``torch.compile``d function; the first call in a process answers Inductor's
+    ISA probes from descend's cache of them (:func:`_isa_cache`)."""
+    global _first_call_done
+    if _first_call_done:
+        return fn(*args)
+    with _memo_probes():
+        out = fn(*args)
+    _first_call_done = True
+    return out
+
+
+_first_call_done = False
+
+
 def kernel(key: tuple) -> Any:
     """The compiled update for one static configuration (rule, absent state, flags).
 
@@ -92,7 +180,7 @@ def run(P, G, states, rule, prep, hypers, ok, seeds=None) -> None:
     )
     key = (rule.__qualname__, tuple(s is None for s in states), flags, ok is None,
            tuple(x is None for x in seeds))
-    kernel(key)(P, G, states, rule, prep, hypers, ok, seeds)
+    compiled_call(kernel(key), P, G, states, rule, prep, hypers, ok, seeds)
 
 
 _SOURCES: dict[tuple, tuple[Any, list[str], list[Any]]] = {}
@@ -141,7 +229,7 @@ def run_program(program: Any, tensors: dict[str, torch.Tensor], values: dict[str
             extra += [torch.tensor(seeds[t], dtype=torch.int64, device=P.device) for t in rounded]  # type: ignore[index]
         if memo is not None:
             memo[args_key] = extra
-    fn(*[tensors[k] for k in leaves], *extra)
+    compiled_call(fn, *[tensors[k] for k in leaves], *extra)
 
 
 def warn_once(owner: Any, key: str, message: str) -> None:

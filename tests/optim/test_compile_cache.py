@@ -1,0 +1,43 @@
+"""The compiled path's memo of Inductor's CPU ISA probes: answered once per machine setup."""
+
+import json
+import sys
+
+import pytest
+
+from descend.optim import fused
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the probe memo is for x86-64 Linux")
+
+
+def test_isa_probes_are_answered_from_the_cache_file(tmp_path, monkeypatch):
+    from torch._inductor import cpu_vec_isa
+
+    if fused._isa_cache() is None:
+        pytest.skip("not an x86-64 CPU")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    calls = []
+
+    def fake_probe(isa, code):
+        calls.append(code)
+        return code == "good"
+
+    monkeypatch.setattr(cpu_vec_isa.VecISA, "check_build", fake_probe)
+    isa = cpu_vec_isa.VecAVX2()
+    with fused._memo_probes():
+        assert cpu_vec_isa.VecISA.check_build(isa, "good") is True
+        assert cpu_vec_isa.VecISA.check_build(isa, "bad") is False
+        assert cpu_vec_isa.VecISA.check_build(isa, "good") is True
+    assert calls == ["good", "bad"]
+    path, fingerprint = fused._isa_cache()
+    saved = json.loads(path.read_text())
+    assert saved["fingerprint"] == fingerprint and sorted(saved["probes"].values()) == [False, True]
+    with fused._memo_probes():  # a later process: no probe runs
+        assert cpu_vec_isa.VecISA.check_build(isa, "good") is True
+        assert cpu_vec_isa.VecISA.check_build(isa, "bad") is False
+    assert calls == ["good", "bad"]
+    assert cpu_vec_isa.VecISA.check_build is fake_probe  # the patch ends with the scope
+    path.write_text(json.dumps({"fingerprint": "another machine", "probes": saved["probes"]}))
+    with fused._memo_probes():  # another setup's answers are not trusted
+        cpu_vec_isa.VecISA.check_build(isa, "good")
+    assert calls == ["good", "bad", "good"]
