@@ -116,8 +116,8 @@ def test_stacked_mlp_rows_train_like_separate_models():
 
 
 def test_descend_rows_equals_lab_run_many():
-    """The tour's full-batch rows loop gives the lab's numbers (it is the same rule on the same rows, without
-    the lab's per-step bookkeeping, which costs about 10x on these small matrix problems)."""
+    """The tour's full-batch rows (the lab's engine on a rows function) give run_many's numbers on the same
+    rule and rows (run_many differentiates each row by vmap, the tour the sum of the rows' losses)."""
     gen = torch.Generator().manual_seed(1)
     A = torch.randn(40, 4, generator=gen, dtype=torch.float64)
     b = torch.randn(40, generator=gen, dtype=torch.float64)

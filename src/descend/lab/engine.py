@@ -25,8 +25,9 @@ row), :func:`~descend.lab.run_many` (N rows, one optimizer) and
 * diverged: ``f(x_t)`` or the gradient is NaN or infinite, or some
   ``|x_t[j]| > bound``.
 
-A row stops at the first step where either holds. The rule is evaluated for
-a whole block of up to :data:`BLOCK` steps at once, with one read to the
+A row stops at the first step where either holds (with ``halt=False`` no row
+ever stops: every row takes every step, NaN and all, as the tour's rows do).
+The rule is evaluated for a whole block of up to :data:`BLOCK` steps at once, with one read to the
 host: the rows are independent (every operation is row by row, hyperparameters
 are per-row tensors), so a row that stopped inside a block may go on moving
 until the block ends without touching the others, and its record is cut at
@@ -350,6 +351,7 @@ def run_rows(
     cancel: Callable[[], bool] | None = None,
     progress: Callable[[int, int], None] | None = None,
     stats: Stats | None = None,
+    halt: bool = True,
 ) -> list[Run]:
     """Run every row of ``rows`` for at most ``steps`` steps in lockstep; one :class:`Run` per row.
 
@@ -424,7 +426,9 @@ def run_rows(
         ok = torch.isfinite(fd) & torch.isfinite(gn) & (Xs.abs().amax(-1) <= bound)
         for s, r in forced:
             ok[s - t0, r] = False
-        if tol is None:
+        if not halt:
+            go = torch.ones_like(ok)
+        elif tol is None:
             go = ok
         else:
             crit = (fd - f_star) if f_star is not None else gn

@@ -3,7 +3,9 @@
 :class:`Objective` gives the runners what they need from ``f``: the start,
 the divergence bound, and values with gradients for one point or for ``N``
 rows at once (the landscape's closed forms, or ``torch.func.vmap`` of
-autograd for a plain function).
+autograd for a plain function). ``Objective(fn, rows=True)`` takes a *rows function*
+instead: ``fn(X)`` maps all ``N`` rows ``(N, *shape)`` to their ``N`` values at once (one
+batched evaluation, the gradient by one backward pass through ``fn(X).sum()``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ DIVERGE_BOUND = 1e6
 class Objective:
     """``f`` with what the runners need: values and gradients for one point or N rows."""
 
-    def __init__(self, f: Landscape | str | Callable[[Tensor], Tensor]) -> None:
+    def __init__(self, f: Landscape | str | Callable[[Tensor], Tensor], *, rows: bool = False) -> None:
+        if rows and (isinstance(f, Landscape | str) or not callable(f)):
+            raise ValueError(f"rows=True needs a torch function of all rows (N, ...) -> (N,), got {f!r}")
+        self.rows = rows
         if isinstance(f, str):
             f = landscapes.load(f)
         self.landscape: Landscape | None = f if isinstance(f, Landscape) else None
@@ -72,6 +77,9 @@ class Objective:
     # one point -------------------------------------------------------------------
     def value_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(f(x), grad f(x))`` for one point, both detached."""
+        if self.rows:
+            F, G = self.value_grad_many(x.unsqueeze(0))
+            return F[0], G[0]
         if self.landscape is not None:
             with torch.no_grad():
                 return self.landscape.value_and_grad(x)
@@ -87,7 +95,7 @@ class Objective:
         """``f(x)`` with its graph (Newton's closure)."""
         if self.landscape is not None:
             return self.landscape.f(x)
-        return self._scalar(self.fn(x))
+        return self._scalar(self.fn(x.unsqueeze(0))[0] if self.rows else self.fn(x))
 
     @staticmethod
     def _scalar(v: Any) -> Tensor:
@@ -102,6 +110,16 @@ class Objective:
         if self.landscape is not None:
             with torch.no_grad():
                 return self.landscape.value_and_grad(X)
+        if self.rows:
+            with torch.enable_grad():
+                Z = X.detach().requires_grad_(True)
+                F = self.fn(Z)
+                if not isinstance(F, Tensor) or tuple(F.shape) != (X.shape[0],):
+                    got = tuple(F.shape) if isinstance(F, Tensor) else type(F).__name__
+                    raise ValueError(f"a rows function must return one value per row, shape "
+                                     f"({X.shape[0]},), got {got}")
+                G = torch.autograd.grad(F.sum(), Z, allow_unused=True)[0] if F.requires_grad else None
+            return F.detach(), torch.zeros_like(X) if G is None else G
         if not self._vmap_failed:
             try:
                 if self._vmapped is None:

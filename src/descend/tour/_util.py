@@ -8,10 +8,8 @@
   :mod:`descend.optim` keep the rows independent: row ``i`` moves exactly
   as a model trained alone with row ``i``'s hyperparameters would.
 * :func:`descend_rows`: full-batch descent of ``R`` rows on a function that
-  returns one loss per row, recording every row's loss. It gives
-  :func:`descend.lab.run_many`'s numbers (tests/tour/test_topic_parts.py holds
-  them equal) without the lab's per-step bookkeeping, which costs about ten
-  times more on the tour's small full-batch matrix problems.
+  returns one loss per row, recording every row's loss: the lab's rows engine
+  (:mod:`descend.lab.engine`) on a rows objective, with no row ever stopped.
 * :class:`MLPRows`: R ReLU MLPs stacked along a first dimension, trained
   together by one optimizer built with :func:`rows_optimizer`.
 * :func:`soft_threshold`: the proximal step of an L1 penalty.
@@ -30,6 +28,8 @@ import torch.nn.functional as F
 
 from .. import data as D
 from .. import optim as O
+from ..lab.engine import Row, run_rows
+from ..lab.objective import Objective
 from ..train import TrainConfig, Trainer, TrainingDiverged
 from .base import Context
 
@@ -107,24 +107,22 @@ def descend_rows(
 
     Returns ``(record_steps, losses, points)``: the steps recorded (0, e, 2e, ... and the last),
     the loss of every row at those steps ``(k, R)`` (NaN once a row diverged) and the rows
-    themselves ``(k, R, ...)``.
+    themselves ``(k, R, ...)``. The lab's rows engine moves them (:func:`descend.lab.engine.run_rows`
+    on a rows objective, ``halt=False``: no row stops, every row takes every step); a hyperparameter
+    given as a list holds one number per row.
     """
-    W = W0.detach().clone().requires_grad_(True)
-    opt = rows_optimizer(spec, [W], **hyper)
-    marks = sorted(set(range(0, steps + 1, record_every)) | {steps})
-    keep = set(marks)
-    losses, points = [], []
-    for t in range(steps + 1):
-        opt.zero_grad()
-        rows = loss_rows(W)
-        if t in keep:
-            losses.append(rows.detach().double().numpy().copy())
-            points.append(W.detach().double().numpy().copy())
-        if t == steps:
-            break
-        rows.sum().backward()
-        opt.step()
-    return np.asarray(marks), np.stack(losses), np.stack(points)
+    W0 = W0.detach()
+    R = W0.shape[0]
+    per = {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in hyper.items()
+           if isinstance(v, list | tuple | np.ndarray)}
+    rows = [Row(spec, {k: float(per[k][i]) if k in per else v for k, v in hyper.items()}, None, W0[i].clone())
+            for i in range(R)]
+    runs = run_rows(Objective(loss_rows, rows=True), rows, steps=steps, tol=None, record_every=record_every,
+                    bound=math.inf, halt=False)
+    shape = (-1, *W0.shape[1:])
+    losses = np.stack([r.losses for r in runs], axis=1)
+    points = np.stack([r.path.reshape(shape) for r in runs], axis=1).astype(np.float64, copy=False)
+    return runs[0].record_steps, losses, points
 
 
 class MLPRows:
