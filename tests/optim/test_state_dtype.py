@@ -134,7 +134,9 @@ def test_bad_state_dtype_and_rounding_name_the_argument():
     p = [torch.zeros(3, requires_grad=True)]
     with pytest.raises(ValueError, match=r"state_dtype must be .*float16 state overflows"):
         O.Adam(p, state_dtype=torch.float16)
-    with pytest.raises(ValueError, match=r"state_dtype must be .*got 'int8'"):
+    with pytest.raises(ValueError, match=r"got .fp16..*float16 state overflows"):
+        O.Adam(p, state_dtype="fp16")
+    with pytest.raises(ValueError, match=r"state_dtype must be .*got .int8."):
         O.Adam(p, state_dtype="int8")
     with pytest.raises(ValueError, match="state_rounding must be one of 'stochastic', 'nearest'"):
         O.Adam(p, state_rounding="up")

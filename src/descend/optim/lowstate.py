@@ -42,7 +42,7 @@ def check_state_dtype(value: Any) -> torch.dtype | None:
     if value is None or value in STATE_DTYPES:
         return value
     hint = (" (float16 state overflows: Adam's S = g*g is inf from |g| > 256)"
-            if value is torch.float16 else "")
+            if value is torch.float16 or str(value).lower() in ("float16", "fp16", "half") else "")
     raise ValueError(
         f"state_dtype must be None (the parameter's dtype), torch.float32, torch.float64 or "
         f"torch.bfloat16 (or one of the names {', '.join(map(repr, NAMES))}), got {value!r}{hint}"
