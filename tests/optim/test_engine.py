@@ -289,3 +289,14 @@ def test_fused_compiles_one_graph_for_every_rank_and_bumps_versions():
         oa.step()
         ob.step()
     assert all(torch.allclose(x, y, rtol=1e-6, atol=1e-7) for x, y in zip(a, b))
+
+
+def test_fused_in_place_write_is_seen_by_autograd_like_torch():
+    p = torch.randn(40_000, requires_grad=True)
+    q = torch.randn(10, requires_grad=True)
+    opt = O.Adam([p, q], lr=1e-2, impl="fused")
+    loss = (p * p).sum() + (q * q).sum()  # saves p and q for the backward pass
+    p.grad, q.grad = torch.ones_like(p), torch.ones_like(q)
+    opt.step()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
