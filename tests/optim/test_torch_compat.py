@@ -380,3 +380,10 @@ def test_missing_and_unexpected_names_are_reported():
         loose.load_state_dict(saved, strict=False)
     assert model.a.weight not in loose.state or not loose.state[model.a.weight]
     assert torch.equal(loose.state[model.b.weight]["V"], opt.state[model.b.weight]["V"])
+
+
+@pytest.mark.parametrize("cls", [O.Adam, O.AdamW, O.Momentum, O.Nesterov, O.SGD, O.RMSprop, O.Adagrad])
+def test_an_unknown_keyword_names_the_optimizer_and_what_it_takes(cls):
+    with pytest.raises(TypeError, match=rf"^{cls.__name__}\(\) got an unexpected keyword argument 'bogus'; "
+                                        r"it takes: lr, .*nonfinite, impl, state_dtype, state_rounding"):
+        cls([torch.zeros(2, requires_grad=True)], bogus=1)

@@ -84,6 +84,33 @@ def step_hooks(step: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _known_keywords(cls: type, init: Callable[..., None]) -> Callable[..., None]:
+    """``init`` that refuses an unknown keyword naming the optimizer and what it takes
+    (the keywords pass through ``**common`` to the base class, whose own TypeError would
+    name ``Optimizer.__init__``)."""
+    own: list[str] = []
+    theirs: list[str] = []
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        if kwargs and type(self) is cls:
+            if not own:
+                from .registry import accepted_keywords  # the registry imports this module
+
+                own.extend(accepted_keywords(cls))
+                theirs.extend(compat.torch_keywords(cls))
+            unknown = [k for k in kwargs if k not in own and k not in theirs and k != "params"]
+            if unknown:
+                also = f" (and torch.optim's spellings {', '.join(theirs)})" if theirs else ""
+                raise TypeError(
+                    f"{cls.__name__}() got an unexpected keyword argument {unknown[0]!r}; "
+                    f"it takes: {', '.join(own)}{also}"
+                )
+        init(self, *args, **kwargs)
+
+    return __init__
+
+
 class NonFiniteGradientError(FloatingPointError):
     """A gradient (or loss) contained NaN or infinity; no parameter was changed."""
 
@@ -97,7 +124,7 @@ class Optimizer(torch.optim.Optimizer):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "__init__" in cls.__dict__:  # accept torch.optim's keyword spellings (descend.optim.compat)
-            cls.__init__ = compat.wrap_init(cls, cls.__dict__["__init__"])  # type: ignore[method-assign]
+            cls.__init__ = _known_keywords(cls, compat.wrap_init(cls, cls.__dict__["__init__"]))  # type: ignore[method-assign]
         if "step" in cls.__dict__ and not getattr(cls.__dict__["step"], "hooked", False):
             cls.step = step_hooks(cls.__dict__["step"])  # type: ignore[method-assign]
 
