@@ -300,3 +300,21 @@ def test_fused_in_place_write_is_seen_by_autograd_like_torch():
     opt.step()
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         loss.backward()
+
+
+def test_fused_parts_of_parameters_check_the_gathered_copy_and_still_catch_nan():
+    ps = [torch.nn.Parameter(torch.randn(40_000)), torch.nn.Parameter(torch.randn(10)),
+          torch.nn.Parameter(torch.randn(3, 4))]
+    opt = O.Adam(ps, lr=1e-2, impl="fused")
+    for p in ps:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    with torch.no_grad():
+        work = engine.collect(opt, opt._plans)
+        engine.grad_checks(work)
+    assert work[0].gathered  # nn.Parameter, not only plain tensors
+    before = [p.detach().clone() for p in ps]
+    ps[2].grad[1, 2] = float("inf")
+    with pytest.raises(O.NonFiniteGradientError, match=r"infinite gradient in parameter 2"):
+        opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(ps, before))

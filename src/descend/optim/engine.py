@@ -246,7 +246,7 @@ def grad_checks(work: list[Work]) -> list[torch.Tensor]:
     for w in work:
         rest = []
         packed = w.part.kind == "fused" and w.whole and w.part.synced and bool(w.part.small)
-        if packed and w.part.params[0].dtype in _DOT and type(w.part.params[0]) is torch.Tensor:
+        if packed and w.part.params[0].dtype in _DOT:  # (fused parts hold no tensor subclasses)
             # the packed gradients are gathered for the kernel anyway: check the flat copy
             G = w.part.scratch[1]  # type: ignore[index]
             torch.cat([w.grads[j].reshape(-1) for j in w.part.small], out=G)
@@ -441,25 +441,23 @@ def _fused(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
     prep, hypers = _prep(opt, group), opt._hypers(group, step)
     values = {**hypers, "weight_decay": prep["weight_decay"], "l1": prep["l1"]}
     program = _program(part, rule, keys, w.states[0], prep["maximize"], values)
-    stochastic = opt.state_rounding == "stochastic" and opt.state_dtype == torch.bfloat16
+    # bf16 state rounded stochastically: this step's seed of each state key (same for every call)
+    rounded = opt.state_rounding == "stochastic" and opt._state_dtype(w.params[0]) == torch.bfloat16 \
+        and w.params[0].dtype != torch.bfloat16
+    seeds = {k: lowstate.seed(step, k) for k in keys if k in w.states[0]} if rounded else {}
     memo: dict = {}  # this step's scalar arguments, shared by the part's kernel calls
     if program is None:  # 0-d tensor hyperparameters: the rule compiled as it is
         def apply_flat(P: torch.Tensor, G: torch.Tensor, states: list) -> None:
-            seeds = [lowstate.seed(step, k) if stochastic and s is not None and s.dtype == torch.bfloat16
-                     and s.dtype != P.dtype else None for k, s in zip(keys, states)]
-            fused.run(P, G, states, rule, prep, hypers, ok, seeds)
+            fused.run(P, G, states, rule, prep, hypers, ok, [seeds.get(k) for k in keys])
     else:
         def apply_flat(P: torch.Tensor, G: torch.Tensor, states: list) -> None:
             tensors = {"p": P, "g": G, **{k: s for k, s in zip(keys, states) if s is not None}}
-            seeds = {k: lowstate.seed(step, k) for k, s in tensors.items() if k in keys and
-                     s.dtype == torch.bfloat16 and s.dtype != P.dtype} if stochastic else None
-            fused.run_program(program, tensors, values, ok, seeds, memo)
+            fused.run_program(program, tensors, values, ok, seeds or None, memo)
     for j in part.big:
         st = w.states[j]
         apply_flat(flat(w.params[j]), flat(w.grads[j]), [flat(st[k]) if k in st else None for k in keys])
-    if part.big:  # written through aliases: autograd must still see that the parameters changed
-        for j in part.big:
-            increment_version(w.params[j])
+    for j in part.big:  # written through aliases: autograd must still see that the parameters changed
+        increment_version(w.params[j])
     if part.small:
         P, G = part.scratch  # type: ignore[misc]
         torch.cat([w.params[j].reshape(-1) for j in part.small], out=P)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import linecache
 import os
 import types
-import unittest.mock
 import warnings
 from typing import Any
 
@@ -125,8 +124,11 @@ def _memo_probes() -> Any:
     @contextlib.contextmanager
     def scope() -> Any:
         before = dict(known)
-        with unittest.mock.patch.object(cpu_vec_isa.VecISA, "check_build", check_build):
+        cpu_vec_isa.VecISA.check_build = check_build  # type: ignore[method-assign]
+        try:
             yield
+        finally:
+            cpu_vec_isa.VecISA.check_build = real  # type: ignore[method-assign]
         if known != before:
             try:
                 tmp = path.with_suffix(f".{os.getpid()}.tmp")

@@ -299,105 +299,52 @@ def _value(x: Any, h: dict[str, Any]) -> Any:
     return x.fn(h) if isinstance(x, Sym) else x
 
 
-def _binary(name: str) -> Any:
-    out_of_place, in_place = getattr(F, f"_foreach_{name}"), getattr(F, f"_foreach_{name}_")
+def _op(out_of_place: Any, in_place: Any, coef: str | None = None) -> Any:
+    """One op of a program: ``call(inplace, args, coef)`` writes into ``args[0]`` when it may.
 
-    def call(inplace: bool, v: list, coef: Any) -> Any:
+    The same maker serves lists (``torch._foreach_*``, whose in-place forms return None)
+    and single tensors (``torch.add`` / ``Tensor.add_``); ``coef`` names the keyword
+    (``alpha``, ``value``) that takes the folded scalar.
+    """
+    def call(inplace: bool, v: list, c: Any) -> Any:
+        kw = {} if coef is None else {coef: c}
         if inplace:
-            in_place(v[0], v[1])
+            in_place(*v, **kw)
             return v[0]
-        return out_of_place(v[0], v[1])
+        return out_of_place(*v, **kw)
 
     return call
 
 
-def _unary(name: str) -> Any:
-    out_of_place, in_place = getattr(F, f"_foreach_{name}"), getattr(F, f"_foreach_{name}_")
+def _calls(many: bool) -> dict[str, Any]:
+    """The ops of a program on lists (``many``) or on one tensor, by name."""
+    def pair(name: str, coef: str | None = None) -> Any:
+        if many:
+            return _op(getattr(F, f"_foreach_{name}"), getattr(F, f"_foreach_{name}_"), coef)
+        return _op(getattr(F, name), getattr(torch.Tensor, f"{name}_"), coef)
 
-    def call(inplace: bool, v: list, coef: Any) -> Any:
-        if inplace:
-            in_place(v[0])
-            return v[0]
-        return out_of_place(v[0])
-
-    return call
-
-
-def _rsub(inplace: bool, v: list, coef: Any) -> Any:
-    return F._foreach_add(F._foreach_neg(v[0]), v[1])
-
-
-def _add_alpha(inplace: bool, v: list, coef: Any) -> Any:
-    if inplace:
-        F._foreach_add_(v[0], v[1], alpha=coef)
-        return v[0]
-    return F._foreach_add(v[0], v[1], alpha=coef)
-
-
-def _addc(name: str) -> Any:
-    out_of_place, in_place = getattr(F, f"_foreach_{name}"), getattr(F, f"_foreach_{name}_")
-
-    def call(inplace: bool, v: list, coef: Any) -> Any:
-        if inplace:
-            in_place(v[0], v[1], v[2], value=coef)
-            return v[0]
-        return out_of_place(v[0], v[1], v[2], value=coef)
-
-    return call
-
-
-_CALL = {
-    "add": _binary("add"), "sub": _binary("sub"), "mul": _binary("mul"), "div": _binary("div"),
-    "maximum": _binary("maximum"), "sqrt": _unary("sqrt"), "sign": _unary("sign"), "rsub": _rsub,
-    "add_alpha": _add_alpha, "addcmul": _addc("addcmul"), "addcdiv": _addc("addcdiv"),
-}
-
-
-def _binary1(name: str) -> Any:
-    out_of_place, in_place = getattr(F, name), getattr(torch.Tensor, f"{name}_")
-
-    def call(inplace: bool, v: list, coef: Any) -> Any:
-        return in_place(v[0], v[1]) if inplace else out_of_place(v[0], v[1])
-
-    return call
-
-
-def _unary1(name: str) -> Any:
-    out_of_place, in_place = getattr(F, name), getattr(torch.Tensor, f"{name}_")
-
-    def call(inplace: bool, v: list, coef: Any) -> Any:
-        return in_place(v[0]) if inplace else out_of_place(v[0])
-
-    return call
+    ops = {name: pair(name) for name in ("add", "sub", "mul", "div", "sqrt", "sign")}
+    ops.update(add_alpha=pair("add", "alpha"), addcmul=pair("addcmul", "value"),
+               addcdiv=pair("addcdiv", "value"))
+    if many:
+        ops["maximum"] = pair("maximum")
+        ops["rsub"] = lambda inplace, v, c: F._foreach_add(F._foreach_neg(v[0]), v[1])
+    else:
+        ops["maximum"] = _maximum1
+        ops["rsub"] = lambda inplace, v, c: torch.neg(v[0]).add_(v[1])
+    return ops
 
 
 def _maximum1(inplace: bool, v: list, coef: Any) -> Any:
+    """``torch.maximum`` on one tensor; a number as the other side is ``clamp_min``."""
     other = v[1]
     if isinstance(other, torch.Tensor):
         return torch.maximum(v[0], other, out=v[0]) if inplace else torch.maximum(v[0], other)
     return v[0].clamp_min_(other) if inplace else v[0].clamp_min(other)
 
 
-def _add_alpha1(inplace: bool, v: list, coef: Any) -> Any:
-    return v[0].add_(v[1], alpha=coef) if inplace else torch.add(v[0], v[1], alpha=coef)
-
-
-def _addc1(name: str) -> Any:
-    out_of_place, in_place = getattr(F, name), getattr(torch.Tensor, f"{name}_")
-
-    def call(inplace: bool, v: list, coef: Any) -> Any:
-        return in_place(v[0], v[1], v[2], value=coef) if inplace else out_of_place(v[0], v[1], v[2], value=coef)
-
-    return call
-
-
-# the same ops on one tensor (a part of one parameter)
-_CALL1 = {
-    "add": _binary1("add"), "sub": _binary1("sub"), "mul": _binary1("mul"), "div": _binary1("div"),
-    "maximum": _maximum1, "sqrt": _unary1("sqrt"), "sign": _unary1("sign"),
-    "rsub": lambda inplace, v, coef: torch.neg(v[0]).add_(v[1]),
-    "add_alpha": _add_alpha1, "addcmul": _addc1("addcmul"), "addcdiv": _addc1("addcdiv"),
-}
+_CALL = _calls(many=True)
+_CALL1 = _calls(many=False)  # the same ops on one tensor (a part of one parameter)
 
 
 def build(trace_fn: Any, leaf_names: list[str], writable: set[str], scalars: dict[str, Any]) -> Program:
