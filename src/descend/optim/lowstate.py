@@ -89,8 +89,3 @@ def store(target: torch.Tensor, value: torch.Tensor, rounding: str, seed: Any) -
         target.copy_(stochastic_bf16(value.float(), seed))
     else:
         target.copy_(value)
-
-
-def compute_dtype(p: torch.Tensor) -> torch.dtype:
-    """The dtype the rule computes in for parameter ``p`` (float32 for fp16/bf16)."""
-    return torch.float32 if p.dtype in (torch.float16, torch.bfloat16) else p.dtype
