@@ -63,7 +63,6 @@ import numpy as np
 import torch
 
 from .. import optim as O
-from ..optim import rules as _rules
 from ..optim.registry import accepted_keywords
 from ..schedules import Schedule, Scheduler
 from .objective import Objective
@@ -153,7 +152,7 @@ def _direct_rule(opt: torch.optim.Optimizer, dtype: torch.dtype, lookahead: bool
     """Whether the group's steps can call the optimizer's rule directly, exactly as its ``step()`` would.
 
     That is: a descend optimizer on the eager path, without gradient checks, whose ``step``,
-    ``_update``, ``_apply`` and ``_point`` are the base class's (or Nesterov's without
+    ``_update``, ``_apply``, ``_rule_step`` and ``_point`` are the base class's (or Nesterov's without
     look-ahead, which defers to them), one param group, float32/float64, state kept in that dtype.
     """
     cls = type(opt)
@@ -170,7 +169,7 @@ def _direct_rule(opt: torch.optim.Optimizer, dtype: torch.dtype, lookahead: bool
         _unwrapped(cls.step) in (_unwrapped(base.step), _unwrapped(O.Nesterov.step))
         and cls._update is base._update
         and cls._update_no_grad is base._update_no_grad
-        and cls._apply is base._apply
+        and cls._apply is base._apply and cls._rule_step is base._rule_step
         and cls._point in (base._point, O.Nesterov._point)
     )
 
@@ -228,8 +227,7 @@ class _Group:
             self.group = self.opt.param_groups[0]
             self.p = self.x.detach().clone()
             init = self.opt._init_state(self.p, self.group)
-            self.rule, keys = self.opt._rule(self.group)
-            self.states = [init.get(k) for k in keys]
+            self.states = [init.get(k) for k in self.opt._rule(self.group)[1]]
             self.count = 0
         self.hyper_out = []
         for r in rows:
@@ -245,11 +243,8 @@ class _Group:
         """One step of this group's rows; returns Newton's step length (None for the others)."""
         if self.direct:
             self.count += 1
-            group, opt = self.group, self.opt
             g = G[self.a] if self.solo else G if self.whole else G[self.a:self.b]
-            g = _rules.prepare_grad(self.p, g, maximize=group["maximize"], weight_decay=opt._l2(group),
-                                    l1=group["l1"])
-            new = self.rule(self.p, g, *self.states, **opt._hypers(group, self.count))
+            new = self.opt._rule_step(self.p, g, self.states, self.group, self.count)
             self.p = new[0]
             self.states = [o if n is None else n for n, o in zip(new[1:], self.states)]
             return None

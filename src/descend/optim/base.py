@@ -417,23 +417,36 @@ class Optimizer(torch.optim.Optimizer):
         """Where the regularizers' gradients are taken (the parameter; Nesterov's look-ahead shifts it)."""
         return p
 
+    def _rule_step(
+        self, x: torch.Tensor, g: torch.Tensor, states: list[torch.Tensor | None], group: dict[str, Any],
+        step: int, point: torch.Tensor | None = None, pairs: bool = False,
+    ) -> tuple:
+        """One step of the rule, functionally: ``(new x, *new states)`` from ``x``, its gradient
+        and its state tensors (in the order of ``_rule``; None where absent), at step ``step``.
+
+        The eager path and the lab's lockstep engine both step through here. ``point``: where
+        the regularizers' gradients are taken (default ``x``); ``pairs``: ``x`` holds complex
+        numbers as real pairs, so tensor hyperparameters of shape (N, 1) gain an axis.
+        """
+        rule = self._rule(group)[0]
+        hypers = self._hypers(group, step)
+        if pairs:  # a tensor hyperparameter of shape (N, 1) meets (N, 2, 2) real pairs
+            hypers = {k: v.unsqueeze(-1) if isinstance(v, torch.Tensor) and v.dim() else v
+                      for k, v in hypers.items()}
+        g = rules.prepare_grad(x if point is None else point, g, maximize=group["maximize"],
+                               weight_decay=self._l2(group), l1=group["l1"])
+        return rule(x, g, *states, **hypers)
+
     def _apply(
         self, p: torch.Tensor, g: torch.Tensor, state: dict[str, Any], group: dict[str, Any],
         ok: torch.Tensor | None = None,
     ) -> None:
         """Eager path: the rule on one tensor (complex as real pairs, fp16/bf16 in float32)."""
-        rule, keys = self._rule(group)
-        hypers = self._hypers(group, state["step"])
-        if p.is_complex():  # a tensor hyperparameter of shape (N, 1) meets (N, 2, 2) real pairs
-            hypers = {k: v.unsqueeze(-1) if isinstance(v, torch.Tensor) and v.dim() else v
-                      for k, v in hypers.items()}
+        keys = self._rule(group)[1]
         x = engine.work_view(p)
         states = [engine.work_view(state[k]) if k in state else None for k in keys]
-        g = rules.prepare_grad(
-            engine.work_view(self._point(p, state, group)), engine.work_view(g),
-            maximize=group["maximize"], weight_decay=self._l2(group), l1=group["l1"],
-        )
-        new = rule(x, g, *states, **hypers)
+        new = self._rule_step(x, engine.work_view(g), states, group, state["step"],
+                              point=engine.work_view(self._point(p, state, group)), pairs=p.is_complex())
         if ok is not None:
             new = tuple(None if n is None else torch.where(ok, n, o) for n, o in zip(new, [x, *states]))
         (torch.view_as_real(p) if p.is_complex() else p).copy_(new[0])
