@@ -68,6 +68,8 @@ class Part:
     scratch: tuple[torch.Tensor, torch.Tensor] | None = None
     plain: bool = True  # real, float32/float64: the traced foreach program applies
     programs: dict[tuple, Any] = field(default_factory=dict)
+    # fused parts: flat aliases of each large parameter and of its state, made once
+    aliases: dict[int, tuple] = field(default_factory=dict)
 
 
 def choose(opt: Any, group: dict[str, Any], params: list[torch.Tensor]) -> str:
@@ -455,7 +457,11 @@ def _fused(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
             fused.run_program(program, tensors, values, ok, seeds or None, memo)
     for j in part.big:
         st = w.states[j]
-        apply_flat(flat(w.params[j]), flat(w.grads[j]), [flat(st[k]) if k in st else None for k in keys])
+        now = [st.get(k) for k in keys]
+        made = part.aliases.get(j)
+        if made is None or not all(map(operator.is_, now, made[1])):  # new, or its state was replaced
+            made = part.aliases[j] = (flat(w.params[j]), now, [None if v is None else flat(v) for v in now])
+        apply_flat(made[0], flat(w.grads[j]), made[2])
     for j in part.big:  # written through aliases: autograd must still see that the parameters changed
         increment_version(w.params[j])
     if part.small:
