@@ -158,7 +158,8 @@ def test_auto_takes_foreach_for_small_problems_and_fused_for_large():
     many = [torch.zeros(10, requires_grad=True) for _ in range(engine.AUTO_MIN_TENSORS)]
     assert engine.build(O.Adam(many))[0].kind == "fused"
     assert engine.build(O.SGD(many))[0].kind == "foreach"  # one _foreach_add_: nothing to fuse
-    assert engine.build(O.Momentum(many, beta=0.9))[0].kind == "foreach"
+    assert engine.build(O.SGD(many, weight_decay=0.01))[0].kind == "foreach"
+    assert engine.build(O.Momentum(many, beta=0.9))[0].kind == "fused"  # three passes become one
     lrs = torch.tensor([[0.1], [0.2]])
     X = torch.zeros(2, 2, requires_grad=True)
     with pytest.warns(RuntimeWarning, match="lr is a tensor of shape"):

@@ -13,7 +13,7 @@ takes one path:
 ``impl="auto"`` takes ``"foreach"`` below :data:`AUTO_MIN_NUMEL` elements (or
 :data:`AUTO_MIN_TENSORS` tensors) per part and ``"fused"`` above, except for
 rules that take at most :data:`AUTO_MAX_PASSES` multi-tensor calls (SGD,
-momentum), which stay on ``"foreach"`` at every size. The plan is
+with or without weight decay), which stay on ``"foreach"`` at every size. The plan is
 rebuilt when the param groups change, when a parameter moves (``model.to``,
 ``p.data = ...``: its state follows it to the new dtype and device) or when
 the state is loaded. Parameters and gradients always stay in the user's
@@ -37,11 +37,12 @@ from .foreach import Many
 
 AUTO_MIN_NUMEL = 1_000_000
 AUTO_MIN_TENSORS = 1_000
-AUTO_MAX_PASSES = 3  # rules with at most this many foreach calls stay on the foreach path
+AUTO_MAX_PASSES = 2  # rules with at most this many foreach calls stay on the foreach path
 BIG = 32_768  # a fused parameter this large (and contiguous) is updated in place by its own call
 _GRAD = operator.attrgetter("grad")
 _SPARSE = operator.attrgetter("is_sparse")
 _PTR = operator.methodcaller("data_ptr")
+_ITEM = torch.Tensor.item
 _NONES = itertools.repeat(None)
 PLAIN = (torch.Tensor, torch.nn.Parameter)
 _DOT = (torch.float32, torch.float64)
@@ -63,13 +64,16 @@ class Part:
     small: list[int] = field(default_factory=list)
     small_set: frozenset[int] = frozenset()
     flat: dict[str, torch.Tensor] = field(default_factory=dict)
-    views: list[torch.Tensor] = field(default_factory=list)  # flat views of the packed params
+    views: list[torch.Tensor] = field(default_factory=list)  # the packed params' places in P (their shapes)
+    gviews: list[torch.Tensor] = field(default_factory=list)  # their gradients' places in G
     refs: list[torch.Tensor] = field(default_factory=list)  # the packed state views handed out
     scratch: tuple[torch.Tensor, torch.Tensor] | None = None
     plain: bool = True  # real, float32/float64: the traced foreach program applies
+    any_big: bool = True  # some parameter is large enough for its gradient to be checked by a dot
     programs: dict[tuple, Any] = field(default_factory=dict)
     # fused parts: flat aliases of each large parameter and of its state, made once
     aliases: dict[int, tuple] = field(default_factory=dict)
+    scalars: dict[tuple, Any] = field(default_factory=dict)  # the kernels' 0-d scalar arguments
 
 
 def choose(opt: Any, group: dict[str, Any], params: list[torch.Tensor]) -> str:
@@ -98,9 +102,9 @@ def choose(opt: Any, group: dict[str, Any], params: list[torch.Tensor]) -> str:
 def passes(opt: Any, group: dict[str, Any], p: torch.Tensor) -> int:
     """How many multi-tensor calls the traced rule needs per step (each a pass over memory).
 
-    A rule of one to three passes (SGD, momentum) runs as fast through torch's
-    multi-tensor ops as compiled, without a compiler or packing; longer rules
-    (Adam: 8 passes) gain from the one-pass compiled kernel at large sizes.
+    A rule of one or two passes (SGD) runs as fast through torch's multi-tensor
+    ops as compiled, without a compiler or packing; longer rules (momentum: 3
+    passes, Adam: 8) gain from the one-pass compiled kernel at large sizes.
     """
     rule, keys = opt._rule(group)
     st = opt._init_state(torch.empty(0, dtype=p.dtype, device=p.device), group)
@@ -130,6 +134,7 @@ def build(opt: Any) -> list[Part]:
                         st[k] = v.to(device=p.device, dtype=dtype)
                 part.states.append(st)
             part.synced = len({st.get("step", 0) for st in part.states}) == 1
+            part.any_big = any(p.numel() >= BIG for p in ps)
             if part.kind == "fused":
                 _pack(opt, part)
             parts.append(part)
@@ -171,9 +176,9 @@ def _pack(opt: Any, part: Part) -> None:
         offset += n
     P = torch.empty(total, dtype=ref.dtype, device=ref.device)
     part.scratch = (P, torch.empty_like(P))
-    part.views = list(torch.split(P, [p.numel() for p in small]))
-    for k, v in enumerate(part.views):
-        part.views[k] = v.view(small[k].shape)
+    sizes = [p.numel() for p in small]
+    part.views = [v.view(p.shape) for v, p in zip(torch.split(P, sizes), small)]
+    part.gviews = [v.view(p.shape) for v, p in zip(torch.split(part.scratch[1], sizes), small)]
 
 
 def valid(opt: Any, parts: list[Part]) -> bool:
@@ -251,10 +256,12 @@ def grad_checks(work: list[Work]) -> list[torch.Tensor]:
         if packed and w.part.params[0].dtype in _DOT:  # (fused parts hold no tensor subclasses)
             # the packed gradients are gathered for the kernel anyway: check the flat copy
             G = w.part.scratch[1]  # type: ignore[index]
-            torch.cat([w.grads[j].reshape(-1) for j in w.part.small], out=G)
+            torch._foreach_copy_(w.part.gviews, [w.grads[j] for j in w.part.small])
             out.append(torch.dot(G, G))
             w.gathered = True
-        for j, g in enumerate(w.grads):
+        if not w.part.any_big:  # no gradient is large: one _foreach_norm (none if all were gathered)
+            rest = [] if w.gathered else w.grads
+        for j, g in enumerate(w.grads if w.part.any_big else ()):
             if w.gathered and j in w.part.small_set:
                 continue
             if g.numel() >= BIG and g.dtype in _DOT and type(g) is torch.Tensor and g.is_contiguous():
@@ -273,10 +280,11 @@ def grad_checks(work: list[Work]) -> list[torch.Tensor]:
 
 
 def all_finite(checks: list[torch.Tensor]) -> bool:
-    """Whether every check is finite: one host read."""
-    if len(checks) == 1:
-        return math.isfinite(checks[0].item())
+    """Whether every check is finite: one host read (a few reads of CPU scalars for a few checks,
+    which is four times cheaper than stacking them)."""
     first = checks[0]
+    if len(checks) <= 32 and first.device.type == "cpu":
+        return math.isfinite(sum(map(_ITEM, checks)))
     if all(c.device == first.device and c.dtype == first.dtype for c in checks):
         return math.isfinite(torch.stack(checks).sum().item())
     return math.isfinite(sum(c.item() for c in checks))
@@ -454,7 +462,7 @@ def _fused(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
     else:
         def apply_flat(P: torch.Tensor, G: torch.Tensor, states: list) -> None:
             tensors = {"p": P, "g": G, **{k: s for k, s in zip(keys, states) if s is not None}}
-            fused.run_program(program, tensors, values, ok, seeds or None, memo)
+            fused.run_program(program, tensors, values, ok, seeds or None, memo, part.scalars)
     for j in part.big:
         st = w.states[j]
         now = [st.get(k) for k in keys]
@@ -466,8 +474,9 @@ def _fused(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
         increment_version(w.params[j])
     if part.small:
         P, G = part.scratch  # type: ignore[misc]
-        torch.cat([w.params[j].reshape(-1) for j in part.small], out=P)
+        # gathered by one multi-tensor copy each (a reshape per tensor for torch.cat costs more)
+        torch._foreach_copy_(part.views, [w.params[j] for j in part.small])
         if not w.gathered:
-            torch.cat([w.grads[j].reshape(-1) for j in part.small], out=G)
+            torch._foreach_copy_(part.gviews, [w.grads[j] for j in part.small])
         apply_flat(P, G, [part.flat.get(k) for k in keys])
         torch._foreach_copy_([w.params[j] for j in part.small], part.views)

@@ -270,7 +270,8 @@ _SOURCES: dict[tuple, tuple[Any, list[str], list[Any]]] = {}
 
 
 def run_program(program: Any, tensors: dict[str, torch.Tensor], values: dict[str, Any], ok: Any,
-                seeds: dict[str, int] | None = None, memo: dict | None = None) -> None:
+                seeds: dict[str, int] | None = None, memo: dict | None = None,
+                slots: dict | None = None) -> None:
     """Apply a traced rule (:class:`descend.optim.trace.Program`) to flat tensors, compiled.
 
     The scalar expressions of the rule (``1 - beta``, ``lr * decay``) are computed in
@@ -302,7 +303,17 @@ def run_program(program: Any, tensors: dict[str, torch.Tensor], values: dict[str
     extra = None if memo is None else memo.get(args_key)
     if extra is None:
         numbers = [float(s.fn(values)) for s in syms]
-        if P.device.type == "cpu" or not numbers:
+        if P.device.type == "cpu" and numbers and slots is not None:
+            # the caller's own 0-d tensors, rewritten in place: one numpy store instead of
+            # a tensor construction per number
+            slot = slots.get(args_key)
+            if slot is None:
+                buf = torch.empty(len(numbers), dtype=dtype)
+                slot = slots[args_key] = (buf.numpy(), [
+                    torch.empty(0, dtype=dtype).set_(buf.untyped_storage(), i, (), ()) for i in range(len(numbers))])
+            slot[0][:] = numbers
+            extra = list(slot[1])
+        elif P.device.type == "cpu" or not numbers:
             extra = [torch.tensor(v, dtype=dtype) for v in numbers]
         else:  # one asynchronous copy from pinned memory: no host sync on an accelerator
             pinned = torch.tensor(numbers, dtype=dtype, pin_memory=True)
