@@ -455,14 +455,17 @@ def _fused(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
     rounded = opt.state_rounding == "stochastic" and opt._state_dtype(w.params[0]) == torch.bfloat16 \
         and w.params[0].dtype != torch.bfloat16
     seeds = {k: lowstate.seed(step, k) for k in keys if k in w.states[0]} if rounded else {}
-    memo: dict = {}  # this step's scalar arguments, shared by the part's kernel calls
     if program is None:  # 0-d tensor hyperparameters: the rule compiled as it is
         def apply_flat(P: torch.Tensor, G: torch.Tensor, states: list) -> None:
             fused.run(P, G, states, rule, prep, hypers, ok, [seeds.get(k) for k in keys])
     else:
+        once: list = []  # this step's compiled call, prepared at the first kernel of the part
+
         def apply_flat(P: torch.Tensor, G: torch.Tensor, states: list) -> None:
             tensors = {"p": P, "g": G, **{k: s for k, s in zip(keys, states) if s is not None}}
-            fused.run_program(program, tensors, values, ok, seeds or None, memo, part.scalars)
+            if not once:
+                once.append(fused.prepare(program, tensors, values, ok, seeds or None, part.scalars))
+            once[0](tensors)
     for j in part.big:
         st = w.states[j]
         now = [st.get(k) for k in keys]

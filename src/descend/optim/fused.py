@@ -89,7 +89,7 @@ class Direct:
     wrappers), more than the kernel of a small tensor takes and about a fifth of
     the optimizer step on a model of 60 large tensors. The compiled program's
     inputs are flat contiguous tensors and 0-d scalars whose dtypes and device are
-    fixed by the key they are stored under (:func:`run_program`), so after the first
+    fixed by the key they are stored under (:func:`prepare`), so after the first
     call through Dynamo (which compiles, or loads from the cache) descend calls the
     graph Inductor produced with the inputs in its order. Inductor's own size and
     stride assertions guard every call; one that fails falls back to Dynamo.
@@ -269,18 +269,19 @@ def run(P, G, states, rule, prep, hypers, ok, seeds=None) -> None:
 _SOURCES: dict[tuple, tuple[Any, list[str], list[Any]]] = {}
 
 
-def run_program(program: Any, tensors: dict[str, torch.Tensor], values: dict[str, Any], ok: Any,
-                seeds: dict[str, int] | None = None, memo: dict | None = None,
-                slots: dict | None = None) -> None:
-    """Apply a traced rule (:class:`descend.optim.trace.Program`) to flat tensors, compiled.
+def prepare(program: Any, like: dict[str, torch.Tensor], values: dict[str, Any], ok: Any,
+            seeds: dict[str, int] | None = None, slots: dict | None = None) -> Any:
+    """This step's compiled call of a traced rule for flat tensors with the dtypes and
+    device of ``like``: a function of the tensors (by leaf name), called once per kernel.
 
     The scalar expressions of the rule (``1 - beta``, ``lr * decay``) are computed in
-    double in Python, as on the eager path, and enter the kernel as 0-d tensors of
-    the compute dtype (float32 for fp16/bf16), so the kernel does float arithmetic.
+    double in Python, as on the eager path, once per step, and enter the kernel as 0-d
+    tensors of the compute dtype (float32 for fp16/bf16), so the kernel does float
+    arithmetic. ``slots`` (the caller's, kept across steps): on the CPU those 0-d tensors
+    are the caller's own, rewritten in place (one numpy store, not a tensor per number).
     """
-    P = tensors["p"]
-    low = P.dtype in LOW
-    lows = frozenset(k for k, t in tensors.items() if t.dtype in LOW)
+    P = like["p"]
+    lows = frozenset(k for k, t in like.items() if t.dtype in LOW)
     rounded = tuple(sorted(seeds or ()))
     key = (id(program), lows, ok is None, rounded)
     if key not in _SOURCES:
@@ -297,41 +298,37 @@ def run_program(program: Any, tensors: dict[str, torch.Tensor], values: dict[str
         _SOURCES[key] = (fn, leaves, syms, list(code.co_varnames[:code.co_argcount]), {})
         program._keep = program  # the id above stays this program's
     fn, leaves, syms, names, direct = _SOURCES[key]
-    # the scalar arguments: the same for every call of one step (``memo``), built once
-    dtype = torch.float32 if low else P.dtype
-    args_key = (key, dtype, P.device)
-    extra = None if memo is None else memo.get(args_key)
-    if extra is None:
-        numbers = [float(s.fn(values)) for s in syms]
-        if P.device.type == "cpu" and numbers and slots is not None:
-            # the caller's own 0-d tensors, rewritten in place: one numpy store instead of
-            # a tensor construction per number
-            slot = slots.get(args_key)
-            if slot is None:
-                buf = torch.empty(len(numbers), dtype=dtype)
-                slot = slots[args_key] = (buf.numpy(), [
-                    torch.empty(0, dtype=dtype).set_(buf.untyped_storage(), i, (), ()) for i in range(len(numbers))])
-            slot[0][:] = numbers
-            extra = list(slot[1])
-        elif P.device.type == "cpu" or not numbers:
-            extra = [torch.tensor(v, dtype=dtype) for v in numbers]
-        else:  # one asynchronous copy from pinned memory: no host sync on an accelerator
-            pinned = torch.tensor(numbers, dtype=dtype, pin_memory=True)
-            extra = list(pinned.to(P.device, non_blocking=True).unbind(0))
-        if ok is not None:
-            extra.append(ok)
-        if rounded:  # 0-d int64 tensors: a new seed every step without recompiling
-            extra += [torch.tensor(seeds[t], dtype=torch.int64, device=P.device) for t in rounded]  # type: ignore[index]
-        if memo is not None:
-            memo[args_key] = extra
-    # the scalars' dtypes follow from (key, P); sizes 0 and 1 get graphs of their own (Dynamo
-    # specializes them)
-    inputs = [tensors[k] for k in leaves]
-    if P.device.type != "cpu":  # the direct call is measured and tested on the CPU only
-        compiled_call(fn, *inputs, *extra)
-        return
-    sig = (P.device, min(P.numel(), 2), *[t.dtype for t in inputs])
-    call(fn, names, direct, sig, inputs + extra)
+    dtype = torch.float32 if P.dtype in LOW else P.dtype
+    numbers = [float(s.fn(values)) for s in syms]
+    cpu = P.device.type == "cpu"
+    if cpu and numbers and slots is not None:
+        slot = slots.get((key, dtype))
+        if slot is None:
+            buf = torch.empty(len(numbers), dtype=dtype)
+            slot = slots[(key, dtype)] = (buf.numpy(), [
+                torch.empty(0, dtype=dtype).set_(buf.untyped_storage(), i, (), ()) for i in range(len(numbers))])
+        slot[0][:] = numbers
+        extra = list(slot[1])
+    elif cpu or not numbers:
+        extra = [torch.tensor(v, dtype=dtype) for v in numbers]
+    else:  # one asynchronous copy from pinned memory: no host sync on an accelerator
+        pinned = torch.tensor(numbers, dtype=dtype, pin_memory=True)
+        extra = list(pinned.to(P.device, non_blocking=True).unbind(0))
+    if ok is not None:
+        extra.append(ok)
+    if rounded:  # 0-d int64 tensors: a new seed every step without recompiling
+        extra += [torch.tensor(seeds[t], dtype=torch.int64, device=P.device) for t in rounded]  # type: ignore[index]
+    if not cpu:  # the direct call is measured and tested on the CPU only
+        def through_dynamo(tensors: dict[str, torch.Tensor]) -> None:
+            compiled_call(fn, *[tensors[k] for k in leaves], *extra)
+        return through_dynamo
+    # the scalars' dtypes follow from the key; sizes 0 and 1 get graphs of their own
+    # (Dynamo specializes them)
+    base = (P.device, *[like[k].dtype for k in leaves])
+
+    def run(tensors: dict[str, torch.Tensor]) -> None:
+        call(fn, names, direct, (min(tensors["p"].numel(), 2), *base), [tensors[k] for k in leaves] + extra)
+    return run
 
 
 def warn_once(owner: Any, key: str, message: str) -> None:
