@@ -79,3 +79,17 @@ def test_a_failed_inductor_assertion_falls_back_to_dynamo():
     assert seen == [1] and direct[("sig",)] is None
     fused.call(fn, ["x"], direct, ("sig",), [torch.zeros(3)])  # from then on, always Dynamo
     assert seen == [1, 1]
+
+
+def test_kernels_are_compiled_with_run_time_threads(monkeypatch):
+    """A kernel first compiled on a small tensor must not stay serial for every later size
+    (Inductor decides from the first call's size and caches the kernel for all sizes)."""
+    import torch._inductor.compile_fx as cfx
+    from torch._inductor import config
+
+    seen = []
+    real = cfx.compile_fx
+    monkeypatch.setattr(cfx, "compile_fx", lambda gm, ex: (seen.append(config.cpp.dynamic_threads), real(gm, ex))[1])
+    fused._backend(torch.fx.symbolic_trace(lambda x: x * 2), [torch.zeros(3)])
+    assert seen == [True]
+    assert config.cpp.dynamic_threads is False  # only descend's compiles are affected

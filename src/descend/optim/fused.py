@@ -52,7 +52,14 @@ def _backend(gm: torch.fx.GraphModule, example_inputs: list) -> Any:
     _compile_count += 1
     from torch._inductor.compile_fx import compile_fx
 
-    compiled = compile_fx(gm, example_inputs)
+    from torch._inductor import config
+
+    # Parallel or not is decided when compiling, from the first call's size, and the kernel
+    # is cached for every later size: a first compile on a small tensor left the 25M sets on
+    # one thread. With dynamic threads every loop gets a parallel region and OpenMP splits it
+    # at run time, with the threads of the moment.
+    with config.patch({"cpp.dynamic_threads": True}):
+        compiled = compile_fx(gm, example_inputs)
     sink = getattr(_capture, "sink", None)
     if sink is not None:
         sink.append((_arg_plan(gm), compiled))
