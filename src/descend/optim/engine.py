@@ -274,20 +274,22 @@ def grad_checks(work: list[Work]) -> list[torch.Tensor]:
         kw = {"dtype": torch.float32} if rest[0].dtype in fused.LOW else {}
         if len(rest) == 1:
             out.append(torch.linalg.vector_norm(rest[0], 2, **kw))
-        else:
+        elif len(rest) <= 32:
             out += torch._foreach_norm(rest, 2, **kw)
+        else:  # one device and dtype within a part: summed there
+            out.append(torch.stack(torch._foreach_norm(rest, 2, **kw)).sum())
     return out
 
 
 def all_finite(checks: list[torch.Tensor]) -> bool:
     """Whether every check is finite: one host read (a few reads of CPU scalars for a few checks,
     which is four times cheaper than stacking them)."""
-    first = checks[0]
-    if len(checks) <= 32 and first.device.type == "cpu":
+    if len(checks) <= 32 and checks[0].device.type == "cpu":
         return math.isfinite(sum(map(_ITEM, checks)))
-    if all(c.device == first.device and c.dtype == first.dtype for c in checks):
+    try:  # (float32 and float64 checks are promoted; checks on several devices cannot stack)
         return math.isfinite(torch.stack(checks).sum().item())
-    return math.isfinite(sum(c.item() for c in checks))
+    except RuntimeError:
+        return math.isfinite(sum(map(_ITEM, checks)))
 
 
 def finite_flag(norms: list[torch.Tensor]) -> torch.Tensor:
