@@ -7,6 +7,9 @@ so a step moves 20 bytes per parameter instead of 28. Columns, ms per step
 * ``t.fused``: ``torch.optim.Adam(fused=True)`` (AdamW: ``torch.optim.AdamW(fused=True)``), float32 state;
 * ``d.fp32``: descend's default (``impl="auto"``: the compiled path at this size), float32 state;
 * ``d.bf16 sr`` / ``d.bf16 rtn``: the same with bf16 state, stochastic rounding / round to nearest;
+* ``... nc``: the same with ``nonfinite="ignore"``: no check of the gradients, as
+  torch.optim does none (descend's default reads every gradient once more before the
+  step, so that a NaN changes nothing);
 * ``t.fused / d.bf16 sr``: the speed-up over torch's fastest (target >= 1.3x).
 
     python benchmarks/state_dtype.py                       # both sets, Adam and AdamW
@@ -45,12 +48,13 @@ def variants(shapes: list[list[int]], name: str) -> dict:
     torch_cls = {"Adam": torch.optim.Adam, "AdamW": torch.optim.AdamW}[name]
     ours = getattr(O, name)
     bf16 = torch.bfloat16
-    return {
-        "t.fused": torch_cls(params_for(shapes, 0), lr=1e-3, fused=True).step,
-        "d.fp32": ours(params_for(shapes, 0), lr=1e-3).step,
-        "d.bf16 sr": ours(params_for(shapes, 0), lr=1e-3, state_dtype=bf16).step,
-        "d.bf16 rtn": ours(params_for(shapes, 0), lr=1e-3, state_dtype=bf16, state_rounding="nearest").step,
-    }
+    out = {"t.fused": torch_cls(params_for(shapes, 0), lr=1e-3, fused=True).step}
+    for suffix, check in (("", "raise"), (" nc", "ignore")):
+        out["d.fp32" + suffix] = ours(params_for(shapes, 0), lr=1e-3, nonfinite=check).step
+        out["d.bf16 sr" + suffix] = ours(params_for(shapes, 0), lr=1e-3, state_dtype=bf16, nonfinite=check).step
+        out["d.bf16 rtn" + suffix] = ours(params_for(shapes, 0), lr=1e-3, state_dtype=bf16,
+                                          state_rounding="nearest", nonfinite=check).step
+    return out
 
 
 def measure(steps: dict, rounds: int) -> dict[str, float]:
@@ -79,16 +83,16 @@ def main() -> None:
     sets = json.loads(PARAM_SETS.read_text())["sets"]
     print(f"torch {torch.__version__}, {args.threads} threads; ms per step, medians of {args.rounds} "
           "interleaved rounds\n")
-    print("| set | optimizer | t.fused | d.fp32 | d.bf16 sr | d.bf16 rtn | t.fused / d.fp32 "
-          "| t.fused / d.bf16 sr | t.fused / d.bf16 rtn |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    ours = ["d.fp32", "d.bf16 sr", "d.bf16 rtn", "d.fp32 nc", "d.bf16 sr nc", "d.bf16 rtn nc"]
+    print("| set | optimizer | t.fused | " + " | ".join(ours) + " | "
+          + " | ".join(f"t.fused / {k}" for k in ours) + " |")
+    print("|---" * (3 + 2 * len(ours)) + "|")
     for set_name in args.sets.split(","):
         for opt_name in args.optimizers.split(","):
             med = measure(variants(sets[set_name], opt_name), args.rounds)
             t = med["t.fused"]
-            print(f"| {set_name} | {opt_name} | {t:.1f} | {med['d.fp32']:.1f} | {med['d.bf16 sr']:.1f} | "
-                  f"{med['d.bf16 rtn']:.1f} | {t / med['d.fp32']:.2f}x | {t / med['d.bf16 sr']:.2f}x | "
-                  f"{t / med['d.bf16 rtn']:.2f}x |", flush=True)
+            print(f"| {set_name} | {opt_name} | {t:.1f} | " + " | ".join(f"{med[k]:.1f}" for k in ours)
+                  + " | " + " | ".join(f"{t / med[k]:.2f}x" for k in ours) + " |", flush=True)
 
 
 if __name__ == "__main__":

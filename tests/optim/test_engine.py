@@ -319,3 +319,23 @@ def test_fused_parts_of_parameters_check_the_gathered_copy_and_still_catch_nan()
     with pytest.raises(O.NonFiniteGradientError, match=r"infinite gradient in parameter 2"):
         opt.step()
     assert all(torch.equal(a, b) for a, b in zip(ps, before))
+
+
+def test_replacing_a_packed_state_tensor_is_seen_by_the_next_step():
+    def run(impl):
+        torch.manual_seed(0)
+        ps = [torch.randn(n, dtype=torch.float64, requires_grad=True) for n in (5, 7, 40_000)]
+        opt = O.Adam(ps, lr=0.1, impl=impl)
+        for step in range(3):
+            for p in ps:
+                p.grad = torch.full_like(p, 1.0 + step)
+            opt.step()
+            if step == 0:  # the user's own tensor replaces the state of a small (packed) parameter
+                opt.state[ps[0]]["V"] = torch.full((5,), 7.0, dtype=torch.float64)
+        return ps, opt
+
+    (a, fast), (b, ref) = run("fused"), run("eager")
+    assert fast._plans[0].small  # the small parameters really were packed
+    for x, y in zip(a, b):
+        torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(fast.state[a[0]]["V"], ref.state[b[0]]["V"], rtol=1e-12, atol=1e-12)

@@ -67,6 +67,7 @@ class Part:
     views: list[torch.Tensor] = field(default_factory=list)  # the packed params' places in P (their shapes)
     gviews: list[torch.Tensor] = field(default_factory=list)  # their gradients' places in G
     refs: list[torch.Tensor] = field(default_factory=list)  # the packed state views handed out
+    ref_at: tuple[list, list] = field(default_factory=lambda: ([], []))  # (state dict, key) of each of them
     scratch: tuple[torch.Tensor, torch.Tensor] | None = None
     plain: bool = True  # real, float32/float64: the traced foreach program applies
     any_big: bool = True  # some parameter is large enough for its gradient to be checked by a dot
@@ -173,6 +174,8 @@ def _pack(opt: Any, part: Part) -> None:
                 view.copy_(st[k])
             st[k] = view
             part.refs.append(view)
+            part.ref_at[0].append(st)
+            part.ref_at[1].append(k)
         offset += n
     P = torch.empty(total, dtype=ref.dtype, device=ref.device)
     part.scratch = (P, torch.empty_like(P))
@@ -188,10 +191,8 @@ def valid(opt: Any, parts: list[Part]) -> bool:
     for part in parts:
         if not all(map(operator.eq, map(_PTR, part.params), part.ptrs)):
             return False
-        if part.refs:
-            now = [part.states[j].get(k) for j in part.small for k in part.flat]
-            if not all(map(operator.is_, now, part.refs)):
-                return False
+        if part.refs and not all(map(operator.is_, map(dict.get, *part.ref_at), part.refs)):
+            return False
     return True
 
 
