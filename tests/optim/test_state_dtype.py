@@ -146,3 +146,31 @@ def test_bad_state_dtype_and_rounding_name_the_argument():
     z.grad = torch.ones(3, dtype=torch.complex64)
     with pytest.raises(ValueError, match=r"state_dtype=torch.bfloat16 needs real floating-point parameters"):
         opt.step()
+
+
+def test_kernels_at_the_16_bit_width_equal_the_float32_width_ones_bit_for_bit(monkeypatch):
+    """descend has Inductor vectorize bf16-state kernels at the 16-bit width (faster); the
+    results must be exactly those of the kernels Inductor makes on its own."""
+    import contextlib
+
+    from descend.optim import fused
+
+    def run():
+        torch.manual_seed(0)
+        p = torch.randn(40_007).requires_grad_()
+        opt = O.Adam([p], lr=1e-2, impl="fused", state_dtype=torch.bfloat16)
+        for s in range(4):
+            p.grad = torch.randn(40_007, generator=torch.Generator().manual_seed(s))
+            opt.step()
+        return p.detach().clone(), opt.state[p]["V"].clone(), opt.state[p]["S"].clone()
+
+    # the pinned torch has the internals the widening needs (else it would silently not apply)
+    assert not isinstance(fused._wide_low_precision(), contextlib.nullcontext)
+    monkeypatch.setattr(fused, "_SOURCES", {})
+    wide = run()
+    monkeypatch.setattr(fused, "_SOURCES", {})  # compiled again (and cached apart) without it
+    monkeypatch.setattr(fused, "_wide_low_precision", contextlib.nullcontext)
+    monkeypatch.setattr(fused, "_KEY_PASS", None)
+    narrow = run()
+    for a, b in zip(wide, narrow):
+        assert torch.equal(a, b)
