@@ -80,7 +80,7 @@ def _key_pass() -> Any:
             return None
 
         def uuid(self) -> Any:
-            return "descend.optim.fused: low-precision kernels at the 16-bit vector width, v1"
+            return "descend.optim.fused: low-precision kernels at the 16-bit vector width, vector bitcasts, v2"
 
     return DescendKernels()
 
@@ -97,8 +97,10 @@ def _wide_low_precision() -> Any:
     float32 arithmetic), so it got 16 lanes, and its 16-bit loads and stores half-vector
     masked ones: the Adam kernel with bf16 state took 2.4x the time of the float32 one.
     At 32 lanes (float32 arithmetic on pairs of vectors, as Inductor does for all-16-bit
-    kernels) it takes 0.75x. Applied only to descend's own compiles; a torch without
-    these internals compiles as before.
+    kernels) it takes 0.75x. In the same scope a bitcast (``view(torch.int32)``, the bit
+    arithmetic of stochastic rounding) is a register reinterpretation per vector instead of
+    Inductor's store, scalar loop and load. Applied only to descend's own compiles; a torch
+    without these internals compiles as before. The kernels' results are bit-identical.
     """
     import contextlib
 
@@ -110,6 +112,16 @@ def _wide_low_precision() -> Any:
         bodies, dtypes = inductor_cpp._get_loop_body, inductor_cpp._get_dtype_from_loopbodies
     except (ImportError, AttributeError):
         return contextlib.nullcontext()
+
+    def to_dtype_bitcast(x: Any, dtype: torch.dtype, src_dtype: torch.dtype) -> str:
+        # a register reinterpretation per vector (Inductor's own goes through a scalar loop)
+        kernel = inductor_cpp.V.kernel
+        target = inductor_cpp.DTYPE_TO_CPP[dtype]
+        n = kernel._get_num_vectors(dtype)
+        if n == 1:
+            return f"at::vec::cast<{target}>({x})"
+        parts = "; ".join(f"r[{i}] = at::vec::cast<{target}>({x}[{i}])" for i in range(n))
+        return f"[&]() {{ {kernel._get_vec_type(dtype)} r; {parts}; return r; }}()"
 
     def select_tiling(self: Any, fn_list: Any, var_sizes_list: Any) -> Any:
         factors, indices, stats = select(self, fn_list, var_sizes_list)
@@ -123,11 +135,18 @@ def _wide_low_precision() -> Any:
 
     @contextlib.contextmanager
     def scope() -> Any:
+        vec = inductor_cpp.CppVecOverrides
+        scalar_loop = vars(vec).get("to_dtype_bitcast")  # Inductor's: element by element
         inductor_cpp.TilingSelect.select_tiling = select_tiling  # type: ignore[method-assign]
+        vec.to_dtype_bitcast = staticmethod(to_dtype_bitcast)  # type: ignore[attr-defined]
         try:
             yield
         finally:
             inductor_cpp.TilingSelect.select_tiling = select  # type: ignore[method-assign]
+            if scalar_loop is None:
+                del vec.to_dtype_bitcast
+            else:
+                vec.to_dtype_bitcast = scalar_loop  # type: ignore[attr-defined]
 
     return scope()
 
