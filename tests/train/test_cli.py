@@ -101,6 +101,19 @@ BAD = [
 ]
 
 
+def test_a_data_set_smaller_than_the_default_batch_says_how_to_train_on_it(tmp_path) -> None:
+    data = tmp_path / "tiny.csv"
+    data.write_text("x1,x2,y\n" + "".join(f"{i},{i % 3},{0.5 * i + 0.25}\n" for i in range(20)))  # float target: regression
+    r = invoke(str(data), "--target", "y", "--model", "linear", "--out", str(tmp_path / "run"), "--no-progress")
+    assert r.exit_code == 2 and r.output.count("\n") == 1, r.output
+    assert "64 is the default --batch-size: give --batch-size full" in " ".join(r.output.split())
+    r = invoke(str(data), "--target", "y", "--model", "linear", "--batch-size", "full", "--epochs", "3",
+               "--out", str(tmp_path / "run2"), "--no-progress")
+    assert r.exit_code == 0, r.output
+    r = invoke(str(data), "--target", "y", "--model", "linear", "--batch-size", "64", "--out", str(tmp_path / "run3"))
+    assert r.exit_code == 2 and "default" not in r.output  # typed: only the plain message
+
+
 @pytest.mark.parametrize("args,message", BAD, ids=[" ".join(a) for a, _ in BAD])
 def test_bad_input_is_one_line_and_exit_code_2(args, message, tmp_path) -> None:
     out = tmp_path / "run"

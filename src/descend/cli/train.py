@@ -313,7 +313,11 @@ def train_cmd(
     except (ValueError, CheckpointError, OSError) as e:
         if show is not None:
             show.close()
-        err.print(f"error: {e}", markup=False)
+        message = str(e)
+        if message.startswith("batch_size must be") and not resume and "batch_size" not in _given(ctx, ("batch_size",)):
+            message += ("; 64 is the default --batch-size: give --batch-size full, or a number up to the "
+                        "training set's size")
+        err.print(f"error: {message}", markup=False)
         raise typer.Exit(code=2) from None
     show.close()
     if int(os.environ.get("RANK", "0")) == 0:
