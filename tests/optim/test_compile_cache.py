@@ -15,7 +15,7 @@ def test_isa_probes_are_answered_from_the_cache_file(tmp_path, monkeypatch):
 
     if fused._isa_cache() is None:
         pytest.skip("not an x86-64 CPU")
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("DESCEND_CACHE_DIR", str(tmp_path / "descend"))  # created on first write
     calls = []
 
     def fake_probe(isa, code):
@@ -31,6 +31,7 @@ def test_isa_probes_are_answered_from_the_cache_file(tmp_path, monkeypatch):
     assert calls == ["good", "bad"]
     path, fingerprint = fused._isa_cache()
     saved = json.loads(path.read_text())
+    assert path == tmp_path / "descend" / "vec_isa.json"
     assert saved["fingerprint"] == fingerprint and sorted(saved["probes"].values()) == [False, True]
     with fused._memo_probes():  # a later process: no probe runs
         assert cpu_vec_isa.VecISA.check_build(isa, "good") is True
@@ -41,3 +42,14 @@ def test_isa_probes_are_answered_from_the_cache_file(tmp_path, monkeypatch):
     with fused._memo_probes():  # another setup's answers are not trusted
         cpu_vec_isa.VecISA.check_build(isa, "good")
     assert calls == ["good", "bad", "good"]
+
+
+def test_the_cache_folder_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("DESCEND_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert fused.cache_home() == tmp_path / "xdg" / "descend"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert fused.cache_home() == tmp_path / "home" / ".cache" / "descend"
+    monkeypatch.setenv("DESCEND_CACHE_DIR", str(tmp_path / "mine"))
+    assert fused.cache_home() == tmp_path / "mine"

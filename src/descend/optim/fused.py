@@ -239,32 +239,43 @@ def _update(P, G, states, rule, prep, hypers, ok, seeds):
             s.copy_(v if seed is None else lowstate.stochastic_bf16(v, seed))
 
 
+def cache_home() -> Any:
+    """descend's own cache folder: ``$DESCEND_CACHE_DIR``, else ``$XDG_CACHE_HOME/descend``,
+    else ``~/.cache/descend``."""
+    from pathlib import Path
+
+    if os.environ.get("DESCEND_CACHE_DIR"):
+        return Path(os.environ["DESCEND_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "descend"
+
+
 def _isa_cache() -> tuple[Any, str] | None:
     """The file that remembers Inductor's CPU vector-ISA probes, and this setup's fingerprint.
 
     Before its first CPU compile in a process, Inductor checks each vector instruction
     set the CPU reports (AVX2, AVX-512, its bf16 and VNNI parts, AMX) by building a
-    test library and loading it in a child Python: about 1.3 s of a warm first step
-    here. With the same torch, Python, CPU flags and compiler the answers cannot
-    change, so descend keeps them next to Inductor's own cache and answers them from
-    there in later processes. None off x86-64 Linux.
+    test library and loading it in a child Python: about 1.3 s of a first step when
+    Inductor's cache holds the test libraries, 10-14 s here when it does not (ten C++
+    builds). With the same torch, Python, CPU flags and compiler the answers cannot
+    change, so descend keeps them in its own cache folder (:func:`cache_home`), which
+    outlives Inductor's (``/tmp/torchinductor_$USER`` by default, gone at a reboot),
+    and answers them from there in later processes. None off x86-64 Linux.
     """
     import platform
     import shutil
     import sys
-    from pathlib import Path
 
     if sys.platform != "linux" or platform.machine() != "x86_64":
         return None
     from torch._inductor import cpu_vec_isa
-    from torch._inductor.runtime.cache_dir_utils import cache_dir
 
     cxx = os.environ.get("CXX", "g++")
     compiler = shutil.which(cxx) or cxx
     stamp = os.stat(compiler).st_mtime if os.path.exists(compiler) else 0
     flags = ",".join(sorted(cpu_vec_isa.x86_isa_checker()))
     fingerprint = f"{torch.__version__}|{sys.executable}|{flags}|{compiler}|{stamp}"
-    return Path(cache_dir()) / "descend_vec_isa.json", fingerprint
+    return cache_home() / "vec_isa.json", fingerprint
 
 
 def _memo_probes() -> Any:
@@ -304,6 +315,7 @@ def _memo_probes() -> Any:
             cpu_vec_isa.VecISA.check_build = real  # type: ignore[method-assign]
         if known != before:
             try:
+                path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(f".{os.getpid()}.tmp")
                 tmp.write_text(json.dumps({"fingerprint": fingerprint, "probes": known}))
                 os.replace(tmp, path)
