@@ -50,9 +50,8 @@ def compile_count() -> int:
 def _backend(gm: torch.fx.GraphModule, example_inputs: list) -> Any:
     global _compile_count
     _compile_count += 1
-    from torch._inductor.compile_fx import compile_fx
-
     from torch._inductor import config
+    from torch._inductor.compile_fx import compile_fx
 
     # Parallel or not is decided when compiling, from the first call's size, and the kernel
     # is cached for every later size: a first compile on a small tensor left the 25M sets on
