@@ -369,7 +369,15 @@ def run(P, G, states, rule, prep, hypers, ok, seeds=None) -> None:
     compiled_call(kernel(key), P, G, states, rule, prep, hypers, ok, seeds)
 
 
-_SOURCES: dict[tuple, tuple[Any, list[str], list[Any]]] = {}
+# (program, low-precision leaves, flag, rounded) -> (compiled function, leaf names, scalar
+# expressions, the function's argument names, its Direct graphs by input signature)
+_SOURCES: dict[tuple, tuple[Any, list[str], list[Any], list[str], dict]] = {}
+
+
+def alias(t: torch.Tensor, offset: int, shape: tuple, stride: tuple) -> torch.Tensor:
+    """A tensor on ``t``'s memory that is not a view of it (Dynamo guards a view input on
+    its base, which would compile a kernel again for every base)."""
+    return torch.empty(0, dtype=t.dtype, device=t.device).set_(t.untyped_storage(), offset, shape, stride)
 
 
 def prepare(program: Any, like: dict[str, torch.Tensor], values: dict[str, Any], ok: Any,
@@ -408,8 +416,7 @@ def prepare(program: Any, like: dict[str, torch.Tensor], values: dict[str, Any],
         slot = slots.get((key, dtype))
         if slot is None:
             buf = torch.empty(len(numbers), dtype=dtype)
-            slot = slots[(key, dtype)] = (buf.numpy(), [
-                torch.empty(0, dtype=dtype).set_(buf.untyped_storage(), i, (), ()) for i in range(len(numbers))])
+            slot = slots[(key, dtype)] = (buf.numpy(), [alias(buf, i, (), ()) for i in range(len(numbers))])
         slot[0][:] = numbers
         extra = list(slot[1])
     elif cpu or not numbers:
