@@ -80,6 +80,17 @@ def test_lr_find_prints_suggestions_and_writes_the_figure(tmp_path) -> None:
     assert out.read_bytes().startswith(PNG)
 
 
+def test_lr_find_names_the_batch_it_really_used(tmp_path) -> None:
+    data = tmp_path / "tiny.csv"
+    data.write_text("a,b,y\n" + "".join(f"{i},{(i * 7) % 5},{0.3 * i + 0.1}\n" for i in range(20)))
+    res = invoke("lr-find", "--data", str(data), "--target", "y", "--model", "linear", "--num-iter", "20")
+    assert res.exit_code == 0, res.output
+    title = " ".join(res.output.split())
+    assert "batch 12 (the whole training set)" in title and "batch 64" not in title  # 20 rows: 12 train
+    res = invoke("lr-find", "--data", "digits", "--model", "softmax", "--batch-size", "32", "--num-iter", "20")
+    assert res.exit_code == 0 and "batch 32," in " ".join(res.output.split())
+
+
 def test_help_has_examples_and_out() -> None:
     for cmd in ("race", "sweep", "lr-find"):
         res = invoke(cmd, "--help")

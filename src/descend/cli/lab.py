@@ -362,9 +362,11 @@ def lr_find_command(
     loss_fn = models.loss_for_model(ds, model)
     if isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"--batch-size must be an integer >= 1, got {batch_size!r}")
-    batches = data.Batches(ds.X_train, ds.y_train, min(batch_size, ds.n_train), seed=seed)
+    used = min(batch_size, ds.n_train)  # a training set smaller than the batch is one batch
+    batches = data.Batches(ds.X_train, ds.y_train, used, seed=seed)
     result = lr_find(model, loss_fn, batches, optimizer, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter)
-    table = Table(title=f"lr range test: {model_name} on {data_name}, {result.optimizer}, batch {batch_size}, "
+    batch = f"batch {used}" if used == batch_size else f"batch {used} (the whole training set)"
+    table = Table(title=f"lr range test: {model_name} on {data_name}, {result.optimizer}, {batch}, "
                   f"{len(result.lrs)} steps ({result.stop_reason})")
     table.add_column("suggestion")
     table.add_column("lr", justify="right")
