@@ -32,14 +32,21 @@ ROOT = Path(__file__).resolve().parents[1]
 PARAM_SETS = next((p for p in (ROOT.parent / "shared" / "bench" / "param_sets.json",
                                 ROOT / "shared" / "bench" / "param_sets.json") if p.exists()),
                   ROOT.parent / "shared" / "bench" / "param_sets.json")
+DEVICE = torch.device("cpu")
+
+
+def sync() -> None:
+    """Wait for the device (a no-op on the CPU), so a step's time includes its kernels."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def params_for(shapes: list[list[int]], seed: int) -> list[torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     ps = []
     for shape in shapes:
-        p = torch.randn(*shape, generator=gen).requires_grad_()
-        p.grad = torch.randn(*shape, generator=gen) * 1e-2
+        p = torch.randn(*shape, generator=gen).to(DEVICE).requires_grad_()
+        p.grad = (torch.randn(*shape, generator=gen) * 1e-2).to(DEVICE)
         ps.append(p)
     return ps
 
@@ -66,8 +73,10 @@ def measure(steps: dict, rounds: int) -> dict[str, float]:
     for r in range(rounds):
         order = names[r % len(names):] + names[:r % len(names)]
         for k in order:
+            sync()
             t0 = time.perf_counter()
             steps[k]()
+            sync()
             times[k].append((time.perf_counter() - t0) * 1e3)
     return {k: statistics.median(v) for k, v in times.items()}
 
@@ -78,10 +87,14 @@ def main() -> None:
     ap.add_argument("--optimizers", default="Adam,AdamW", help="comma-separated: Adam, AdamW")
     ap.add_argument("--rounds", type=int, default=9, help="interleaved rounds (default 9)")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (steps are timed with a device sync)")
     args = ap.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
     torch.set_num_threads(args.threads)
     sets = json.loads(PARAM_SETS.read_text())["sets"]
-    print(f"torch {torch.__version__}, {args.threads} threads; ms per step, medians of {args.rounds} "
+    where = torch.cuda.get_device_name() if DEVICE.type == "cuda" else f"{args.threads} threads"
+    print(f"torch {torch.__version__}, {where}; ms per step, medians of {args.rounds} "
           "interleaved rounds\n")
     ours = ["d.fp32", "d.bf16 sr", "d.bf16 rtn", "d.fp32 nc", "d.bf16 sr nc", "d.bf16 rtn nc"]
     print("| set | optimizer | t.fused | " + " | ".join(ours) + " | "

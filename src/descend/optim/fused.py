@@ -40,6 +40,8 @@ from . import lowstate, rules
 _compile_count = 0
 _KERNELS: dict[tuple, Any] = {}
 LOW = (torch.float16, torch.bfloat16)
+# device types on which compiled graphs are called directly (:class:`Direct`) after their first call
+DIRECT_DEVICES = {"cpu"}
 
 
 def compile_count() -> int:
@@ -428,7 +430,7 @@ def prepare(program: Any, like: dict[str, torch.Tensor], values: dict[str, Any],
         extra.append(ok)
     if rounded:  # 0-d int64 tensors: a new seed every step without recompiling
         extra += [torch.tensor(seeds[t], dtype=torch.int64, device=P.device) for t in rounded]  # type: ignore[index]
-    if not cpu:  # the direct call is measured and tested on the CPU only
+    if P.device.type not in DIRECT_DEVICES:
         def through_dynamo(tensors: dict[str, torch.Tensor]) -> None:
             compiled_call(fn, *[tensors[k] for k in leaves], *extra)
         return through_dynamo
