@@ -174,3 +174,24 @@ def test_kernels_at_the_16_bit_width_equal_the_float32_width_ones_bit_for_bit(mo
     narrow = run()
     for a, b in zip(wide, narrow):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("extra", [(), ({"stats": 1},)])
+def test_the_widening_takes_inductors_tiling_answer_of_either_length(monkeypatch, extra):
+    """Inductor's TilingSelect.select_tiling answers (factors, indices) before torch 2.12 and
+    (factors, indices, stats) since; the 16-bit widening must handle both."""
+    from torch._inductor import cpu_vec_isa
+    from torch._inductor.codegen import cpp as inductor_cpp
+
+    from descend.optim import fused
+
+    isa = cpu_vec_isa.pick_vec_isa()
+    if not isa:
+        pytest.skip("no vector ISA on this CPU")
+    answer = ([isa.nelements(torch.float)], [0], *extra)
+    monkeypatch.setattr(inductor_cpp.TilingSelect, "select_tiling", lambda self, fns, sizes: answer)
+    monkeypatch.setattr(inductor_cpp, "_get_loop_body", lambda fns: fns)
+    monkeypatch.setattr(inductor_cpp, "_get_dtype_from_loopbodies", lambda bodies: {torch.float32, BF16})
+    with fused._wide_low_precision():
+        got = inductor_cpp.TilingSelect.select_tiling(None, [], [])
+    assert got == ([isa.nelements(BF16)], [0], *extra)

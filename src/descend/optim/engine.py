@@ -39,6 +39,14 @@ AUTO_MIN_NUMEL = 1_000_000
 AUTO_MIN_TENSORS = 1_000
 AUTO_MAX_PASSES = 2  # rules with at most this many foreach calls stay on the foreach path
 BIG = 32_768  # a fused parameter this large (and contiguous) is updated in place by its own call
+# on an accelerator a kernel launch costs more than a pass over a million elements: tensors
+# below this are packed (measured on an H200: docs/engine.md)
+BIG_ACCELERATOR = 1 << 20
+
+
+def own_call_size(device: torch.device) -> int:
+    """The size from which a fused parameter gets a kernel call of its own on ``device``."""
+    return BIG if device.type == "cpu" else BIG_ACCELERATOR
 _GRAD = operator.attrgetter("grad")
 _SPARSE = operator.attrgetter("is_sparse")
 _PTR = operator.methodcaller("data_ptr")
@@ -145,8 +153,9 @@ def build(opt: Any) -> list[Part]:
 def _pack(opt: Any, part: Part) -> None:
     """Lay the state of the part's small parameters out in flat buffers (views handed out)."""
     group, ps = part.group, part.params
+    own = own_call_size(ps[0].device)
     for j, p in enumerate(ps):
-        (part.big if p.numel() >= BIG and p.is_contiguous() else part.small).append(j)
+        (part.big if p.numel() >= own and p.is_contiguous() else part.small).append(j)
     for j in part.big:
         if not part.states[j]:
             part.states[j].update(opt._init_state(ps[j], group))

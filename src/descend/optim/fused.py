@@ -41,7 +41,7 @@ _compile_count = 0
 _KERNELS: dict[tuple, Any] = {}
 LOW = (torch.float16, torch.bfloat16)
 # device types on which compiled graphs are called directly (:class:`Direct`) after their first call
-DIRECT_DEVICES = {"cpu"}
+DIRECT_DEVICES = {"cpu", "cuda"}
 
 
 def compile_count() -> int:
@@ -125,14 +125,15 @@ def _wide_low_precision() -> Any:
         return f"[&]() {{ {kernel._get_vec_type(dtype)} r; {parts}; return r; }}()"
 
     def select_tiling(self: Any, fn_list: Any, var_sizes_list: Any) -> Any:
-        factors, indices, stats = select(self, fn_list, var_sizes_list)
+        chosen = select(self, fn_list, var_sizes_list)  # (factors, indices[, stats]): 2 items before torch 2.12
+        factors = chosen[0]
         if len(factors) == 1:
             found = dtypes(bodies(fn_list))
             low = next((d for d in LOW if d in found), None)
             isa = cpu_vec_isa.pick_vec_isa()
             if low is not None and isa and factors[0] == isa.nelements(torch.float):
-                factors = [isa.nelements(low)]
-        return factors, indices, stats
+                return type(chosen)(([isa.nelements(low)], *chosen[1:]))
+        return chosen
 
     @contextlib.contextmanager
     def scope() -> Any:
@@ -382,6 +383,15 @@ def alias(t: torch.Tensor, offset: int, shape: tuple, stride: tuple) -> torch.Te
     return torch.empty(0, dtype=t.dtype, device=t.device).set_(t.untyped_storage(), offset, shape, stride)
 
 
+def scalars(numbers: list, dtype: torch.dtype, device: torch.device) -> list[torch.Tensor]:
+    """0-d tensors of ``numbers`` on ``device``; on an accelerator by one asynchronous copy
+    from pinned memory (no host sync), each an :func:`alias` of the copy, not a view of it."""
+    if device.type == "cpu" or not numbers:
+        return [torch.tensor(v, dtype=dtype) for v in numbers]
+    copy = torch.tensor(numbers, dtype=dtype, pin_memory=True).to(device, non_blocking=True)
+    return [alias(copy, i, (), ()) for i in range(len(numbers))]
+
+
 def prepare(program: Any, like: dict[str, torch.Tensor], values: dict[str, Any], ok: Any,
             seeds: dict[str, int] | None = None, slots: dict | None = None) -> Any:
     """This step's compiled call of a traced rule for flat tensors with the dtypes and
@@ -421,15 +431,12 @@ def prepare(program: Any, like: dict[str, torch.Tensor], values: dict[str, Any],
             slot = slots[(key, dtype)] = (buf.numpy(), [alias(buf, i, (), ()) for i in range(len(numbers))])
         slot[0][:] = numbers
         extra = list(slot[1])
-    elif cpu or not numbers:
-        extra = [torch.tensor(v, dtype=dtype) for v in numbers]
-    else:  # one asynchronous copy from pinned memory: no host sync on an accelerator
-        pinned = torch.tensor(numbers, dtype=dtype, pin_memory=True)
-        extra = list(pinned.to(P.device, non_blocking=True).unbind(0))
+    else:
+        extra = scalars(numbers, dtype, P.device)
     if ok is not None:
         extra.append(ok)
     if rounded:  # 0-d int64 tensors: a new seed every step without recompiling
-        extra += [torch.tensor(seeds[t], dtype=torch.int64, device=P.device) for t in rounded]  # type: ignore[index]
+        extra += scalars([seeds[t] for t in rounded], torch.int64, P.device)  # type: ignore[index]
     if P.device.type not in DIRECT_DEVICES:
         def through_dynamo(tensors: dict[str, torch.Tensor]) -> None:
             compiled_call(fn, *[tensors[k] for k in leaves], *extra)
