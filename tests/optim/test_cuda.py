@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import descend.optim as O
-from descend.optim import fused
+from descend.optim import engine, fused
 
 from .cases import ENGINE, ids
 
@@ -105,9 +105,12 @@ def test_direct_calls_on_cuda_equal_calls_through_dynamo(monkeypatch):
 
 @pytest.mark.parametrize("impl", ["foreach", "fused"])
 @pytest.mark.parametrize("rounding", ["stochastic", "nearest"])
-def test_bf16_state_on_cuda_matches_the_cpu(impl, rounding):
+def test_bf16_state_on_cuda_matches_the_cpu(impl, rounding, monkeypatch):
     """State in bfloat16 on CUDA: stored in bf16, and the same trajectory as on the CPU (the
-    rounding noise is a function of position and step, not of a device's random generator)."""
+    rounding noise is a function of position and step, not of a device's random generator).
+    The position is the element's place in the flat tensor the kernel sees, so the compiled
+    path packs the same tensors on both devices here."""
+    monkeypatch.setattr(engine, "BIG_ACCELERATOR", engine.BIG)
     kw = {"state_dtype": torch.bfloat16, "state_rounding": rounding}
     case = next(c for c in ENGINE if c.name == "adam")
     cpu, _ = run(case, impl, "cpu", **kw)
@@ -137,3 +140,22 @@ def test_low_precision_parameters_on_cuda_agree_across_paths(dtype):
         for a, b in zip(ref, go(impl, "cuda")):
             # one rounding of the parameter to 16 bits per step may differ: a few units in the last place
             assert (a - b).abs().max().item() <= 4 * torch.finfo(dtype).eps * a.abs().max().item(), impl
+
+
+@pytest.mark.parametrize("name", ["adam", "sgd_nesterov"])
+def test_own_kernel_calls_on_cuda_and_their_gradient_check(name, monkeypatch):
+    """Tensors from engine.BIG_ACCELERATOR elements up get a kernel call of their own on CUDA
+    (lowered here so the test tensors qualify): the same result as the CPU eager path, and a
+    NaN in such a tensor's gradient is caught (the check reads it, not only the packed ones)."""
+    monkeypatch.setattr(engine, "BIG_ACCELERATOR", 1024)
+    case = next(c for c in ENGINE if c.name == name)
+    ref, _ = run(case, "eager", "cpu")
+    got, opt = run(case, "fused", "cuda")
+    for a, b in zip(ref, got):
+        assert ((a - b).abs().max() / a.abs().max()).item() <= 1e-5
+    ps = [p for g in opt.param_groups for p in g["params"]]
+    before = [p.detach().clone() for p in ps]
+    ps[0].grad[5, 7] = float("inf")  # the (300, 120) tensor: a call of its own
+    with pytest.raises(FloatingPointError):
+        opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(ps, before))

@@ -39,9 +39,11 @@ AUTO_MIN_NUMEL = 1_000_000
 AUTO_MIN_TENSORS = 1_000
 AUTO_MAX_PASSES = 2  # rules with at most this many foreach calls stay on the foreach path
 BIG = 32_768  # a fused parameter this large (and contiguous) is updated in place by its own call
-# on an accelerator a kernel launch costs more than a pass over a million elements: tensors
-# below this are packed (measured on an H200: docs/engine.md)
-BIG_ACCELERATOR = 1 << 20
+# on an accelerator a call costs more than a pass over millions of elements: tensors below
+# this are packed (on an H200 the 25M sets stepped 1.2-1.9x faster with every tensor packed than
+# with tensors of 1M and more called one by one; docs/engine.md). The packed tensors' scratch
+# (their values and gradients, gathered) is the memory this costs.
+BIG_ACCELERATOR = 1 << 24
 
 
 def own_call_size(device: torch.device) -> int:
@@ -253,9 +255,10 @@ def collect(opt: Any, parts: list[Part]) -> list[Work]:
 def grad_checks(work: list[Work]) -> list[torch.Tensor]:
     """0-d tensors whose sum is finite when every gradient is (one read of the gradients).
 
-    A large contiguous float32/float64 gradient is checked by ``dot(g, g)`` (BLAS,
-    about three times faster on the CPU than a 2-norm); the rest by one
-    ``_foreach_norm`` per part (in float32 for fp16/bf16). NaN and infinity
+    On the CPU a large contiguous float32/float64 gradient is checked by ``dot(g, g)``
+    (BLAS, about three times faster there than a 2-norm); the rest, and every gradient
+    on an accelerator (where a call costs more than the pass), by one ``_foreach_norm``
+    per part (in float32 for fp16/bf16). NaN and infinity
     propagate into both; empty tensors (shards) give 0. A value that overflows from
     finite gradients is a false alarm that :func:`exactly_finite` clears.
     """
@@ -274,7 +277,8 @@ def grad_checks(work: list[Work]) -> list[torch.Tensor]:
         for j, g in enumerate(w.grads if w.part.any_big else ()):
             if w.gathered and j in w.part.small_set:
                 continue
-            if g.numel() >= BIG and g.dtype in _DOT and type(g) is torch.Tensor and g.is_contiguous():
+            if g.numel() >= BIG and g.dtype in _DOT and type(g) is torch.Tensor and g.is_contiguous() \
+                    and g.device.type == "cpu":
                 flat = g.view(-1)
                 out.append(torch.dot(flat, flat))
             else:
