@@ -18,7 +18,7 @@ import torch
 
 import step_throughput
 from descend.optim import fused
-from step_throughput import OPTIMIZERS, PARAM_SETS, SMALL, params_for
+from step_throughput import OPTIMIZERS, PARAM_SETS, SMALL, check_device, params_for
 
 
 def main() -> None:
@@ -26,7 +26,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--set", default="transformer", help="2, 10k, 200k, many-small, transformer or resnet50")
     ap.add_argument("--optimizer", default="Adam", help=", ".join(OPTIMIZERS))
-    ap.add_argument("--impl", default="auto", help="auto, eager, foreach or fused")
+    ap.add_argument("--impl", default="auto", choices=["auto", "eager", "foreach", "fused"])
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--rows", type=int, default=15)
     args = ap.parse_args()
@@ -35,7 +35,7 @@ def main() -> None:
         ap.error(f"--set {args.set!r}: choose from {', '.join(sets)}")
     if args.optimizer not in OPTIMIZERS:
         ap.error(f"--optimizer {args.optimizer!r}: choose from {', '.join(OPTIMIZERS)}")
-    device = torch.device(args.device)
+    device = check_device(ap, args.device)
     step_throughput.DEVICE = device
     ps = params_for(sets[args.set], seed=0)
     opt = OPTIMIZERS[args.optimizer][0](ps, impl=args.impl)

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 import descend.optim as O
+from step_throughput import check_device
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAM_SETS = next((p for p in (ROOT.parent / "shared" / "bench" / "param_sets.json",
@@ -90,7 +91,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu or cuda (steps are timed with a device sync)")
     args = ap.parse_args()
     global DEVICE
-    DEVICE = torch.device(args.device)
+    DEVICE = check_device(ap, args.device)
     torch.set_num_threads(args.threads)
     sets = json.loads(PARAM_SETS.read_text())["sets"]
     where = torch.cuda.get_device_name() if DEVICE.type == "cuda" else f"{args.threads} threads"

@@ -72,6 +72,19 @@ OPTIMIZERS = {
 TORCH_KW = {"loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
 
 
+def check_device(ap: argparse.ArgumentParser, value: str) -> torch.device:
+    """``--device`` as a torch device that this machine has, or argparse's error naming it."""
+    try:
+        device = torch.device(value)
+    except RuntimeError:
+        ap.error(f"--device {value!r} is not a torch device (cpu, cuda or cuda:N)")
+    if device.type not in ("cpu", "cuda"):
+        ap.error(f"--device {value!r}: only cpu and cuda devices are timed")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        ap.error(f"--device {value!r}: this torch sees no CUDA device (torch.cuda.is_available() is False)")
+    return device
+
+
 def params_for(shapes: list[list[int]], seed: int) -> list[torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     ps = []
@@ -210,7 +223,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu or cuda (steps are timed with a device sync)")
     args = ap.parse_args()
     global DEVICE
-    DEVICE = torch.device(args.device)
+    DEVICE = check_device(ap, args.device)
     torch.set_num_threads(args.threads)
     sets = {**SMALL, **json.loads(PARAM_SETS.read_text())["sets"]}
     default = ["2", "10k", "200k", "many-small", "transformer"] + ([] if args.quick else ["resnet50"])

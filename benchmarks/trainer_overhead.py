@@ -45,6 +45,7 @@ from rich.table import Table
 from descend import data, optim
 from descend.models import cross_entropy
 from descend.train import TrainConfig, Trainer, build_model
+from step_throughput import check_device
 
 
 def hand_loop(model: torch.nn.Module, ds: data.Dataset, epochs: int, batch_size: int, lr: float,
@@ -144,6 +145,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: leave torch's default)")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
+    check_device(ap, args.device)
     rounds = args.rounds or (5 if args.quick else 15)
     epochs = args.epochs or (10 if args.quick else 20)
     if args.threads:

@@ -1,0 +1,54 @@
+"""The benchmark scripts the README quotes run as commands (smallest settings), and refuse bad input
+with argparse's error rather than a traceback."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench(*args, env=None):
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+def test_step_throughput_prints_its_table_and_ratios():
+    res = bench("benchmarks/step_throughput.py", "--sets", "2", "--optimizers", "SGD", "--quick",
+                "--no-compile-times", "--warmup", "1")
+    assert res.returncode == 0, res.stderr
+    row = next(line for line in res.stdout.splitlines() if line.startswith("| SGD |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert all(float(c) > 0 for c in cells[1:8] if c != "—")  # ms per step of every variant
+    assert cells[8].endswith("x") and cells[9].endswith(")")
+
+
+def test_profile_step_reports_no_recompiles_and_direct_calls():
+    res = bench("benchmarks/profile_step.py", "--set", "10k", "--optimizer", "Adam", "--impl", "fused",
+                "--steps", "2", "--rows", "5")
+    assert res.returncode == 0, res.stderr
+    assert "graphs compiled during the profiled steps: 0;" in res.stdout
+    assert "through Dynamo" in res.stdout and " 0 direct" not in res.stdout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the answer where there is no GPU")
+@pytest.mark.parametrize("script", ["step_throughput.py", "state_dtype.py", "trainer_overhead.py", "profile_step.py"])
+def test_a_device_that_is_not_here_is_an_error_naming_it(script):
+    res = bench(f"benchmarks/{script}", "--device", "cuda")
+    assert res.returncode == 2
+    assert "--device 'cuda': this torch sees no CUDA device" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_gpu_run_script_runs_its_parts_on_the_cpu(tmp_path):
+    """benchmarks/gpu_run.sh as a dry run on the CPU (one part, the smallest set)."""
+    res = subprocess.run(["bash", "benchmarks/gpu_run.sh"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OUT": str(tmp_path), "DEV": "cpu", "SETS": "2", "PARTS": "profile",
+                              "PY": sys.executable})
+    assert res.returncode == 0, res.stderr
+    assert "== profile: exit 0" in (tmp_path / "summary.txt").read_text()
+    assert "graphs compiled during the profiled steps: 0;" in (tmp_path / "profile.txt").read_text()
