@@ -339,3 +339,15 @@ def test_replacing_a_packed_state_tensor_is_seen_by_the_next_step():
     for x, y in zip(a, b):
         torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(fast.state[a[0]]["V"], ref.state[b[0]]["V"], rtol=1e-12, atol=1e-12)
+
+
+def test_own_kernel_calls_start_at_32k_elements_on_the_cpu_and_16m_on_an_accelerator():
+    assert engine.own_call_size(torch.device("cpu")) == engine.BIG == 32_768
+    assert engine.own_call_size(torch.device("cuda", 0)) == engine.BIG_ACCELERATOR == 1 << 24
+    ps = [torch.zeros(40_000, requires_grad=True), torch.zeros(100, requires_grad=True)]
+    opt = O.Adam(ps, impl="fused")
+    for p in ps:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    (part,) = opt._plans
+    assert part.kind == "fused" and part.big == [0] and part.small == [1]
