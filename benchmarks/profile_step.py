@@ -12,13 +12,12 @@ through Dynamo.
 from __future__ import annotations
 
 import argparse
-import json
 
 import torch
 
 import step_throughput
 from descend.optim import fused
-from step_throughput import OPTIMIZERS, PARAM_SETS, SMALL, check_device, params_for
+from step_throughput import OPTIMIZERS, check_device, param_sets, params_for
 
 
 def main() -> None:
@@ -30,14 +29,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--rows", type=int, default=15)
     args = ap.parse_args()
-    sets = {**SMALL, **json.loads(PARAM_SETS.read_text())["sets"]}
-    if args.set not in sets:
-        ap.error(f"--set {args.set!r}: choose from {', '.join(sets)}")
+    shapes = param_sets(ap, [args.set])[args.set]
     if args.optimizer not in OPTIMIZERS:
         ap.error(f"--optimizer {args.optimizer!r}: choose from {', '.join(OPTIMIZERS)}")
     device = check_device(ap, args.device)
     step_throughput.DEVICE = device
-    ps = params_for(sets[args.set], seed=0)
+    ps = params_for(shapes, seed=0)
     opt = OPTIMIZERS[args.optimizer][0](ps, impl=args.impl)
     for _ in range(3):
         opt.step()

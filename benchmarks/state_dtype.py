@@ -19,20 +19,14 @@ so a step moves 20 bytes per parameter instead of 28. Columns, ms per step
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
 import descend.optim as O
-from step_throughput import check_device
+from step_throughput import check_device, param_sets
 
-ROOT = Path(__file__).resolve().parents[1]
-PARAM_SETS = next((p for p in (ROOT.parent / "shared" / "bench" / "param_sets.json",
-                                ROOT / "shared" / "bench" / "param_sets.json") if p.exists()),
-                  ROOT.parent / "shared" / "bench" / "param_sets.json")
 DEVICE = torch.device("cpu")
 
 
@@ -93,7 +87,7 @@ def main() -> None:
     global DEVICE
     DEVICE = check_device(ap, args.device)
     torch.set_num_threads(args.threads)
-    sets = json.loads(PARAM_SETS.read_text())["sets"]
+    sets = param_sets(ap, args.sets.split(","))
     where = torch.cuda.get_device_name() if DEVICE.type == "cuda" else f"{args.threads} threads"
     print(f"torch {torch.__version__}, {where}; ms per step, medians of {args.rounds} "
           "interleaved rounds\n")

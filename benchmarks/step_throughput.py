@@ -72,6 +72,19 @@ OPTIMIZERS = {
 TORCH_KW = {"loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
 
 
+def param_sets(ap: argparse.ArgumentParser, names: list[str] | None) -> dict[str, list]:
+    """The sets ``names`` asks for (None: every one there is) by name: the small ones here and
+    the 25M ones of ``shared/bench/param_sets.json``; argparse's error for a name not there."""
+    sets = dict(SMALL)
+    if PARAM_SETS.exists():
+        sets.update(json.loads(PARAM_SETS.read_text())["sets"])
+    for name in names or ():
+        if name not in sets:
+            missing = "" if PARAM_SETS.exists() else f" ({PARAM_SETS} is not there: the larger sets, many-small and the 25M ones, are missing)"
+            ap.error(f"set {name!r} is not one of {', '.join(sets)}{missing}")
+    return {n: sets[n] for n in names} if names is not None else sets
+
+
 def check_device(ap: argparse.ArgumentParser, value: str) -> torch.device:
     """``--device`` as a torch device that this machine has, or argparse's error naming it."""
     try:
@@ -225,9 +238,12 @@ def main() -> None:
     global DEVICE
     DEVICE = check_device(ap, args.device)
     torch.set_num_threads(args.threads)
-    sets = {**SMALL, **json.loads(PARAM_SETS.read_text())["sets"]}
     default = ["2", "10k", "200k", "many-small", "transformer"] + ([] if args.quick else ["resnet50"])
-    names = args.sets.split(",") if args.sets else default
+    there = param_sets(ap, None)
+    sets = param_sets(ap, args.sets.split(",") if args.sets else [n for n in default if n in there])
+    if not args.sets and len(sets) < len(default):
+        print(f"(many-small and the 25M sets are left out: {PARAM_SETS} is not there)")
+    names = list(sets)
     where = torch.cuda.get_device_name() if DEVICE.type == "cuda" else f"{args.threads} threads, {os.cpu_count()} cores"
     print(f"torch {torch.__version__}, {DEVICE.type}: {where}; "
           "medians of interleaved rounds")
