@@ -7,7 +7,7 @@
 # nothing installed). Each part has a time limit and its own file under $OUT, so a part
 # that fails or runs long costs only itself. Parts (files):
 #   env.txt        the GPU and the software
-#   tests.txt      tests/optim/test_cuda.py
+#   tests.txt      tests/optim/test_cuda.py (about 110 s on an H200)
 #   profile.txt    benchmarks/profile_step.py: where a step's time goes (RMSprop, compiled path)
 #   step.txt       step_throughput.py --quick on the GPU (step.json: raw)
 #   variants.txt   the larger sets with every tensor packed (engine.BIG_ACCELERATOR raised)
@@ -50,9 +50,9 @@ runpy.run_path(sys.argv[0], run_name="__main__")'
 } >"$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 
-part tests 110 "$PY" -m pytest -q -p no:cacheprovider tests/optim/test_cuda.py
+part tests 150 "$PY" -m pytest -q -p no:cacheprovider tests/optim/test_cuda.py
 part profile 40 "$PY" benchmarks/profile_step.py --device "$DEV" --set "${SETS:-transformer}" --optimizer RMSprop --impl fused --rows 12
-part step 130 "$PY" benchmarks/step_throughput.py --device "$DEV" --quick --no-compile-times --json "$OUT/step.json" ${SETS:+--sets $SETS}
+part step 100 "$PY" benchmarks/step_throughput.py --device "$DEV" --quick --no-compile-times --json "$OUT/step.json" ${SETS:+--sets $SETS}
 part variants 60 env PACK_ALL=1 "$PY" -c "$WITH" benchmarks/step_throughput.py --device "$DEV" --quick --no-compile-times \
     --sets "${SETS:-many-small,transformer}" --optimizers Momentum,Adam,RMSprop
 part state 45 "$PY" benchmarks/state_dtype.py --device "$DEV" --rounds 9 --sets "${STATE_SETS:-resnet50,transformer}"
