@@ -25,25 +25,8 @@ import time
 import torch
 
 import descend.optim as O
-from step_throughput import check_device, param_sets
-
-DEVICE = torch.device("cpu")
-
-
-def sync() -> None:
-    """Wait for the device (a no-op on the CPU), so a step's time includes its kernels."""
-    if DEVICE.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def params_for(shapes: list[list[int]], seed: int) -> list[torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    ps = []
-    for shape in shapes:
-        p = torch.randn(*shape, generator=gen).to(DEVICE).requires_grad_()
-        p.grad = (torch.randn(*shape, generator=gen) * 1e-2).to(DEVICE)
-        ps.append(p)
-    return ps
+import step_throughput
+from step_throughput import check_device, param_sets, params_for, sync
 
 
 def variants(shapes: list[list[int]], name: str) -> dict:
@@ -84,11 +67,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (steps are timed with a device sync)")
     args = ap.parse_args()
-    global DEVICE
-    DEVICE = check_device(ap, args.device)
+    step_throughput.DEVICE = device = check_device(ap, args.device)
     torch.set_num_threads(args.threads)
     sets = param_sets(ap, args.sets.split(","))
-    where = torch.cuda.get_device_name() if DEVICE.type == "cuda" else f"{args.threads} threads"
+    where = torch.cuda.get_device_name() if device.type == "cuda" else f"{args.threads} threads"
     print(f"torch {torch.__version__}, {where}; ms per step, medians of {args.rounds} "
           "interleaved rounds\n")
     ours = ["d.fp32", "d.bf16 sr", "d.bf16 rtn", "d.fp32 nc", "d.bf16 sr nc", "d.bf16 rtn nc"]

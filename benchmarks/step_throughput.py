@@ -80,7 +80,8 @@ def param_sets(ap: argparse.ArgumentParser, names: list[str] | None) -> dict[str
         sets.update(json.loads(PARAM_SETS.read_text())["sets"])
     for name in names or ():
         if name not in sets:
-            missing = "" if PARAM_SETS.exists() else f" ({PARAM_SETS} is not there: the larger sets, many-small and the 25M ones, are missing)"
+            missing = "" if PARAM_SETS.exists() else (
+                f" ({PARAM_SETS} is not there: the larger sets, many-small and the 25M ones, are missing)")
             ap.error(f"set {name!r} is not one of {', '.join(sets)}{missing}")
     return {n: sets[n] for n in names} if names is not None else sets
 
@@ -239,8 +240,9 @@ def main() -> None:
     DEVICE = check_device(ap, args.device)
     torch.set_num_threads(args.threads)
     default = ["2", "10k", "200k", "many-small", "transformer"] + ([] if args.quick else ["resnet50"])
-    there = param_sets(ap, None)
-    sets = param_sets(ap, args.sets.split(",") if args.sets else [n for n in default if n in there])
+    sets = param_sets(ap, args.sets.split(",") if args.sets else None)
+    if not args.sets:
+        sets = {n: sets[n] for n in default if n in sets}
     if not args.sets and len(sets) < len(default):
         print(f"(many-small and the 25M sets are left out: {PARAM_SETS} is not there)")
     names = list(sets)
