@@ -376,7 +376,7 @@ class Optimizer(torch.optim.Optimizer):
         ok = None
         if self.nonfinite != "ignore" and work:
             checks = engine.grad_checks(work)
-            if self.nonfinite == "skip" and checks[0].device.type != "cpu":
+            if self.nonfinite == "skip" and checks and checks[0].device.type != "cpu":
                 ok = engine.finite_flag(checks)  # folded into the update: no host sync
             elif not engine.all_finite(checks):
                 bad = engine.exactly_finite(work)  # None: a norm overflowed from finite values

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch.autograd.graph import increment_version
 
-from . import foreach, fused, lowstate, rules, trace
+from . import foreach, fused, lowstate, native, rules, trace
 from .foreach import Many
 
 AUTO_MIN_NUMEL = 1_000_000
@@ -52,6 +52,8 @@ _ITEM = torch.Tensor.item
 _NONES = itertools.repeat(None)
 PLAIN = (torch.Tensor, torch.nn.Parameter)
 _DOT = (torch.float32, torch.float64)
+_NAN = torch.tensor(float("nan"))  # what a native scan that found a non-finite value adds to the checks
+SCAN_MIN_TENSORS = 16  # CPU parts with this many tensors, or a large one, are scanned natively
 
 
 def own_call_size(device: torch.device) -> int:
@@ -80,8 +82,10 @@ class Part:
     refs: list[torch.Tensor] = field(default_factory=list)  # the packed state views handed out
     ref_at: tuple[list, list] = field(default_factory=lambda: ([], []))  # (state dict, key) of each of them
     scratch: tuple[torch.Tensor, torch.Tensor] | None = None
+    packer: native.Packer | None = None  # byte copies in and out of the scratch (CPU), or None
     plain: bool = True  # real, float32/float64: the traced foreach program applies
     any_big: bool = True  # some parameter is large enough for its gradient to be checked by a dot
+    scan: bool = False  # CPU part whose gradients native.finite checks (large or many, library built)
     programs: dict[tuple, Any] = field(default_factory=dict)
     # fused parts: flat aliases of each large parameter and of its state, made once
     aliases: dict[int, tuple] = field(default_factory=dict)
@@ -147,6 +151,9 @@ def build(opt: Any) -> list[Part]:
                 part.states.append(st)
             part.synced = len({st.get("step", 0) for st in part.states}) == 1
             part.any_big = any(p.numel() >= BIG for p in ps)
+            part.scan = ps[0].device.type == "cpu" and ps[0].dtype in native.KINDS and \
+                all(type(p) in PLAIN for p in ps) and (part.any_big or len(ps) >= SCAN_MIN_TENSORS) and \
+                native.library() is not None
             if part.kind == "fused":
                 _pack(opt, part)
             parts.append(part)
@@ -194,6 +201,13 @@ def _pack(opt: Any, part: Part) -> None:
     sizes = [p.numel() for p in small]
     part.views = [v.view(p.shape) for v, p in zip(torch.split(P, sizes), small)]
     part.gviews = [v.view(p.shape) for v, p in zip(torch.split(part.scratch[1], sizes), small)]
+    part.packer = native.Packer.make(small)
+
+
+def gather_grads(part: Part, grads: list[torch.Tensor]) -> None:
+    """The packed parameters' gradients (``grads``, in part.small's order) into the scratch."""
+    if part.packer is None or not part.packer.gather(grads, part.scratch[1]):  # type: ignore[index]
+        torch._foreach_copy_(part.gviews, grads)
 
 
 def valid(opt: Any, parts: list[Part]) -> bool:
@@ -256,34 +270,47 @@ def collect(opt: Any, parts: list[Part]) -> list[Work]:
 def grad_checks(work: list[Work]) -> list[torch.Tensor]:
     """0-d tensors whose sum is finite when every gradient is (one read of the gradients).
 
-    On the CPU a large contiguous float32/float64 gradient is checked by ``dot(g, g)``
-    (BLAS, about three times faster there than a 2-norm); the rest, and every gradient
-    on an accelerator (where a call costs more than the pass), by one ``_foreach_norm``
-    per part (in float32 for fp16/bf16). NaN and infinity
-    propagate into both; empty tensors (shards) give 0. A value that overflows from
-    finite gradients is a false alarm that :func:`exactly_finite` clears.
+    On the CPU, parts with a large gradient or many tensors are scanned by
+    :func:`native.finite` (exponent bits, one call per dtype; exact), which appends a NaN
+    when it finds one. Otherwise (no C++ compiler, or a gradient that is not contiguous) a
+    large contiguous float32/float64 CPU gradient is checked by ``dot(g, g)`` (BLAS); the
+    rest, and every gradient on an accelerator (where a call costs more than the pass), by
+    one ``_foreach_norm`` per part (in float32 for fp16/bf16). NaN and infinity propagate
+    into both; empty tensors (shards) give 0. A value that overflows from finite gradients
+    is a false alarm that :func:`exactly_finite` clears. Packed gradients are gathered
+    into their scratch buffer here (the kernel reads them there) and checked there.
     """
     out: list[torch.Tensor] = []
+    scan: dict[torch.dtype, list[torch.Tensor]] = {}
     for w in work:
+        part = w.part
         rest = []
-        packed = w.part.kind == "fused" and w.whole and w.part.synced and bool(w.part.small)
-        if packed and w.part.params[0].dtype in _DOT:  # (fused parts hold no tensor subclasses)
-            # the packed gradients are gathered for the kernel anyway: check the flat copy
-            G = w.part.scratch[1]  # type: ignore[index]
-            torch._foreach_copy_(w.part.gviews, [w.grads[j] for j in w.part.small])
-            out.append(torch.dot(G, G))
+        packed = part.kind == "fused" and w.whole and part.synced and bool(part.small)
+        if packed and (part.scan or part.params[0].dtype in _DOT):  # (fused parts hold no subclasses)
+            gather_grads(part, [w.grads[j] for j in part.small])
             w.gathered = True
-        if not w.part.any_big:  # no gradient is large: one _foreach_norm (none if all were gathered)
-            rest = [] if w.gathered else w.grads
-        for j, g in enumerate(w.grads if w.part.any_big else ()):
-            if w.gathered and j in w.part.small_set:
-                continue
-            if g.numel() >= BIG and g.dtype in _DOT and type(g) is torch.Tensor and g.is_contiguous() \
-                    and g.device.type == "cpu":
-                flat = g.view(-1)
-                out.append(torch.dot(flat, flat))
+            G = part.scratch[1]  # type: ignore[index]
+            if part.scan:
+                scan.setdefault(G.dtype, []).append(G)
             else:
-                rest.append(g)
+                out.append(torch.dot(G, G))
+        grads = [g for j, g in enumerate(w.grads) if j not in part.small_set] if w.gathered else w.grads
+        if part.scan:
+            if native.plain(grads):
+                scan.setdefault(part.params[0].dtype, []).extend(grads)
+            else:
+                for g in grads:
+                    (scan.setdefault(g.dtype, []) if native.plain([g]) else rest).append(g)
+        elif not part.any_big:  # no gradient is large: one _foreach_norm
+            rest = grads
+        else:
+            for g in grads:
+                if g.numel() >= BIG and g.dtype in _DOT and type(g) is torch.Tensor and g.is_contiguous() \
+                        and g.device.type == "cpu":
+                    flat = g.view(-1)
+                    out.append(torch.dot(flat, flat))
+                else:
+                    rest.append(g)
         if not rest:
             continue
         kw = {"dtype": torch.float32} if rest[0].dtype in fused.LOW else {}
@@ -293,12 +320,17 @@ def grad_checks(work: list[Work]) -> list[torch.Tensor]:
             out += torch._foreach_norm(rest, 2, **kw)
         else:  # one device and dtype within a part: summed there
             out.append(torch.stack(torch._foreach_norm(rest, 2, **kw)).sum())
+    for ts in scan.values():
+        if ts and not native.finite(ts):
+            out.append(_NAN)
     return out
 
 
 def all_finite(checks: list[torch.Tensor]) -> bool:
     """Whether every check is finite: one host read (a few reads of CPU scalars for a few checks,
     which is four times cheaper than stacking them)."""
+    if not checks:
+        return True
     if len(checks) <= 32 and checks[0].device.type == "cpu":
         return math.isfinite(sum(map(_ITEM, checks)))
     try:  # (float32 and float64 checks are promoted; checks on several devices cannot stack)
@@ -493,9 +525,16 @@ def _fused(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
         increment_version(w.params[j])
     if part.small:
         P, G = part.scratch  # type: ignore[misc]
-        # gathered by one multi-tensor copy each (a reshape per tensor for torch.cat costs more)
-        torch._foreach_copy_(part.views, [w.params[j] for j in part.small])
+        # on the CPU by byte copies (native.Packer), else one multi-tensor copy each
+        packer = part.packer
+        if packer is not None:
+            packer.gather_params(P)
+        else:
+            torch._foreach_copy_(part.views, [w.params[j] for j in part.small])
         if not w.gathered:
-            torch._foreach_copy_(part.gviews, [w.grads[j] for j in part.small])
+            gather_grads(part, [w.grads[j] for j in part.small])
         apply_flat(P, G, [part.flat.get(k) for k in keys])
-        torch._foreach_copy_([w.params[j] for j in part.small], part.views)
+        if packer is not None:
+            packer.scatter_params(P)
+        else:
+            torch._foreach_copy_([w.params[j] for j in part.small], part.views)

@@ -1,0 +1,259 @@
+"""Two small C++ helpers for the CPU step, built once per machine with the system compiler.
+
+* :class:`Packer` copies many small tensors into one flat buffer and back. The
+  compiled path packs a group's small parameters (their values and gradients go
+  into flat scratch buffers, one kernel updates them, the new values go back);
+  torch's ``_foreach_copy_`` makes each copy through the dispatcher, about 1 µs a
+  tensor on the CPU, so on 2000 tensors of 500 elements the three copies cost
+  three times the kernel. Here each is one call: a ``memcpy`` per tensor, OpenMP
+  across tensors.
+* :func:`finite` scans gradients for NaN and infinity by their exponent bits, in
+  one call for any number of tensors (every float dtype, exact: no overflow false
+  alarms). On the 25M sets it reads at memory speed, about 20% faster than
+  ``dot(g, g)`` per tensor, and on 2000 small tensors seven times faster than
+  ``_foreach_norm``.
+
+The library is compiled with ``$CXX`` (else ``g++``, ``c++``, ``clang++``), ``-O3
+-march=native -fopenmp``, into descend's cache folder (:func:`fused.cache_home`)
+under a name that hashes the source, the compiler and the CPU's feature flags:
+about 0.3 s once, about 1 ms to load in later processes. Where no compiler works,
+:func:`library` is None and callers use torch's ops (same results, slower); the
+reason is in :data:`error`. Byte copies and bit scans apply only to CPU tensors
+that are contiguous and carry no lazy negation (:func:`plain`).
+"""
+
+from __future__ import annotations
+
+import array
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import threading
+from typing import Any
+
+import torch
+
+SOURCE = r"""
+#include <cstdint>
+#include <cstring>
+#include <omp.h>
+
+// Copy n tensors (addresses ptrs[i], bytes offsets[i]..offsets[i+1] of flat) into flat
+// (to_flat != 0) or out of it.
+extern "C" void descend_gather(const int64_t* ptrs, const int64_t* offsets, int64_t n,
+                               char* flat, int64_t to_flat, int64_t threads) {
+#pragma omp parallel for schedule(dynamic, 16) num_threads(threads)
+  for (int64_t i = 0; i < n; ++i) {
+    char* t = reinterpret_cast<char*>(ptrs[i]);
+    const int64_t a = offsets[i], b = offsets[i + 1];
+    if (to_flat) {
+      std::memcpy(flat + a, t, b - a);
+    } else {
+      std::memcpy(t, flat + a, b - a);
+    }
+  }
+}
+
+// Whether any of u[0..n) has every exponent bit set (infinity or NaN). Eight interleaved
+// streams: a single stream reads about 25% slower here (too few reads in flight).
+template <typename U>
+static inline bool any_nonfinite(const U* u, int64_t n, U mask) {
+  const int64_t len = n / 8;
+  const U *p0 = u, *p1 = u + len, *p2 = p1 + len, *p3 = p2 + len, *p4 = p3 + len,
+          *p5 = p4 + len, *p6 = p5 + len, *p7 = p6 + len;
+  U acc = 0;
+  for (int64_t k = 0; k < len; ++k)
+    acc |= (U)(((p0[k] & mask) == mask) | ((p1[k] & mask) == mask) | ((p2[k] & mask) == mask) |
+               ((p3[k] & mask) == mask) | ((p4[k] & mask) == mask) | ((p5[k] & mask) == mask) |
+               ((p6[k] & mask) == mask) | ((p7[k] & mask) == mask));
+  for (int64_t k = 8 * len; k < n; ++k) acc |= (U)((u[k] & mask) == mask);
+  return acc != 0;
+}
+
+template <typename U>
+static int64_t all_finite(const int64_t* ptrs, const int64_t* counts, int64_t n, U mask,
+                          int64_t threads) {
+  const int64_t split = 1 << 17;  // a tensor this large is split across the threads
+  int64_t bad = 0;
+#pragma omp parallel num_threads(threads) reduction(| : bad)
+  {
+    const int64_t nt = omp_get_num_threads(), tid = omp_get_thread_num();
+    int64_t small = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const U* u = reinterpret_cast<const U*>(ptrs[i]);
+      const int64_t m = counts[i];
+      if (m >= split) {  // a contiguous share each
+        const int64_t a = m * tid / nt, b = m * (tid + 1) / nt;
+        bad |= any_nonfinite(u + a, b - a, mask);
+      } else if ((small++) % nt == tid) {  // whole tensors dealt out in turn
+        bad |= any_nonfinite(u, m, mask);
+      }
+    }
+  }
+  return !bad;
+}
+
+// kind: 0 float32, 1 float64, 2 bfloat16, 3 float16.
+extern "C" int64_t descend_finite(const int64_t* ptrs, const int64_t* counts, int64_t n,
+                                  int64_t kind, int64_t threads) {
+  switch (kind) {
+    case 0: return all_finite<uint32_t>(ptrs, counts, n, 0x7f800000u, threads);
+    case 1: return all_finite<uint64_t>(ptrs, counts, n, 0x7ff0000000000000ull, threads);
+    case 2: return all_finite<uint16_t>(ptrs, counts, n, (uint16_t)0x7f80, threads);
+    default: return all_finite<uint16_t>(ptrs, counts, n, (uint16_t)0x7c00, threads);
+  }
+}
+"""
+
+KINDS = {torch.float32: 0, torch.float64: 1, torch.bfloat16: 2, torch.float16: 3}
+PARALLEL_BYTES = 1 << 18  # below this a call runs on one thread (an OpenMP region costs more)
+error: str | None = None  # why the library could not be built, once that was tried
+_lock = threading.Lock()
+_loaded: list = []  # [(gather, finite) or None] once tried
+_PTR = torch.Tensor.data_ptr
+_CONTIGUOUS = torch.Tensor.is_contiguous
+_NEG = torch.Tensor.is_neg
+_NUMEL = torch.Tensor.numel
+_TYPES = {torch.Tensor, torch.nn.Parameter}
+
+
+def library() -> tuple[Any, Any] | None:
+    """``(gather, finite)``, the library's two functions, or None where it cannot be built."""
+    if not _loaded:
+        with _lock:
+            if not _loaded:
+                _loaded.append(_load())
+    return _loaded[0]
+
+
+def _cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _compiler() -> str | None:
+    for name in (os.environ.get("CXX"), "g++", "c++", "clang++"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def _load() -> tuple[Any, Any] | None:
+    global error
+    from .fused import cache_home
+
+    cxx = _compiler()
+    if cxx is None:
+        error = "no C++ compiler found ($CXX, g++, c++, clang++)"
+        return None
+    flags = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC"]
+    key = hashlib.sha256("\n".join([SOURCE, cxx, str(os.stat(cxx).st_mtime), " ".join(flags),
+                                    platform.machine(), _cpu_flags()]).encode()).hexdigest()[:20]
+    home = cache_home()
+    path = home / f"native-{key}.so"
+    if not path.exists():
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+            src = home / f"native-{key}.{os.getpid()}.cpp"
+            tmp = home / f"native-{key}.{os.getpid()}.so"
+            src.write_text(SOURCE)
+            done = subprocess.run([cxx, *flags, str(src), "-o", str(tmp)], capture_output=True,
+                                  text=True, timeout=120)
+            src.unlink(missing_ok=True)
+            if done.returncode != 0:
+                tmp.unlink(missing_ok=True)
+                error = f"{cxx} failed: {done.stderr.strip()[-500:]}"
+                return None
+            os.replace(tmp, path)  # whole or not at all, for processes building at once
+        except (OSError, subprocess.SubprocessError) as e:
+            error = f"building {path} failed: {e}"
+            return None
+    try:
+        lib = ctypes.CDLL(str(path))
+    except OSError as e:
+        error = f"loading {path} failed: {e}"
+        return None
+    gather, finite = lib.descend_gather, lib.descend_finite
+    gather.restype = None
+    gather.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
+                       ctypes.c_int64, ctypes.c_int64]
+    finite.restype = ctypes.c_int64
+    finite.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64]
+    return gather, finite
+
+
+def plain(ts: list[torch.Tensor]) -> bool:
+    """Whether the tensors' bytes are their values: plain tensors (no subclass), contiguous,
+    no lazy negation (CPU assumed)."""
+    return set(map(type, ts)) <= _TYPES and all(map(_CONTIGUOUS, ts)) and not any(map(_NEG, ts))
+
+
+def _threads(nbytes: int) -> int:
+    return 1 if nbytes < PARALLEL_BYTES else torch.get_num_threads()
+
+
+def finite(ts: list[torch.Tensor]) -> bool | None:
+    """Whether every element of ``ts`` (plain CPU tensors of one float dtype) is finite;
+    None where the library is missing (the caller checks another way)."""
+    lib = library()
+    if lib is None:
+        return None
+    counts = array.array("q", map(_NUMEL, ts))
+    ptrs = array.array("q", map(_PTR, ts))
+    nbytes = sum(counts) * ts[0].element_size()
+    return bool(lib[1](ptrs.buffer_info()[0], counts.buffer_info()[0], len(ts), KINDS[ts[0].dtype],
+                       _threads(nbytes)))
+
+
+class Packer:
+    """Byte copies between a fixed list of CPU tensors' places in one flat buffer and any
+    list of tensors with the same sizes and dtype (the parameters, fixed; this step's
+    gradients)."""
+
+    def __init__(self, fn: Any, params: list[torch.Tensor]) -> None:
+        self.fn = fn
+        self.n = len(params)
+        offsets = array.array("q", [0])
+        for p in params:
+            offsets.append(offsets[-1] + p.numel() * p.element_size())
+        self.offsets = offsets
+        self.params = params
+        self.pptrs = array.array("q", map(_PTR, params))
+        self.threads = _threads(offsets[-1])
+
+    @classmethod
+    def make(cls, params: list[torch.Tensor]) -> Packer | None:
+        """A packer for ``params``, or None where byte copies do not apply."""
+        if not params or params[0].device.type != "cpu" or not plain(params):
+            return None
+        lib = library()
+        return None if lib is None else cls(lib[0], params)
+
+    def _run(self, ptrs: array.array, flat: torch.Tensor, to_flat: int) -> None:
+        self.fn(ptrs.buffer_info()[0], self.offsets.buffer_info()[0], self.n, flat.data_ptr(),
+                to_flat, self.threads)
+
+    def gather_params(self, flat: torch.Tensor) -> None:
+        self._run(self.pptrs, flat, 1)
+
+    def scatter_params(self, flat: torch.Tensor) -> None:
+        """Copy the new values back into the parameters; autograd sees them modified."""
+        self._run(self.pptrs, flat, 0)
+        torch._C._increment_version(self.params)
+
+    def gather(self, ts: list[torch.Tensor], flat: torch.Tensor) -> bool:
+        """Copy ``ts`` (one per parameter, same sizes and dtype) into ``flat``; False, having
+        copied nothing, when a byte copy would not be exact (the caller copies them itself)."""
+        if not plain(ts):
+            return False
+        self._run(array.array("q", map(_PTR, ts)), flat, 1)
+        return True
