@@ -38,6 +38,9 @@ def test_direct_calls_equal_calls_through_dynamo_bit_for_bit(monkeypatch):
     a = _params(0)
     fast = _run(a, "fused")
     assert len(through_dynamo) == first  # no step entered Dynamo again: every call was direct
+    # on the CPU the direct call goes to the generated module itself, past AOTAutograd's wrappers
+    hits = [h for v in fused._SOURCES.values() for h in v[4].values() if h is not None]
+    assert hits and all(h.inner is not None for h in hits)
 
     monkeypatch.setattr(fused, "call", lambda fn, names, direct, sig, args: real(fn, *args))
     b = _params(0)
@@ -93,3 +96,20 @@ def test_kernels_are_compiled_with_run_time_threads(monkeypatch):
     fused._backend(torch.fx.symbolic_trace(lambda x: x * 2), [torch.zeros(3)])
     assert seen == [True]
     assert config.cpp.dynamic_threads is False  # only descend's compiles are affected
+
+
+def test_the_generated_module_is_reached_only_when_found_exactly_once():
+    assert fused._inner(lambda *a: None) is None  # nothing compiled inside
+    assert fused._inner(object()) is None
+    for opt_class in (O.Adam, O.RMSprop):
+        p = torch.randn(40_000, dtype=torch.float64, requires_grad=True)
+        p.grad = torch.ones_like(p)
+        opt_class([p], lr=0.1, impl="fused").step()
+    hits = [h for v in fused._SOURCES.values() for h in v[4].values() if h is not None and h.inner is not None]
+    graphs = {id(h.inner.__self__) for h in hits}
+    assert len(graphs) >= 2
+    one = hits[0]
+    assert fused._inner(one.compiled) == one.inner
+    assert fused._inner([one.compiled, one.compiled]) == one.inner  # one graph reached twice
+    other = next(h for h in hits if id(h.inner.__self__) != id(one.inner.__self__))
+    assert fused._inner([one.compiled, other.compiled]) is None  # two graphs: keep the outer call
