@@ -15,7 +15,15 @@ always does). Training: a plain loop, mini-batches of 64 from
 
 * ``fp32``: float32 state (the default);
 * ``bf16 sr``: ``state_dtype=torch.bfloat16`` (stochastic rounding, the default);
-* ``bf16 rtn``: ``state_dtype=torch.bfloat16, state_rounding="nearest"``.
+* ``bf16 rtn``: ``state_dtype=torch.bfloat16, state_rounding="nearest"``;
+* ``8-bit block (sim)``: what 8-bit blockwise state (Dettmers et al., "8-bit Optimizers
+  via Block-wise Quantization", 2021; bitsandbytes and torchao build it for CUDA) would
+  cost in accuracy. descend does not build it; this variant *simulates* its numerics:
+  after every step, V and S are replaced by their 8-bit codes decoded again, each block
+  of 2048 elements scaled by its largest magnitude and rounded to the nearest value of
+  a dynamic (tree) code: a sign for V, then e zero bits for a factor 10^-e, an indicator
+  bit and the rest a linear fraction. The step itself uses the new float32 V and S, as
+  those kernels do (they decode, update, step and encode in one pass).
 
 A seed sets the initial weights and the batch order, the same for all three
 variants. Reported per model and variant: mean +- std (over seeds, ``ddof=1``)
@@ -53,7 +61,59 @@ VARIANTS = {
     "fp32": {},
     "bf16 sr": {"state_dtype": torch.bfloat16},
     "bf16 rtn": {"state_dtype": torch.bfloat16, "state_rounding": "nearest"},
+    "8-bit block (sim)": {"blockwise8": True},
 }
+BLOCK = 2048
+
+
+def dynamic_code(signed: bool) -> torch.Tensor:
+    """The 256 (or fewer) values of an 8-bit dynamic tree code on [-1, 1] (or [0, 1]), sorted.
+
+    After the sign bit (signed codes), e leading zero bits give the factor 10^-e, then an
+    indicator bit, then 2^k linear steps of a fraction in (0.1, 1) (bin midpoints), k being
+    what is left of the 8 bits. Zero and 1 (and -1) are codes of their own.
+    """
+    bits = 7 if signed else 8
+    values = [0.0] + ([1.0] if signed else [])  # (255 fractions fill the unsigned code)
+    for e in range(bits):
+        n = 2 ** (bits - e - 1)
+        edges = torch.linspace(0.1, 1.0, n + 1, dtype=torch.float64)
+        mids = ((edges[:-1] + edges[1:]) / 2 * 10.0 ** (-e)).tolist()
+        values += mids + ([-m for m in mids] if signed else [])
+    code = torch.tensor(sorted(set(values)), dtype=torch.float64)
+    assert code.numel() == 256
+    return code
+
+
+CODES = {True: dynamic_code(True), False: dynamic_code(False)}
+
+
+def blockwise8(t: torch.Tensor, signed: bool) -> None:
+    """Replace ``t`` by its 8-bit blockwise code, decoded (in place)."""
+    code = CODES[signed]
+    flat = t.reshape(-1).double()
+    n = flat.numel()
+    pad = (-n) % BLOCK
+    blocks = torch.cat([flat, flat.new_zeros(pad)]).view(-1, BLOCK)
+    scale = blocks.abs().amax(1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
+    x = blocks / scale
+    mid = (code[1:] + code[:-1]) / 2  # nearest code: the bin of x between midpoints
+    idx = torch.bucketize(x.contiguous(), mid)
+    t.copy_((code[idx] * scale).reshape(-1)[:n].view_as(t))
+
+
+class Blockwise8Adam(O.Adam):
+    """descend's Adam (eager path) with V and S held at 8-bit blockwise precision (simulated)."""
+
+    def step(self, closure=None):  # type: ignore[override]
+        loss = super().step(closure)
+        for group in self.param_groups:
+            for p in group["params"]:
+                st = self.state.get(p)
+                if st:
+                    blockwise8(st["V"], signed=True)
+                    blockwise8(st["S"], signed=False)
+        return loss
 
 
 def commit() -> str:
@@ -85,7 +145,10 @@ def run(ds: data.Dataset, model_key: str, options: dict, seed: int, epochs: int,
     """Train one model with one variant and seed; (test accuracy, test loss, final train loss)."""
     name, kw = MODELS[model_key]
     model = models.build_for(ds, name, seed=seed, **kw)
-    opt = O.Adam(model.parameters(), lr=lr, **options)
+    if options.get("blockwise8"):
+        opt = Blockwise8Adam(model.parameters(), lr=lr, impl="eager")
+    else:
+        opt = O.Adam(model.parameters(), lr=lr, **options)
     batches = data.Batches(ds.X_train, ds.y_train, batch_size=batch_size, seed=seed)
     model.train()
     for _ in range(epochs):
@@ -125,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
 
     ds = data.load("digits", split=(0.75, 0.0, 0.25), seed=0)
     seeds = list(range(args.seeds))
-    print(f"# bf16 optimizer state: accuracy cost on digits (descend {descend.__version__}, commit {commit()})")
+    print(f"# bf16 (and simulated 8-bit blockwise) optimizer state: accuracy cost on digits (descend {descend.__version__}, commit {commit()})")
     print(f"torch {torch.__version__}, Python {platform.python_version()}, {platform.machine()} CPU, "
           f"{args.threads} thread(s)")
     print(f"data: digits, {len(ds.X_train)} train / {len(ds.X_test)} test (stratified, split seed 0, "
