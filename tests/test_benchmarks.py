@@ -52,3 +52,40 @@ def test_gpu_run_script_runs_its_parts_on_the_cpu(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "== profile: exit 0" in (tmp_path / "summary.txt").read_text()
     assert "graphs compiled during the profiled steps: 0;" in (tmp_path / "profile.txt").read_text()
+
+
+def test_state_dtype_accuracy_runs_every_variant_and_prints_its_table():
+    res = bench("benchmarks/state_dtype_accuracy.py", "--seeds", "1", "--epochs", "1", "--models", "mlp")
+    assert res.returncode == 0, res.stderr
+    rows = [line for line in res.stdout.splitlines() if line.startswith("| mlp |")]
+    assert [r.split("|")[2].strip() for r in rows] == ["fp32", "bf16 sr", "bf16 rtn", "8-bit block (sim)"]
+    assert "4 runs in" in res.stdout
+
+
+def test_simulated_8bit_blockwise_state_rounds_to_the_nearest_code_of_each_block():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import state_dtype_accuracy as acc
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    signed, unsigned = acc.CODES[True], acc.CODES[False]
+    assert signed.numel() == unsigned.numel() == 256  # 8 bits
+    assert signed.max() == 1.0 and unsigned.min() == 0.0 and (unsigned >= 0).all()
+    # two blocks of 2048 (and a padded third) with their own scales
+    gen = torch.Generator().manual_seed(0)
+    t = torch.randn(2 * acc.BLOCK + 100, generator=gen, dtype=torch.float64)
+    t[: acc.BLOCK] *= 1e-3
+    q = t.clone()
+    acc.blockwise8(q, signed=True)
+    for lo, hi in [(0, acc.BLOCK), (acc.BLOCK, 2 * acc.BLOCK), (2 * acc.BLOCK, t.numel())]:
+        scale = t[lo:hi].abs().max()
+        x = t[lo:hi] / scale
+        nearest = signed[(x[:, None] - signed[None, :]).abs().argmin(1)]
+        torch.testing.assert_close(q[lo:hi], nearest * scale, rtol=1e-12, atol=0)
+    # a block's largest value is kept exactly when positive (the code has 1.0, not -1.0)
+    u = torch.tensor([0.5, -0.25, 3.0, 1e-9], dtype=torch.float64)
+    acc.blockwise8(u, signed=True)
+    assert u[2] == 3.0 and u[3] == 0.0 and abs(u[0] / 3.0 - 1 / 6) < 0.01
+    s = torch.tensor([4.0, 1e-6, 0.0], dtype=torch.float64)
+    acc.blockwise8(s, signed=False)
+    assert s[2] == 0.0 and 0 < s[1] < 4e-6 and abs(s[0] - 4.0) < 0.02
