@@ -2,7 +2,7 @@
 
 ``state_dtype=torch.bfloat16`` stores V and S in 16 bits (arithmetic in float32),
 so a step moves 20 bytes per parameter instead of 28. Columns, ms per step
-(median of interleaved rounds: one step of every variant per round, order rotated):
+(median of interleaved rounds: one step of every variant per round, order shuffled):
 
 * ``t.fused``: ``torch.optim.Adam(fused=True)`` (AdamW: ``torch.optim.AdamW(fused=True)``), float32 state;
 * ``d.fp32``: descend's default (``impl="auto"``: the compiled path at this size), float32 state;
@@ -26,7 +26,7 @@ import torch
 
 import descend.optim as O
 import step_throughput
-from step_throughput import check_device, param_sets, params_for, sync
+from step_throughput import check_device, param_sets, params_for, round_order, sync
 
 
 def variants(shapes: list[list[int]], name: str) -> dict:
@@ -49,7 +49,7 @@ def measure(steps: dict, rounds: int) -> dict[str, float]:
     names = list(steps)
     times: dict[str, list[float]] = {k: [] for k in names}
     for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
+        order = round_order(names, r)
         for k in order:
             sync()
             t0 = time.perf_counter()

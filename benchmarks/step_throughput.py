@@ -4,8 +4,9 @@ Sizes: 2 parameters (a 2-D lab run), 10k (a digits MLP), 200k in 6 tensors
 (MLP 512-256-10 on 256 inputs), 1M in 2000 tensors (``many-small``) and the two
 25M sets of ``shared/bench/param_sets.json`` (``resnet50``, ``transformer``).
 Columns, in ms per step (median of interleaved rounds: one step of every
-variant per round, in an order rotated each round, so machine noise and cache
-effects hit all alike):
+variant per round, in an order shuffled each round by a seeded generator, so
+machine noise, cache effects and what the previous variant left behind (OpenMP
+threads still spinning after a parallel kernel) hit all alike):
 
 * ``d.default``: descend as built (``impl="auto"``, ``nonfinite="raise"``);
 * ``d.foreach`` / ``d.fused``: the multi-tensor path and the compiled path;
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -84,6 +86,13 @@ def param_sets(ap: argparse.ArgumentParser, names: list[str] | None) -> dict[str
                 f" ({PARAM_SETS} is not there: the larger sets, many-small and the 25M ones, are missing)")
             ap.error(f"set {name!r} is not one of {', '.join(sets)}{missing}")
     return {n: sets[n] for n in names} if names is not None else sets
+
+
+def round_order(items: list, r: int) -> list:
+    """The order of round ``r``: ``items`` shuffled by a generator seeded with ``r``. A rotation
+    would keep each variant's predecessor fixed (the one after torch's parallel fused kernel ran
+    about 10 µs slower every time, its OpenMP threads still spinning); a shuffle varies it."""
+    return random.Random(r).sample(items, len(items))
 
 
 def check_device(ap: argparse.ArgumentParser, value: str) -> torch.device:
@@ -149,7 +158,7 @@ def bench(set_name: str, shapes: list, which: list[str], quick: bool, warmup: in
         times: dict[str, list[float]] = {k: [] for k in runners}
         order = list(runners.items())
         for i in range(steps):
-            for k, r in order[i % len(order):] + order[:i % len(order)]:  # rotated: no variant always first
+            for k, r in round_order(order, i):
                 sync()
                 t0 = time.perf_counter()
                 r.step()

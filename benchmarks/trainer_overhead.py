@@ -20,7 +20,7 @@ timed, as building the optimizer is not timed for the hand loop:
 * ``trainer+log``: a run folder with a metric line every 10 iterations, the
   final checkpoint and summary.json (no figures, no evaluation).
 
-Rounds interleave the variants (order rotated each round), so machine noise
+Rounds interleave the variants (order shuffled each round), so machine noise
 hits all of them alike; the table reports the median time per iteration and
 its ratio to the hand loop's median.
 
@@ -45,7 +45,7 @@ from rich.table import Table
 from descend import data, optim
 from descend.models import cross_entropy
 from descend.train import TrainConfig, Trainer, build_model
-from step_throughput import check_device
+from step_throughput import check_device, round_order
 
 
 def hand_loop(model: torch.nn.Module, ds: data.Dataset, epochs: int, batch_size: int, lr: float,
@@ -107,7 +107,7 @@ def measure(name: str, ds: data.Dataset, args: argparse.Namespace, rounds: int, 
         for v in variants[2:]:
             trainer_run(copy.deepcopy(base), ds, 1, args.batch_size, lr, v, folder, args.device)
         for r in range(rounds):
-            order = variants[r % len(variants):] + variants[: r % len(variants)]
+            order = round_order(variants, r)
             for v in order:
                 model = copy.deepcopy(base)
                 if v == "hand loop":

@@ -53,7 +53,6 @@ _NONES = itertools.repeat(None)
 PLAIN = (torch.Tensor, torch.nn.Parameter)
 _DOT = (torch.float32, torch.float64)
 _NAN = torch.tensor(float("nan"))  # what a native scan that found a non-finite value adds to the checks
-SCAN_MIN_TENSORS = 16  # CPU parts with this many tensors, or a large one, are scanned natively
 
 
 def own_call_size(device: torch.device) -> int:
@@ -85,7 +84,7 @@ class Part:
     packer: native.Packer | None = None  # byte copies in and out of the scratch (CPU), or None
     plain: bool = True  # real, float32/float64: the traced foreach program applies
     any_big: bool = True  # some parameter is large enough for its gradient to be checked by a dot
-    scan: bool = False  # CPU part whose gradients native.finite checks (large or many, library built)
+    scan: bool = False  # CPU part whose gradients native.finite checks (the library is built)
     programs: dict[tuple, Any] = field(default_factory=dict)
     # fused parts: flat aliases of each large parameter and of its state, made once
     aliases: dict[int, tuple] = field(default_factory=dict)
@@ -152,8 +151,7 @@ def build(opt: Any) -> list[Part]:
             part.synced = len({st.get("step", 0) for st in part.states}) == 1
             part.any_big = any(p.numel() >= BIG for p in ps)
             part.scan = ps[0].device.type == "cpu" and ps[0].dtype in native.KINDS and \
-                all(type(p) in PLAIN for p in ps) and (part.any_big or len(ps) >= SCAN_MIN_TENSORS) and \
-                native.library() is not None
+                all(type(p) in PLAIN for p in ps) and native.library() is not None
             if part.kind == "fused":
                 _pack(opt, part)
             parts.append(part)
@@ -270,9 +268,9 @@ def collect(opt: Any, parts: list[Part]) -> list[Work]:
 def grad_checks(work: list[Work]) -> list[torch.Tensor]:
     """0-d tensors whose sum is finite when every gradient is (one read of the gradients).
 
-    On the CPU, parts with a large gradient or many tensors are scanned by
-    :func:`native.finite` (exponent bits, one call per dtype; exact), which appends a NaN
-    when it finds one. Otherwise (no C++ compiler, or a gradient that is not contiguous) a
+    On the CPU, gradients are scanned by :func:`native.finite` (exponent bits, one call
+    per dtype; exact), which appends a NaN when it finds one. Otherwise (no C++ compiler,
+    a gradient that is not contiguous, complex or a tensor subclass) a
     large contiguous float32/float64 CPU gradient is checked by ``dot(g, g)`` (BLAS); the
     rest, and every gradient on an accelerator (where a call costs more than the pass), by
     one ``_foreach_norm`` per part (in float32 for fp16/bf16). NaN and infinity propagate

@@ -10,8 +10,9 @@
 * :func:`finite` scans gradients for NaN and infinity by their exponent bits, in
   one call for any number of tensors (every float dtype, exact: no overflow false
   alarms). On the 25M sets it reads at memory speed, about 20% faster than
-  ``dot(g, g)`` per tensor, and on 2000 small tensors seven times faster than
-  ``_foreach_norm``.
+  ``dot(g, g)`` per tensor; on 2000 small tensors seven times faster than
+  ``_foreach_norm``, and on a digits MLP's four it takes 4 µs where
+  ``_foreach_norm`` and four host reads took 12.
 
 The library is compiled with ``$CXX`` (else ``g++``, ``c++``, ``clang++``), ``-O3
 -march=native -fopenmp``, into descend's cache folder (:func:`fused.cache_home`)
