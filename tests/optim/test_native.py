@@ -158,3 +158,45 @@ def test_the_library_is_built_once_into_the_cache_folder(monkeypatch, tmp_path):
     assert len(built) == 1 and built[0].startswith("native-") and built[0].endswith(".so")
     assert native._load() is not None
     assert sorted(p.name for p in tmp_path.iterdir()) == built  # no second build, no leftovers
+
+
+@pytest.mark.parametrize("impl", ["foreach", "fused"])
+def test_a_parameter_relaid_at_the_same_address_is_planned_again(impl):
+    """``p.data = p.data.t()`` keeps the address but not the layout that byte copies and flat
+    aliases were made for: the next step must see the new layout (as the eager path does)."""
+    def params():
+        g = torch.Generator().manual_seed(3)
+        return [torch.randn(*s, generator=g) for s in [(200, 200)] + [(6, 6)] * 20]
+
+    def run(impl):
+        ps = [p.clone().requires_grad_() for p in params()]
+        opt = O.Adam(ps, lr=1e-2, impl=impl)
+        for i in range(4):
+            if i == 2:
+                for j in (0, 5):
+                    ptr = ps[j].data_ptr()
+                    ps[j].data = ps[j].data.t()  # same address and shape, now transposed
+                    assert ps[j].data_ptr() == ptr and not ps[j].is_contiguous()
+            for j, p in enumerate(ps):
+                p.grad = torch.randn(p.shape, generator=torch.Generator().manual_seed(10 * i + j))
+            opt.step()
+        return ps
+
+    for a, b in zip(run(impl), run("eager")):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_a_parameter_shrunk_at_the_same_address_is_not_written_past_its_end():
+    ps = [torch.nn.Parameter(torch.randn(50)) for _ in range(20)]
+    opt = O.Adam(ps, lr=1e-2, impl="fused")
+    for p in ps:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    storage = ps[4].data
+    ps[4].data = ps[4].data[:10]  # the same address, fewer elements
+    tail = storage[10:].clone()
+    for p in ps:
+        p.grad = torch.ones_like(p)
+    with pytest.raises(RuntimeError):  # its state no longer fits, as with torch.optim.Adam
+        opt.step()
+    assert torch.equal(storage[10:], tail)

@@ -47,7 +47,9 @@ BIG_ACCELERATOR = 1 << 24
 
 _GRAD = operator.attrgetter("grad")
 _SPARSE = operator.attrgetter("is_sparse")
-_PTR = operator.methodcaller("data_ptr")
+_PTR = torch.Tensor.data_ptr  # (unbound: half the time of operator.methodcaller per tensor)
+_NUMEL = torch.Tensor.numel
+_CONTIGUOUS = torch.Tensor.is_contiguous
 _ITEM = torch.Tensor.item
 _NONES = itertools.repeat(None)
 PLAIN = (torch.Tensor, torch.nn.Parameter)
@@ -70,6 +72,11 @@ class Part:
     kind: str
     ptrs: list[int]
     states: list[dict[str, Any]] = field(default_factory=list)
+    # each parameter's element count and contiguity when planned: ``p.data = p.data[:k]`` or
+    # ``p.data = p.data.t()`` keeps the address but not the layout that packing, byte copies
+    # and flat aliases were made for
+    numels: list[int] = field(default_factory=list)
+    contiguous: list[bool] = field(default_factory=list)
     synced: bool = True  # every parameter of the part has taken the same number of steps
     # fused parts: positions (in params) of the large tensors and of the packed ones
     big: list[int] = field(default_factory=list)
@@ -138,7 +145,8 @@ def build(opt: Any) -> list[Part]:
                 by_kind.setdefault((p.device, p.dtype), []).append(i)
         for idx in by_kind.values():
             ps = [group["params"][i] for i in idx]
-            part = Part(group, idx, ps, choose(opt, group, ps), list(map(_PTR, ps)))
+            part = Part(group, idx, ps, choose(opt, group, ps), list(map(_PTR, ps)),
+                        numels=list(map(_NUMEL, ps)), contiguous=list(map(_CONTIGUOUS, ps)))
             dtype = opt._state_dtype(ps[0])
             part.plain = not ps[0].is_complex() and ps[0].dtype not in fused.LOW and dtype == ps[0].dtype
             for p in ps:
@@ -213,8 +221,12 @@ def valid(opt: Any, parts: list[Part]) -> bool:
     if opt._plan_key != [(id(g), id(g["params"]), len(g["params"])) for g in opt.param_groups]:
         return False
     for part in parts:
-        if not all(map(operator.eq, map(_PTR, part.params), part.ptrs)):
+        ps = part.params
+        if list(map(_PTR, ps)) != part.ptrs:
             return False
+        if part.kind == "fused" and (part.numels != list(map(_NUMEL, ps))
+                                     or part.contiguous != list(map(_CONTIGUOUS, ps))):
+            return False  # (only the compiled path keeps layouts: packed places, flat aliases)
         if part.refs and not all(map(operator.is_, map(dict.get, *part.ref_at), part.refs)):
             return False
     return True
