@@ -55,6 +55,7 @@ _KEYWORDS: dict[Any, list[str]] = {}
 _PRE_HOOKS = _torch_optimizer._global_optimizer_pre_hooks
 _POST_HOOKS = _torch_optimizer._global_optimizer_post_hooks
 _PROFILING = torch.autograd._profiler_enabled
+_set_grad_enabled = torch._C._set_grad_enabled
 
 
 def step_hooks(step: Callable[..., Any]) -> Callable[..., Any]:
@@ -353,11 +354,11 @@ class Optimizer(torch.optim.Optimizer):
             self._update()
             return loss
         enabled = torch.is_grad_enabled()
-        torch.set_grad_enabled(False)
+        _set_grad_enabled(False)  # (torch.set_grad_enabled builds a context object each call)
         try:
             self._update_no_grad()
         finally:
-            torch.set_grad_enabled(enabled)
+            _set_grad_enabled(enabled)
         return loss
 
     @torch.compiler.disable
