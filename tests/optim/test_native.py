@@ -45,6 +45,12 @@ def test_finite_over_many_tensors_and_threads():
             bad = [t.clone() for t in ts]
             bad[k].view(-1)[-1] = float("nan")
             assert not native.finite(bad), k
+    # a lazily negated gradient is scanned as it is: finiteness does not see the sign
+    neg = torch._neg_view(ts[-1])
+    assert native.dense([neg]) and not native.plain([neg]) and native.finite([neg])
+    bad = ts[-1].clone()
+    bad[5] = float("-inf")
+    assert not native.finite([torch._neg_view(bad)])
     with_threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)

@@ -192,10 +192,16 @@ def _load() -> tuple[Any, Any] | None:
     return gather, finite
 
 
+def dense(ts: list[torch.Tensor]) -> bool:
+    """Whether each tensor's ``numel`` elements from its data pointer are exactly its elements:
+    plain tensors (no subclass), contiguous (CPU assumed). Enough for :func:`finite`, which is
+    blind to sign and so to a lazy negation."""
+    return set(map(type, ts)) <= _TYPES and all(map(_CONTIGUOUS, ts))
+
+
 def plain(ts: list[torch.Tensor]) -> bool:
-    """Whether the tensors' bytes are their values: plain tensors (no subclass), contiguous,
-    no lazy negation (CPU assumed)."""
-    return set(map(type, ts)) <= _TYPES and all(map(_CONTIGUOUS, ts)) and not any(map(_NEG, ts))
+    """Whether the tensors' bytes are their values: :func:`dense`, and no lazy negation."""
+    return dense(ts) and not any(map(_NEG, ts))
 
 
 def _threads(nbytes: int) -> int:
@@ -203,7 +209,7 @@ def _threads(nbytes: int) -> int:
 
 
 def finite(ts: list[torch.Tensor]) -> bool | None:
-    """Whether every element of ``ts`` (plain CPU tensors of one float dtype) is finite;
+    """Whether every element of ``ts`` (:func:`dense` CPU tensors of one float dtype) is finite;
     None where the library is missing (the caller checks another way)."""
     lib = library()
     if lib is None:
