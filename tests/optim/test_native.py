@@ -206,3 +206,17 @@ def test_a_parameter_shrunk_at_the_same_address_is_not_written_past_its_end():
     with pytest.raises(RuntimeError):  # its state no longer fits, as with torch.optim.Adam
         opt.step()
     assert torch.equal(storage[10:], tail)
+
+
+@pytest.mark.parametrize("impl", ["foreach", "fused"])
+def test_a_gradient_resized_in_place_is_an_error_not_a_read_past_its_end(impl):
+    ps = [torch.nn.Parameter(torch.randn(50)) for _ in range(20)]
+    opt = O.Adam(ps, lr=1e-2, impl=impl)
+    for p in ps:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    before = [p.detach().clone() for p in ps]
+    ps[3].grad.resize_(7)  # torch allows this; the bytes past 7 elements are not the gradient's
+    with pytest.raises(RuntimeError):
+        opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(ps, before))

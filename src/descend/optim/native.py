@@ -229,6 +229,7 @@ class Packer:
     def __init__(self, fn: Any, params: list[torch.Tensor]) -> None:
         self.fn = fn
         self.n = len(params)
+        self.numels = [p.numel() for p in params]
         offsets = array.array("q", [0])
         for p in params:
             offsets.append(offsets[-1] + p.numel() * p.element_size())
@@ -259,8 +260,9 @@ class Packer:
 
     def gather(self, ts: list[torch.Tensor], flat: torch.Tensor) -> bool:
         """Copy ``ts`` (one per parameter, same sizes and dtype) into ``flat``; False, having
-        copied nothing, when a byte copy would not be exact (the caller copies them itself)."""
-        if not plain(ts):
+        copied nothing, when a byte copy would not be exact or a size differs (a gradient
+        resized in place: the caller's ``_foreach_copy_`` then names the mismatch)."""
+        if not plain(ts) or list(map(_NUMEL, ts)) != self.numels:
             return False
         self._run(array.array("q", map(_PTR, ts)), flat, 1)
         return True
