@@ -47,7 +47,7 @@ def test_finite_over_many_tensors_and_threads():
             assert not native.finite(bad), k
     # a lazily negated gradient is scanned as it is: finiteness does not see the sign
     neg = torch._neg_view(ts[-1])
-    assert native.dense([neg]) and not native.plain([neg]) and native.finite([neg])
+    assert native.dense([neg], neg.dtype) and not native.plain([neg], neg.dtype) and native.finite([neg])
     bad = ts[-1].clone()
     bad[5] = float("-inf")
     assert not native.finite([torch._neg_view(bad)])
@@ -218,5 +218,11 @@ def test_a_gradient_resized_in_place_is_an_error_not_a_read_past_its_end(impl):
     before = [p.detach().clone() for p in ps]
     ps[3].grad.resize_(7)  # torch allows this; the bytes past 7 elements are not the gradient's
     with pytest.raises(RuntimeError):
+        opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(ps, before))
+    ps[3].grad = torch.ones_like(ps[3])
+    ps[3].grad.data = torch.ones(50, dtype=torch.float16)  # half the bytes, through .data
+    ps[5].grad.data = torch.full((50,), float("nan"), dtype=torch.float64)  # (checked by torch)
+    with pytest.raises((RuntimeError, O.NonFiniteGradientError)):
         opt.step()
     assert all(torch.equal(a, b) for a, b in zip(ps, before))

@@ -307,11 +307,12 @@ def grad_checks(work: list[Work]) -> list[torch.Tensor]:
                 out.append(torch.dot(G, G))
         grads = [g for j, g in enumerate(w.grads) if j not in part.small_set] if w.gathered else w.grads
         if part.scan:
-            if native.dense(grads):
-                scan.setdefault(part.params[0].dtype, []).extend(grads)
-            else:
+            dtype = part.params[0].dtype
+            if native.dense(grads, dtype):
+                scan.setdefault(dtype, []).extend(grads)
+            else:  # (one by one: a gradient of another dtype or layout is checked by torch)
                 for g in grads:
-                    (scan.setdefault(g.dtype, []) if native.dense([g]) else rest).append(g)
+                    (scan.setdefault(dtype, []) if native.dense([g], dtype) else rest).append(g)
         elif not part.any_big:  # no gradient is large: one _foreach_norm
             rest = grads
         else:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import array
 import ctypes
 import hashlib
+import operator
 import os
 import platform
 import shutil
@@ -118,6 +119,7 @@ _PTR = torch.Tensor.data_ptr
 _CONTIGUOUS = torch.Tensor.is_contiguous
 _NEG = torch.Tensor.is_neg
 _NUMEL = torch.Tensor.numel
+_DTYPE = operator.attrgetter("dtype")
 _TYPES = {torch.Tensor, torch.nn.Parameter}
 
 
@@ -192,16 +194,18 @@ def _load() -> tuple[Any, Any] | None:
     return gather, finite
 
 
-def dense(ts: list[torch.Tensor]) -> bool:
-    """Whether each tensor's ``numel`` elements from its data pointer are exactly its elements:
-    plain tensors (no subclass), contiguous (CPU assumed). Enough for :func:`finite`, which is
-    blind to sign and so to a lazy negation."""
-    return set(map(type, ts)) <= _TYPES and all(map(_CONTIGUOUS, ts))
+def dense(ts: list[torch.Tensor], dtype: torch.dtype) -> bool:
+    """Whether each tensor's ``numel`` elements of ``dtype`` from its data pointer are exactly
+    its elements: plain tensors (no subclass) of that dtype, contiguous (CPU assumed). Enough
+    for :func:`finite`, which is blind to sign and so to a lazy negation. (A gradient's dtype
+    and size are its parameter's unless changed through ``.data`` or ``resize_``, which torch
+    lets through: then the byte copies and scans must not run, or they would read past it.)"""
+    return set(map(type, ts)) <= _TYPES and set(map(_DTYPE, ts)) == {dtype} and all(map(_CONTIGUOUS, ts))
 
 
-def plain(ts: list[torch.Tensor]) -> bool:
+def plain(ts: list[torch.Tensor], dtype: torch.dtype) -> bool:
     """Whether the tensors' bytes are their values: :func:`dense`, and no lazy negation."""
-    return dense(ts) and not any(map(_NEG, ts))
+    return dense(ts, dtype) and not any(map(_NEG, ts))
 
 
 def _threads(nbytes: int) -> int:
@@ -241,7 +245,7 @@ class Packer:
     @classmethod
     def make(cls, params: list[torch.Tensor]) -> Packer | None:
         """A packer for ``params``, or None where byte copies do not apply."""
-        if not params or params[0].device.type != "cpu" or not plain(params):
+        if not params or params[0].device.type != "cpu" or not plain(params, params[0].dtype):
             return None
         lib = library()
         return None if lib is None else cls(lib[0], params)
@@ -262,7 +266,7 @@ class Packer:
         """Copy ``ts`` (one per parameter, same sizes and dtype) into ``flat``; False, having
         copied nothing, when a byte copy would not be exact or a size differs (a gradient
         resized in place: the caller's ``_foreach_copy_`` then names the mismatch)."""
-        if not plain(ts) or list(map(_NUMEL, ts)) != self.numels:
+        if not plain(ts, self.params[0].dtype) or list(map(_NUMEL, ts)) != self.numels:
             return False
         self._run(array.array("q", map(_PTR, ts)), flat, 1)
         return True
