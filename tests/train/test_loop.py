@@ -177,3 +177,14 @@ def test_batchnorm_uses_running_statistics_at_evaluation() -> None:
         batch_stats = cross_entropy(model(X), y).item()  # what evaluating in training mode would give
     assert r.final["test_loss"] == pytest.approx(expected, rel=1e-6)
     assert abs(batch_stats - expected) > 1e-4
+
+
+def test_the_per_iteration_loss_is_labelled_as_the_mean_of_its_window():
+    from descend.plots.training import loss_figure, window_label
+
+    assert window_label([10, 20, 30]) == "train loss (mean of each 10 steps)"
+    assert window_label([1, 2, 3]) == "train loss (each step)"
+    assert window_label([10, 20, 25]) == "train loss (mean since the previous point)"
+    records = [{"type": "iteration", "iteration": i, "loss": 1.0 / i} for i in (5, 10, 15)]
+    fig = loss_figure(records)
+    assert [line.get_label() for line in fig.axes[0].lines] == ["train loss (mean of each 5 steps)"]

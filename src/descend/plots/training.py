@@ -4,8 +4,11 @@ Reads the records a :class:`descend.train.Trainer` writes to ``metrics.jsonl``
 (or the same dicts in memory) and draws them on matplotlib's Agg canvas; the
 only computation is picking the fields out of the records.
 
-* ``loss.png``: "train loss" at every metric line (against iteration), "train
-  loss (epoch mean)" and "validation loss" at each epoch's last iteration;
+* ``loss.png``: the train loss at every metric line (against iteration): the
+  mean over the steps since the previous line, labelled "train loss (mean of
+  each N steps)" (N the logging interval) or "... (mean since the previous
+  point)" when the intervals differ; "train loss (epoch mean)" and "validation
+  loss" at each epoch's last iteration;
 * ``accuracy.png``: "validation accuracy" per epoch (only when recorded);
 * ``lr.png``: "lr", the learning rate each optimizer step used, as a staircase:
   a metric line at iteration ``i`` holds the lr of step ``i``, which held since
@@ -96,9 +99,19 @@ def lr_steps(records: list[Mapping[str, Any]]) -> tuple[list[float], list[float]
     return xs, ys
 
 
+def window_label(iterations: list[float]) -> str:
+    """What a metric line's loss is: the mean over the steps since the previous line."""
+    gaps = {b - a for a, b in zip([0.0, *iterations], iterations)}
+    if len(gaps) == 1:
+        n = int(gaps.pop())
+        return "train loss (each step)" if n == 1 else f"train loss (mean of each {n} steps)"
+    return "train loss (mean since the previous point)"
+
+
 def loss_figure(records: list[Mapping[str, Any]], prefix: str = "") -> Figure:
     """Train loss at every metric line and per epoch, validation loss; phase switches."""
-    losses = [(_series(records, "iteration", "loss"), "train loss", {"linewidth": 1.0, "alpha": 0.7}),
+    windows = _series(records, "iteration", "loss")
+    losses = [(windows, window_label(windows[0]), {"linewidth": 1.0, "alpha": 0.7}),
               (_series(records, "epoch", "train_loss"), "train loss (epoch mean)", {"marker": "o", "markersize": 3}),
               (_series(records, "epoch", "val_loss"), "validation loss", {"marker": "o", "markersize": 3}),
               (_series(records, "eval", "val_loss"), "validation loss", {"marker": "o", "markersize": 3})]
