@@ -226,3 +226,34 @@ def test_a_gradient_resized_in_place_is_an_error_not_a_read_past_its_end(impl):
     with pytest.raises((RuntimeError, O.NonFiniteGradientError)):
         opt.step()
     assert all(torch.equal(a, b) for a, b in zip(ps, before))
+
+
+def test_flags_a_compiler_refuses_are_dropped_in_turn_and_openmp_is_optional(monkeypatch, tmp_path):
+    monkeypatch.setenv("DESCEND_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(native, "FLAG_SETS", (["-O3", "--no-such-flag"], ["-O3"]))  # the last: no OpenMP
+    fns = native._load()
+    assert fns is not None and [p.suffix for p in tmp_path.iterdir()] == [".so"]
+    monkeypatch.setattr(native, "_loaded", [fns])  # the single-threaded build gives the same answers
+    gen = torch.Generator().manual_seed(4)
+    ts = [torch.randn(n, generator=gen) for n in (3, 500, 300_000)]
+    assert native.finite(ts)
+    ts[2][-1] = float("inf")
+    assert not native.finite(ts)
+    packer = native.Packer.make(ts)
+    flat = torch.empty(sum(t.numel() for t in ts))
+    packer.gather_params(flat)
+    assert torch.equal(flat, torch.cat(ts))
+
+
+def test_a_failed_build_is_remembered_not_retried_by_every_process(monkeypatch, tmp_path):
+    monkeypatch.setenv("DESCEND_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(native, "FLAG_SETS", (["--no-such-flag"],))
+    assert native._load() is None
+    assert "building the native library failed" in native.error and "--no-such-flag" in native.error
+    assert [p.suffix for p in tmp_path.iterdir()] == [".failed"]  # no leftovers
+
+    def refuse(*a, **k):
+        raise AssertionError("the compiler ran again")
+
+    monkeypatch.setattr(native.subprocess, "run", refuse)
+    assert native._load() is None and "--no-such-flag" in native.error

@@ -15,11 +15,13 @@
   ``_foreach_norm`` and four host reads took 12.
 
 The library is compiled with ``$CXX`` (else ``g++``, ``c++``, ``clang++``), ``-O3
--march=native -fopenmp``, into descend's cache folder (:func:`fused.cache_home`)
-under a name that hashes the source, the compiler and the CPU's feature flags:
-about 0.3 s once, about 1 ms to load in later processes. Where no compiler works,
+-march=native -fopenmp`` (then without ``-march=native``, then without OpenMP:
+:data:`FLAG_SETS`), into descend's cache folder (:func:`fused.cache_home`) under a
+name that hashes the source, the compiler and the CPU's feature flags: about 0.3 s
+once, about 1 ms to load in later processes. Where no compiler works,
 :func:`library` is None and callers use torch's ops (same results, slower); the
-reason is in :data:`error`. Byte copies and bit scans apply only to CPU tensors
+reason is in :data:`error`, and a ``.failed`` file next to where the library would
+be keeps later processes from trying again with the same compiler. Byte copies and bit scans apply only to CPU tensors
 that are contiguous and carry no lazy negation (:func:`plain`).
 """
 
@@ -41,7 +43,12 @@ import torch
 SOURCE = r"""
 #include <cstdint>
 #include <cstring>
+#ifdef _OPENMP
 #include <omp.h>
+#else
+static inline int omp_get_num_threads() { return 1; }
+static inline int omp_get_thread_num() { return 0; }
+#endif
 
 // Copy n tensors (addresses ptrs[i], bytes offsets[i]..offsets[i+1] of flat) into flat
 // (to_flat != 0) or out of it.
@@ -150,6 +157,11 @@ def _compiler() -> str | None:
     return None
 
 
+# tried in turn: a compiler without -march=native or without OpenMP still builds the library
+# (single-threaded without OpenMP: the source has no hard dependency on it)
+FLAG_SETS = (["-O3", "-march=native", "-fopenmp"], ["-O3", "-fopenmp"], ["-O3"])
+
+
 def _load() -> tuple[Any, Any] | None:
     global error
     from .fused import cache_home
@@ -158,23 +170,32 @@ def _load() -> tuple[Any, Any] | None:
     if cxx is None:
         error = "no C++ compiler found ($CXX, g++, c++, clang++)"
         return None
-    flags = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC"]
-    key = hashlib.sha256("\n".join([SOURCE, cxx, str(os.stat(cxx).st_mtime), " ".join(flags),
+    key = hashlib.sha256("\n".join([SOURCE, cxx, str(os.stat(cxx).st_mtime), repr(FLAG_SETS),
                                     platform.machine(), _cpu_flags()]).encode()).hexdigest()[:20]
     home = cache_home()
     path = home / f"native-{key}.so"
+    failed = home / f"native-{key}.failed"  # a build that failed once is not retried by every process
     if not path.exists():
+        if failed.exists():
+            error = failed.read_text(errors="replace")
+            return None
         try:
             home.mkdir(parents=True, exist_ok=True)
             src = home / f"native-{key}.{os.getpid()}.cpp"
             tmp = home / f"native-{key}.{os.getpid()}.so"
             src.write_text(SOURCE)
-            done = subprocess.run([cxx, *flags, str(src), "-o", str(tmp)], capture_output=True,
-                                  text=True, timeout=120)
+            errors = []
+            for flags in FLAG_SETS:
+                done = subprocess.run([cxx, *flags, "-shared", "-fPIC", str(src), "-o", str(tmp)],
+                                      capture_output=True, text=True, timeout=120)
+                if done.returncode == 0:
+                    break
+                errors.append(f"{cxx} {' '.join(flags)}: {done.stderr.strip()[-300:]}")
             src.unlink(missing_ok=True)
             if done.returncode != 0:
                 tmp.unlink(missing_ok=True)
-                error = f"{cxx} failed: {done.stderr.strip()[-500:]}"
+                error = "building the native library failed:\n" + "\n".join(errors)
+                failed.write_text(error)
                 return None
             os.replace(tmp, path)  # whole or not at all, for processes building at once
         except (OSError, subprocess.SubprocessError) as e:
