@@ -21,8 +21,11 @@ name that hashes the source, the compiler and the CPU's feature flags: about 0.3
 once, about 1 ms to load in later processes. Where no compiler works,
 :func:`library` is None and callers use torch's ops (same results, slower); the
 reason is in :data:`error`, and a ``.failed`` file next to where the library would
-be keeps later processes from trying again with the same compiler. Byte copies and bit scans apply only to CPU tensors
-that are contiguous and carry no lazy negation (:func:`plain`).
+be keeps later processes from trying again with the same compiler.
+
+Both apply only where they are exact and stay inside each tensor: CPU tensors of
+the plain types, contiguous, of the expected dtype (and, for copies, size), and for
+copies without a lazy negation (:func:`dense`, :func:`plain`).
 """
 
 from __future__ import annotations
@@ -195,7 +198,10 @@ def _load() -> tuple[Any, Any] | None:
             if done.returncode != 0:
                 tmp.unlink(missing_ok=True)
                 error = "building the native library failed:\n" + "\n".join(errors)
-                failed.write_text(error)
+                try:
+                    failed.write_text(error)
+                except OSError:
+                    pass
                 return None
             os.replace(tmp, path)  # whole or not at all, for processes building at once
         except (OSError, subprocess.SubprocessError) as e:
