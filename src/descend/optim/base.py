@@ -374,6 +374,7 @@ class Optimizer(torch.optim.Optimizer):
             parts = self._plans = engine.build(self)
             self._plan_key = [(id(g), id(g["params"]), len(g["params"])) for g in self.param_groups]
         work = engine.collect(self, parts)
+        staged = engine.stage(self, work)  # (changes nothing: a skipped step leaves all as it was)
         ok = None
         if self.nonfinite != "ignore" and work:
             checks = engine.grad_checks(work)
@@ -385,8 +386,11 @@ class Optimizer(torch.optim.Optimizer):
                     if self.nonfinite == "skip":
                         return
                     self._raise_nonfinite(*bad)
-        for w in work:
-            engine.apply(self, w, ok)
+        for w, run in zip(work, staged):
+            if run is not None:
+                run()
+            else:
+                engine.apply(self, w, ok)
 
     def _raise_nonfinite(self, w: Any, j: int) -> None:
         group, p, g = w.part.group, w.params[j], w.grads[j]

@@ -196,7 +196,7 @@ class Direct:
     bumps the parameters' version counters itself).
     """
 
-    __slots__ = ("compiled", "picks", "inner")
+    __slots__ = ("compiled", "picks", "inner", "_native")
 
     def __init__(self, compiled: Any, plan: list[tuple[str, str | None, int]], names: list[str],
                  inner: Any = None) -> None:
@@ -204,6 +204,32 @@ class Direct:
         self.compiled = compiled
         self.inner = inner
         self.picks = [(where[name], attr, dim) for name, attr, dim in plan]
+        self._native: list = []  # [None or (kernel address, arg spec)] once looked for
+
+    def native(self) -> tuple[int, list[tuple[int, str | None]]] | None:
+        """The C kernel behind the generated module, for :func:`native.launch`: its address and,
+        for each of its arguments, ``(i, None)`` (the data pointer of the ``i``-th argument of
+        :meth:`__call__`) or ``(i, "size")`` (its element count). None where the generated
+        module is not exactly one kernel call on its inputs (see :func:`_native_kernel`)."""
+        if not self._native:
+            found = None
+            if self.inner is not None:
+                try:
+                    found = _native_kernel(self.inner)
+                except (OSError, ValueError, TypeError, AttributeError, IndexError, KeyError):
+                    found = None
+            if found is not None:
+                fn, inputs = found
+                spec = []
+                for i, what in inputs:
+                    a, attr, dim = self.picks[i]
+                    if (attr, dim) != ((None, 0) if what != "int" else ("size", 0)):
+                        spec = None
+                        break
+                    spec.append((a, None if what == "ptr" else "size"))
+                found = None if spec is None else (fn, spec)
+            self._native.append(found)
+        return self._native[0]
 
     def __call__(self, args: list) -> None:
         inputs = []
@@ -267,6 +293,83 @@ def _inner(compiled: Any) -> Any:
             getattr(graph, "inputs_to_check", None) or getattr(graph, "output_strides", None):
         return None
     return getattr(graph, "current_callable", None)
+
+
+_PYBINDING = re.compile(r"^(\w+) = async_compile\.cpp_pybinding\(\[([^\]]*)\]", re.M)
+_NAME = re.compile(r"^[A-Za-z_]\w*$")
+
+
+def _native_kernel(inner: Any) -> tuple[int, list[tuple[int, str]]] | None:
+    """The C kernel a generated module's ``call`` runs, read from the module's source: its
+    address and, for each of its arguments, ``(input index, what)``: "ptr" (that input's data
+    pointer), "int" (that input, an integer) or "len" (that input's length, a 1-D tensor).
+
+    None unless ``call`` is nothing but unpacking its inputs, naming sizes (an integer input,
+    or ``x.size()[0]`` of a tensor input), Inductor's size and stride assertions, deletions
+    and exactly one call of a C++ kernel whose parameters are all pointers or int64, each an
+    input (a tensor's pointer) or a size named from one.
+    Any other statement (an allocation, a second kernel, an output) keeps the Python call.
+    """
+    from . import native
+
+    func = getattr(inner, "__func__", inner)
+    module = func.__globals__
+    with open(func.__code__.co_filename) as f:
+        source = f.read()
+    types = {m.group(1): [t.strip().strip("'\"") for t in m.group(2).split(",")]
+             for m in _PYBINDING.finditer(source)}
+    lines = source.splitlines()
+    first = func.__code__.co_firstlineno  # the "def call(self, args):" line, 1-based
+    body = []
+    for line in lines[first:]:
+        if line.strip() and len(line) - len(line.lstrip()) <= len(lines[first - 1]) - len(lines[first - 1].lstrip()):
+            break
+        if line.strip():
+            body.append(line.strip())
+    inputs: dict[str, int] = {}
+    sizes: dict[str, tuple[int, str]] = {}  # a size's name -> (input, "int": that input, "len": its length)
+    shapes: dict[str, int] = {}  # "argK_size = argK.size()" -> K
+    calls = []
+    for st in body:
+        m = re.fullmatch(r"(\w+) = (\w+)(\.size\(\)|\[0\])?", st)
+        if st.endswith("= args"):
+            inputs = {n.strip(): i for i, n in enumerate(st[:-len("= args")].rstrip(" ,").split(","))}
+        elif st in ("args.clear()", "return ()") or st.startswith(("del ", "assert_size_stride(")):
+            pass
+        elif m and m.group(3) == ".size()" and m.group(2) in inputs:
+            shapes[m.group(1)] = inputs[m.group(2)]
+        elif m and m.group(3) == "[0]" and m.group(2) in shapes:
+            sizes[m.group(1)] = (shapes[m.group(2)], "len")
+        elif m and not m.group(3) and m.group(2) in inputs:
+            sizes[m.group(1)] = (inputs[m.group(2)], "int")
+        elif m and not m.group(3) and m.group(2) in sizes:
+            sizes[m.group(1)] = sizes[m.group(2)]
+        elif re.fullmatch(r"\w+\(.*\)", st) and st.split("(", 1)[0] in types:
+            calls.append(st)
+        else:
+            return None
+    if len(calls) != 1:
+        return None
+    name, rest = calls[0].split("(", 1)
+    args = [a.strip() for a in rest[:-1].split(",") if a.strip()]
+    params = types[name]
+    if len(args) != len(params) or not args or len(args) > native.MAX_ARGS:
+        return None
+    out = []
+    for a, t in zip(args, params):
+        pointer = t.endswith("*")
+        if not _NAME.match(a) or not (pointer or t in ("int64_t", "const int64_t")):
+            return None
+        if a in inputs and pointer:
+            out.append((inputs[a], "ptr"))
+        elif a in sizes and not pointer:
+            out.append(sizes[a])
+        else:
+            return None
+    binding = module.get(name)
+    path = getattr(getattr(binding, "__self__", None), "__file__", None)
+    fn = native.kernel_address(path) if path else None
+    return None if fn is None else (fn, out)
 
 
 def call(fn: Any, names: list[str], direct: dict, sig: tuple, args: list) -> None:
@@ -505,18 +608,42 @@ def prepare(program: Any, like: dict[str, torch.Tensor], values: dict[str, Any],
     if ok is not None:
         extra.append(ok)
     if rounded:  # 0-d int64 tensors: a new seed every step without recompiling
-        extra += scalars([seeds[t] for t in rounded], torch.int64, P.device)  # type: ignore[index]
-    if P.device.type not in DIRECT_DEVICES:
-        def through_dynamo(tensors: dict[str, torch.Tensor]) -> None:
-            compiled_call(fn, *[tensors[k] for k in leaves], *extra)
-        return through_dynamo
-    # the scalars' dtypes follow from the key; sizes 0 and 1 get graphs of their own
-    # (Dynamo specializes them)
-    base = (P.device, *[like[k].dtype for k in leaves])
+        values_ = [seeds[t] for t in rounded]  # type: ignore[index]
+        if cpu and slots is not None:  # (kept, as the numbers: their addresses stay fixed)
+            slot = slots.get((key, "seeds"))
+            if slot is None:
+                buf = torch.empty(len(values_), dtype=torch.int64)
+                slot = slots[(key, "seeds")] = (buf.numpy(), [alias(buf, i, (), ()) for i in range(len(values_))])
+            slot[0][:] = values_
+            extra += slot[1]
+        else:
+            extra += scalars(values_, torch.int64, P.device)
+    return Prepared(fn, leaves, names, direct, (P.device, *[like[k].dtype for k in leaves]), extra)
 
-    def run(tensors: dict[str, torch.Tensor]) -> None:
-        call(fn, names, direct, (min(tensors["p"].numel(), 2), *base), [tensors[k] for k in leaves] + extra)
-    return run
+
+class Prepared:
+    """A step's compiled call of one rule (:func:`prepare`): ``prepared(tensors)`` runs it on
+    flat tensors given by leaf name."""
+
+    __slots__ = ("fn", "leaves", "names", "direct", "base", "extra")
+
+    def __init__(self, fn: Any, leaves: list[str], names: list[str], direct: dict, base: tuple,
+                 extra: list) -> None:
+        self.fn, self.leaves, self.names, self.direct, self.base, self.extra = \
+            fn, leaves, names, direct, base, extra
+
+    def __call__(self, tensors: dict[str, torch.Tensor]) -> None:
+        args = [tensors[k] for k in self.leaves] + self.extra
+        if self.base[0].type not in DIRECT_DEVICES:
+            compiled_call(self.fn, *args)
+        else:  # the scalars' dtypes follow from the key; sizes 0 and 1 get graphs of their own
+            call(self.fn, self.names, self.direct, (min(tensors["p"].numel(), 2), *self.base), args)
+
+    def native(self, numel: int) -> tuple[int, list[tuple[int, str | None]]] | None:
+        """:meth:`Direct.native` of the graph that serves tensors of ``numel`` elements, once
+        one was called directly; None before that, or where there is none."""
+        hit = self.direct.get((min(numel, 2), *self.base))
+        return None if hit is None else hit.native()
 
 
 def warn_once(owner: Any, key: str, message: str) -> None:

@@ -108,6 +108,91 @@ static int64_t all_finite(const int64_t* ptrs, const int64_t* counts, int64_t n,
   return !bad;
 }
 
+// A step's compiled kernels and copies, run back to back without returning to Python: on a
+// machine whose idle OpenMP threads spin after each parallel kernel, Python between kernels
+// runs about 3x slower. prog holds ops one after another:
+//   0, fn, nargs, arg...   call fn(arg...): an Inductor CPU kernel, whose arguments are all
+//                          pointers and int64 (passed alike on the ABIs this is used on)
+//   1, ptrs, offsets, n, flat, to_flat, threads   descend_gather(...)
+// Returns 0, or 1 + the index of an op that failed (an unknown op, too many arguments, or a
+// C++ exception from a kernel).
+typedef int64_t I;
+extern "C" int64_t descend_launch(const int64_t* prog, int64_t len) {
+  int64_t at = 0, op = 0;
+  try {
+    for (; at < len; ++op) {
+      const int64_t* a = prog + at;
+      if (a[0] == 1) {
+        descend_gather(reinterpret_cast<const int64_t*>(a[1]), reinterpret_cast<const int64_t*>(a[2]),
+                       a[3], reinterpret_cast<char*>(a[4]), a[5], a[6]);
+        at += 7;
+        continue;
+      }
+      if (a[0] != 0) return 1 + op;
+      const void* f = reinterpret_cast<const void*>(a[1]);
+      const int64_t n = a[2];
+      const int64_t* x = a + 3;
+      switch (n) {
+#define DESCEND_ARGS_1 x[0]
+#define DESCEND_ARGS_2 DESCEND_ARGS_1, x[1]
+#define DESCEND_ARGS_3 DESCEND_ARGS_2, x[2]
+#define DESCEND_ARGS_4 DESCEND_ARGS_3, x[3]
+#define DESCEND_ARGS_5 DESCEND_ARGS_4, x[4]
+#define DESCEND_ARGS_6 DESCEND_ARGS_5, x[5]
+#define DESCEND_ARGS_7 DESCEND_ARGS_6, x[6]
+#define DESCEND_ARGS_8 DESCEND_ARGS_7, x[7]
+#define DESCEND_ARGS_9 DESCEND_ARGS_8, x[8]
+#define DESCEND_ARGS_10 DESCEND_ARGS_9, x[9]
+#define DESCEND_ARGS_11 DESCEND_ARGS_10, x[10]
+#define DESCEND_ARGS_12 DESCEND_ARGS_11, x[11]
+#define DESCEND_ARGS_13 DESCEND_ARGS_12, x[12]
+#define DESCEND_ARGS_14 DESCEND_ARGS_13, x[13]
+#define DESCEND_ARGS_15 DESCEND_ARGS_14, x[14]
+#define DESCEND_ARGS_16 DESCEND_ARGS_15, x[15]
+#define DESCEND_ARGS_17 DESCEND_ARGS_16, x[16]
+#define DESCEND_ARGS_18 DESCEND_ARGS_17, x[17]
+#define DESCEND_ARGS_19 DESCEND_ARGS_18, x[18]
+#define DESCEND_ARGS_20 DESCEND_ARGS_19, x[19]
+#define DESCEND_ARGS_21 DESCEND_ARGS_20, x[20]
+#define DESCEND_ARGS_22 DESCEND_ARGS_21, x[21]
+#define DESCEND_ARGS_23 DESCEND_ARGS_22, x[22]
+#define DESCEND_ARGS_24 DESCEND_ARGS_23, x[23]
+#define DESCEND_CASE(k, ...) \
+  case k: reinterpret_cast<void (*)(__VA_ARGS__)>(const_cast<void*>(f))(DESCEND_ARGS_##k); break;
+        DESCEND_CASE(1, I)
+        DESCEND_CASE(2, I, I)
+        DESCEND_CASE(3, I, I, I)
+        DESCEND_CASE(4, I, I, I, I)
+        DESCEND_CASE(5, I, I, I, I, I)
+        DESCEND_CASE(6, I, I, I, I, I, I)
+        DESCEND_CASE(7, I, I, I, I, I, I, I)
+        DESCEND_CASE(8, I, I, I, I, I, I, I, I)
+        DESCEND_CASE(9, I, I, I, I, I, I, I, I, I)
+        DESCEND_CASE(10, I, I, I, I, I, I, I, I, I, I)
+        DESCEND_CASE(11, I, I, I, I, I, I, I, I, I, I, I)
+        DESCEND_CASE(12, I, I, I, I, I, I, I, I, I, I, I, I)
+        DESCEND_CASE(13, I, I, I, I, I, I, I, I, I, I, I, I, I)
+        DESCEND_CASE(14, I, I, I, I, I, I, I, I, I, I, I, I, I, I)
+        DESCEND_CASE(15, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I)
+        DESCEND_CASE(16, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I)
+        DESCEND_CASE(17, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I)
+        DESCEND_CASE(18, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I)
+        DESCEND_CASE(19, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I)
+        DESCEND_CASE(20, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I)
+        DESCEND_CASE(21, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I)
+        DESCEND_CASE(22, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I)
+        DESCEND_CASE(23, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I)
+        DESCEND_CASE(24, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I)
+        default: return 1 + op;
+      }
+      at += 3 + n;
+    }
+  } catch (...) {
+    return 1 + op;
+  }
+  return 0;
+}
+
 // kind: 0 float32, 1 float64, 2 bfloat16, 3 float16.
 extern "C" int64_t descend_finite(const int64_t* ptrs, const int64_t* counts, int64_t n,
                                   int64_t kind, int64_t threads) {
@@ -124,7 +209,7 @@ KINDS = {torch.float32: 0, torch.float64: 1, torch.bfloat16: 2, torch.float16: 3
 PARALLEL_BYTES = 1 << 18  # below this a call runs on one thread (an OpenMP region costs more)
 error: str | None = None  # why the library could not be built, once that was tried
 _lock = threading.Lock()
-_loaded: list = []  # [(gather, finite) or None] once tried
+_loaded: list = []  # [(gather, finite, launch) or None] once tried
 _PTR = torch.Tensor.data_ptr
 _CONTIGUOUS = torch.Tensor.is_contiguous
 _NEG = torch.Tensor.is_neg
@@ -133,8 +218,8 @@ _DTYPE = operator.attrgetter("dtype")
 _TYPES = {torch.Tensor, torch.nn.Parameter}
 
 
-def library() -> tuple[Any, Any] | None:
-    """``(gather, finite)``, the library's two functions, or None where it cannot be built."""
+def library() -> tuple[Any, Any, Any] | None:
+    """``(gather, finite, launch)``, the library's functions, or None where it cannot be built."""
     if not _loaded:
         with _lock:
             if not _loaded:
@@ -165,7 +250,7 @@ def _compiler() -> str | None:
 FLAG_SETS = (["-O3", "-march=native", "-fopenmp"], ["-O3", "-fopenmp"], ["-O3"])
 
 
-def _load() -> tuple[Any, Any] | None:
+def _load() -> tuple[Any, Any, Any] | None:
     global error
     from .fused import cache_home
 
@@ -212,13 +297,15 @@ def _load() -> tuple[Any, Any] | None:
     except OSError as e:
         error = f"loading {path} failed: {e}"
         return None
-    gather, finite = lib.descend_gather, lib.descend_finite
+    gather, finite, launch = lib.descend_gather, lib.descend_finite, lib.descend_launch
+    launch.restype = ctypes.c_int64
+    launch.argtypes = [ctypes.c_void_p, ctypes.c_int64]
     gather.restype = None
     gather.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
                        ctypes.c_int64, ctypes.c_int64]
     finite.restype = ctypes.c_int64
     finite.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64]
-    return gather, finite
+    return gather, finite, launch
 
 
 def dense(ts: list[torch.Tensor], dtype: torch.dtype) -> bool:
@@ -297,3 +384,47 @@ class Packer:
             return False
         self._run(array.array("q", map(_PTR, ts)), flat, 1)
         return True
+
+
+# Kernels are called through :func:`launch` only where pointers and 64-bit integers are passed
+# alike (the integer registers, then the stack, 8 bytes each), so a kernel declared with
+# ``const float*`` and ``int64_t`` parameters can be called as one taking ``int64_t`` only.
+LAUNCH_MACHINES = {"x86_64", "amd64", "aarch64", "arm64"}
+MAX_ARGS = 24  # the most arguments descend_launch passes to a kernel
+_kernels: dict[str, Any] = {}  # a kernel library's file -> its CDLL (kept loaded)
+
+
+def kernel_address(path: str, name: str = "kernel") -> int | None:
+    """The address of the C function ``name`` in the shared library ``path`` (an Inductor
+    kernel's, already loaded by Inductor: the loader hands out the same copy), or None."""
+    if platform.machine().lower() not in LAUNCH_MACHINES or library() is None:
+        return None
+    try:
+        lib = _kernels.get(path)
+        if lib is None:
+            lib = _kernels[path] = ctypes.CDLL(path)
+        return ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
+    except (OSError, AttributeError):
+        return None
+
+
+def call_op(fn: int, args: list[int]) -> list[int]:
+    """The program ops of one kernel call (see :func:`launch`)."""
+    return [0, fn, len(args), *args]
+
+
+class Copy:
+    """A :class:`Packer`'s copy as a program op (see :func:`launch`); ``ptrs`` is kept alive."""
+
+    def __init__(self, packer: Packer, ptrs: array.array, flat: torch.Tensor, to_flat: int) -> None:
+        self.ptrs = ptrs
+        self.op = [1, ptrs.buffer_info()[0], packer.offsets.buffer_info()[0], packer.n, flat.data_ptr(),
+                   to_flat, packer.threads]
+
+
+def launch(prog: array.array) -> None:
+    """Run a program of kernel calls and copies (int64 ops, :func:`call_op` and :class:`Copy`)
+    in one call; the library must be there."""
+    bad = library()[2](prog.buffer_info()[0], len(prog))  # type: ignore[index]
+    if bad:
+        raise RuntimeError(f"descend's native launch failed at operation {bad - 1} of the step")
