@@ -435,26 +435,30 @@ def _stage_native(opt: Any, w: Work) -> Any:
     rounded = opt.state_rounding == "stochastic" and opt._state_dtype(w.params[0]) == torch.bfloat16 \
         and w.params[0].dtype != torch.bfloat16
     seeds = {k: lowstate.seed(step, k) for k in keys if k in sts[0]} if rounded else {}
-    j0 = part.big[0] if part.big else None
-    like = {"p": w.params[j0], "g": w.params[j0], **{k: v for k, v in sts[j0].items() if k in keys}} \
-        if j0 is not None else {"p": part.scratch[0], "g": part.scratch[1],  # type: ignore[index]
-                                **{k: v for k, v in part.flat.items() if v is not None}}
-    prepared = fused.prepare(program, like, values, None, seeds or None, part.scalars)
-    big_spec = prepared.native(BIG) if part.big else None
-    small_spec = prepared.native(part.scratch[0].numel()) if part.small else None  # type: ignore[index]
-    if (part.big and big_spec is None) or (part.small and small_spec is None):
-        return None  # (not yet called directly: the first steps go through apply)
     dtype = w.params[0].dtype
     grads = [w.grads[j] for j in part.big]
     if grads and not (native.dense(grads, dtype) and list(map(_NUMEL, grads)) == part.big_numels):
         return None
     states = list(map(dict.get, *part.big_at)) if part.big else []
-    extra = tuple(map(_PTR, prepared.extra))
-    cached = part.launch
-    if cached is None or cached[0] is not big_spec or cached[1] is not small_spec or cached[2] != extra \
-            or not all(map(operator.is_, states, cached[3])):
-        cached = part.launch = (big_spec, small_spec, extra, states, *_native_program(part, prepared, keys,
-                                                                                     big_spec, small_spec))
+    cached = part.launch  # (program, seed keys, prepared call, states, native program, gradient places)
+    if cached is not None and cached[0] is program and cached[1] == tuple(seeds) \
+            and all(map(operator.is_, states, cached[3])):
+        cached[2].refresh(values, seeds)
+    else:  # a new configuration or state the user replaced
+        part.launch = None
+        j0 = part.big[0] if part.big else None
+        like = {"p": w.params[j0], "g": w.params[j0], **{k: v for k, v in sts[j0].items() if k in keys}} \
+            if j0 is not None else {"p": part.scratch[0], "g": part.scratch[1],  # type: ignore[index]
+                                    **{k: v for k, v in part.flat.items() if v is not None}}
+        prepared = fused.prepare(program, like, values, None, seeds or None, part.scalars)
+        big_spec = prepared.native(BIG) if part.big else None
+        small_spec = prepared.native(part.scratch[0].numel()) if part.small else None  # type: ignore[index]
+        if (part.big and big_spec is None) or (part.small and small_spec is None) or prepared.fixed is None:
+            return None  # (not yet called directly: the first steps go through apply)
+        made = _native_program(part, prepared, keys, big_spec, small_spec, like)
+        if made is None:
+            return None
+        cached = part.launch = (program, tuple(seeds), prepared, states, *made)
     prog, gpos = cached[4], cached[5]
     ptrs = list(map(_PTR, grads))
     for i, k in gpos:
@@ -482,10 +486,20 @@ def _stage_native(opt: Any, w: Work) -> Any:
     return run
 
 
-def _native_program(part: Part, prepared: Any, keys: tuple, big_spec: Any, small_spec: Any) -> tuple:
+def _native_program(part: Part, prepared: Any, keys: tuple, big_spec: Any, small_spec: Any,
+                    like: dict[str, torch.Tensor]) -> tuple | None:
     """The native program of a fused CPU part (:func:`native.launch`) and the places in it of
-    the large tensors' gradient pointers (rewritten each step)."""
+    the large tensors' gradient pointers (rewritten each step); None where a large tensor's
+    state is not what the kernel was compiled for (a tensor the user put there, of another
+    dtype, size or layout)."""
     leaves = prepared.leaves
+    for j in part.big:
+        st, n = part.states[j], part.params[j].numel()
+        for k in keys:
+            v = st.get(k)
+            if (v is None) != (k not in like) or v is not None and (
+                    v.dtype != like[k].dtype or v.numel() != n or not v.is_contiguous() or type(v) not in PLAIN):
+                return None
     prog: list[int] = []
     gpos: list[tuple[int, int]] = []  # (place in prog, which large tensor's gradient)
 

@@ -596,6 +596,7 @@ def prepare(program: Any, like: dict[str, torch.Tensor], values: dict[str, Any],
     dtype = torch.float32 if P.dtype in LOW else P.dtype
     numbers = [float(s.fn(values)) for s in syms]
     cpu = P.device.type == "cpu"
+    fixed = [syms, None, None, rounded] if cpu and slots is not None and ok is None else None
     if cpu and numbers and slots is not None:
         slot = slots.get((key, dtype))
         if slot is None:
@@ -603,6 +604,8 @@ def prepare(program: Any, like: dict[str, torch.Tensor], values: dict[str, Any],
             slot = slots[(key, dtype)] = (buf.numpy(), [alias(buf, i, (), ()) for i in range(len(numbers))])
         slot[0][:] = numbers
         extra = list(slot[1])
+        if fixed:
+            fixed[1] = slot[0]
     else:
         extra = scalars(numbers, dtype, P.device)
     if ok is not None:
@@ -616,21 +619,34 @@ def prepare(program: Any, like: dict[str, torch.Tensor], values: dict[str, Any],
                 slot = slots[(key, "seeds")] = (buf.numpy(), [alias(buf, i, (), ()) for i in range(len(values_))])
             slot[0][:] = values_
             extra += slot[1]
+            if fixed:
+                fixed[2] = slot[0]
         else:
             extra += scalars(values_, torch.int64, P.device)
-    return Prepared(fn, leaves, names, direct, (P.device, *[like[k].dtype for k in leaves]), extra)
+    return Prepared(fn, leaves, names, direct, (P.device, *[like[k].dtype for k in leaves]), extra, fixed)
 
 
 class Prepared:
     """A step's compiled call of one rule (:func:`prepare`): ``prepared(tensors)`` runs it on
-    flat tensors given by leaf name."""
+    flat tensors given by leaf name. Where its scalars are the caller's slots (the CPU),
+    :meth:`refresh` makes it the call of a later step of the same configuration."""
 
-    __slots__ = ("fn", "leaves", "names", "direct", "base", "extra")
+    __slots__ = ("fn", "leaves", "names", "direct", "base", "extra", "fixed")
 
     def __init__(self, fn: Any, leaves: list[str], names: list[str], direct: dict, base: tuple,
-                 extra: list) -> None:
+                 extra: list, fixed: list | None = None) -> None:
         self.fn, self.leaves, self.names, self.direct, self.base, self.extra = \
             fn, leaves, names, direct, base, extra
+        self.fixed = fixed  # [scalar expressions, numbers' slot, seeds' slot, seed keys] or None
+
+    def refresh(self, values: dict[str, Any], seeds: dict[str, int] | None) -> None:
+        """Write this step's numbers (and stochastic-rounding seeds) into the slots the
+        kernel reads; only for a :attr:`fixed` call of the same program and seed keys."""
+        syms, numbers, seed_slot, rounded = self.fixed  # type: ignore[misc]
+        if numbers is not None:
+            numbers[:] = [float(s.fn(values)) for s in syms]
+        if seed_slot is not None:
+            seed_slot[:] = [seeds[t] for t in rounded]  # type: ignore[index]
 
     def __call__(self, tensors: dict[str, torch.Tensor]) -> None:
         args = [tensors[k] for k in self.leaves] + self.extra

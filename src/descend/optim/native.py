@@ -85,24 +85,25 @@ static inline bool any_nonfinite(const U* u, int64_t n, U mask) {
   return acc != 0;
 }
 
+// Each thread takes an equal, contiguous share of all the elements, walking across the tensors
+// (split per tensor, with small tensors dealt out whole, the scan of the 25M transformer set's
+// gradients took about 10% longer).
 template <typename U>
 static int64_t all_finite(const int64_t* ptrs, const int64_t* counts, int64_t n, U mask,
                           int64_t threads) {
-  const int64_t split = 1 << 17;  // a tensor this large is split across the threads
+  int64_t total = 0;
+  for (int64_t i = 0; i < n; ++i) total += counts[i];
   int64_t bad = 0;
 #pragma omp parallel num_threads(threads) reduction(| : bad)
   {
     const int64_t nt = omp_get_num_threads(), tid = omp_get_thread_num();
-    int64_t small = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      const U* u = reinterpret_cast<const U*>(ptrs[i]);
-      const int64_t m = counts[i];
-      if (m >= split) {  // a contiguous share each
-        const int64_t a = m * tid / nt, b = m * (tid + 1) / nt;
-        bad |= any_nonfinite(u + a, b - a, mask);
-      } else if ((small++) % nt == tid) {  // whole tensors dealt out in turn
-        bad |= any_nonfinite(u, m, mask);
-      }
+    const int64_t a = total * tid / nt, b = total * (tid + 1) / nt;
+    int64_t start = 0;
+    for (int64_t i = 0; i < n && start < b; ++i) {
+      const int64_t end = start + counts[i];
+      const int64_t lo = a > start ? a : start, hi = b < end ? b : end;
+      if (lo < hi) bad |= any_nonfinite(reinterpret_cast<const U*>(ptrs[i]) + (lo - start), hi - lo, mask);
+      start = end;
     }
   }
   return !bad;
