@@ -3,7 +3,7 @@
 import torch
 
 import descend.optim as O
-from descend.optim import fused
+from descend.optim import fused, inductor
 
 
 def _params(seed, shapes=((300, 200), (64,), (40_000,))):
@@ -99,8 +99,8 @@ def test_kernels_are_compiled_with_run_time_threads(monkeypatch):
 
 
 def test_the_generated_module_is_reached_only_when_found_exactly_once():
-    assert fused._inner(lambda *a: None) is None  # nothing compiled inside
-    assert fused._inner(object()) is None
+    assert inductor.generated_call(lambda *a: None) is None  # nothing compiled inside
+    assert inductor.generated_call(object()) is None
     for opt_class in (O.Adam, O.RMSprop):
         p = torch.randn(40_000, dtype=torch.float64, requires_grad=True)
         p.grad = torch.ones_like(p)
@@ -109,7 +109,7 @@ def test_the_generated_module_is_reached_only_when_found_exactly_once():
     graphs = {id(h.inner.__self__) for h in hits}
     assert len(graphs) >= 2
     one = hits[0]
-    assert fused._inner(one.compiled) == one.inner
-    assert fused._inner([one.compiled, one.compiled]) == one.inner  # one graph reached twice
+    assert inductor.generated_call(one.compiled) == one.inner
+    assert inductor.generated_call([one.compiled, one.compiled]) == one.inner  # one graph reached twice
     other = next(h for h in hits if id(h.inner.__self__) != id(one.inner.__self__))
-    assert fused._inner([one.compiled, other.compiled]) is None  # two graphs: keep the outer call
+    assert inductor.generated_call([one.compiled, other.compiled]) is None  # two graphs: keep the outer call

@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 import torch
 import torch.optim.optimizer as _torch_optimizer
 
-from . import compat, engine, fused, lowstate, rules
+from . import compat, engine, fused, launch, lowstate, rules
 from ._validate import NONNEG, Spec, check, check_broadcast, check_choice
 
 NONFINITE = ("raise", "skip", "ignore")
@@ -374,7 +374,7 @@ class Optimizer(torch.optim.Optimizer):
             parts = self._plans = engine.build(self)
             self._plan_key = [(id(g), id(g["params"]), len(g["params"])) for g in self.param_groups]
         work = engine.collect(self, parts)
-        staged = engine.stage(self, work)  # (changes nothing: a skipped step leaves all as it was)
+        staged = launch.stage(self, work)  # (changes nothing: a skipped step leaves all as it was)
         ok = None
         if self.nonfinite != "ignore" and work:
             checks = engine.grad_checks(work)
