@@ -155,6 +155,7 @@ class Optimizer(torch.optim.Optimizer):
         self.state_dtype = lowstate.check_state_dtype(state_dtype)
         self.state_rounding = state_rounding
         self._plans: list[engine.Part] | None = None  # the step plan, rebuilt when groups change
+        self._staging = False  # some part of the plan takes launch.stage (a fused CPU part)
         self._plan_key: list[tuple[int, int, int]] = []
         for name, value in defaults.items():
             check(name, value, self._specs.get(name))
@@ -373,8 +374,10 @@ class Optimizer(torch.optim.Optimizer):
         if parts is None or not engine.valid(self, parts):
             parts = self._plans = engine.build(self)
             self._plan_key = [(id(g), id(g["params"]), len(g["params"])) for g in self.param_groups]
+            self._staging = any(launch.stages(part) for part in parts)
         work = engine.collect(self, parts)
-        staged = launch.stage(self, work)  # (changes nothing: a skipped step leaves all as it was)
+        # (staging changes nothing: a skipped step leaves all as it was)
+        staged = launch.stage(self, work) if self._staging else None
         ok = None
         if self.nonfinite != "ignore" and work:
             checks = engine.grad_checks(work)
@@ -386,6 +389,10 @@ class Optimizer(torch.optim.Optimizer):
                     if self.nonfinite == "skip":
                         return
                     self._raise_nonfinite(*bad)
+        if staged is None:
+            for w in work:
+                engine.apply(self, w, ok)
+            return
         for w, run in zip(work, staged):
             if run is not None:
                 run()

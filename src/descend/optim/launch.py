@@ -36,7 +36,12 @@ def stage(opt: Any, work: list[Work]) -> list[Any]:
     (:meth:`fused.Direct.native`) then runs as one :func:`native.launch`: the packed
     parameters gathered, every kernel, the packed values copied back, without Python between.
     """
-    return [_stage_native(opt, w) if w.part.kind == "fused" and w.part.scan else None for w in work]
+    return [_stage_native(opt, w) if stages(w.part) else None for w in work]
+
+
+def stages(part: Part) -> bool:
+    """Whether :func:`stage` takes ``part``'s steps: fused, on the CPU, with the library built."""
+    return part.kind == "fused" and part.scan
 
 
 def _stage_native(opt: Any, w: Work) -> Any:
