@@ -257,3 +257,20 @@ def test_a_failed_build_is_remembered_not_retried_by_every_process(monkeypatch, 
 
     monkeypatch.setattr(native.subprocess, "run", refuse)
     assert native._load() is None and "--no-such-flag" in native.error
+
+
+@pytest.mark.parametrize("shape", [(1,), (2,), (4, 4), (17,)], ids=str)  # (17: past the tiny path)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)
+def test_a_tiny_gradient_is_checked_exactly_at_every_place(shape, dtype):
+    p = torch.zeros(shape, dtype=dtype, requires_grad=True)
+    opt = O.Momentum([p], lr=0.1, beta=0.9)
+    p.grad = torch.full(shape, torch.finfo(dtype).max, dtype=dtype)  # finite: no false alarm
+    opt.step()
+    before = p.detach().clone()
+    for i in range(p.numel()):
+        for bad in (float("nan"), float("inf"), float("-inf")):
+            p.grad = torch.ones(shape, dtype=dtype)
+            p.grad.view(-1)[i] = bad
+            with pytest.raises(O.NonFiniteGradientError):
+                opt.step()
+            assert torch.equal(p, before)
