@@ -27,7 +27,7 @@ _NUMEL = torch.Tensor.numel
 
 def stage(opt: Any, work: list[Work]) -> list[Any]:
     """For each work item, its step made ready to run in one native call, or None (it then takes
-    :func:`apply`). Staging changes nothing the user can see, so it comes before the check.
+    :func:`engine.apply`). Staging changes nothing the user can see, so it comes before the check.
 
     The Python of a step (hyperparameters, arguments, pointers) runs here, before any parallel
     kernel: on a machine whose idle OpenMP threads spin for a while after each parallel region,
