@@ -323,3 +323,34 @@ def test_nesterov_overshoots_less_than_momentum():
 
     assert run(O.Nesterov) > run(O.Momentum)  # both start at 5 and overshoot below 0
     assert run(O.Momentum) < 0
+
+
+@pytest.mark.parametrize("impl", ["eager", "foreach", "fused"])
+def test_deepcopy_and_pickle_give_an_optimizer_that_steps_as_the_original(impl):
+    import copy
+
+    gen = torch.Generator().manual_seed(0)
+    ps = [torch.randn(300, 200, generator=gen).requires_grad_(), torch.randn(7, generator=gen).requires_grad_()]
+    opt = O.Adam(ps, lr=0.01, impl=impl, nonfinite="skip", state_dtype=torch.bfloat16, state_rounding="nearest")
+    for _ in range(3):
+        for p in ps:
+            p.grad = torch.randn(p.shape, generator=gen)
+        opt.step()
+    buf = io.BytesIO()
+    torch.save(opt, buf)
+    buf.seek(0)
+    copies = [copy.deepcopy(opt), torch.load(buf, weights_only=False)]
+    for other in copies:
+        assert (other.nonfinite, other.impl, other.state_dtype, other.state_rounding) == \
+            ("skip", impl, torch.bfloat16, "nearest")
+        theirs = other.param_groups[0]["params"]
+        assert all(torch.equal(a, b) and a is not b for a, b in zip(ps, theirs))
+        for a, b in zip(ps, theirs):
+            b.grad = a.grad.clone()
+        other.step()
+        assert not any(torch.equal(a, b) for a, b in zip(ps, theirs))  # the copy moved, the original not
+    opt.step()
+    for other in copies:
+        for a, b in zip(ps, other.param_groups[0]["params"]):
+            assert torch.equal(a, b)
+            assert all(torch.equal(opt.state[a][k], other.state[b][k]) for k in ("V", "S"))

@@ -269,6 +269,23 @@ class Optimizer(torch.optim.Optimizer):
             )
         return self.state_dtype
 
+    # the step plan and its caches: rebuilt at the next step, never copied or pickled
+    _RUNTIME = ("_plans", "_staging", "_plan_key")
+
+    def __getstate__(self) -> dict[str, Any]:
+        """torch.optim's pickled state (defaults, state, param groups) and descend's own settings
+        (``nonfinite``, ``impl``, ``state_dtype``, ...), so ``copy.deepcopy`` and pickling give an
+        optimizer that steps as the original; hooks are dropped, as torch.optim drops them."""
+        state = super().__getstate__()
+        for key, value in self.__dict__.items():
+            if key not in state and key not in self._RUNTIME and not key.startswith("_optimizer_"):
+                state[key] = value
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._plans, self._staging, self._plan_key = None, False, []
+
     def state_dict(self, format: str = "descend") -> dict[str, Any]:
         """The state; ``format="torch"`` gives it as this optimizer's torch.optim twin saves it."""
         check_choice("format", format, ("descend", "torch"))
