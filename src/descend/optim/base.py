@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -394,7 +395,7 @@ class Optimizer(torch.optim.Optimizer):
             self._staging = any(launch.stages(part) for part in parts)
         work = engine.collect(self, parts)
         # (staging changes nothing: a skipped step leaves all as it was)
-        staged = launch.stage(self, work) if self._staging else None
+        staged = launch.stage(self, work) if self._staging else itertools.repeat(None)
         ok = None
         if self.nonfinite != "ignore" and work:
             checks = engine.grad_checks(work)
@@ -406,10 +407,6 @@ class Optimizer(torch.optim.Optimizer):
                     if self.nonfinite == "skip":
                         return
                     self._raise_nonfinite(*bad)
-        if staged is None:
-            for w in work:
-                engine.apply(self, w, ok)
-            return
         for w, run in zip(work, staged):
             if run is not None:
                 run()

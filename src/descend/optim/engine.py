@@ -56,8 +56,8 @@ _ITEM = torch.Tensor.item
 _NONES = itertools.repeat(None)
 PLAIN = (torch.Tensor, torch.nn.Parameter)
 _DOT = (torch.float32, torch.float64)
-_NAN = torch.tensor(float("nan"))
-TINY = 16  # a single gradient this small is checked element by element in Python  # what a native scan that found a non-finite value adds to the checks
+_NAN = torch.tensor(float("nan"))  # what a native scan that found a non-finite value adds to the checks
+TINY = 16  # a single gradient this small is checked element by element in Python
 
 
 def own_call_size(device: torch.device) -> int:
@@ -99,8 +99,8 @@ class Part:
     # fused parts: flat aliases of each large parameter and of its state, made once
     aliases: dict[int, tuple] = field(default_factory=dict)
     scalars: dict[tuple, Any] = field(default_factory=dict)  # the kernels' 0-d scalar arguments
-    # fused CPU parts: this step's kernels and copies as one native program (see stage), or None
-    launch: tuple | None = None
+    # fused CPU parts: the step's kernels and copies as one native program (launch.Launch), or None
+    launch: Any = None
     big_numels: list[int] = field(default_factory=list)  # the large tensors' element counts
     big_at: tuple[list, list] = field(default_factory=lambda: ([], []))  # (state dict, key) of their state
 
@@ -524,17 +524,37 @@ def flat(t: torch.Tensor) -> torch.Tensor:
     return fused.alias(t, t.storage_offset(), (t.numel(),), (1,))
 
 
-def _fused(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
+@dataclass(eq=False)
+class Config:
+    """A fused part's step ``step``: its rule, hyperparameters and traced program."""
+
+    rule: Any
+    keys: tuple
+    prep: dict[str, Any]
+    hypers: dict[str, Any]
+    values: dict[str, Any]  # the hyperparameters and regularizers, as the program reads them
+    program: Any  # the traced program, or None (0-d tensor hyperparameters)
+    seeds: dict[str, int]  # bf16 state rounded stochastically: this step's seed of each state key
+
+
+def configure(opt: Any, w: Work, step: int) -> Config:
+    """What the compiled path needs to take step ``step`` of ``w`` (changes nothing)."""
     part, group = w.part, w.part.group
     rule, keys = opt._rule(group)
-    set_steps(w.states, step)
     prep, hypers = _prep(opt, group), opt._hypers(group, step)
     values = {**hypers, "weight_decay": prep["weight_decay"], "l1": prep["l1"]}
     program = _program(part, rule, keys, w.states[0], prep["maximize"], values)
-    # bf16 state rounded stochastically: this step's seed of each state key (same for every call)
     rounded = opt.state_rounding == "stochastic" and opt._state_dtype(w.params[0]) == torch.bfloat16 \
         and w.params[0].dtype != torch.bfloat16
     seeds = {k: lowstate.seed(step, k) for k in keys if k in w.states[0]} if rounded else {}
+    return Config(rule, keys, prep, hypers, values, program, seeds)
+
+
+def _fused(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
+    part = w.part
+    set_steps(w.states, step)
+    c = configure(opt, w, step)
+    rule, keys, prep, hypers, values, program, seeds = c.rule, c.keys, c.prep, c.hypers, c.values, c.program, c.seeds
     if program is None:  # 0-d tensor hyperparameters: the rule compiled as it is
         def apply_flat(P: torch.Tensor, G: torch.Tensor, states: list) -> None:
             fused.run(P, G, states, rule, prep, hypers, ok, [seeds.get(k) for k in keys])

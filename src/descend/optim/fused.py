@@ -470,34 +470,27 @@ def prepare(program: Any, like: dict[str, torch.Tensor], values: dict[str, Any],
     fn, leaves, syms, names, direct = _SOURCES[key]
     dtype = torch.float32 if P.dtype in LOW else P.dtype
     numbers = [float(s.fn(values)) for s in syms]
-    cpu = P.device.type == "cpu"
-    fixed = [syms, None, None, rounded] if cpu and slots is not None and ok is None else None
-    if cpu and numbers and slots is not None:
-        slot = slots.get((key, dtype))
+    # on the CPU the 0-d scalars are the caller's slots, rewritten in place (fixed addresses)
+    kept = P.device.type == "cpu" and slots is not None
+    fixed = [syms, None, None, rounded] if kept and ok is None else None
+
+    def scalar_args(vals: list, vtype: torch.dtype, place: int) -> list[torch.Tensor]:
+        if not (kept and vals):
+            return scalars(vals, vtype, P.device)
+        slot = slots.get((key, vtype))  # type: ignore[union-attr]
         if slot is None:
-            buf = torch.empty(len(numbers), dtype=dtype)
-            slot = slots[(key, dtype)] = (buf.numpy(), [alias(buf, i, (), ()) for i in range(len(numbers))])
-        slot[0][:] = numbers
-        extra = list(slot[1])
+            buf = torch.empty(len(vals), dtype=vtype)
+            slot = slots[(key, vtype)] = (buf.numpy(), [alias(buf, i, (), ()) for i in range(len(vals))])  # type: ignore[index]
+        slot[0][:] = vals
         if fixed:
-            fixed[1] = slot[0]
-    else:
-        extra = scalars(numbers, dtype, P.device)
+            fixed[place] = slot[0]
+        return list(slot[1])
+
+    extra = scalar_args(numbers, dtype, 1)
     if ok is not None:
         extra.append(ok)
     if rounded:  # 0-d int64 tensors: a new seed every step without recompiling
-        values_ = [seeds[t] for t in rounded]  # type: ignore[index]
-        if cpu and slots is not None:  # (kept, as the numbers: their addresses stay fixed)
-            slot = slots.get((key, "seeds"))
-            if slot is None:
-                buf = torch.empty(len(values_), dtype=torch.int64)
-                slot = slots[(key, "seeds")] = (buf.numpy(), [alias(buf, i, (), ()) for i in range(len(values_))])
-            slot[0][:] = values_
-            extra += slot[1]
-            if fixed:
-                fixed[2] = slot[0]
-        else:
-            extra += scalars(values_, torch.int64, P.device)
+        extra += scalar_args([seeds[t] for t in rounded], torch.int64, 2)  # type: ignore[index]
     return Prepared(fn, leaves, names, direct, (P.device, *[like[k].dtype for k in leaves]), extra, fixed)
 
 

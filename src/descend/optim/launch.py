@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import array
 import operator
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
-from . import engine, fused, lowstate, native
-from .engine import Part, Work
-
-_PTR = torch.Tensor.data_ptr
-_NUMEL = torch.Tensor.numel
+from . import engine, fused, native
+from .engine import _NUMEL, _PTR, Part, Work
 
 
 def stage(opt: Any, work: list[Work]) -> list[Any]:
@@ -44,71 +41,82 @@ def stages(part: Part) -> bool:
     return part.kind == "fused" and part.scan
 
 
+class Launch(NamedTuple):
+    """A fused CPU part's native program, kept while its configuration holds."""
+
+    program: Any  # the traced program it runs
+    seed_keys: tuple  # the state keys rounded stochastically
+    prepared: fused.Prepared  # the compiled call whose 0-d scalars the kernels read
+    states: list  # the large tensors' state tensors it writes (replaced by the user: rebuilt)
+    code: array.array  # the program (native.launch)
+    grad_places: list[tuple[int, int]]  # (place in code, which large tensor's gradient)
+    big_params: list[torch.Tensor]  # the large parameters (their version counters are bumped)
+
+
 def _stage_native(opt: Any, w: Work) -> Any:
     part = w.part
     sts = w.states
     if not (w.whole and part.synced and all(sts)) or part.packer is None and part.small:
         return None
-    group = part.group
-    rule, keys = opt._rule(group)
     step = sts[0]["step"] + 1
-    prep, hypers = engine._prep(opt, group), opt._hypers(group, step)
-    values = {**hypers, "weight_decay": prep["weight_decay"], "l1": prep["l1"]}
-    program = engine._program(part, rule, keys, sts[0], prep["maximize"], values)
-    if program is None:
+    c = engine.configure(opt, w, step)
+    if c.program is None:
         return None
-    rounded = opt.state_rounding == "stochastic" and opt._state_dtype(w.params[0]) == torch.bfloat16 \
-        and w.params[0].dtype != torch.bfloat16
-    seeds = {k: lowstate.seed(step, k) for k in keys if k in sts[0]} if rounded else {}
     dtype = w.params[0].dtype
     grads = [w.grads[j] for j in part.big]
     if grads and not (native.dense(grads, dtype) and list(map(_NUMEL, grads)) == part.big_numels):
         return None
     states = list(map(dict.get, *part.big_at)) if part.big else []
-    cached = part.launch  # (program, seed keys, prepared call, states, native program, gradient places)
-    if cached is not None and cached[0] is program and cached[1] == tuple(seeds) \
-            and all(map(operator.is_, states, cached[3])):
-        cached[2].refresh(values, seeds)
+    made = part.launch
+    if made is not None and made.program is c.program and made.seed_keys == tuple(c.seeds) \
+            and all(map(operator.is_, states, made.states)):
+        made.prepared.refresh(c.values, c.seeds)
     else:  # a new configuration or state the user replaced
-        part.launch = None
-        j0 = part.big[0] if part.big else None
-        like = {"p": w.params[j0], "g": w.params[j0], **{k: v for k, v in sts[j0].items() if k in keys}} \
-            if j0 is not None else {"p": part.scratch[0], "g": part.scratch[1],  # type: ignore[index]
-                                    **{k: v for k, v in part.flat.items() if v is not None}}
-        prepared = fused.prepare(program, like, values, None, seeds or None, part.scalars)
-        big_spec = prepared.native(engine.BIG) if part.big else None
-        small_spec = prepared.native(part.scratch[0].numel()) if part.small else None  # type: ignore[index]
-        if (part.big and big_spec is None) or (part.small and small_spec is None) or prepared.fixed is None:
-            return None  # (not yet called directly: the first steps go through apply)
-        made = _native_program(part, prepared, keys, big_spec, small_spec, like)
+        made = part.launch = _build(part, c, w, states)
         if made is None:
             return None
-        cached = part.launch = (program, tuple(seeds), prepared, states, *made)
-    prog, gpos = cached[4], cached[5]
+    code = made.code
     ptrs = list(map(_PTR, grads))
-    for i, k in gpos:
-        prog[i] = ptrs[k]
+    for i, k in made.grad_places:
+        code[i] = ptrs[k]
     copy = None
     if part.small and opt.nonfinite == "ignore":  # else the check gathers them (grad_checks)
         gs = [w.grads[j] for j in part.small]
         if native.plain(gs, dtype) and list(map(_NUMEL, gs)) == part.packer.numels:  # type: ignore[union-attr]
             copy = native.Copy(part.packer, array.array("q", map(_PTR, gs)), part.scratch[1], 1)  # type: ignore
-    big_params = [w.params[j] for j in part.big]
-    small_params = part.packer.params if part.small else []  # type: ignore[union-attr]
 
     def run() -> None:
         if copy is not None:  # (the copy holds the gradients' pointers until here)
-            native.launch(array.array("q", copy.op) + prog)
+            native.launch(array.array("q", copy.op) + code)
         else:
             if part.small and not w.gathered:  # (by torch where a byte copy would not be exact)
                 engine.gather_grads(part, [w.grads[j] for j in part.small])
-            native.launch(prog)
-        if big_params:
-            torch._C._increment_version(big_params)
-        if small_params:
-            torch._C._increment_version(small_params)
+            native.launch(code)
+        if made.big_params:
+            torch._C._increment_version(made.big_params)
+        if part.small:
+            torch._C._increment_version(part.packer.params)  # type: ignore[union-attr]
         engine.set_steps(sts, step)
     return run
+
+
+def _build(part: Part, c: engine.Config, w: Work, states: list) -> Launch | None:
+    """The part's :class:`Launch` for configuration ``c``, or None where its kernels are not yet
+    called directly (the first steps go through :func:`engine.apply`) or cannot be launched."""
+    sts = w.states
+    j0 = part.big[0] if part.big else None
+    like = {"p": w.params[j0], "g": w.params[j0], **{k: v for k, v in sts[j0].items() if k in c.keys}} \
+        if j0 is not None else {"p": part.scratch[0], "g": part.scratch[1],  # type: ignore[index]
+                                **{k: v for k, v in part.flat.items() if v is not None}}
+    prepared = fused.prepare(c.program, like, c.values, None, c.seeds or None, part.scalars)
+    big_spec = prepared.native(engine.BIG) if part.big else None
+    small_spec = prepared.native(part.scratch[0].numel()) if part.small else None  # type: ignore[index]
+    if (part.big and big_spec is None) or (part.small and small_spec is None) or prepared.fixed is None:
+        return None
+    made = _native_program(part, prepared, c.keys, big_spec, small_spec, like)
+    if made is None:
+        return None
+    return Launch(c.program, tuple(c.seeds), prepared, states, *made, [part.params[j] for j in part.big])
 
 
 def _native_program(part: Part, prepared: Any, keys: tuple, big_spec: Any, small_spec: Any,
