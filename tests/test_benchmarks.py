@@ -23,8 +23,8 @@ def test_step_throughput_prints_its_table_and_ratios():
     assert res.returncode == 0, res.stderr
     row = next(line for line in res.stdout.splitlines() if line.startswith("| SGD |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert all(float(c) > 0 for c in cells[1:8] if c != "—")  # ms per step of every variant
-    assert cells[8].endswith("x") and cells[9].endswith(")")
+    assert all(float(c) > 0 for c in cells[1:10] if c != "—")  # ms per step of every variant
+    assert cells[10].endswith("x") and cells[11].endswith(")") and cells[12].endswith("x")
 
 
 def test_profile_step_reports_no_recompiles_and_direct_calls():
