@@ -158,6 +158,7 @@ class Optimizer(torch.optim.Optimizer):
         self._plans: list[engine.Part] | None = None  # the step plan, rebuilt when groups change
         self._staging = False  # some part of the plan takes launch.stage (a fused CPU part)
         self._plan_key: list[tuple[int, int, int]] = []
+        self._plan_state: tuple[Any, int, list] = (None, 0, [])  # (opt.state, its changes, frozen params)
         for name, value in defaults.items():
             check(name, value, self._specs.get(name))
             self._check_tensor_allowed(name, value)
@@ -179,6 +180,7 @@ class Optimizer(torch.optim.Optimizer):
                 "or a list of tensors"
             )
         super().__init__(params, defaults)
+        self.state = engine.State(dict, self.state)  # (counts resets from outside: see engine.State)
 
     # ------------------------------------------------------------------ groups
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -247,6 +249,10 @@ class Optimizer(torch.optim.Optimizer):
         """Names of the per-parameter state tensors this group's options use."""
         return tuple(k for k in self._rule(group)[1] if self._uses(group, k))
 
+    def _all_state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
+        """Every state tensor this optimizer may keep under some options (dropped when unused)."""
+        return self._rule(group)[1]
+
     def _uses(self, group: dict[str, Any], key: str) -> bool:
         """Whether an optional state tensor of the rule is in use (default: the group's flag of that name)."""
         rule = self._rule(group)[0]
@@ -271,7 +277,7 @@ class Optimizer(torch.optim.Optimizer):
         return self.state_dtype
 
     # the step plan and its caches: rebuilt at the next step, never copied or pickled
-    _RUNTIME = ("_plans", "_staging", "_plan_key")
+    _RUNTIME = ("_plans", "_staging", "_plan_key", "_plan_state")
 
     def __getstate__(self) -> dict[str, Any]:
         """torch.optim's pickled state (defaults, state, param groups) and descend's own settings
@@ -285,13 +291,17 @@ class Optimizer(torch.optim.Optimizer):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        self._plans, self._staging, self._plan_key = None, False, []
+        self._plans, self._staging, self._plan_key, self._plan_state = None, False, [], (None, 0, [])
+        if type(self.state) is not engine.State:
+            self.state = engine.State(dict, self.state)
 
     def state_dict(self, format: str = "descend") -> dict[str, Any]:
         """The state; ``format="torch"`` gives it as this optimizer's torch.optim twin saves it."""
         check_choice("format", format, ("descend", "torch"))
         sd = super().state_dict()
-        sd["state"] = {k: engine.compact(v) for k, v in sd["state"].items()}  # no packed buffers
+        # no packed buffers; no entries for parameters that have not stepped yet (as torch.optim: the
+        # compiled path lays out the state of every parameter it packs, at step 0, before its first step)
+        sd["state"] = {k: engine.compact(v) for k, v in sd["state"].items() if v and v.get("step") != 0}
         if format == "torch":
             return compat.to_torch(self, sd)
         sd["descend"] = {"optimizer": type(self).__name__, "format": 1}
@@ -335,7 +345,7 @@ class Optimizer(torch.optim.Optimizer):
             expected = set(self._state_keys(merged)) | {"step"}
             for i, (pid, p) in enumerate(zip(saved["params"], group["params"])):
                 st = state_dict["state"].get(pid)
-                if st is None:
+                if not st:  # (None, or {}: a parameter that had not stepped)
                     continue
                 if set(st) != expected:
                     raise ValueError(
@@ -391,7 +401,6 @@ class Optimizer(torch.optim.Optimizer):
         parts = self._plans
         if parts is None or not engine.valid(self, parts):
             parts = self._plans = engine.build(self)
-            self._plan_key = [(id(g), id(g["params"]), len(g["params"])) for g in self.param_groups]
             self._staging = any(launch.stages(part) for part in parts)
         work = engine.collect(self, parts)
         # (staging changes nothing: a skipped step leaves all as it was)

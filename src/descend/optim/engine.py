@@ -15,8 +15,11 @@ takes one path:
 rules that take at most :data:`AUTO_MAX_PASSES` multi-tensor calls (SGD,
 with or without weight decay), which stay on ``"foreach"`` at every size. The plan is
 rebuilt when the param groups change, when a parameter moves (``model.to``,
-``p.data = ...``: its state follows it to the new dtype and device) or when
-the state is loaded. Parameters and gradients always stay in the user's
+``p.data = ...``: its state follows it to the new dtype and device), when a
+frozen parameter is unfrozen, when an option that adds or drops a state tensor
+changes (``amsgrad``, ``centered``, SGD's ``momentum`` from 0), and when the
+state is loaded or changed from outside (``opt.state.clear()``, ``del
+opt.state[p]``: :class:`State` counts such changes). Parameters and gradients always stay in the user's
 storage. All gradients are checked (and sparse ones refused) before anything
 is written, so a step is applied fully or not at all.
 """
@@ -48,6 +51,7 @@ BIG = 32_768  # a fused parameter this large (and contiguous) is updated in plac
 BIG_ACCELERATOR = 1 << 24
 
 _GRAD = operator.attrgetter("grad")
+_REQUIRES_GRAD = operator.attrgetter("requires_grad")
 _SPARSE = operator.attrgetter("is_sparse")
 _PTR = torch.Tensor.data_ptr  # (unbound: half the time of operator.methodcaller per tensor)
 _NUMEL = torch.Tensor.numel
@@ -58,6 +62,53 @@ PLAIN = (torch.Tensor, torch.nn.Parameter)
 _DOT = (torch.float32, torch.float64)
 _NAN = torch.tensor(float("nan"))  # what a native scan that found a non-finite value adds to the checks
 TINY = 16  # a single gradient this small is checked element by element in Python
+
+
+class State(collections.defaultdict):
+    """``opt.state``: torch's ``defaultdict(dict)`` that counts the changes of its entries.
+
+    A step plan holds every parameter's state dict. Resetting state from outside
+    (``opt.state.clear()``, ``del opt.state[p]``, ``opt.state[p] = {}``, as code written
+    for torch.optim does to restart the moments) changes :attr:`changes`, so the next
+    step plans again with the dicts that are there now. Reading an entry costs what
+    it costs in a defaultdict.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.changes = 0
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.changes += 1
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        self.changes += 1
+        super().__delitem__(key)
+
+    def clear(self) -> None:
+        self.changes += 1
+        super().clear()
+
+    def pop(self, *args: Any) -> Any:
+        self.changes += 1
+        return super().pop(*args)
+
+    def popitem(self) -> tuple[Any, Any]:
+        self.changes += 1
+        return super().popitem()
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        self.changes += 1
+        return super().setdefault(key, default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self.changes += 1
+        super().update(*args, **kwargs)
+
+    def __ior__(self, other: Any) -> State:
+        self.update(other)
+        return self
 
 
 def own_call_size(device: torch.device) -> int:
@@ -75,6 +126,7 @@ class Part:
     kind: str
     ptrs: list[int]
     states: list[dict[str, Any]] = field(default_factory=list)
+    keys: tuple[str, ...] = ()  # the state tensors the group's options use (opt._state_keys) when planned
     # each parameter's element count and contiguity when planned: ``p.data = p.data[:k]`` or
     # ``p.data = p.data.t()`` keeps the address but not the layout that packing, byte copies
     # and flat aliases were made for
@@ -144,15 +196,22 @@ def passes(opt: Any, group: dict[str, Any], p: torch.Tensor) -> int:
 
 
 def build(opt: Any) -> list[Part]:
+    """The step plan of ``opt`` as its groups, parameters and state are now (see :func:`valid`)."""
+    if type(opt.state) is not State:  # (torch's load_state_dict and unpickling set a plain defaultdict)
+        opt.state = State(dict, opt.state)
     parts: list[Part] = []
+    frozen: list[torch.Tensor] = []
     for group in opt.param_groups:
         by_kind: dict[tuple, list[int]] = {}
         for i, p in enumerate(group["params"]):
-            if p.requires_grad:
+            if p.requires_grad or p.grad is not None:  # (torch.optim steps whatever has a gradient)
                 by_kind.setdefault((p.device, p.dtype), []).append(i)
+            else:
+                frozen.append(p)
+        keys = opt._state_keys(group)
         for idx in by_kind.values():
             ps = [group["params"][i] for i in idx]
-            part = Part(group, idx, ps, choose(opt, group, ps), list(map(_PTR, ps)),
+            part = Part(group, idx, ps, choose(opt, group, ps), list(map(_PTR, ps)), keys=keys,
                         numels=list(map(_NUMEL, ps)), contiguous=list(map(_CONTIGUOUS, ps)))
             dtype = opt._state_dtype(ps[0])
             part.plain = not ps[0].is_complex() and ps[0].dtype not in fused.LOW and dtype == ps[0].dtype
@@ -162,6 +221,8 @@ def build(opt: Any) -> list[Part]:
                     if isinstance(v, torch.Tensor) and v.shape == p.shape and (
                             v.device != p.device or v.dtype != dtype):
                         st[k] = v.to(device=p.device, dtype=dtype)
+                if st:
+                    conform(opt, p, st, group, keys)
                 part.states.append(st)
             part.synced = len({st.get("step", 0) for st in part.states}) == 1
             part.any_big = any(p.numel() >= BIG for p in ps)
@@ -170,7 +231,26 @@ def build(opt: Any) -> list[Part]:
             if part.kind == "fused":
                 _pack(opt, part)
             parts.append(part)
+    opt._plan_key = [(id(g), id(g["params"]), len(g["params"])) for g in opt.param_groups]
+    opt._plan_state = (opt.state, opt.state.changes, frozen)
     return parts
+
+
+def conform(opt: Any, p: torch.Tensor, st: dict[str, Any], group: dict[str, Any], keys: tuple[str, ...]) -> None:
+    """Give a parameter's state exactly the tensors ``keys`` (what the group's options use now).
+
+    An option switched on mid-run (``amsgrad``, ``centered``, SGD's ``momentum`` from 0)
+    starts its tensor where a first step would; one switched off drops its tensor, so
+    the state saves and loads as that of an optimizer built with the new options.
+    """
+    missing = [k for k in keys if k not in st]
+    if missing:
+        init = opt._init_state(p, group)
+        for k in missing:
+            st[k] = init[k]
+    for k in opt._all_state_keys(group):
+        if k not in keys and k in st:
+            del st[k]
 
 
 def _pack(opt: Any, part: Part) -> None:
@@ -231,9 +311,14 @@ def valid(opt: Any, parts: list[Part]) -> bool:
     """Whether a cached plan still describes the optimizer (cheap: C-speed comparisons)."""
     if opt._plan_key != [(id(g), id(g["params"]), len(g["params"])) for g in opt.param_groups]:
         return False
+    state, changes, frozen = opt._plan_state
+    if opt.state is not state or state.changes != changes:
+        return False
+    if frozen and (any(map(_REQUIRES_GRAD, frozen)) or not all(map(operator.is_, map(_GRAD, frozen), _NONES))):
+        return False  # a parameter left out as frozen takes part now
     for part in parts:
         ps = part.params
-        if list(map(_PTR, ps)) != part.ptrs:
+        if list(map(_PTR, ps)) != part.ptrs or opt._state_keys(part.group) != part.keys:
             return False
         if part.kind == "fused" and (part.numels != list(map(_NUMEL, ps))
                                      or part.contiguous != list(map(_CONTIGUOUS, ps))):
@@ -402,7 +487,8 @@ def apply(opt: Any, w: Work, ok: torch.Tensor | None) -> None:
         for step, js in steps.items():
             sub = Work(part, [w.params[j] for j in js], [w.grads[j] for j in js], [sts[j] for j in js], False)
             _foreach(opt, sub, step + 1, ok)
-        part.synced = len({st["step"] for st in part.states}) == 1
+        # (a parameter that has had no gradient yet has no state: step 0)
+        part.synced = len({st.get("step", 0) for st in part.states}) == 1
         return
     step = sts[0]["step"] + 1
     if part.kind == "fused":

@@ -80,6 +80,9 @@ class SGD(Optimizer):
     def _rule(self, group):
         return (rules.momentum, ("v",)) if self._uses_momentum(group) else (rules.sgd, ())
 
+    def _all_state_keys(self, group):
+        return ("v",)
+
     def _hypers(self, group, step):
         if not self._uses_momentum(group):
             return {"lr": group["lr"]}
