@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import descend.optim as O
-from descend.optim import engine, fused
+from descend.optim import checks, engine, fused
 
 from .cases import BY_NAME, ENGINE, ids
 
@@ -312,7 +312,7 @@ def test_fused_parts_of_parameters_check_the_gathered_copy_and_still_catch_nan()
     opt.step()
     with torch.no_grad():
         work = engine.collect(opt, opt._plans)
-        engine.grad_checks(work)
+        checks.grad_checks(work)
     assert work[0].gathered  # nn.Parameter, not only plain tensors
     before = [p.detach().clone() for p in ps]
     ps[2].grad[1, 2] = float("inf")

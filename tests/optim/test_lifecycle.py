@@ -174,7 +174,7 @@ def test_options_that_add_or_drop_state_agree_on_every_path(impl):
             m = model()
             opt = cls(m.parameters(), lr=0.01, impl=which)
 
-            def toggle(t, m, opt):
+            def toggle(t, m, opt, key=key, on=on, off=off):
                 if t in (2, 4):
                     for g in opt.param_groups:
                         g[key] = on if t == 2 else off

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import descend.optim as O
-from descend.optim import engine, native
+from descend.optim import checks, native
 
 pytestmark = pytest.mark.skipif(native.library() is None, reason=f"no native library: {native.error}")
 
@@ -140,7 +140,7 @@ def test_a_nan_in_one_small_gradient_changes_nothing(impl, dtype):
     opt.step()
     assert all(torch.equal(a, b) for a, b in zip(ps, before))
     with torch.no_grad():
-        assert engine.all_finite([]) is True
+        assert checks.all_finite([]) is True
 
 
 def test_a_missing_compiler_leaves_the_torch_paths(monkeypatch, tmp_path):

@@ -7,6 +7,7 @@ compared with torch.optim itself in float64.
 
 import copy
 import inspect
+import re
 
 import pytest
 import torch
@@ -145,8 +146,32 @@ def test_two_spellings_or_unsupported_flags_fail_clearly(cls, kwargs, match):
 
 
 def test_positional_and_torch_spelling_clash():
-    with pytest.raises(ValueError, match=r"both betas=.*beta1=0.7"):
-        O.Adam(params(), 0.01, 0.7, betas=(0.9, 0.99))
+    with pytest.raises(ValueError, match=r"both momentum=.*beta=0.7"):
+        O.Momentum(params(), 0.01, 0.7, momentum=0.9)
+
+
+@pytest.mark.parametrize("tname, args", [("SGD", (0.05, 0.9, 0.1)), ("RMSprop", (0.01, 0.95, 1e-6))])
+def test_positional_arguments_in_torchs_order_compute_torchs_step(tname, args):
+    """Where descend's positions mean what torch's do (SGD's momentum and dampening,
+    RMSprop's alpha and eps), torch's positional calls run unchanged."""
+    kw = {"eps_mode": "outside"} if tname == "RMSprop" else {}
+    ours, theirs = params(), params()
+    opt_t, opt_d = getattr(torch.optim, tname)(theirs, *args), getattr(O, tname)(ours, *args, **kw)
+    run(opt_t, theirs, 5)
+    run(opt_d, ours, 5)
+    assert gap(ours, theirs) < TOL
+
+
+@pytest.mark.parametrize("cls, args, shown", [
+    ("Adagrad", (0.1, 0.01), "Adagrad(params, lr, eps=..."),  # torch's third is lr_decay: not eps silently
+    ("Adam", (0.01, (0.8, 0.99)), "Adam(params, lr, beta1=..."),
+    ("SGD", (0.01, 0.9, 0, 1e-4), "SGD(params, lr, nesterov=..."),  # torch's fifth is weight_decay
+    ("RMSprop", (0.01, 0.9, 1e-8, 0, 0.5), "RMSprop(params, lr, eps_mode=..."),
+])
+def test_positional_arguments_where_torchs_order_differs_are_refused(cls, args, shown):
+    with pytest.raises(TypeError, match=rf"{cls}\(\) takes params, lr.* by position.*differently.*"
+                                        rf"{re.escape(shown)}"):
+        getattr(O, cls)(params(), *args)
 
 
 def test_param_group_spellings_must_agree():
@@ -380,6 +405,69 @@ def test_missing_and_unexpected_names_are_reported():
         loose.load_state_dict(saved, strict=False)
     assert model.a.weight not in loose.state or not loose.state[model.a.weight]
     assert torch.equal(loose.state[model.b.weight]["V"], opt.state[model.b.weight]["V"])
+
+
+@pytest.mark.parametrize("wrapper", ["_orig_mod.", "module."])
+def test_names_under_a_wrapper_match_the_bare_model(wrapper):
+    """A checkpoint of torch.compile(model) or DDP(model) loads into the bare model's optimizer
+    (the names differ by the wrapper's prefix only); match="position" pairs as torch does."""
+    model = Twins().double()
+    opt = O.Adam([(wrapper + n, p) for n, p in model.named_parameters()], lr=0.01)
+    train_model(model, opt, 3)
+    saved = opt.state_dict()
+    bare = O.Adam(list(model.named_parameters())[::-1], lr=0.01)  # reversed: only names can pair them
+    bare.load_state_dict(copy.deepcopy(saved))
+    for p in model.parameters():
+        assert torch.equal(bare.state[p]["V"], opt.state[p]["V"])
+    renamed = O.Adam([("other." + n, p) for n, p in model.named_parameters()], lr=0.01)
+    with pytest.raises(ValueError, match="match='position'"):
+        renamed.load_state_dict(copy.deepcopy(saved))
+    renamed.load_state_dict(copy.deepcopy(saved), match="position")
+    assert torch.equal(renamed.state[model.a.weight]["V"], opt.state[model.a.weight]["V"])
+    with pytest.raises(ValueError, match=r"match must be one of 'name', 'position'; got 'names'"):
+        renamed.load_state_dict(saved, match="names")
+
+
+def test_rmsprops_alpha_is_a_group_key_kept_in_sync():
+    """torch code reads and writes group["alpha"]; descend steps with what it wrote."""
+    ours, theirs = params(), params()
+    opt_t, opt_d = torch.optim.RMSprop(theirs, lr=0.01), O.RMSprop(ours, lr=0.01, alpha=0.99, eps_mode="outside")
+    assert opt_d.param_groups[0]["alpha"] == opt_t.param_groups[0]["alpha"] == 0.99
+
+    def lower_alpha(opt):
+        def at(t):
+            if t == 2:
+                opt.param_groups[0]["alpha"] = 0.5
+        return at
+
+    run(opt_t, theirs, 5, before_step=lower_alpha(opt_t))
+    run(opt_d, ours, 5, before_step=lower_alpha(opt_d))
+    assert opt_d.param_groups[0]["beta"] == 0.5
+    assert gap(ours, theirs) < TOL
+
+
+@pytest.mark.parametrize("cls, kwargs, shown", [
+    ("RMSprop", {"alpha": 1.5}, "alpha must be in [0, 1), got 1.5"),
+    ("Momentum", {"momentum": 1.5}, "momentum must be in [0, 1), got 1.5"),
+    ("Adam", {"betas": (0.9, 1.0)}, "betas[1] (beta2) must be in [0, 1), got 1.0"),
+])
+def test_a_torch_spelling_out_of_range_is_named_as_written(cls, kwargs, shown):
+    with pytest.raises(ValueError, match=re.escape(shown)):
+        getattr(O, cls)(params(), **kwargs)
+
+
+def test_an_empty_group_is_accepted_and_a_repeated_tensor_refused():
+    """nanoGPT-style code may build an empty no-decay group (torch accepts it); a tensor listed
+    twice, which torch warns about and steps twice, is refused."""
+    model = Twins().double()
+    named = list(model.named_parameters())
+    opt = O.AdamW([{"params": named, "weight_decay": 0.1}, {"params": [], "weight_decay": 0.0}], lr=0.01)
+    train_model(model, opt, 2)
+    again = O.AdamW([{"params": named, "weight_decay": 0.1}, {"params": [], "weight_decay": 0.0}], lr=0.01)
+    again.load_state_dict(opt.state_dict())
+    p = params()
+    with pytest.raises(ValueError, match=r"params\[2\] is the same tensor as params\[0\]"):
+        O.Adam([p[0], p[1], p[0]])
 
 
 @pytest.mark.parametrize("cls", [O.Adam, O.AdamW, O.Momentum, O.Nesterov, O.SGD, O.RMSprop, O.Adagrad])

@@ -45,8 +45,8 @@ class Adagrad(Optimizer):
         self,
         params: Any,
         lr: float | torch.Tensor = 0.01,
-        eps: float | torch.Tensor = 1e-8,
         *,
+        eps: float | torch.Tensor = 1e-8,
         eps_mode: str = "inside",
         initial_accumulator_value: float | torch.Tensor = 0.0,
         lr_decay: float | torch.Tensor = 0.0,
@@ -171,10 +171,10 @@ class Adam(Optimizer):
         self,
         params: Any,
         lr: float | torch.Tensor = 1e-3,
+        *,
         beta1: float | torch.Tensor = 0.9,
         beta2: float | torch.Tensor = 0.999,
         eps: float | torch.Tensor = 1e-8,
-        *,
         eps_mode: str = "outside",
         amsgrad: bool = False,
         bias_correction: bool = True,
@@ -218,13 +218,13 @@ class AdamW(Adam):
         self,
         params: Any,
         lr: float | torch.Tensor = 1e-3,
+        *,
         beta1: float | torch.Tensor = 0.9,
         beta2: float | torch.Tensor = 0.999,
         eps: float | torch.Tensor = 1e-8,
-        *,
         weight_decay: float | torch.Tensor = 0.01,
         **kwargs: Any,
     ) -> None:
-        super().__init__(params, lr, beta1, beta2, eps, weight_decay=weight_decay, **kwargs)
+        super().__init__(params, lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, **kwargs)
 
     decoupled = True

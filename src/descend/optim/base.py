@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 import torch
 import torch.optim.optimizer as _torch_optimizer
 
+from . import checks as _checks
 from . import compat, engine, fused, launch, lowstate, rules
 from ._validate import NONNEG, Spec, check, check_broadcast, check_choice
 
@@ -92,9 +93,21 @@ def _known_keywords(cls: type, init: Callable[..., None]) -> Callable[..., None]
     name ``Optimizer.__init__``)."""
     own: list[str] = []
     theirs: list[str] = []
+    positional = [p.name for p in inspect.signature(init).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][1:]
+    open_ended = any(p.kind is p.VAR_POSITIONAL for p in inspect.signature(init).parameters.values())
 
     @functools.wraps(init)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        if len(args) > len(positional) and not open_ended and type(self) is cls:
+            twin = compat.twin_of(cls)
+            order = (f"; torch.optim.{twin[1].torch} orders its arguments differently, so they are taken "
+                     "by name only" if twin else "")
+            raise TypeError(
+                f"{cls.__name__}() takes {', '.join(positional)} by position and the rest by keyword, got "
+                f"params and {len(args) - 1} more positional arguments ({', '.join(map(repr, args[1:]))}){order}: "
+                f"write e.g. {cls.__name__}(params, lr, {_example(cls, positional)})"
+            )
         if kwargs and type(self) is cls:
             if not own:
                 from .registry import accepted_keywords  # the registry imports this module
@@ -111,6 +124,13 @@ def _known_keywords(cls: type, init: Callable[..., None]) -> Callable[..., None]
         init(self, *args, **kwargs)
 
     return __init__
+
+
+def _example(cls: type, positional: list[str]) -> str:
+    """A keyword call for the error above: the first keyword-only hyperparameters of ``cls``."""
+    names = [p.name for p in inspect.signature(cls.__init__).parameters.values()
+             if p.kind is p.KEYWORD_ONLY][:2]
+    return ", ".join(f"{n}=..." for n in names) or "..."
 
 
 class NonFiniteGradientError(FloatingPointError):
@@ -188,9 +208,12 @@ class Optimizer(torch.optim.Optimizer):
             raise ValueError(f"a param group must be a dict, got {type(param_group).__name__}")
         param_group = compat.translate_group(self, param_group)  # torch's "betas", "alpha", ...
         raw = param_group.get("params")
-        items = [raw] if isinstance(raw, torch.Tensor) else list(raw or [])
-        if not items:
-            raise ValueError("params of a param group is empty; each group needs at least one tensor")
+        if raw is None:
+            raise ValueError("a param group needs a 'params' entry: a list of tensors (it may be empty)")
+        # (an empty group is allowed, as in torch.optim: nanoGPT-style code builds a no-decay group
+        # that can be empty)
+        items = [raw] if isinstance(raw, torch.Tensor) else list(raw)
+        seen: dict[int, int] = {}
         for i, item in enumerate(items):
             tensor = item[1] if isinstance(item, tuple) and len(item) == 2 else item
             if not isinstance(tensor, torch.Tensor):
@@ -200,7 +223,15 @@ class Optimizer(torch.optim.Optimizer):
                 )
             if not (tensor.is_floating_point() or tensor.is_complex()):
                 raise ValueError(f"params[{i}] must be a floating-point tensor, got dtype {tensor.dtype}")
+            if id(tensor) in seen:  # torch.optim warns and steps it twice; its paths would disagree here
+                raise ValueError(
+                    f"params[{i}] is the same tensor as params[{seen[id(tensor)]}] (shape "
+                    f"{tuple(tensor.shape)}); list each parameter once"
+                )
+            seen[id(tensor)] = i
         param_group["params"] = items
+        if not items and self.param_groups and "param_names" in self.param_groups[0]:
+            param_group["param_names"] = []  # (an empty group among named ones is named too)
         for name, value in param_group.items():
             if name in self._specs:
                 check(name, value, self._specs[name])
@@ -307,14 +338,18 @@ class Optimizer(torch.optim.Optimizer):
         sd["descend"] = {"optimizer": type(self).__name__, "format": 1}
         return sd
 
-    def load_state_dict(self, state_dict: dict[str, Any], *, strict: bool = True) -> None:
+    def load_state_dict(self, state_dict: dict[str, Any], *, strict: bool = True, match: str = "name") -> None:
         """Load a descend or torch.optim state dict; parameters are matched by name when both have names.
 
-        ``strict=False`` loads the parameters whose names match and warns about the others.
+        Names that differ only by a wrapper's prefix (``_orig_mod.`` of ``torch.compile``,
+        ``module.`` of DDP) match. ``strict=False`` loads the parameters whose names match
+        and warns about the others; ``match="position"`` pairs parameters by position, as
+        torch.optim does.
         """
+        check_choice("match", match, ("name", "position"))
         if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
             raise ValueError("state_dict must be a dict with 'state' and 'param_groups', as returned by state_dict()")
-        state_dict = compat.match_names(self, state_dict, strict)
+        state_dict = compat.match_names(self, state_dict, strict, match)
         if "descend" not in state_dict:
             state_dict = compat.from_torch(self, state_dict)
         info = state_dict.get("descend")
@@ -407,11 +442,11 @@ class Optimizer(torch.optim.Optimizer):
         staged = launch.stage(self, work) if self._staging else itertools.repeat(None)
         ok = None
         if self.nonfinite != "ignore" and work:
-            checks = engine.grad_checks(work)
+            checks = _checks.grad_checks(work)
             if self.nonfinite == "skip" and checks and checks[0].device.type != "cpu":
-                ok = engine.finite_flag(checks)  # folded into the update: no host sync
-            elif not engine.all_finite(checks):
-                bad = engine.exactly_finite(work)  # None: a norm overflowed from finite values
+                ok = _checks.finite_flag(checks)  # folded into the update: no host sync
+            elif not _checks.all_finite(checks):
+                bad = _checks.exactly_finite(work)  # None: a norm overflowed from finite values
                 if bad is not None:
                     if self.nonfinite == "skip":
                         return

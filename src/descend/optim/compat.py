@@ -31,7 +31,7 @@ unless ``alpha`` says otherwise; eps stays where the notes put it).
 
 Param groups carry torch's keys too, kept in sync with descend's: Adam's
 groups have ``betas == (beta1, beta2)``, Momentum's and Nesterov's have
-``momentum == beta``. torch's momentum-cycling schedulers (``OneCycleLR``,
+``momentum == beta``, RMSprop's have ``alpha == beta``. torch's momentum-cycling schedulers (``OneCycleLR``,
 ``CyclicLR``) write those keys, and descend steps with the values they wrote.
 
 State dicts: :func:`from_torch` turns a ``torch.optim`` state dict into
@@ -52,6 +52,8 @@ from typing import Any, ClassVar
 
 import torch
 
+from ._validate import check
+
 IMPL_FLAGS = ("foreach", "fused", "capturable", "differentiable")
 
 
@@ -70,7 +72,7 @@ class Twin:
     @property
     def group_aliases(self) -> dict[str, tuple[str, ...]]:
         """Torch's param-group keys kept in sync with ours (read and written by torch's schedulers)."""
-        return {k: v for k, v in self.keywords.items() if k in ("betas", "momentum")}
+        return {k: v for k, v in self.keywords.items() if k in ("betas", "momentum", "alpha")}
 
 
 _SGD_STATE = {"v": "momentum_buffer"}
@@ -121,14 +123,21 @@ def torch_keywords(cls: type) -> list[str]:
 
 
 # ---------------------------------------------------------------------- keywords
-def _split(cls_name: str, theirs: str, value: Any, ours: tuple[str, ...]) -> dict[str, Any]:
+def _split(cls: type, cls_name: str, theirs: str, value: Any, ours: tuple[str, ...]) -> dict[str, Any]:
+    """torch's ``theirs=value`` as descend's keywords, each checked under the name the user wrote."""
     if len(ours) == 1:
-        return {ours[0]: value}
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != len(ours):
+        out = {ours[0]: value}
+    elif isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != len(ours):
         raise ValueError(
             f"{cls_name}: {theirs} must be a pair ({', '.join(ours)}) as in torch.optim, got {value!r}"
         )
-    return dict(zip(ours, value))
+    else:
+        out = dict(zip(ours, value))
+    specs = getattr(cls, "_specs", {})
+    for i, (key, v) in enumerate(out.items()):
+        if specs.get(key) is not None:
+            check(theirs if len(ours) == 1 else f"{theirs}[{i}] ({key})", v, specs[key])
+    return out
 
 
 def _impl(cls_name: str, flags: dict[str, Any], impl_given: bool) -> str | None:
@@ -181,7 +190,7 @@ def translate_kwargs(cls: type, init: Callable[..., None], args: tuple, kwargs: 
                 f"{name}: got both {theirs}={value!r} (torch.optim's spelling) and {clash[0]}={mine!r} "
                 f"(descend's); give only one of them"
             )
-        out.update(_split(name, theirs, value, ours))
+        out.update(_split(cls, name, theirs, value, ours))
     for theirs, only in twin.fixed.items():
         if theirs in out:
             value = out.pop(theirs)
@@ -227,7 +236,7 @@ def translate_group(opt: Any, group: dict[str, Any]) -> dict[str, Any]:
         if theirs not in out:
             continue
         value = out.pop(theirs)
-        for key, part in _split(name, theirs, value, ours).items():
+        for key, part in _split(type(opt), name, theirs, value, ours).items():
             if key in out and not _same(out[key], part):
                 raise ValueError(
                     f"{name}: a param group gives {theirs}={value!r} and {key}={out[key]!r}, which "
@@ -286,7 +295,13 @@ class MomentumGroup(ParamGroup):
     aliases = {"momentum": ("beta",)}
 
 
-_GROUP_TYPES = {"betas": BetasGroup, "momentum": MomentumGroup}
+class AlphaGroup(ParamGroup):
+    """RMSprop's groups: ``alpha`` is ``beta``."""
+
+    aliases = {"alpha": ("beta",)}
+
+
+_GROUP_TYPES = {"betas": BetasGroup, "momentum": MomentumGroup, "alpha": AlphaGroup}
 
 
 def sync_group(opt: Any, group: dict[str, Any]) -> dict[str, Any]:
@@ -305,23 +320,40 @@ def sync_group(opt: Any, group: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- names
-def match_names(opt: Any, state_dict: dict[str, Any], strict: bool = True) -> dict[str, Any]:
+# the name components that wrappers add in front of a module's own names: torch.compile's
+# OptimizedModule, DistributedDataParallel and DataParallel, FSDP1 and activation checkpointing
+WRAPPERS = ("_orig_mod", "module", "_fsdp_wrapped_module", "_checkpoint_wrapped_module")
+
+
+def unwrapped(name: str) -> str:
+    """A parameter's name without the wrappers' components (``_orig_mod.0.weight`` -> ``0.weight``)."""
+    return ".".join(part for part in name.split(".") if part not in WRAPPERS)
+
+
+def match_names(opt: Any, state_dict: dict[str, Any], strict: bool = True, match: str = "name") -> dict[str, Any]:
     """``state_dict`` with each group's saved parameters re-ordered to match ``opt``'s by name.
 
     Only when both sides know their parameters' names (built from
-    ``named_parameters()``); otherwise parameters are matched by position, as
-    in torch. Names on one side only are reported: ValueError when
-    ``strict``, else a warning (missing ones start from fresh state).
+    ``named_parameters()``) and ``match="name"``; otherwise parameters are matched by
+    position, as in torch. Names that differ only by wrappers (``_orig_mod.`` of
+    ``torch.compile``, ``module.`` of DDP) match. Names on one side only are
+    reported: ValueError when ``strict``, else a warning (missing ones start from fresh state).
     """
     saved_groups, groups = state_dict["param_groups"], opt.param_groups
-    if len(saved_groups) != len(groups) or not all(
+    if match == "position" or len(saved_groups) != len(groups) or not all(
         "param_names" in g for g in [*saved_groups, *groups]
     ):
         return state_dict
     saved = {n: pid for g in saved_groups for n, pid in zip(g["param_names"], g["params"])}
     current = [n for g in groups for n in g["param_names"]]
-    missing = [n for n in current if n not in saved]
-    unexpected = [n for n in saved if n not in set(current)]
+    key = str
+    if set(current) != set(saved):  # the same model under another wrapper?
+        bare = {unwrapped(n): pid for n, pid in saved.items()}
+        if len(bare) == len(saved) and len({unwrapped(n) for n in current}) == len(current) and \
+                {unwrapped(n) for n in current} == set(bare):
+            saved, key = bare, unwrapped
+    missing = [n for n in current if key(n) not in saved]
+    unexpected = [n for n in saved if n not in {key(c) for c in current}]
     if missing or unexpected:
         message = (
             f"the state_dict's parameter names do not match this optimizer's: missing from the "
@@ -329,11 +361,12 @@ def match_names(opt: Any, state_dict: dict[str, Any], strict: bool = True) -> di
             f"{unexpected} (their state would be dropped)"
         )
         if strict:
-            raise ValueError(message + "; pass strict=False to load the parameters whose names match")
+            raise ValueError(message + "; pass strict=False to load the parameters whose names match, or "
+                             "match='position' to pair them by position as torch.optim does")
         warnings.warn(message, stacklevel=3)
     fresh = iter(range(-1, -1 - len(current) - 1, -1))  # ids no saved state uses
     new_groups = [
-        {**sg, "params": [saved[n] if n in saved else next(fresh) for n in g["param_names"]],
+        {**sg, "params": [saved[key(n)] if key(n) in saved else next(fresh) for n in g["param_names"]],
          "param_names": list(g["param_names"])}
         for sg, g in zip(saved_groups, groups)
     ]
@@ -401,7 +434,7 @@ def from_torch(opt: Any, state_dict: dict[str, Any]) -> dict[str, Any]:
         group = {k: v for k, v in current.items() if k != "params"}
         for key, value in saved.items():
             if key in twin.keywords:
-                group.update(_split(name, key, value, twin.keywords[key]))
+                group.update(_split(type(opt), name, key, value, twin.keywords[key]))
             elif key not in twin.fixed and key not in IMPL_FLAGS:
                 group[key] = value
         _gaps(opt, group, twin, name, "the loaded run")

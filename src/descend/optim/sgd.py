@@ -58,6 +58,7 @@ class SGD(Optimizer):
         lr: float | torch.Tensor = 0.01,
         momentum: float | torch.Tensor = 0.0,
         dampening: float | torch.Tensor = 0.0,
+        *,
         nesterov: bool = False,
         **common: Any,
     ) -> None:
@@ -141,8 +142,8 @@ class Momentum(Optimizer):
         params: Any,
         lr: float | torch.Tensor = 0.01,
         beta: float | torch.Tensor = 0.9,
-        style: str = "heavy_ball",
         *,
+        style: str = "heavy_ball",
         dampening: float | torch.Tensor | None = None,
         lr_inside: bool | None = None,
         first_step: str = "zero",
@@ -222,13 +223,13 @@ class Nesterov(Momentum):
         params: Any,
         lr: float | torch.Tensor = 0.01,
         beta: float | torch.Tensor = 0.9,
-        style: str = "heavy_ball",
         *,
+        style: str = "heavy_ball",
         lookahead: bool = False,
         **kwargs: Any,
     ) -> None:
         self._lookahead = lookahead
-        super().__init__(params, lr, beta, style, **kwargs)
+        super().__init__(params, lr, beta, style=style, **kwargs)
 
     def _more_defaults(self) -> dict[str, Any]:
         return {"lookahead": self._lookahead}
