@@ -98,6 +98,18 @@ def test_cli_rejects_unknown_topics(tmp_path):
     assert "unknown topic" in r.output
 
 
+def test_cli_refuses_an_out_that_is_a_file_before_running_anything(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("hi")
+    for out in (afile, afile / "sub"):
+        r = invoke("tour", "--quick", "--out", str(out))
+        assert r.exit_code == 2, r.output
+        text = " ".join(r.output.split())
+        assert "--out" in text and ("existing file, not a folder" in text or "cannot create the folder" in text)
+        assert "topic" not in text  # refused before the first topic ran
+    assert afile.read_text() == "hi"
+
+
 def test_cli_help_lists_options():
     r = invoke("tour", "--help")
     assert r.exit_code == 0

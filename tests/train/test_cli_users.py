@@ -203,3 +203,14 @@ def test_an_out_that_is_a_file_is_a_one_line_error(tmp_path: Path) -> None:
     r = invoke("iris", "--epochs", "1", "--out", taken / "sub")
     assert r.exit_code == 2 and r.output.startswith("error: ") and "Traceback" not in r.output
     assert taken.read_text() == "mine"
+
+
+def test_overwrite_starts_over_in_a_folder_that_holds_a_run(tmp_path) -> None:
+    out = tmp_path / "run"
+    first = invoke("iris", "--model", "softmax", "--epochs", "1", "--out", out, "--no-progress")
+    assert first.exit_code == 0, first.output
+    again = invoke("iris", "--model", "softmax", "--epochs", "2", "--out", out, "--no-progress")
+    assert again.exit_code == 2 and "already holds a run" in flat(again.output)
+    over = invoke("iris", "--model", "softmax", "--epochs", "2", "--out", out, "--no-progress", "--overwrite")
+    assert over.exit_code == 0, over.output
+    assert summary(out)["epochs"] == 2

@@ -49,6 +49,14 @@ def tour_cmd(
         if unknown:
             raise typer.BadParameter(f"unknown topic(s) {', '.join(unknown)}; topics: {', '.join(topic_ids())}",
                                      param_hint="--only")
+    if out.exists() and not out.is_dir():
+        raise typer.BadParameter(f"{out} is an existing file, not a folder; give a folder for index.html",
+                                 param_hint="--out")
+    try:  # (before the topics run: a folder that cannot be made would lose their work)
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise typer.BadParameter(f"cannot create the folder {str(out)!r} ({e.strerror or e})",
+                                 param_hint="--out") from None
     mode = "quick" if quick else "full"
     console.print(f"[bold]descend tour[/bold] ({mode}, seed {seed}): every topic of the notes, measured live")
     status = console.status("starting")

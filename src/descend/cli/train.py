@@ -299,6 +299,7 @@ def train_cmd(
             name = spec.norm(str(optimizer).split(":")[0])
             out = Path("runs") / f"{stem}-{str(model).strip().lower()}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         cfg.out = out
+        cfg.overwrite = overwrite
         mode = "off" if not cfg.progress or int(os.environ.get("RANK", "0")) else "bar" if console.is_terminal else "lines"
         show = Show(console, mode)
         from ..train.run import train
