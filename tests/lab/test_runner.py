@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from descend import landscapes
-from descend.lab import Run, minimize, run_many
+from descend.lab import Run, minimize, minimize_many, run_many
 from descend.schedules import cosine
 
 FIELDS = ("path", "losses", "grad_norms", "lrs", "record_steps")
@@ -157,6 +157,18 @@ def test_divergence_stops_early_and_serializes_without_nan() -> None:
     assert json.loads(text)["grad_norms"][-1] is None
     unbounded = minimize("note003", optimizer="adam", lr=0.1, steps=5000)  # f -> -inf: escapes
     assert unbounded.diverged and unbounded.f_star is None
+
+
+def test_a_start_far_outside_the_box_has_not_diverged_there() -> None:
+    """The divergence bound (100x the box) widens to 100x a start beyond it: GD on the bowl from
+    (2000, 0) converges; before, every such run was "diverged" at step 0 with no step taken."""
+    far = minimize("bowl", [2000.0, 0.0], "gd", lr=0.01, steps=5000)
+    assert far.converged and far.steps > 100
+    race = minimize_many("bowl", [{"optimizer": "gd", "lr": 0.01, "x0": [2000.0, 0.0]},
+                                  {"optimizer": "gd", "lr": 0.01, "x0": [1.0, 1.0]}], steps=5000)
+    assert all(r.converged for r in race)
+    blown = minimize("bowl", [2000.0, 2000.0], "gd", lr=0.5, steps=100)  # lr > 2 / kappa from there too
+    assert blown.diverged and blown.steps > 0 and np.abs(blown.path[-1]).max() > 100 * 2000
 
 
 def test_plain_torch_functions() -> None:

@@ -23,7 +23,7 @@ row), :func:`~descend.lab.run_many` (N rows, one optimizer) and
 * converged: ``f(x_t) - f_star < tol`` when ``f_star`` is known, else
   ``||grad f(x_t)|| < tol`` (``tol=None`` never converges);
 * diverged: ``f(x_t)`` or the gradient is NaN or infinite, or some
-  ``|x_t[j]| > bound``.
+  ``|x_t[j]| > bound`` (by default each row's own: see :meth:`Objective.bound_for`).
 
 A row stops at the first step where either holds (with ``halt=False`` no row
 ever stops: every row takes every step, NaN and all, as the tour's rows do).
@@ -355,7 +355,6 @@ def run_rows(
     """
     check_steps(steps, record_every)
     t_start = time.perf_counter()
-    bound = obj.bound if bound is None else float(bound)
     shape, dtype = rows[0].x0.shape, rows[0].x0.dtype
     keys = [_group_key(r, i, dtype) for i, r in enumerate(rows)]
     order: list[int] = []
@@ -366,6 +365,9 @@ def run_rows(
         order += idx
     N, D = len(rows), int(np.prod(shape, dtype=np.int64))
     X = torch.stack([rows[i].x0 for i in order]).to(dtype)
+    # each row's own bound by default (as it would have alone), so a far start widens only its own
+    limit: Any = float(bound) if bound is not None else \
+        torch.tensor([obj.bound_for([rows[i].x0]) for i in order], dtype=torch.float64)
     groups: list[_Group] = []
     a = 0
     for idx in members.values():
@@ -418,7 +420,7 @@ def run_rows(
         else:  # long rows: each step's norms exactly as the one-row loop sums them
             gn = torch.sqrt(torch.stack([(G * G).reshape(N, -1).sum(-1) for G in pend_g]))
         gn = gn if gn.dtype == f64 else gn.to(f64)
-        ok = torch.isfinite(fd) & torch.isfinite(gn) & (Xs.abs().amax(-1) <= bound)
+        ok = torch.isfinite(fd) & torch.isfinite(gn) & (Xs.abs().amax(-1) <= limit)
         for s, r in forced:
             ok[s - t0, r] = False
         if not halt:

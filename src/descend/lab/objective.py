@@ -10,6 +10,8 @@ batched evaluation, the gradient by one backward pass through ``fn(X).sum()``).
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable
 from typing import Any
 
@@ -51,6 +53,12 @@ class Objective:
         if self.landscape is None:
             return DIVERGE_BOUND
         return DIVERGE_BOX_FACTOR * max(abs(v) for v in self.landscape.box)
+
+    def bound_for(self, starts: list[Tensor]) -> float:
+        """The default bound for runs from ``starts``: :attr:`bound`, or 100x the largest start
+        coordinate where that is larger (a start far outside the box has not diverged there)."""
+        far = max((float(x.detach().abs().max()) for x in starts if x.numel()), default=0.0)
+        return max(self.bound, DIVERGE_BOX_FACTOR * far) if math.isfinite(far) else self.bound
 
     def start(self, x0: Any, name: str = "x0") -> Tensor:
         """``x0`` as a floating tensor (float64 unless it already is a floating tensor)."""

@@ -20,7 +20,8 @@ built-ins); otherwise autograd (``torch.func.vmap`` for many rows).
   ``f_star`` this only says the run reached a *stationary point* (``Run.outcome``);
 * diverged: ``f(x_t)`` or the gradient is NaN or infinite, or some
   ``|x_t[j]| > bound``, where ``bound`` is ``100 * max |box|`` on a
-  landscape and ``1e6`` otherwise.
+  landscape and ``1e6`` otherwise, or 100x the largest start coordinate where
+  that is larger (a start far outside the box has not diverged there).
 
 A run stops at the first step ``s`` where either holds; ``x_s`` is its last
 recorded point (it may be non-finite when the run diverged).
@@ -78,7 +79,7 @@ def _settings(obj: Objective, steps: Any, tol: Any, record_every: Any, bound: An
     steps = check_int("steps", steps, 0)
     record_every = check_int("record_every", record_every, 1)
     tol = check_tol(tol)
-    bound = obj.bound if bound is None else float(bound)
+    bound = None if bound is None else float(bound)  # (None: run_rows sets it from the starts)
     return steps, tol, record_every, bound
 
 
@@ -110,7 +111,8 @@ def minimize(
         schedule: a descend schedule setting the lr of every step: ``lr * s(t) / s.base_lr``
             when ``lr`` is given, ``s(t)`` otherwise (``plateau`` schedules observe ``f``).
         record_every: record every ``e``-th point (and always the last).
-        bound: divergence bound on ``|x_j|`` (default: 100x the landscape's box, or 1e6).
+        bound: divergence bound on ``|x_j|`` (default: 100x the landscape's box, or 1e6, or 100x the
+            start's largest coordinate where that is larger).
         progress: called as ``progress(t, steps)`` every few hundred steps.
         **hyper: the optimizer's keyword arguments (``lr``, ``beta``, ``line_search``, ...).
 
