@@ -214,3 +214,12 @@ def test_overwrite_starts_over_in_a_folder_that_holds_a_run(tmp_path) -> None:
     over = invoke("iris", "--model", "softmax", "--epochs", "2", "--out", out, "--no-progress", "--overwrite")
     assert over.exit_code == 0, over.output
     assert summary(out)["epochs"] == 2
+
+
+def test_warmup_without_a_schedule_warms_up_to_the_constant_lr(tmp_path) -> None:
+    out = tmp_path / "wu"
+    r = invoke("iris", "--lr", "0.01", "--warmup", "10", "--log-every", "1", "--epochs", "8", "--out", out,
+               "--no-progress")
+    assert r.exit_code == 0, r.output
+    lrs = {m["iteration"]: m["lr"] for m in read_metrics(out / "metrics.jsonl") if m["type"] == "iteration"}
+    assert lrs[1] == 0.0 and abs(lrs[6] - 0.005) < 1e-12 and lrs[11] == lrs[16] == 0.01  # (the lr of step k - 1)

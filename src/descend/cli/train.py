@@ -231,7 +231,7 @@ def train_cmd(
     lr: Annotated[float | None, typer.Option(help="Learning rate of every phase without its own (default: the optimizer's, adam 1e-3, sgd 0.01).")] = None,
     schedule: Annotated[str | None, typer.Option(help="NAME or NAME:key=value,... e.g. cosine, step:every=2,gamma=0.5 or multi-step:milestones=30/60/90,gamma=0.1 (see descend schedule); stretched over each phase.")] = None,
     schedule_unit: Annotated[str, typer.Option(help="iteration or epoch: when the schedule steps.")] = "iteration",
-    warmup: Annotated[int, typer.Option(help="Linear warmup steps in front of --schedule.")] = 0,
+    warmup: Annotated[int, typer.Option(help="Linear warmup steps in front of --schedule (or of the constant --lr without one).")] = 0,
     epochs: Annotated[int | None, typer.Option(help="Epochs to train (default: 10, or more for at least 500 iterations; or the phases' total).")] = None,
     iterations: Annotated[int | None, typer.Option(help="Iteration (optimizer step) budget instead of epochs.")] = None,
     batch_size: Annotated[str, typer.Option("--batch-size", "-b", help="Examples per step: 'full' for gradient descent, 1 for pure SGD.")] = "64",

@@ -11,7 +11,6 @@ batched evaluation, the gradient by one backward pass through ``fn(X).sum()``).
 from __future__ import annotations
 
 import math
-
 from collections.abc import Callable
 from typing import Any
 

@@ -111,7 +111,8 @@ class TrainConfig:
             an object, else the optimizer's default (Adam 1e-3, SGD 0.01, ...).
         schedule, schedule_unit, warmup: a schedule (object or name) applied per
             ``"iteration"`` or per ``"epoch"``; ``warmup`` (in schedule units)
-            prepends a linear warmup to a schedule given by name.
+            prepends a linear warmup to a schedule given by name (to a constant lr
+            when there is no schedule).
         phases: a sequence of :class:`Phase` (or ``"adam:10,sgd:10"``); replaces
             ``optimizer``/``lr``/``schedule``. ``carry_lr``: each phase starts from
             the lr the previous phase's last step used instead of its own lr.
@@ -354,9 +355,21 @@ def optimizer_name(opt: Any) -> str:
 def make_schedule(
     spec: str | Schedule | None, steps: int, lr: float, warmup: int
 ) -> Schedule | None:
-    """A schedule from a spec (over ``steps`` units, starting at ``lr``; :func:`descend.schedules.build`)."""
-    if spec is None or isinstance(spec, Schedule):
+    """A schedule from a spec (over ``steps`` units, starting at ``lr``; :func:`descend.schedules.build`).
+
+    ``warmup`` without a schedule warms up to a constant lr.
+    """
+    if isinstance(spec, Schedule):
+        if warmup:
+            raise ValueError(
+                f"warmup={warmup} applies to a schedule given by name (e.g. 'cosine'); wrap a schedule object "
+                "yourself: descend.schedules.warmup(schedule, steps)"
+            )
         return spec
+    if spec is None:
+        if not warmup:
+            return None
+        spec = "constant"
     if not isinstance(spec, str):
         raise ValueError(f"schedule must be a descend schedule or a spec such as 'cosine', got {spec!r}")
     if warmup and warmup >= steps:
