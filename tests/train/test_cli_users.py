@@ -223,3 +223,22 @@ def test_warmup_without_a_schedule_warms_up_to_the_constant_lr(tmp_path) -> None
     assert r.exit_code == 0, r.output
     lrs = {m["iteration"]: m["lr"] for m in read_metrics(out / "metrics.jsonl") if m["type"] == "iteration"}
     assert lrs[1] == 0.0 and abs(lrs[6] - 0.005) < 1e-12 and lrs[11] == lrs[16] == 0.01  # (the lr of step k - 1)
+
+
+def test_hints_say_falling_only_when_the_loss_really_fell() -> None:
+    from descend.train.run import hints
+
+    falling = [{"loss": 2.0 - 0.01 * i} for i in range(50)]  # a straight descent: the last fifth brings 20%
+    assert "still falling fast" in hints([], falling, 50, 0, False)[0]
+    flat = [{"loss": 1.2124306 + 1e-9 * (i % 3)} for i in range(50)]  # lr=0: rounding noise only
+    (hint,) = hints([], flat, 50, 0, False)
+    assert "barely moved" in hint and "falling" not in hint
+    converged = [{"loss": 1.0 / (i + 1) ** 3} for i in range(50)]
+    assert hints([], converged, 50, 0, False) == []
+
+
+def test_lr_zero_run_gets_the_flat_hint_not_the_falling_one(tmp_path) -> None:
+    r = invoke("iris", "--lr", "0", "--epochs", "5", "--out", tmp_path / "z", "--no-progress")
+    assert r.exit_code == 0, r.output
+    text = flat(r.output)
+    assert "barely moved" in text and "still falling" not in text

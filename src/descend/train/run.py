@@ -11,7 +11,8 @@ probably given too few iterations: :func:`hints` takes the mean training loss
 of the first, the next-to-last and the last fifth of the run's metric lines
 (or epochs) and says so when the last fifth brought more than 10%
 (``HINT_SHARE``) of the whole decrease (a straight descent brings 20%, a
-converged run about 0%), with the budget to try instead.
+converged run about 0%), with the budget to try instead. A loss that moved by
+less than 0.1% (``FLAT``) over the whole run gets a hint that the lr may be too small instead.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ __all__ = ["TrainResult", "TensorBoard", "open_run", "finish", "close", "hints",
 
 RUN_FILES = ("metrics.jsonl", "summary.json", "changes.jsonl", ckpt.NAME)
 HINT_SHARE = 0.10
+FLAT = 1e-3  # a training loss that moved less than this share of itself did not move
 
 
 @dataclass
@@ -123,6 +125,9 @@ def hints(history: list[dict[str, Any]], log: list[dict[str, Any]], iterations: 
         return []
     k = max(1, len(series) // 5)
     first, before, last = (sum(part) / k for part in (series[:k], series[-2 * k : -k], series[-k:]))
+    if abs(first - last) <= FLAT * abs(first):  # (shares of a change this small are rounding noise)
+        return [f"the training loss barely moved ({first:.6g} -> {last:.6g}, less than {100 * FLAT:g}%): "
+                "the lr may be far too small (an lr of 0 never moves the parameters)"]
     if not (first > last and before > last) or (before - last) / (first - last) <= HINT_SHARE:
         return []
     share = (before - last) / (first - last)
