@@ -122,3 +122,20 @@ def test_bad_files(tmp_path: Path) -> None:
         data.load("wine", target="y")
     with pytest.raises(ValueError, match="or the path of a .csv or .npz file"):
         data.load("wines")
+
+
+def test_an_integer_quantity_is_not_taken_for_class_labels(tmp_path: Path) -> None:
+    """diabetes' progression cast to int: 214 distinct values in 442 rows is a quantity; without
+    task= the file is refused with the fix, and task='regression' reads it."""
+    b = skd.load_diabetes()
+    path = write_csv(tmp_path / "int_reg.csv", [*b.feature_names, "progression"],
+                     [[*x, int(t)] for x, t in zip(b.data, b.target)])
+    with pytest.raises(ValueError, match=r"'progression' holds 214 distinct integers in 442 rows.*"
+                                         r"task='regression' \(--task regression\)"):
+        data.load(path, target="progression")
+    assert data.load(path, target="progression", task="regression").task == "regression"
+    assert data.load(path, target="progression", task="classification").n_classes == 214
+    # whole floating-point labels stay regression unless told, and the note says how to change that
+    np.savez(tmp_path / "bc.npz", X=skd.load_breast_cancer().data, y=skd.load_breast_cancer().target.astype(float))
+    loaded = data.load(tmp_path / "bc.npz")
+    assert loaded.task == "regression" and "all whole" in loaded.note and "task='classification'" in loaded.note

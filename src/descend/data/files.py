@@ -10,6 +10,8 @@ only, and tensors of the same shapes and dtypes::
 **The task** follows the target's values: integers or strings are class
 labels (classification; the classes are the sorted distinct values, mapped to
 0..k-1 and kept as ``class_names``), numbers with a fraction are regression.
+Integer targets with more than 20 distinct values and fewer than 5 rows per
+value on average are refused without ``task`` (they look like a quantity).
 ``task="classification"`` or ``task="regression"`` overrides that (regression
 needs numeric targets).
 
@@ -32,6 +34,10 @@ from ._split import split_sizes
 
 SUFFIXES = (".csv", ".npz")
 TASKS = ("classification", "regression")
+# integer targets with more distinct values than this, and fewer rows than MIN_PER_CLASS per value on
+# average, are not taken for class labels without task= (diabetes' progression cast to int: 214 in 442)
+MANY_CLASSES = 20
+MIN_PER_CLASS = 5
 MISSING = {"", "nan", "na", "n/a", "null", "none", "?"}
 
 
@@ -209,8 +215,20 @@ def _targets(path: Path, column: str, raw: np.ndarray, task: str | None) -> tupl
         numbers, integral = None, False
     if task is None:
         task = "classification" if integral or numbers is None else "regression"
-        how = ("integer labels" if integral else "text labels" if numbers is None else "numbers with a fraction")
+        whole = numbers is not None and not integral and bool(np.all(np.isfinite(numbers))) and \
+            bool(np.all(numbers == np.round(numbers)))
+        how = ("integer labels" if integral else "text labels" if numbers is None else
+               "floating-point numbers (all whole: if they are class labels, give task='classification')"
+               if whole else "numbers with a fraction")
         how = f"inferred from the {how} in {column!r}"
+        if integral and numbers is not None:
+            k, n = len(np.unique(numbers)), len(numbers)
+            if k > MANY_CLASSES and k * MIN_PER_CLASS > n:
+                raise ValueError(
+                    f"data file {path}: target {column!r} holds {k} distinct integers in {n} rows (fewer than "
+                    f"{MIN_PER_CLASS} rows per class on average), which looks like a quantity, not class labels; "
+                    f"give task='regression' (--task regression), or task='classification' if they are classes"
+                )
     else:
         how = "given"
     if task == "regression":
