@@ -27,3 +27,10 @@ def test_demo_command_prints_the_table():
     res = runner.invoke(app, ["demo", "--steps", "200"], terminal_width=200)
     assert res.exit_code == 0
     assert "Newton" in res.output and "Adam" in res.output and "do not rank optimizers" in res.output
+
+
+def test_demo_caps_its_step_budget_like_the_lab():
+    res = runner.invoke(app, ["demo", "--steps", "2000000"], terminal_width=200)
+    assert res.exit_code == 2
+    text = " ".join(res.output.replace("│", " ").split())
+    assert "--steps" in text and "at most 1,000,000 steps per optimizer, got 2,000,000" in text

@@ -95,8 +95,10 @@ DEMO: list[tuple[str, str, dict[str, Any]]] = [
 ]
 
 
-def run_demo(steps: int = 5000, tol: float = 1e-6) -> list[dict]:
-    """Every optimizer from Rosenbrock's classic start (-1.2, 1); returns one row each."""
+def run_demo(steps: int = 5000, tol: float = 1e-6, on_start: Any = None) -> list[dict]:
+    """Every optimizer from Rosenbrock's classic start (-1.2, 1); returns one row each.
+
+    ``on_start(i, name)``, when given, is called before the i-th optimizer runs."""
     import torch
 
     from .. import landscapes
@@ -104,7 +106,9 @@ def run_demo(steps: int = 5000, tol: float = 1e-6) -> list[dict]:
 
     land = landscapes.get("rosenbrock")
     rows = []
-    for name, cls_name, kw in DEMO:
+    for index, (name, cls_name, kw) in enumerate(DEMO):
+        if on_start is not None:
+            on_start(index, name)
         x = torch.tensor(land.start, dtype=torch.float64, requires_grad=True)
         opt = getattr(O, cls_name)([x], **kw)
         reached = None
@@ -142,7 +146,18 @@ def demo(
     from rich.console import Console
     from rich.table import Table
 
-    rows = run_demo(steps, tol)
+    from ..lab.engine import MAX_STEPS
+
+    if steps > MAX_STEPS:
+        raise typer.BadParameter(f"at most {MAX_STEPS:,} steps per optimizer, got {steps:,}", param_hint="--steps")
+    console = Console()
+    status = console.status("starting")
+    status.start()
+    try:
+        rows = run_demo(steps, tol, on_start=lambda i, name: status.update(
+            f"[{i + 1}/{len(DEMO)}] {name}: up to {steps:,} steps ..."))
+    finally:
+        status.stop()
     table = Table(title=f"Rosenbrock from (-1.2, 1): steps to f - f* < {tol:g} (budget {steps})")
     for col in ("optimizer", "hyperparameters", "steps", "final f - f*", "end point", "time"):
         table.add_column(col, justify="left" if col in ("optimizer", "hyperparameters") else "right")
@@ -153,7 +168,6 @@ def demo(
             r["optimizer"], hyper, steps_txt, f"{r['final_gap']:.2e}",
             f"({r['end'][0]:.4f}, {r['end'][1]:.4f})", f"{r['seconds'] * 1e3:.0f} ms",
         )
-    console = Console()
     console.print(table)
     console.print("2-D paths show how each rule moves; they do not rank optimizers on real models.")
 
