@@ -242,3 +242,14 @@ def test_lr_zero_run_gets_the_flat_hint_not_the_falling_one(tmp_path) -> None:
     assert r.exit_code == 0, r.output
     text = flat(r.output)
     assert "barely moved" in text and "still falling" not in text
+
+
+def test_an_out_that_a_file_blocks_is_named_before_any_work(tmp_path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    r = invoke("iris", "--out", afile / "sub" / "deeper", "--no-progress")
+    assert r.exit_code == 2 and "--out" in flat(r.output) and f"cannot be made: '{afile}' is a file" in flat(r.output)
+    assert afile.read_text() == "x"
+    r = CliRunner().invoke(app, ["schedule", "cosine", "--plot", str(afile / "x.png")])
+    assert r.exit_code == 2 and "--plot: cannot create the folder" in flat(r.output)
+    assert "step" not in r.output.lower().split("error")[0]  # refused before the table was printed

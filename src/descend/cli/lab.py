@@ -27,6 +27,7 @@ from ..lab.lr_find import LRFindResult, lr_find
 from ..lab.race import RACE_NOTE, EntryError, RaceResult, race
 from ..lab.sweep import REGIONS, SweepResult, sweep
 from ..spec import parse, parse_options
+from .files import output_path
 
 # The default line-up of `descend race` (learning rates that suit Rosenbrock, as `descend demo`).
 DEFAULT_ENTRIES = ["gd:lr=1e-3", "momentum:lr=1e-4,beta=0.9", "rmsprop:lr=1e-2", "adam:lr=2e-2",
@@ -42,27 +43,6 @@ LANDSCAPE_HELP = ("A landscape: note003, bowl, rosenbrock, beale, himmelblau, sa
 def parse_entry(text: str) -> tuple[str, dict[str, Any]]:
     """``"adam:lr=0.02,beta1=0.8"`` -> ``("adam", {"lr": 0.02, "beta1": 0.8})`` (:func:`descend.spec.parse`)."""
     return parse(text, "--opt")
-
-
-FIGURE_FORMATS = ("png", "pdf", "svg", "jpg", "jpeg", "eps", "ps", "tif", "tiff", "webp")
-
-
-def output_path(path: Path | None, what: str, formats: tuple[str, ...] = FIGURE_FORMATS) -> Path | None:
-    """``path`` with its folder created (as ``descend train`` does), checked before any work is done.
-
-    A folder given as a file, or a suffix that cannot be written, is an error naming ``what``.
-    """
-    if path is None:
-        return None
-    if path.is_dir():
-        raise ValueError(f"{what} must be a file path such as figures/race.png, got the folder {str(path)!r}")
-    if path.suffix.lower().lstrip(".") not in formats:
-        raise ValueError(f"{what} must end in one of .{', .'.join(formats)}, got {str(path)!r}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ValueError(f"{what}: cannot create the folder {str(path.parent)!r} ({err.strerror})") from None
-    return path
 
 
 @contextmanager

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ..schedules.registry import build, describe, names
+from .files import output_path
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -51,8 +52,7 @@ def schedule_command(
     from rich.table import Table
     from rich.text import Text
 
-    if plot is not None and plot.suffix.lower() not in (".png", ".svg", ".pdf", ".jpg", ".jpeg"):
-        raise ValueError(f"--plot must end in .png, .svg, .pdf or .jpg, got {str(plot)!r}")
+    plot = output_path(plot, "--plot")  # (before the table: a path that cannot be written fails first)
 
     from ..schedules.combine import Warmup
 
@@ -73,7 +73,6 @@ def schedule_command(
     if plot is not None:
         from ..plots.schedules import plot_schedules
 
-        plot.parent.mkdir(parents=True, exist_ok=True)
         plot_schedules({repr(schedule): schedule}, steps, plot, log=log)
         console.print(f"wrote {plot}")
     return schedule

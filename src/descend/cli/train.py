@@ -36,6 +36,7 @@ from ..train.checkpoint import NAME as CHECKPOINT
 from ..train.checkpoint import load as load_checkpoint
 from ..train.config import TrainConfig, parse_phases
 from ..train.errors import CheckpointError, TrainingDiverged
+from .files import check_folder
 
 # CLI option -> TrainConfig field (the model options are gathered separately)
 FIELDS = ("model", "optimizer", "lr", "schedule", "schedule_unit", "warmup", "epochs", "iterations", "batch_size",
@@ -298,6 +299,7 @@ def train_cmd(
             stem = Path(str(dataset)).stem.lower() if data.files.is_path(dataset) else str(dataset).strip().lower()
             name = spec.norm(str(optimizer).split(":")[0])
             out = Path("runs") / f"{stem}-{str(model).strip().lower()}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        check_folder(out, "--out")
         cfg.out = out
         cfg.overwrite = overwrite
         mode = "off" if not cfg.progress or int(os.environ.get("RANK", "0")) else "bar" if console.is_terminal else "lines"
