@@ -128,8 +128,8 @@ def test_bad_checkpoints_are_one_line_errors_and_overwrite_nothing(iris_run, tmp
     out, _ = iris_run
     before = files(out)
     r = invoke("iris", "--model", "mlp", "--out", str(out), "--resume", "--no-progress")
-    assert r.exit_code == 2 and r.output.startswith(f"error: checkpoint {out / 'checkpoint.pt'} was written with other settings")
-    assert "model: 'softmax' saved, 'mlp' given" in " ".join(r.output.split())
+    assert r.exit_code == 2 and r.output.startswith(f"error: checkpoint {out / 'checkpoint.pt'}: model: 'softmax' saved")
+    assert "model: 'softmax' saved, 'mlp' given cannot change on resume" in " ".join(r.output.split())
     assert files(out) == before
     r = invoke("iris", "--out", str(tmp_path / "empty"), "--resume")
     assert r.exit_code == 2 and r.output.startswith(f"error: no checkpoint at {tmp_path / 'empty' / 'checkpoint.pt'}")

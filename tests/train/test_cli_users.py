@@ -253,3 +253,12 @@ def test_an_out_that_a_file_blocks_is_named_before_any_work(tmp_path) -> None:
     r = CliRunner().invoke(app, ["schedule", "cosine", "--plot", str(afile / "x.png")])
     assert r.exit_code == 2 and "--plot: cannot create the folder" in flat(r.output)
     assert "step" not in r.output.lower().split("error")[0]  # refused before the table was printed
+
+
+def test_resuming_on_another_data_set_says_so(tmp_path) -> None:
+    out = tmp_path / "digits"
+    assert invoke("digits", "--epochs", "1", "--out", out, "--no-progress").exit_code == 0
+    r = invoke("iris", "--out", out, "--resume", "--no-progress")
+    text = flat(r.output)
+    assert r.exit_code == 2 and "dataset: 'digits' saved, 'iris' given cannot change on resume" in text
+    assert "()" not in text

@@ -318,10 +318,12 @@ def _check_changes(path: Path, tr: Any, state: dict[str, Any], apply_changes: bo
     changes = changed_settings(state["config"], tr.cfg.resolved())
     budget = {k: v for k, v in changes.items() if k in BUDGET}
     rest = {k: v for k, v in changes.items() if k not in BUDGET}
-    if state["iteration"] > tr.total:
+    blocked = [k for k in rest if k not in APPLICABLE]
+    if blocked:  # (first: another data set also changes what the budget means)
         raise CheckpointError(
-            f"checkpoint {path} is at iteration {state['iteration']}, past this run's budget {tr.total} "
-            f"({describe_changes(budget)}); give a budget of at least {state['iteration']} iterations"
+            f"checkpoint {path}: {describe_changes({k: rest[k] for k in blocked})} cannot change on resume "
+            f"(they decide the data order, the model or the phases); resume with the saved settings (leave "
+            f"these out) or start a new run in another folder"
         )
     if rest and not apply_changes:
         raise CheckpointError(
@@ -329,11 +331,11 @@ def _check_changes(path: Path, tr: Any, state: dict[str, Any], apply_changes: bo
             f"the saved settings (leave these out), or apply the new ones with --apply-changes "
             f"(apply_changes=True), which records them in the run folder"
         )
-    blocked = [k for k in rest if k not in APPLICABLE]
-    if blocked:
+    if state["iteration"] > tr.total:
+        why = f" ({describe_changes(budget)})" if budget else ""
         raise CheckpointError(
-            f"checkpoint {path}: {describe_changes({k: rest[k] for k in blocked})} cannot change on resume "
-            f"(they decide the data order, the model or the phases); start a new run instead"
+            f"checkpoint {path} is at iteration {state['iteration']}, past this run's budget {tr.total}{why}; "
+            f"give a budget of at least {state['iteration']} iterations"
         )
     return changes
 
