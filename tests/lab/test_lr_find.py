@@ -205,8 +205,8 @@ def test_lr_find_errors(digits) -> None:
     batches = data.Batches(digits.X_train, digits.y_train, 64)
     with pytest.raises(ValueError, match="end_lr must be larger than start_lr"):
         lr_find(model, models.cross_entropy, batches, start_lr=1.0, end_lr=0.1)
-    with pytest.raises(ValueError, match="num_iter must be an integer >= 3, got 2"):
-        lr_find(model, models.cross_entropy, batches, num_iter=2)
+    with pytest.raises(ValueError, match="num_iter must be an integer >= 10, got 3"):
+        lr_find(model, models.cross_entropy, batches, num_iter=3)
     with pytest.raises(ValueError, match=r"smooth must be a number in \[0, 1\), got 1.0"):
         lr_find(model, models.cross_entropy, batches, smooth=1.0)
     with pytest.raises(ValueError, match="diverge must be a finite number > 1"):

@@ -370,7 +370,7 @@ def lr_find_cmd(
     batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = 64,
     start_lr: Annotated[float, typer.Option(help="First lr of the exponential ramp.")] = 1e-7,
     end_lr: Annotated[float, typer.Option(help="Last lr of the ramp.")] = 10.0,
-    num_iter: Annotated[int, typer.Option(help="Steps of the ramp.")] = 100,
+    num_iter: Annotated[int, typer.Option(help="Steps of the ramp (at least 10).")] = 100,
     seed: Annotated[int, typer.Option(help="Seeds the split, the model and the batches.")] = 0,
     target: Annotated[str | None, typer.Option("--target", help="--data FILE.csv: the column to predict.")] = None,
     task: Annotated[str | None, typer.Option("--task", help="--data FILE: classification or regression (default: inferred from the target).")] = None,

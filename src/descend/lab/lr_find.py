@@ -115,6 +115,9 @@ def valley_index(losses: np.ndarray) -> int | None:
     return min(n - 1, max(0, max_start + int(sections) + int(sections / 2)))
 
 
+MIN_ITER = 10  # the centred window is at least 5 steps wide; a ramp of 3 smoothed into a flat line
+
+
 def centered(losses: np.ndarray, half: int | None = None) -> np.ndarray:
     """The lag-free smoothed curve: the mean of the raw losses over a centred window ``i - h .. i + h``.
 
@@ -203,7 +206,8 @@ def lr_find(
             ``model.parameters()`` with ``**hyper``) or an existing optimizer over the model's
             parameters (its state is saved and restored).
         start_lr, end_lr: the exponential ramp's ends (0 < start_lr < end_lr).
-        num_iter: steps of the ramp (>= 3).
+        num_iter: steps of the ramp (>= :data:`MIN_ITER`: twice the smallest centred window, so the
+            smoothed curve and the suggestions read more than a few points).
         smooth: the moving average's factor, in [0, 1).
         diverge: stop once the smoothed loss exceeds ``diverge`` times its best (> 1).
         **hyper: the optimizer's other keyword arguments (when it is built here).
@@ -214,7 +218,7 @@ def lr_find(
     end_lr = check_positive("end_lr", end_lr)
     if not end_lr > start_lr:
         raise ValueError(f"end_lr must be larger than start_lr, got start_lr={start_lr!r}, end_lr={end_lr!r}")
-    num_iter = check_int("num_iter", num_iter, 3)
+    num_iter = check_int("num_iter", num_iter, MIN_ITER)
     if isinstance(smooth, bool) or not isinstance(smooth, int | float) or not 0 <= smooth < 1:
         raise ValueError(f"smooth must be a number in [0, 1), got {smooth!r}")
     if isinstance(diverge, bool) or not isinstance(diverge, int | float) or not (math.isfinite(diverge) and diverge > 1):
