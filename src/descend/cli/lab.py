@@ -142,14 +142,16 @@ def race_command(
     if fair:
         title += f", each optimizer's best lr of {len(result.lr_grid)}"
     table = Table(title=title)
-    for col in ("optimizer", "outcome", "steps", gap, "end point", "time"):
+    for col in ("optimizer", "outcome", "steps", gap, "end point"):
         table.add_column(col, justify="left" if col in ("optimizer", "outcome") else "right")
     for run in result.runs:
         final = run.final_gap if result.f_star is not None else run.final_loss
         end = run.end
         table.add_row(run.label, run.outcome, str(run.steps), _fmt(final, ".2e"),
-                      f"({_fmt(float(end[0]), '.4f')}, {_fmt(float(end[1]), '.4f')})", f"{run.wall_time * 1e3:.0f} ms")
+                      f"({_fmt(float(end[0]), '.4f')}, {_fmt(float(end[1]), '.4f')})")
     console.print(table)
+    # (the runs advance together in lockstep: one time for all, not a time per optimizer)
+    console.print(f"{len(result.runs)} runs computed together in {result.wall_time * 1e3:.0f} ms", highlight=False)
     if every > 1:
         console.print(f"(paths recorded every {every} steps)")
     console.print(RACE_NOTE)
