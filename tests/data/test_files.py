@@ -139,3 +139,9 @@ def test_an_integer_quantity_is_not_taken_for_class_labels(tmp_path: Path) -> No
     np.savez(tmp_path / "bc.npz", X=skd.load_breast_cancer().data, y=skd.load_breast_cancer().target.astype(float))
     loaded = data.load(tmp_path / "bc.npz")
     assert loaded.task == "regression" and "all whole" in loaded.note and "task='classification'" in loaded.note
+
+
+def test_task_is_read_in_any_case(tmp_path: Path) -> None:
+    b = skd.load_diabetes()
+    path = write_csv(tmp_path / "d.csv", [*b.feature_names, "y"], [[*x, t] for x, t in zip(b.data, b.target)])
+    assert data.load(path, target="y", task=" Regression").task == "regression"

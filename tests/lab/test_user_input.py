@@ -200,3 +200,10 @@ def test_negative_f_without_f_star_gets_a_linear_loss_axis() -> None:
     assert lo < min(run.final_loss for run in r.runs) and hi > max(run.losses[0] for run in r.runs)
     runs = [t.get_text() for t in fig.legends[0].get_texts()]
     assert all("stationary point (f* unknown)" in t for t in runs)
+
+
+def test_a_start_given_by_another_name_points_to_x0() -> None:
+    from descend import lab
+
+    with pytest.raises(ValueError, match=r"start=\(1, 1\): the start point is x0 \(minimize's second argument\)"):
+        lab.minimize("x**2+y**2", optimizer="gd", start=(1, 1))

@@ -63,6 +63,8 @@ def is_path(name: Any) -> bool:
 def read(path: str | Path, target: str | None = None, task: str | None = None) -> Table:
     """Read ``path`` (CSV or npz) into a :class:`Table`; ValueError naming the file and the problem."""
     path = Path(path)
+    if isinstance(task, str):
+        task = task.strip().lower()
     if task is not None and task not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)} (or None to infer it), got {task!r}")
     if not path.is_file():

@@ -65,9 +65,14 @@ class RunError(ValueError):
         self.index = index
 
 
+START_WORDS = ("start", "x", "x_0", "start_point", "init", "initial")  # what users write for x0
+
+
 def _row(x: Tensor, optimizer: Any, schedule: Any, hyper: dict[str, Any]) -> Row:
     """A validated row: the optimizer is built once on a copy of the start, so bad options fail here."""
     for k, v in hyper.items():
+        if k in START_WORDS:
+            raise ValueError(f"{k}={v!r}: the start point is x0 (minimize's second argument), not {k}")
         if is_sequence(v):
             raise ValueError(f"{k} must be a single value for minimize, got {v!r}; use run_many for many values")
     row = Row(optimizer, dict(hyper), schedule, x)

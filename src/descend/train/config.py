@@ -222,6 +222,8 @@ class TrainConfig:
             _count("batch size", self.batch_size, 1)
         if self.schedule_unit not in UNITS:
             raise ValueError(f"schedule_unit must be 'iteration' or 'epoch', got {self.schedule_unit!r}")
+        if isinstance(self.task, str):  # (as optimizer and model names: any case)
+            self.task = self.task.strip().lower()
         if self.task is not None and self.task not in ("classification", "regression"):
             raise ValueError(f"task must be 'classification', 'regression' or None (inferred), got {self.task!r}")
         if self.distributed not in ("auto", "off"):
