@@ -125,3 +125,17 @@ def test_race_figure_of_plain_functions(tmp_path) -> None:
     assert len(fig.axes) == 1 and fig.axes[0].get_title() == "loss against step"
     with pytest.raises(ValueError, match="race_gif draws 2-D paths; these runs have 3 coordinates"):
         plab.race_gif(three, tmp_path / "f3.gif")
+
+
+def test_sweep_best_lr_label_stays_inside_the_axes_at_either_edge() -> None:
+    """A best lr near the right edge labels to its left: the text once ran past the axes and the
+    tight layout squeezed the plot and cut the title."""
+    for lr_min, lr_max in ((1e-4, 1.0), (0.5, 50.0)):
+        result = sweep("rosenbrock", "adam", np.logspace(np.log10(lr_min), np.log10(lr_max), 16), steps=300)
+        fig = plab.sweep_figure(result)
+        FigureCanvasAgg(fig).draw()
+        ax = fig.axes[0]
+        box = ax.get_window_extent()
+        label = next(t for t in ax.texts if "best lr" in t.get_text())
+        ext = label.get_window_extent()
+        assert box.x0 - 1 <= ext.x0 and ext.x1 <= box.x1 + 1, (lr_min, result.best_lr)

@@ -420,8 +420,11 @@ def sweep_figure(result: SweepResult, path: str | Path | None = None, *, title: 
         ax.axvline(result.best_lr, color="black", linestyle="--", linewidth=1)
         reached = result.runs.steps_to_tol[result.best_index]
         how = f": {reached} steps to tol" if reached is not None else ": lowest final loss (none reached tol)"
-        ax.text(result.best_lr, 0.02, f" best lr {result.best_lr:.3g}{how}", transform=ax.get_xaxis_transform(),
-                fontsize=8, ha="left", va="bottom")
+        lo, hi = np.log(result.regions()[0][1]), np.log(result.regions()[-1][2])
+        right_half = (np.log(result.best_lr) - lo) > 0.5 * (hi - lo)  # (the label stays inside the axes)
+        label = f"best lr {result.best_lr:.3g}{how}"
+        ax.text(result.best_lr, 0.02, f"{label} " if right_half else f" {label}", transform=ax.get_xaxis_transform(),
+                fontsize=8, ha="right" if right_half else "left", va="bottom")
         fig.text(0.01, 0.005, BEST_RULE, fontsize=7, color="dimgrey", ha="left", va="bottom")
     if show_tol:  # only when some run reached it (else the line would sit off the scale)
         ax.axhline(result.tol, color="grey", linestyle=":", linewidth=1)
