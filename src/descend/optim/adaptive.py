@@ -130,7 +130,9 @@ class RMSprop(Optimizer):
         return rules.rmsprop, ("S", "mean", "buf")
 
     def _uses(self, group, key):
-        return {"mean": group["centered"], "buf": self._uses_momentum(group)}.get(key, True)
+        if key == "mean":
+            return bool(group["centered"])
+        return key != "buf" or self._uses_momentum(group)
 
     def _hypers(self, group, step):
         return {k: group[k] for k in ("lr", "beta", "eps", "eps_mode", "momentum")}
