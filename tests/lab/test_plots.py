@@ -139,3 +139,14 @@ def test_sweep_best_lr_label_stays_inside_the_axes_at_either_edge() -> None:
         label = next(t for t in ax.texts if "best lr" in t.get_text())
         ext = label.get_window_extent()
         assert box.x0 - 1 <= ext.x0 and ext.x1 <= box.x1 + 1, (lr_min, result.best_lr)
+
+
+def test_a_run_that_overflows_at_once_still_shows_its_start_loss() -> None:
+    """exp(x**2) from (3, 3) with lr 0.5 is inf after one step: its one finite loss is a marker
+    (a one-point line drew nothing, leaving the loss panel empty)."""
+    result = race("exp(x**2) + y**2", [("gd", {"lr": 0.5})], steps=50, x0=(3.0, 3.0))
+    assert result.runs[0].diverged and result.runs[0].steps == 1
+    fig = plab.race_figure(result)
+    loss_ax = fig.axes[1]
+    (line,) = [ln for ln in loss_ax.lines if len(ln.get_xdata()) == 1 and ln.get_marker() == "o"]
+    assert float(line.get_ydata()[0]) == pytest.approx(np.exp(9.0) + 9.0)

@@ -151,7 +151,8 @@ def race_command(
                       f"({_fmt(float(end[0]), '.4f')}, {_fmt(float(end[1]), '.4f')})")
     console.print(table)
     # (the runs advance together in lockstep: one time for all, not a time per optimizer)
-    console.print(f"{len(result.runs)} runs computed together in {result.wall_time * 1e3:.0f} ms", highlight=False)
+    n = len(result.runs)
+    console.print(f"{n} run{'' if n == 1 else 's'} computed together in {result.wall_time * 1e3:.0f} ms", highlight=False)
     if every > 1:
         console.print(f"(paths recorded every {every} steps)")
     console.print(RACE_NOTE)

@@ -277,7 +277,10 @@ def _loss_panel(bx: Axes, runs: list[Run], colors: list[Any], f_star: float | No
         ok = np.isfinite(y)
         if log:
             y = np.where(ok, np.maximum(y, TINY), np.nan)
-        bx.plot(run.record_steps[ok], y[ok], color=c, linewidth=1.6)
+        # (a single finite point, e.g. the start of a run that overflowed at step 1, as a marker: a
+        # one-point line draws nothing)
+        bx.plot(run.record_steps[ok], y[ok], color=c, linewidth=1.6, marker="o" if ok.sum() == 1 else None,
+                markersize=5)
         if ok.any():
             starts.append(y[ok][0])
             lows.append(np.nanmin(y[ok]))
