@@ -68,7 +68,7 @@ def test_a_schedule_object_is_returned_as_is() -> None:
         ("step:every=2,gamma=1.5", {}, "gamma", "gamma must be in (0, 1], got 1.5"),
         ("step:every=2.5", {}, "every", "every must be an integer >= 1, got 2.5"),
         ("multi-step:milestones=60/30", {}, "milestones", "milestones must be strictly increasing integers >= 1, got [60, 30]"),
-        ("multi-step:milestones=a/b", {}, "milestones", "milestones must be numbers separated by /"),
+        ("multi-step:milestones=a/b", {}, "milestones", "milestones must be whole numbers separated by /"),
         ("one-cycle:anneal=sine", {}, "anneal", "anneal must be one of 'cos', 'linear', got 'sine'"),
         ("cosine:decay_steps=0", {}, "decay_steps", "steps must be an integer >= 1, got 0"),
         ("cosine:steps=5,decay_steps=5", {}, "steps", "give the horizon once"),
@@ -145,3 +145,20 @@ def test_only_plateau_is_stateful_and_it_stays_outermost() -> None:
         ds.warmup(p, 10)
     with pytest.raises(ValueError, match=r"plateau\(...\) must be the outermost schedule"):
         0.5 * p
+
+
+def test_list_options_of_whole_numbers_refuse_fractions() -> None:
+    """milestones=30.7 was cut to 30 silently; 30.0 is a whole number and stays accepted."""
+    from descend.schedules import build
+
+    with pytest.raises(SpecError, match=r"milestones must be whole numbers separated by /"):
+        build("multi-step:milestones=30.7/60.2", steps=100, lr=0.1)
+    assert build("multi-step:milestones=30.0/60", steps=100, lr=0.1)(30) == pytest.approx(0.01)
+
+
+def test_one_cycle_too_short_says_where_its_phases_end() -> None:
+    from descend.schedules import one_cycle
+
+    with pytest.raises(ValueError, match=r"phase ends -0\.1, 2\)") as e:
+        one_cycle(0.1, 3)
+    assert "000000" not in str(e.value)

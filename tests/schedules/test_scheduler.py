@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import warnings
 
 import pytest
 import torch
@@ -113,6 +114,7 @@ def run_straight(make_schedule, lrs=(0.1,), **scheduler_kwargs):
 
 
 @pytest.mark.parametrize("name", list(FACTORIES))
+@pytest.mark.filterwarnings("ignore:Scheduler scales the schedule")  # (relative scaling on purpose)
 def test_resume_from_state_dict_continues_exactly(name) -> None:
     make = FACTORIES[name]
     expected, p_expected = run_straight(make)
@@ -273,10 +275,71 @@ def test_constructor_validates() -> None:
         ds.Scheduler(opt, ds.constant(0.0))
     with pytest.raises(TypeError, match="optimizer must be a torch.optim.Optimizer"):
         ds.Scheduler(object(), ds.constant(0.1))
-    sched = ds.Scheduler(opt, ds.constant(0.1))
+    sched = ds.Scheduler(opt, [ds.constant(0.1)])  # one schedule per group: a new group has none
     opt.add_param_group({"params": [torch.zeros(1, requires_grad=True)]})
     with pytest.raises(ValueError, match="build a new Scheduler after add_param_group"):
         sched.step()
+    with pytest.raises(ValueError, match=r"key='betas' is torch's \(beta1, beta2\) tuple; drive one of them"):
+        ds.Scheduler(torch.optim.Adam([p]), ds.constant(0.9), key="betas")
+
+
+def test_a_group_added_mid_run_follows_the_one_schedule_from_the_current_step() -> None:
+    """Progressive unfreezing: the new group's lr when added is its base, scaled by the schedule from
+    the step the others are at (before, the next step raised and a new Scheduler restarted at t=0)."""
+    p, q = torch.zeros(1, requires_grad=True), torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([p], lr=0.1)
+    schedule = ds.cosine(0.1, 100)
+    sched = ds.Scheduler(opt, schedule)
+    for _ in range(40):
+        opt.step()
+        sched.step()
+    opt.add_param_group({"params": [q], "lr": 0.01})
+    opt.step()
+    sched.step()
+    assert opt.param_groups[0]["lr"] == schedule(41)
+    assert opt.param_groups[1]["lr"] == pytest.approx(schedule(41) * 0.01 / 0.1, rel=1e-15)
+    again = ds.Scheduler(torch.optim.SGD([{"params": [p]}, {"params": [q], "lr": 0.01}], lr=0.1), schedule)
+    again.load_state_dict(sched.state_dict())  # the grown state resumes into a two-group run
+    assert again.t == 41 and again.base_lrs == [0.1, 0.01]
+
+
+def test_one_cycle_and_cyclic_scaled_to_another_lr_warn() -> None:
+    """Ported torch code: OneCycleLR(max_lr=1e-2) on Adam(lr=1e-3) peaks at 1e-2; relative scaling
+    would peak at 1e-3, so the Scheduler says so. The usual relative use is not warned about."""
+    p = torch.zeros(1, requires_grad=True)
+    with pytest.warns(UserWarning, match=r"no group's lr is that \(0.001\), so group 0 gets 0.1x.*relative=False"):
+        ds.Scheduler(torch.optim.Adam([p], lr=1e-3), ds.one_cycle(1e-2, 100))
+    with pytest.warns(UserWarning, match="the schedule starts at 0.01"):
+        ds.Scheduler(torch.optim.SGD([p], lr=0.1), ds.cyclic(0.01, 0.1, 20))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds.Scheduler(torch.optim.Adam([p], lr=1e-2), ds.one_cycle(1e-2, 100))
+        ds.Scheduler(torch.optim.Adam([p], lr=1e-3), ds.one_cycle(1e-2, 100), relative=False)
+        ds.Scheduler(torch.optim.SGD([p], lr=0.1), ds.cosine(1.0, 100))  # a shape scaled to the lr
+        torch_peak = ds.Scheduler(torch.optim.Adam([p], lr=1e-3), ds.one_cycle(1e-2, 100), relative=False)
+    assert max(torch_peak.lr_at(t)[0] for t in range(100)) == pytest.approx(1e-2)
+
+
+def test_a_schedule_written_as_a_plain_class_saves_and_resumes() -> None:
+    """LambdaLR's role: a user's subclass of Schedule that is not a dataclass."""
+
+    class Halving(ds.Schedule):
+        def __init__(self, lr: float) -> None:
+            self.lr = lr  # (base_lr reads the lr)
+
+        def _lr(self, t):
+            return self.lr * 0.5 ** (t // 10)
+
+    p = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([p], lr=0.1)
+    sched = ds.Scheduler(opt, Halving(0.1))
+    for _ in range(25):
+        sched.step()
+    state = sched.state_dict()
+    assert state["schedules"] == ["Halving(lr=0.1)"]
+    again = ds.Scheduler(torch.optim.SGD([p], lr=0.1), Halving(0.1))
+    again.load_state_dict(state)
+    assert again.get_last_lr() == [0.025]
 
 
 def descend_optim():
@@ -289,6 +352,7 @@ def descend_optim():
 
 @pytest.mark.parametrize("schedule_name", ["warmup", "cyclic", "plateau(warmup(cosine))"])
 @pytest.mark.parametrize("kind", ["SGD", "SGD-momentum", "Adam"])
+@pytest.mark.filterwarnings("ignore:Scheduler scales the schedule")  # (relative scaling on purpose)
 def test_drives_descend_and_torch_optimizers_identically(schedule_name, kind) -> None:
     optim = descend_optim()
     if kind == "Adam" and not hasattr(optim, "Adam"):

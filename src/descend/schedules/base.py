@@ -91,6 +91,9 @@ class Schedule:
     __rmul__ = __mul__
 
     def __repr__(self) -> str:
+        if not dataclasses.is_dataclass(self):  # a user's subclass written as a plain class
+            shown = ", ".join(f"{k}={_show(v)}" for k, v in vars(self).items() if not k.startswith("_"))
+            return f"{type(self).__name__}({shown})"
         parts = []
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             if not f.init:

@@ -115,7 +115,8 @@ class OneCycle(Schedule):
         if any(b <= a for a, b in zip([0.0, *ends], ends)):
             raise ValueError(
                 f"pct_start * steps must leave at least one step in every phase "
-                f"(phase ends {ends}); got pct_start={self.pct_start!r}, steps={self.steps!r}"
+                f"(phase ends {', '.join(f'{e:.4g}' for e in ends)}); got pct_start={self.pct_start!r}, "
+                f"steps={self.steps!r}"
             )
 
     def phases(self) -> list[tuple[float, float, float]]:

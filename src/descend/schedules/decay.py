@@ -33,7 +33,9 @@ only by accumulated rounding):
 * ``cosine`` holds ``final_lr`` after ``steps``; ``CosineAnnealingLR`` keeps
   following the cosine back up (period ``2 * T_max``).
 * ``linear`` goes from ``lr`` to ``final_lr``; ``LinearLR(start_factor=a,
-  end_factor=b, total_iters=T)`` on base lr ``L`` is ``linear(a * L, T, b * L)``.
+  end_factor=b, total_iters=T)`` on base lr ``L`` is ``linear(a * L, T, b * L)``
+  with ``Scheduler(..., relative=False)`` (on an optimizer built with lr ``L``,
+  relative scaling would multiply it by ``1 / a``).
 * ``polynomial`` has a ``final_lr`` (torch's ``PolynomialLR`` ends at 0).
 * ``multi_step`` milestones must be strictly increasing (torch accepts repeats
   and multiplies by ``gamma ** count``).
@@ -187,7 +189,8 @@ class Linear(_ToFinal):
 
     Goes from ``lr`` at n = 0 to ``final_lr`` at ``n = steps`` and stays there
     (up or down). torch: ``LinearLR(start_factor=a, end_factor=b,
-    total_iters=steps)`` on base lr ``L`` is ``linear(a * L, steps, b * L)``.
+    total_iters=steps)`` on base lr ``L`` is ``linear(a * L, steps, b * L)`` under
+    ``Scheduler(..., relative=False)`` (see the module docstring).
     """
 
     _name = "linear"

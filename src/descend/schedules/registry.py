@@ -190,11 +190,21 @@ def _as_list(name: str, value: Any) -> list:
     if not isinstance(items, list | tuple):
         items = [items]
     try:
-        return [convert(v) for v in items if v != ""]
+        out = [convert(v) if convert is float else _whole(v) for v in items if v != ""]
     except (TypeError, ValueError):
+        what = "whole numbers" if convert is int else "numbers"
         raise SpecError(
-            f"{name} must be numbers separated by /, e.g. {name}=30/60/90; got {value!r}", field=name
+            f"{name} must be {what} separated by /, e.g. {name}=30/60/90; got {value!r}", field=name
         ) from None
+    return out
+
+
+def _whole(v: Any) -> int:
+    """``v`` as an int: ``30`` or ``30.0``, not ``30.7`` (which int() would cut to 30 silently)."""
+    number = float(v)
+    if not number.is_integer():
+        raise ValueError(v)
+    return int(number)
 
 
 def resolve(spec: str, **overrides: Any) -> tuple[str, dict[str, Any]]:

@@ -22,8 +22,16 @@ every ``step()`` (``t += 1``)::
     group_i["lr"] = schedules[i](t)                                 a list, one per group
 
 So one schedule keeps the ratios between groups (a group built with half
-the lr of another gets half of the schedule); when a group's lr equals
-``schedule.base_lr`` it gets ``schedule(t)`` exactly. ``unit`` ("iteration"
+the lr of another gets half of the schedule, and half of its floor:
+``cosine(0.1, T, 1e-3)`` ends a group built with lr 0.01 at 1e-4, where torch's
+``eta_min`` is the same for every group; give a list with one schedule per
+group for separate floors); when a group's lr equals ``schedule.base_lr`` it
+gets ``schedule(t)`` exactly. For ``one_cycle`` and ``cyclic``, whose torch
+twins set absolute lrs (``OneCycleLR(max_lr=...)``, ``CyclicLR``), the
+Scheduler warns when no group's lr equals ``schedule.base_lr``: ported code
+wants ``relative=False`` or the optimizer built with that lr. A
+group added with ``add_param_group`` mid-run follows the one schedule from the
+current step, scaled from its lr when added. ``unit`` ("iteration"
 or "epoch") only says what ``t`` counts; it is saved in the state dict.
 
 **Order.** Each iteration (or epoch)::
@@ -51,6 +59,7 @@ at once. Passing a metric when no schedule is a plateau raises ValueError
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any, SupportsFloat
 
@@ -58,6 +67,7 @@ import torch
 
 from . import _validate as check
 from .base import Schedule
+from .cycles import Cyclic, OneCycle
 from .on_plateau import Plateau
 
 UNITS = ("iteration", "epoch")
@@ -86,6 +96,27 @@ def _write(group: dict[str, Any], key: str, value: Any) -> None:
         group["betas"] = tuple(betas)
     else:
         group[key] = value
+
+
+def _warn_if_scaled(schedule: Schedule, bases: list[Any], key: str) -> None:
+    """Warn when a one-cycle or cyclic schedule, whose torch twins (OneCycleLR's max_lr, CyclicLR's
+    base_lr and max_lr) set absolute lrs, would be scaled to another lr in every group: ported torch
+    code would silently run at another scale. (A schedule of another shape scaled to the optimizer's
+    lr, ``cosine(1.0, T)`` on lr 0.1, is the usual relative use and is not warned about.)"""
+    base = schedule.base_lr
+    if not isinstance(schedule, OneCycle | Cyclic) or isinstance(base, torch.Tensor) or \
+            any(isinstance(b, torch.Tensor) for b in bases) or not bases:
+        return
+    if any(abs(b - base) <= 1e-12 * max(abs(base), abs(b)) for b in bases):
+        return
+    shown = ", ".join(f"{b:g}" for b in bases)
+    warnings.warn(
+        f"Scheduler scales the schedule to each param group's {key} (relative=True): the schedule starts at "
+        f"{base:g} and no group's {key} is that ({shown}), so group 0 gets {bases[0] / base:g}x the schedule's "
+        f"values. Build the optimizer with {key}={base:g}, or pass relative=False to set the schedule's values "
+        f"as they are (as torch's OneCycleLR and CyclicLR do)",
+        UserWarning, stacklevel=3,
+    )
 
 
 class Scheduler:
@@ -125,6 +156,9 @@ class Scheduler:
         self.unit = check.choice("unit", unit, UNITS)
         if not isinstance(key, str) or not key:
             raise ValueError(f"key must be the name of a param-group hyperparameter such as 'lr', got {key!r}")
+        if key == "betas":
+            raise ValueError("key='betas' is torch's (beta1, beta2) tuple; drive one of them: key='beta1' or "
+                             "key='beta2' (one Scheduler each)")
         for i, group in enumerate(groups):
             if key not in group and not (key in _BETAS and "betas" in group):
                 have = ", ".join(sorted(k for k in group if k != "params"))
@@ -154,6 +188,8 @@ class Scheduler:
                 f"pass relative=False to set schedule(t) as is"
             )
         self.base_lrs: list[Any] = [_copy(_read(g, key)) for g in groups]
+        if self.shared and self.relative:
+            _warn_if_scaled(self.schedules[0], self.base_lrs, key)
         self.t = 0
         self._apply()
 
@@ -185,10 +221,16 @@ class Scheduler:
 
     def _apply(self) -> None:
         groups = self.optimizer.param_groups
+        if len(groups) > len(self.schedules) and self.shared:
+            # a group added mid-run (progressive unfreezing): its value when added is its base, and it
+            # follows the one schedule from the step the others are at
+            for group in groups[len(self.schedules):]:
+                self.base_lrs.append(_copy(_read(group, self.key)))
+                self.schedules.append(self.schedules[0])
         if len(groups) != len(self.schedules):
             raise ValueError(
                 f"the optimizer has {len(groups)} param groups but the Scheduler was built for "
-                f"{len(self.schedules)}; build a new Scheduler after add_param_group"
+                f"{len(self.schedules)} with one schedule each; build a new Scheduler after add_param_group"
             )
         for group, value in zip(groups, self.lr_at(self.t)):
             _write(group, self.key, value)
