@@ -72,3 +72,12 @@ def test_unparse_is_the_inverse_of_parse(spec) -> None:
     assert unparse(name, options) == spec
     assert parse(unparse(name, options)) == (name, options)
     assert unparse("multi_step", {"milestones": (1, 2)}) == "multi-step:milestones=1/2"
+
+
+def test_a_list_written_with_commas_is_told_to_use_slashes() -> None:
+    from descend.spec import SpecError, parse_options
+
+    with pytest.raises(SpecError, match=r"got '60' \(join a list with /: milestones=30/60\)"):
+        parse_options("milestones=30,60,90", "schedule")
+    with pytest.raises(SpecError, match=r"got 'foo' \(write foo=VALUE\)"):
+        parse_options("gamma=0.5,foo", "schedule")

@@ -61,16 +61,29 @@ def value(text: str) -> Any:
         return text
 
 
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def parse_options(text: str, what: str = "options") -> dict[str, Any]:
     """``"lr=0.1,beta=0.9"`` -> ``{"lr": 0.1, "beta": 0.9}`` (keys normalised with :func:`norm`)."""
     out: dict[str, Any] = {}
+    last = None
     for part in filter(None, (p.strip() for p in str(text).split(","))):
         if "=" not in part:
+            # a bare number after an option is a list written with commas: milestones=30,60,90
+            fix = (f"join a list with /: {last[0]}={last[1]}/{part}" if last is not None and _numeric(part)
+                   else f"write {part}=VALUE")
             raise SpecError(
                 f"{what} must be key=value pairs separated by commas (lists joined by /), "
-                f"e.g. lr=0.01,milestones=30/60; got {part!r} (write {part}=VALUE)",
+                f"e.g. lr=0.01,milestones=30/60; got {part!r} ({fix})",
                 field=what,
             )
+        last = part.split("=", 1)
         key, raw = part.split("=", 1)
         key = norm(key)
         if not key:
