@@ -106,7 +106,7 @@ def _known_keywords(cls: type, init: Callable[..., None]) -> Callable[..., None]
             raise TypeError(
                 f"{cls.__name__}() takes {', '.join(positional)} by position and the rest by keyword, got "
                 f"params and {len(args) - 1} more positional arguments ({', '.join(map(repr, args[1:]))}){order}: "
-                f"write e.g. {cls.__name__}(params, lr, {_example(cls, positional)})"
+                f"write e.g. {cls.__name__}(params, lr, {_example(cls)})"
             )
         if kwargs and type(self) is cls:
             if not own:
@@ -126,7 +126,7 @@ def _known_keywords(cls: type, init: Callable[..., None]) -> Callable[..., None]
     return __init__
 
 
-def _example(cls: type, positional: list[str]) -> str:
+def _example(cls: type) -> str:
     """A keyword call for the error above: the first keyword-only hyperparameters of ``cls``."""
     names = [p.name for p in inspect.signature(cls.__init__).parameters.values()
              if p.kind is p.KEYWORD_ONLY][:2]
