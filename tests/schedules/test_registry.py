@@ -162,3 +162,17 @@ def test_one_cycle_too_short_says_where_its_phases_end() -> None:
     with pytest.raises(ValueError, match=r"phase ends -0\.1, 2\)") as e:
         one_cycle(0.1, 3)
     assert "000000" not in str(e.value)
+
+
+@pytest.mark.parametrize("make, shown", [
+    (lambda: ds.cosine(0.1, 100, eta_min=1e-3), "cosine() got an unexpected keyword argument 'eta_min'; it takes "
+                                                "lr, steps, final_lr (torch.optim.lr_scheduler's eta_min is final_lr here)"),
+    (lambda: ds.cosine_restarts(0.1, T_0=10), "torch.optim.lr_scheduler's T_0 is period here"),
+    (lambda: ds.one_cycle(0.1, 100, anneal_strategy="linear"), "anneal_strategy is anneal here"),
+    (lambda: ds.step(0.1, step_size=10), "step_size is every here"),
+    (lambda: ds.cosine(0.1, 100, foo=1), "cosine() got an unexpected keyword argument 'foo'; it takes lr, steps, final_lr"),
+])
+def test_torch_keyword_names_get_descends_name(make, shown) -> None:
+    with pytest.raises(TypeError) as e:
+        make()
+    assert shown in str(e.value)

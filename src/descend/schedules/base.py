@@ -52,7 +52,36 @@ def set_field(obj: Schedule, name: str, value: object) -> None:
     object.__setattr__(obj, name, value)
 
 
-class Schedule:
+# torch.optim.lr_scheduler's keyword -> descend's field of the same meaning, for the error below
+TORCH_NAMES = {
+    "eta_min": "final_lr", "T_max": "steps", "total_steps": "steps", "total_iters": "steps",
+    "max_lr": "lr", "anneal_strategy": "anneal", "step_size": "every", "T_0": "period", "T_mult": "mult",
+    "base_lr": "lr", "step_size_up": "steps_up", "step_size_down": "steps_down",
+}
+
+
+class _Made(type):
+    """Makes schedules: an unknown keyword names what the schedule takes, and torch's equivalent."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except TypeError as e:
+            if "unexpected keyword argument" not in str(e) or not dataclasses.is_dataclass(cls):
+                raise
+            fields = [f.name for f in dataclasses.fields(cls) if f.init]
+            bad = next((k for k in kwargs if k not in fields), None)
+            if bad is None:
+                raise
+            ours = TORCH_NAMES.get(bad)
+            hint = f" (torch.optim.lr_scheduler's {bad} is {ours} here)" if ours in fields else ""
+            raise TypeError(
+                f"{getattr(cls, '_name', cls.__name__)}() got an unexpected keyword argument {bad!r}; "
+                f"it takes {', '.join(fields)}{hint}"
+            ) from None
+
+
+class Schedule(metaclass=_Made):
     """Base class: subclasses are frozen dataclasses that implement ``_lr(n)``.
 
     ``schedule(step)`` validates the step (an integer >= 0) and returns
