@@ -230,7 +230,9 @@ class Scheduler:
         if len(groups) != len(self.schedules):
             raise ValueError(
                 f"the optimizer has {len(groups)} param groups but the Scheduler was built for "
-                f"{len(self.schedules)} with one schedule each; build a new Scheduler after add_param_group"
+                f"{len(self.schedules)}" + ("" if self.shared else
+                                            " with one schedule each; build a new Scheduler after add_param_group "
+                                            "(groups added later follow a single shared schedule)")
             )
         for group, value in zip(groups, self.lr_at(self.t)):
             _write(group, self.key, value)
