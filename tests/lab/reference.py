@@ -67,7 +67,7 @@ def reference_minimize(
     tol = check_tol(tol)
     x = obj.start(x0)
     obj.check_point_shape(tuple(x.shape), "x0")
-    bound = obj.bound_for([x]) if bound is None else float(bound)
+    bound = obj.bound_for(x) if bound is None else float(bound)
     for k, v in hyper.items():
         if is_sequence(v):
             raise ValueError(f"{k} must be a single value for minimize, got {v!r}; use run_many for many values")

@@ -367,7 +367,7 @@ def run_rows(
     X = torch.stack([rows[i].x0 for i in order]).to(dtype)
     # each row's own bound by default (as it would have alone), so a far start widens only its own
     limit: Any = float(bound) if bound is not None else \
-        torch.tensor([obj.bound_for([rows[i].x0]) for i in order], dtype=torch.float64)
+        torch.tensor([obj.bound_for(rows[i].x0) for i in order], dtype=torch.float64)
     groups: list[_Group] = []
     a = 0
     for idx in members.values():

@@ -53,10 +53,10 @@ class Objective:
             return DIVERGE_BOUND
         return DIVERGE_BOX_FACTOR * max(abs(v) for v in self.landscape.box)
 
-    def bound_for(self, starts: list[Tensor]) -> float:
-        """The default bound for runs from ``starts``: :attr:`bound`, or 100x the largest start
+    def bound_for(self, x0: Tensor) -> float:
+        """The default bound for a run from ``x0``: :attr:`bound`, or 100x the largest start
         coordinate where that is larger (a start far outside the box has not diverged there)."""
-        far = max((float(x.detach().abs().max()) for x in starts if x.numel()), default=0.0)
+        far = float(x0.detach().abs().max()) if x0.numel() else 0.0
         return max(self.bound, DIVERGE_BOX_FACTOR * far) if math.isfinite(far) else self.bound
 
     def start(self, x0: Any, name: str = "x0") -> Tensor:

@@ -93,9 +93,9 @@ def _known_keywords(cls: type, init: Callable[..., None]) -> Callable[..., None]
     name ``Optimizer.__init__``)."""
     own: list[str] = []
     theirs: list[str] = []
-    positional = [p.name for p in inspect.signature(init).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][1:]
-    open_ended = any(p.kind is p.VAR_POSITIONAL for p in inspect.signature(init).parameters.values())
+    signature = inspect.signature(init).parameters.values()
+    positional = [p.name for p in signature if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][1:]
+    open_ended = any(p.kind is p.VAR_POSITIONAL for p in signature)
 
     @functools.wraps(init)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:

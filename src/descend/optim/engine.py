@@ -253,7 +253,7 @@ def _pack(opt: Any, part: Part) -> None:
     own = own_call_size(ps[0].device)
     for j, p in enumerate(ps):
         (part.big if p.numel() >= own and p.is_contiguous() else part.small).append(j)
-    keys = opt._state_keys(group)
+    keys = part.keys
     for j in part.big:
         if not part.states[j]:
             part.states[j].update(opt._init_state(ps[j], group))
