@@ -59,6 +59,30 @@ def test_finite_over_many_tensors_and_threads():
         torch.set_num_threads(with_threads)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_finite_finds_a_nan_at_every_share_boundary(threads):
+    """Gradients of at least 32768 elements are scanned in per-thread shares of each one (as torch
+    splits their update) and smaller ones in shares of their elements together: a NaN on either
+    side of every boundary, in large and small gradients, is found with any number of threads."""
+    gen = torch.Generator().manual_seed(2)
+    sizes = [5, 32767, 32768, 7, 32769, 100_001, 3, 65_536 * 3 + 1, 40_000]
+    ts = [torch.randn(n, generator=gen) for n in sizes]
+    with_threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        assert native.finite(ts)
+        for k, n in enumerate(sizes):
+            chunk = -(-n // threads)
+            places = {0, n - 1} | {c + d for c in range(chunk, n, chunk) for d in (-1, 0)}
+            for i in sorted(places):
+                bad = list(ts)
+                bad[k] = ts[k].clone()
+                bad[k][i] = float("nan")
+                assert not native.finite(bad), (k, i)
+    finally:
+        torch.set_num_threads(with_threads)
+
+
 def test_packer_copies_like_foreach_copy_and_bumps_versions():
     gen = torch.Generator().manual_seed(2)
     params = [torch.randn(s, generator=gen).requires_grad_() for s in [(3, 5), (7,), (2, 2, 2), (1,)]]

