@@ -475,3 +475,117 @@ def test_an_unknown_keyword_names_the_optimizer_and_what_it_takes(cls):
     with pytest.raises(TypeError, match=rf"^{cls.__name__}\(\) got an unexpected keyword argument 'bogus'; "
                                         r"it takes: lr, .*nonfinite, impl, state_dtype, state_rounding"):
         cls([torch.zeros(2, requires_grad=True)], bogus=1)
+
+
+# ------------------------------------------------------------------ what code around an optimizer does
+@pytest.mark.parametrize("i", range(len(PAIRS)), ids=IDS)
+def test_an_optimizer_rebuilt_from_its_defaults_steps_alike(i):
+    """``type(opt)(params, **opt.defaults)`` (wrappers, "reset the optimizer" recipes) works as in
+    torch: the defaults hold both spellings, which agree."""
+    _, _, dname, dkw = PAIRS[i]
+    a, b = params(), params()
+    first = getattr(O, dname)(a, **dkw)
+    again = type(first)(b, **first.defaults)
+    assert again.defaults == first.defaults
+    run(first, a, 10)
+    run(again, b, 10)
+    assert gap(a, b) == 0
+
+
+def test_both_spellings_are_accepted_where_they_agree():
+    assert O.Adam(params(), betas=(0.9, 0.99), beta1=0.9).param_groups[0]["beta1"] == 0.9
+    assert O.RMSprop(params(), 0.01, 0.99, alpha=0.99).param_groups[0]["beta"] == 0.99  # beta by position
+    with pytest.raises(ValueError, match=r"both alpha=0.99 .* and beta=0.98 \(descend's\), which disagree"):
+        O.RMSprop(params(), 0.01, 0.98, alpha=0.99)
+
+
+def test_numpy_numbers_are_taken_as_torch_takes_them():
+    np = pytest.importorskip("numpy")
+    kw = dict(lr=np.float32(0.01), betas=(np.float64(0.8), np.float64(0.99)), weight_decay=np.float32(0.1),
+              eps=np.float32(1e-6))
+    a, b = params(), params()
+    theirs, ours = torch.optim.Adam(a, **kw), O.Adam(b, **kw)
+    ours.add_param_group({"params": [torch.zeros(2, dtype=torch.float64, requires_grad=True)],
+                          "lr": np.int64(1), "betas": (np.float32(0.5), 0.9)})
+    assert type(ours.param_groups[0]["lr"]) is float and ours.param_groups[1]["lr"] == 1
+    assert ours.param_groups[1]["beta1"] == 0.5
+    run(theirs, a, 20)
+    run(ours, b, 20)
+    assert gap(a, b) <= TOL
+    assert O.SGD(params(), lr=np.array(0.1)).defaults["lr"] == 0.1  # (a 0-d array: torch's step refuses it)
+    with pytest.raises(ValueError, match=r"lr must be a number .* got array\(\[0.1, 0.2\]\)"):
+        O.SGD(params(), lr=np.array([0.1, 0.2]))
+
+
+@pytest.mark.parametrize("tname, tkw, dname, dkw, new", [
+    ("Adam", {"lr": 0.05, "betas": (0.9, 0.99)}, "Adam", {"lr": 0.05, "betas": (0.9, 0.99)}, {"betas": (0.0, 0.5)}),
+    ("RMSprop", {"lr": 0.01, "alpha": 0.99}, "RMSprop", {"lr": 0.01, "alpha": 0.99, "eps_mode": "outside"},
+     {"alpha": 0.5}),
+])
+def test_or_assigning_a_group_writes_both_spellings(tname, tkw, dname, dkw, new):
+    a, b = params(), params()
+    theirs, ours = getattr(torch.optim, tname)(a, **tkw), getattr(O, dname)(b, **dkw)
+
+    def change(opt):
+        return lambda t: opt.param_groups[0].__ior__(new) if t == 3 else None
+
+    run(theirs, a, 10, before_step=change(theirs))
+    run(ours, b, 10, before_step=change(ours))
+    assert gap(a, b) <= TOL
+
+
+@pytest.mark.parametrize("tname, tkw, dname, dkw", [
+    ("Adam", {"lr": 1e-3, "betas": (0.9, 0.99)}, "Adam", {"lr": 1e-3, "betas": (0.9, 0.99)}),
+    ("SGD", {"lr": 1e-3, "momentum": 0.9}, "SGD", {"lr": 1e-3, "momentum": 0.9}),
+    ("RMSprop", {"lr": 1e-3, "alpha": 0.9, "momentum": 0.5}, "RMSprop",
+     {"lr": 1e-3, "alpha": 0.9, "momentum": 0.5, "eps_mode": "outside"}),
+])
+def test_a_group_replaced_by_a_plain_dict_follows_torchs_momentum_cycling(tname, tkw, dname, dkw):
+    """``opt.param_groups[0] = dict(...)`` drops descend's group type, so writing ``betas`` no longer
+    writes ``beta1``: the step brings the two spellings back in step (the one written wins), and
+    OneCycleLR's cycling of beta1 or momentum takes effect as in torch."""
+    a, b = params(), params()
+    out = []
+    for ps, opt in ((a, getattr(torch.optim, tname)(a, **tkw)), (b, getattr(O, dname)(b, **dkw))):
+        opt.param_groups[0] = dict(opt.param_groups[0])
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.05, total_steps=25)
+        run(opt, ps, 25, after_step=lambda t, s=sched: s.step())
+        out.append(opt)
+    assert gap(a, b) <= TOL
+    group = out[1].param_groups[0]
+    if tname == "Adam":  # descend's spelling written into the plain dict wins the same way
+        group["beta1"] = 0.5
+        run(out[1], b, 1, start=25)
+        assert group["betas"] == (0.5, group["beta2"])
+        group["betas"] = (0.6, 0.7)
+        run(out[1], b, 1, start=26)
+        assert (group["beta1"], group["beta2"]) == (0.6, 0.7)
+
+
+@pytest.mark.parametrize("dname, kw", [("Adam", {"lr": 0.01}), ("AdamW", {"lr": 0.01, "weight_decay": 0.1}),
+                                       ("SGD", {"lr": 0.01, "momentum": 0.9}), ("RMSprop", {"lr": 0.01}),
+                                       ("Adagrad", {"lr": 0.1})])
+@pytest.mark.parametrize("full", [False, True], ids=["sharded-form", "full"])
+def test_distributed_checkpoints_state_dict_helpers_round_trip(dname, kw, full):
+    """torch.distributed.checkpoint's get/set_optimizer_state_dict (what FSDP2 and torchtitan-style
+    checkpointing call) rebuild the dict from 'state' and 'param_groups' alone, without descend's
+    marker: the state still loads as descend's, and the run continues exactly."""
+    from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_optimizer_state_dict,
+                                                         set_optimizer_state_dict)
+    options = StateDictOptions(full_state_dict=full)
+    torch.manual_seed(0)
+    model = Twins().double()
+    opt = getattr(O, dname)(model.parameters(), **kw)
+    train_model(model, opt, 5)
+    saved = copy.deepcopy(get_optimizer_state_dict(model, opt, options=options))
+    assert "descend" not in saved
+    via = copy.deepcopy(model)
+    via_opt = getattr(O, dname)(via.parameters(), **kw)
+    set_optimizer_state_dict(via, via_opt, saved, options=options)
+    ref = copy.deepcopy(model)
+    ref_opt = getattr(O, dname)(ref.parameters(), **kw)
+    ref_opt.load_state_dict(copy.deepcopy(opt.state_dict()))
+    train_model(via, via_opt, 5, start=5)
+    train_model(ref, ref_opt, 5, start=5)
+    assert gap(list(via.parameters()), list(ref.parameters())) == 0
+    assert gap(list(via.parameters()), list(model.parameters())) > 1e-4

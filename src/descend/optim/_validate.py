@@ -54,6 +54,15 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
+def as_number(value: Any) -> Any:
+    """A NumPy number or 0-d array (``np.float32(1e-3)``, a value read from a config or a sweep) as
+    the Python number it holds, as torch.optim takes it; anything else unchanged."""
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0 \
+            and getattr(getattr(value, "dtype", None), "kind", "") in ("f", "i", "u"):
+        return value.item()
+    return value
+
+
 def check_number(name: str, value: Any, allowed: Range, *, tensor_ok: bool = True) -> None:
     """Raise ValueError unless ``value`` is a real number (or tensor) inside ``allowed``."""
     if isinstance(value, bool) or not isinstance(value, (int, float, torch.Tensor)):

@@ -37,7 +37,7 @@ import torch.optim.optimizer as _torch_optimizer
 
 from . import checks as _checks
 from . import compat, engine, fused, launch, lowstate, rules
-from ._validate import NONNEG, Spec, check, check_broadcast, check_choice
+from ._validate import NONNEG, Spec, as_number, check, check_broadcast, check_choice
 
 NONFINITE = ("raise", "skip", "ignore")
 IMPLS = ("auto", "eager", "foreach", "fused")
@@ -167,7 +167,8 @@ class Optimizer(torch.optim.Optimizer):
         the arithmetic in float32 and ``state_rounding`` ("stochastic" or "nearest")
         on the way back (:mod:`descend.optim.lowstate`).
         """
-        defaults = {"weight_decay": weight_decay, "l1": l1, "maximize": maximize, **defaults}
+        defaults = {k: as_number(v) for k, v in
+                    {"weight_decay": weight_decay, "l1": l1, "maximize": maximize, **defaults}.items()}
         check_choice("nonfinite", nonfinite, NONFINITE)
         check_choice("impl", impl, IMPLS)
         check_choice("state_rounding", state_rounding, lowstate.ROUNDINGS)
@@ -176,6 +177,8 @@ class Optimizer(torch.optim.Optimizer):
         self.state_dtype = lowstate.check_state_dtype(state_dtype)
         self.state_rounding = state_rounding
         self._plans: list[engine.Part] | None = None  # the step plan, rebuilt when groups change
+        self._plain: list = []  # plain-dict groups put in from outside (compat.plain_groups)
+        self._planned_groups: list[dict[str, Any]] = []  # the groups the plan was built for
         self._staging = False  # some part of the plan takes launch.stage (a fused CPU part)
         self._plan_key: list[tuple[int, int, int]] = []
         self._plan_state: tuple[Any, int, list] = (None, 0, [])  # (opt.state, its changes, frozen params)
@@ -201,12 +204,14 @@ class Optimizer(torch.optim.Optimizer):
             )
         super().__init__(params, defaults)
         self.state = engine.State(dict, self.state)  # (counts resets from outside: see engine.State)
+        self._planned_groups = list(self.param_groups)
 
     # ------------------------------------------------------------------ groups
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         if not isinstance(param_group, dict):
             raise ValueError(f"a param group must be a dict, got {type(param_group).__name__}")
         param_group = compat.translate_group(self, param_group)  # torch's "betas", "alpha", ...
+        param_group = {k: as_number(v) for k, v in param_group.items()}
         raw = param_group.get("params")
         if raw is None:
             raise ValueError("a param group needs a 'params' entry: a list of tensors (it may be empty)")
@@ -308,7 +313,7 @@ class Optimizer(torch.optim.Optimizer):
         return self.state_dtype
 
     # the step plan and its caches: rebuilt at the next step, never copied or pickled
-    _RUNTIME = ("_plans", "_staging", "_plan_key", "_plan_state")
+    _RUNTIME = ("_plans", "_staging", "_plan_key", "_plan_state", "_plain", "_planned_groups")
 
     def __getstate__(self) -> dict[str, Any]:
         """torch.optim's pickled state (defaults, state, param groups) and descend's own settings
@@ -323,6 +328,7 @@ class Optimizer(torch.optim.Optimizer):
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self._plans, self._staging, self._plan_key, self._plan_state = None, False, [], (None, 0, [])
+        self._plain, self._planned_groups = [], list(self.param_groups)
         if type(self.state) is not engine.State:
             self.state = engine.State(dict, self.state)
 
@@ -351,7 +357,10 @@ class Optimizer(torch.optim.Optimizer):
             raise ValueError("state_dict must be a dict with 'state' and 'param_groups', as returned by state_dict()")
         state_dict = compat.match_names(self, state_dict, strict, match)
         if "descend" not in state_dict:
-            state_dict = compat.from_torch(self, state_dict)
+            if compat.written_by_descend(self, state_dict):  # with its marker dropped on the way
+                state_dict = {**state_dict, "descend": {"optimizer": type(self).__name__, "format": 1}}
+            else:
+                state_dict = compat.from_torch(self, state_dict)
         info = state_dict.get("descend")
         mine = type(self).__name__
         if not isinstance(info, dict) or "optimizer" not in info:
@@ -437,6 +446,10 @@ class Optimizer(torch.optim.Optimizer):
         if parts is None or not engine.valid(self, parts):
             parts = self._plans = engine.build(self)
             self._staging = any(launch.stages(part) for part in parts)
+            self._plain = compat.plain_groups(self, self._planned_groups)
+            self._planned_groups = list(self.param_groups)
+        elif self._plain:
+            compat.reconcile(self._plain)
         work = engine.collect(self, parts)
         # (staging changes nothing: a skipped step leaves all as it was)
         staged = launch.stage(self, work) if self._staging else itertools.repeat(None)

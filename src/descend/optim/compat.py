@@ -52,7 +52,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from ._validate import check
+from ._validate import as_number, check
 
 IMPL_FLAGS = ("foreach", "fused", "capturable", "differentiable")
 
@@ -133,6 +133,7 @@ def _split(cls: type, cls_name: str, theirs: str, value: Any, ours: tuple[str, .
         )
     else:
         out = dict(zip(ours, value))
+    out = {k: as_number(v) for k, v in out.items()}
     specs = getattr(cls, "_specs", {})
     for i, (key, v) in enumerate(out.items()):
         if specs.get(key) is not None:
@@ -183,14 +184,18 @@ def translate_kwargs(cls: type, init: Callable[..., None], args: tuple, kwargs: 
         if theirs not in out:
             continue
         value = out.pop(theirs)
-        clash = [o for o in ours if o in given]
-        if clash:
-            mine = kwargs[clash[0]] if clash[0] in kwargs else args[positional.index(clash[0])]
-            raise ValueError(
-                f"{name}: got both {theirs}={value!r} (torch.optim's spelling) and {clash[0]}={mine!r} "
-                f"(descend's); give only one of them"
-            )
-        out.update(_split(cls, name, theirs, value, ours))
+        split = _split(cls, name, theirs, value, ours)
+        for o in ours:  # both spellings of one value: fine where they agree (type(opt)(ps, **opt.defaults))
+            if o in given:
+                mine = kwargs[o] if o in kwargs else args[positional.index(o)]
+                if not _same(mine, split[o]):
+                    raise ValueError(
+                        f"{name}: got both {theirs}={value!r} (torch.optim's spelling) and {o}={mine!r} "
+                        f"(descend's), which disagree; give only one of them"
+                    )
+                if o not in kwargs:  # (given by position: it stays there)
+                    del split[o]
+        out.update(split)
     for theirs, only in twin.fixed.items():
         if theirs in out:
             value = out.pop(theirs)
@@ -282,6 +287,10 @@ class ParamGroup(dict):
             self[key] = default
         return self[key]
 
+    def __ior__(self, other: Any) -> ParamGroup:  # (dict's |= would skip __setitem__)
+        self.update(other)
+        return self
+
 
 class BetasGroup(ParamGroup):
     """Adam's groups: ``betas`` is ``(beta1, beta2)``."""
@@ -317,6 +326,59 @@ def sync_group(opt: Any, group: dict[str, Any]) -> dict[str, Any]:
     for alias, names in aliases.items():
         dict.__setitem__(out, alias, _joined(out, names))
     return out
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if isinstance(a, (tuple, list)) or isinstance(b, (tuple, list)):
+        return isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) and len(a) == len(b) \
+            and all(map(_same, a, b))
+    return _same(a, b)
+
+
+def plain_groups(opt: Any, before: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any], dict]]:
+    """The param groups that are plain dicts (put into ``param_groups`` from outside, so writing
+    ``betas`` does not write ``beta1`` and ``beta2``), each with its aliases and what they were last
+    seen as: :func:`reconcile` keeps both spellings in step before each step. ``before``: the
+    groups of the previous plan, whose values tell which spelling a replaced group changed."""
+    found = twin_of(type(opt))
+    aliases = found[1].group_aliases if found else {}
+    if not aliases:
+        return []
+    out: list[tuple[dict[str, Any], dict[str, Any], dict]] = []
+    for i, group in enumerate(opt.param_groups):
+        if isinstance(group, ParamGroup):
+            continue
+        old = before[i] if i < len(before) else None
+        seen = {} if old is None else {alias: _seen(old, alias, names) for alias, names in aliases.items()}
+        out.append((group, aliases, seen))
+    reconcile(out)
+    return out
+
+
+def _seen(group: dict[str, Any], alias: str, names: tuple[str, ...]) -> tuple[Any, Any]:
+    return group.get(alias), _joined(group, names) if all(n in group for n in names) else None
+
+
+def reconcile(groups: list[tuple[dict[str, Any], dict[str, Any], dict]]) -> None:
+    """Make torch's and descend's spelling of each aliased value agree in plain-dict groups: the
+    one that changed since last seen wins (descend's where neither or both did)."""
+    for group, aliases, seen in groups:
+        for alias, names in aliases.items():
+            theirs, ours = _seen(group, alias, names)
+            if theirs is None and ours is None:
+                continue  # (a group without the value: the step says which key is missing)
+            if theirs is not None and (ours is None or not _same_value(theirs, ours)):
+                last = seen.get(alias)
+                if ours is None or last is not None and _same_value(ours, last[1]) \
+                        and not _same_value(theirs, last[0]):
+                    if len(names) > 1 and (not hasattr(theirs, "__len__") or len(theirs) != len(names)):
+                        raise ValueError(f"{alias} must be a tuple ({', '.join(names)}), got {theirs!r}")
+                    group.update(zip(names, theirs if len(names) > 1 else (theirs,)))
+                else:
+                    group[alias] = ours
+            elif theirs is None:
+                group[alias] = ours
+            seen[alias] = _seen(group, alias, names)
 
 
 # ---------------------------------------------------------------------- names
@@ -400,6 +462,16 @@ def _need_twin(opt: Any, what: str) -> tuple[str, Twin]:
         raise ValueError(f"descend.optim.{type(opt).__name__} has no torch.optim twin, so {what}; "
                          f"optimizers with one: {have}")
     return found
+
+
+def written_by_descend(opt: Any, state_dict: dict[str, Any]) -> bool:
+    """Whether a state dict without descend's marker holds descend's own groups: every group has
+    every key of ``opt.defaults`` (``l1``, ``eps_mode``, ... which torch.optim never writes).
+    Tools that rebuild a state dict from its ``state`` and ``param_groups`` alone drop the marker:
+    ``torch.distributed.checkpoint``'s ``get_optimizer_state_dict`` and its setter."""
+    keys = set(opt.defaults)
+    groups = state_dict["param_groups"]
+    return bool(groups) and all(isinstance(g, dict) and keys <= g.keys() for g in groups)
 
 
 def from_torch(opt: Any, state_dict: dict[str, Any]) -> dict[str, Any]:

@@ -361,7 +361,8 @@ def collect(opt: Any, parts: list[Part]) -> list[Work]:
             raise ValueError(
                 f"{opt._param_name(part.group, i)} has a sparse gradient; "
                 f"descend.optim.{type(opt).__name__} supports dense gradients only "
-                "(torch.optim.SparseAdam handles sparse embeddings)"
+                "(for a sparse embedding use torch.optim.SGD, Adagrad or SparseAdam on it, in a "
+                "separate optimizer, or nn.Embedding(..., sparse=False))"
             )
         out.append(Work(part, ps, gs, sts, whole))
     return out
