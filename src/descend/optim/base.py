@@ -301,6 +301,11 @@ class Optimizer(torch.optim.Optimizer):
             state[key] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
         return state
 
+    def _rounding(self, p: torch.Tensor) -> str:
+        """How ``p``'s bf16 state is rounded: ``state_rounding`` where ``state_dtype`` stores it
+        below the parameter's precision; to nearest for bf16 parameters, as torch.optim."""
+        return "nearest" if p.dtype == torch.bfloat16 else self.state_rounding
+
     def _state_dtype(self, p: torch.Tensor) -> torch.dtype:
         """The dtype of ``p``'s state tensors (``state_dtype``, or the parameter's own)."""
         if self.state_dtype is None or self.state_dtype == p.dtype:
@@ -532,9 +537,9 @@ class Optimizer(torch.optim.Optimizer):
                               point=engine.work_view(self._point(p, state, group)), pairs=p.is_complex())
         if ok is not None:
             new = tuple(None if n is None else torch.where(ok, n, o) for n, o in zip(new, [x, *states]))
-        (torch.view_as_real(p) if p.is_complex() else p).copy_(new[0])
-        for key, value in zip(keys, new[1:]):
+        for key, value in zip(keys, new[1:]):  # (before p is written: x, the old p, salts the rounding)
             if value is not None:
                 t = state[key]
-                lowstate.store(torch.view_as_real(t) if t.is_complex() else t, value, self.state_rounding,
-                               lowstate.seed(state["step"], key))
+                lowstate.store(torch.view_as_real(t) if t.is_complex() else t, value, self._rounding(p),
+                               lowstate.seed(state["step"], key), x)
+        (torch.view_as_real(p) if p.is_complex() else p).copy_(new[0])

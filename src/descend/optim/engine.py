@@ -448,15 +448,15 @@ def _foreach(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
     if ok is not None:
         new = [None if n is None else Many([torch.where(ok, a, b) for a, b in zip(n.ts, o.ts)])
                for n, o in zip(new, [P, *states])]
-    foreach.write(real, new[0])
-    for k, s, v in zip(keys, states, new[1:]):
+    for k, s, v in zip(keys, states, new[1:]):  # (before p: the old p salts the rounding)
         if s is not None and v is not None:
             targets = [torch.view_as_real(st[k]) if st[k].is_complex() else st[k] for st in sts]
-            if targets[0].dtype == torch.bfloat16 and opt.state_rounding == "stochastic":
-                for t, x in zip(targets, v.ts if isinstance(v, Many) else [v]):
-                    lowstate.store(t, x, "stochastic", lowstate.seed(step, k))
+            if targets[0].dtype == torch.bfloat16 and opt._rounding(w.params[0]) == "stochastic":
+                for t, x, old in zip(targets, v.ts if isinstance(v, Many) else [v], P.ts):
+                    lowstate.store(t, x, "stochastic", lowstate.seed(step, k), old)
             else:
                 foreach.write(targets, v)
+    foreach.write(real, new[0])
 
 
 _PROGRAMS: dict[tuple, trace.Program | None] = {}
@@ -532,8 +532,7 @@ def configure(opt: Any, w: Work, step: int) -> Config:
     prep, hypers = _prep(opt, group), opt._hypers(group, step)
     values = {**hypers, "weight_decay": prep["weight_decay"], "l1": prep["l1"]}
     program = _program(part, rule, keys, w.states[0], prep["maximize"], values)
-    rounded = opt.state_rounding == "stochastic" and opt._state_dtype(w.params[0]) == torch.bfloat16 \
-        and w.params[0].dtype != torch.bfloat16
+    rounded = opt._rounding(w.params[0]) == "stochastic" and opt._state_dtype(w.params[0]) == torch.bfloat16
     seeds = {k: lowstate.seed(step, k) for k in keys if k in w.states[0]} if rounded else {}
     return Config(rule, keys, prep, hypers, values, program, seeds)
 

@@ -282,10 +282,10 @@ def _update(P, G, states, rule, prep, hypers, ok, seeds):
     new = rule(p, rules.prepare_grad(p, g, **prep), *work, **hypers)
     if ok is not None:
         new = [None if n is None else torch.where(ok, n, o) for n, o in zip(new, [p, *work])]
-    P.copy_(new[0])
-    for s, v, seed in zip(states, new[1:], seeds):
+    for s, v, seed in zip(states, new[1:], seeds):  # (before P: the old p salts the rounding)
         if s is not None:
-            s.copy_(v if seed is None else lowstate.stochastic_bf16(v, seed))
+            s.copy_(v if seed is None else lowstate.stochastic_bf16(v, seed, p))
+    P.copy_(new[0])
 
 
 def cache_home() -> Any:

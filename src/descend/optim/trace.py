@@ -248,7 +248,8 @@ class Program:
         Returns the source of ``name(<leaves>, <scalars>[, ok][, seed_<target>...])``, the
         leaf names and the scalar expressions whose values (computed in double) are its
         scalar arguments. Leaves named in ``low`` are read as float32; outputs named in
-        ``rounded`` are written through ``_sr(value, seed)`` (stochastic rounding to bf16).
+        ``rounded`` are written through ``_sr(value, seed, p)`` (stochastic rounding to bf16, salted
+        with the old p: the state is written before p).
         """
         var: dict[int, str] = {}
         syms: list[Sym] = []
@@ -275,12 +276,13 @@ class Program:
                     "maximum": "torch.maximum({0}, {1})"}[n.op].format(*a)
             var[id(n)] = f"t{i}"
             lines.append(f"    t{i} = {expr}")
-        for target, out in self.outputs:
+        # the state first: its rounding is salted with the old p (L_p), read before p is written
+        for target, out in sorted(self.outputs, key=lambda o: o[0] == "p"):
             value = var[id(out)]
             if flag:
                 value = f"torch.where(ok, {value}, L_{target})"
             if target in rounded:
-                value = f"_sr({value}, seed_{target})"
+                value = f"_sr({value}, seed_{target}, L_p)"
             lines.append(f"    {target}.copy_({value})")
         params = (leaves + [f"s{i}" for i in range(len(syms))] + (["ok"] if flag else [])
                   + [f"seed_{t}" for t in rounded])
