@@ -148,9 +148,11 @@ def test_state_reset_from_outside_restarts_the_moments(impl, reset):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-def test_sgd_momentum_switched_on_mid_run_is_torchs(impl):
-    """Momentum warm-up from 0: the buffer starts with the gradient, as torch's."""
-    make_t, make_d = pair(impl, "SGD")
+@pytest.mark.parametrize("dampening", [0.0, 0.5])
+def test_sgd_momentum_switched_on_mid_run_is_torchs(impl, dampening):
+    """Momentum warm-up from 0: the buffer starts with the gradient, as torch's (with no
+    dampening on its first step, whichever step that is)."""
+    make_t, make_d = pair(impl, "SGD", dampening=dampening)
     ours, theirs = model(), model()
     ot, od = make_t(theirs.parameters()), make_d(ours.parameters())
 

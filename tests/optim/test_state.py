@@ -278,6 +278,27 @@ def test_tensor_beta_sweeps_too():
         assert torch.equal(X[i].detach(), x.detach())
 
 
+def test_a_tensor_sgd_momentum_with_a_zero_row_is_torchs_momentum_zero():
+    """torch's SGD with momentum=0 keeps no buffer, so dampening does not apply; a row at 0 of a
+    tensor momentum must do the same (it had stepped by (1 - dampening) * g)."""
+    moms = torch.tensor([[0.9], [0.0]], dtype=torch.float64)
+    X = torch.ones(2, 2, dtype=torch.float64, requires_grad=True)
+    opt = O.SGD([X], lr=0.1, momentum=moms, dampening=0.5)
+    for _ in range(5):
+        X.grad = bowl_grad(X.detach())
+        opt.step()
+    for i, m in enumerate([0.9, 0.0]):
+        x, y = (torch.ones(2, dtype=torch.float64, requires_grad=True) for _ in range(2))
+        single = O.SGD([x], lr=0.1, momentum=m, dampening=0.5, impl="eager")
+        ref = torch.optim.SGD([y], lr=0.1, momentum=m, dampening=0.5)
+        for _ in range(5):
+            x.grad, y.grad = bowl_grad(x.detach()), bowl_grad(y.detach())
+            single.step()
+            ref.step()
+        assert torch.equal(X[i].detach(), x.detach()), i
+        assert torch.allclose(x, y, rtol=0, atol=1e-12), i
+
+
 # ---------------------------------------------------------------- Nesterov's two forms
 def test_nesterov_lookahead_and_reformulation_evaluate_the_same_points():
     def f(x):

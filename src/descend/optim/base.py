@@ -178,6 +178,7 @@ class Optimizer(torch.optim.Optimizer):
         self.state_rounding = state_rounding
         self._plans: list[engine.Part] | None = None  # the step plan, rebuilt when groups change
         self._plain: list = []  # plain-dict groups put in from outside (compat.plain_groups)
+        self._fresh: dict[int, set[int]] = {}  # group id -> steps on which a state tensor starts (engine.conform)
         self._planned_groups: list[dict[str, Any]] = []  # the groups the plan was built for
         self._staging = False  # some part of the plan takes launch.stage (a fused CPU part)
         self._plan_key: list[tuple[int, int, int]] = []
@@ -318,7 +319,7 @@ class Optimizer(torch.optim.Optimizer):
         return self.state_dtype
 
     # the step plan and its caches: rebuilt at the next step, never copied or pickled
-    _RUNTIME = ("_plans", "_staging", "_plan_key", "_plan_state", "_plain", "_planned_groups")
+    _RUNTIME = ("_plans", "_staging", "_plan_key", "_plan_state", "_plain", "_planned_groups", "_fresh")
 
     def __getstate__(self) -> dict[str, Any]:
         """torch.optim's pickled state (defaults, state, param groups) and descend's own settings
@@ -333,7 +334,7 @@ class Optimizer(torch.optim.Optimizer):
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self._plans, self._staging, self._plan_key, self._plan_state = None, False, [], (None, 0, [])
-        self._plain, self._planned_groups = [], list(self.param_groups)
+        self._plain, self._planned_groups, self._fresh = [], list(self.param_groups), {}
         if type(self.state) is not engine.State:
             self.state = engine.State(dict, self.state)
 

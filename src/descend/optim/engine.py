@@ -195,6 +195,7 @@ def build(opt: Any) -> list[Part]:
         opt.state = State(dict, opt.state)
     parts: list[Part] = []
     frozen: list[torch.Tensor] = []
+    opt._fresh = {}
     for group in opt.param_groups:
         by_kind: dict[tuple, list[int]] = {}
         for i, p in enumerate(group["params"]):
@@ -215,8 +216,8 @@ def build(opt: Any) -> list[Part]:
                     if isinstance(v, torch.Tensor) and v.shape == p.shape and (
                             v.device != p.device or v.dtype != dtype):
                         st[k] = v.to(device=p.device, dtype=dtype)
-                if st:
-                    conform(opt, p, st, group, keys)
+                if st and conform(opt, p, st, group, keys):  # (a buffer started now: its first step)
+                    opt._fresh.setdefault(id(group), set()).add(st.get("step", 0) + 1)
                 part.states.append(st)
             part.synced = len({st.get("step", 0) for st in part.states}) == 1
             part.any_big = any(p.numel() >= BIG for p in ps)
@@ -230,12 +231,15 @@ def build(opt: Any) -> list[Part]:
     return parts
 
 
-def conform(opt: Any, p: torch.Tensor, st: dict[str, Any], group: dict[str, Any], keys: tuple[str, ...]) -> None:
-    """Give a parameter's state exactly the tensors ``keys`` (what the group's options use now).
+def conform(opt: Any, p: torch.Tensor, st: dict[str, Any], group: dict[str, Any], keys: tuple[str, ...]) -> bool:
+    """Give a parameter's state exactly the tensors ``keys`` (what the group's options use now);
+    True when a tensor was added.
 
     An option switched on mid-run (``amsgrad``, ``centered``, SGD's ``momentum`` from 0)
-    starts its tensor where a first step would; one switched off drops its tensor, so
-    the state saves and loads as that of an optimizer built with the new options.
+    starts its tensor where a first step would (``opt._fresh`` records the step, which
+    SGD takes as its buffer's first: no dampening, as torch starts the buffer at the
+    gradient); one switched off drops its tensor, so the state saves and loads as that of
+    an optimizer built with the new options.
     """
     missing = [k for k in keys if k not in st]
     if missing:
@@ -245,6 +249,7 @@ def conform(opt: Any, p: torch.Tensor, st: dict[str, Any], group: dict[str, Any]
     for k in opt._all_state_keys(group):
         if k not in keys and k in st:
             del st[k]
+    return bool(missing)
 
 
 def _pack(opt: Any, part: Part) -> None:

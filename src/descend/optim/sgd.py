@@ -87,10 +87,16 @@ class SGD(Optimizer):
     def _hypers(self, group, step):
         if not self._uses_momentum(group):
             return {"lr": group["lr"]}
-        # torch's buffer starts at the first gradient: v = 0 and no dampening on step 1
+        # torch's buffer starts at the first gradient: v = 0 and no dampening on its first step
+        # (step 1, or the step after momentum was switched on from 0: engine.conform)
+        first = step == 1 or step in self._fresh.get(id(group), ())
+        momentum, dampening = group["momentum"], 0.0 if first else group["dampening"]
+        if isinstance(momentum, torch.Tensor) and not (isinstance(dampening, float) and dampening == 0):
+            # a row of a tensor momentum at 0 is torch's momentum=0: no buffer, so no dampening
+            dampening = torch.where(momentum == 0, torch.zeros_like(momentum), dampening)
         return {
-            "lr": group["lr"], "beta": group["momentum"],
-            "dampening": 0.0 if step == 1 else group["dampening"],
+            "lr": group["lr"], "beta": momentum,
+            "dampening": dampening,
             "lr_inside": False, "nesterov": group["nesterov"],
         }
 
