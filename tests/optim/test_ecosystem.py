@@ -128,6 +128,58 @@ def test_fsdp2_fully_shard_matches_torch_adam(impl, tmp_path):
         assert (a - b).abs().max().item() <= 1e-6
 
 
+def _dcp_worker(rank, world, port, out, ckpt):
+    """FSDP2 training saved mid-run with torch.distributed.checkpoint (get_state_dict, dcp.save)
+    and resumed into a new model and optimizer (dcp.load, set_state_dict), as torchtitan does."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+    from torch.distributed.fsdp import fully_shard
+
+    _init(rank, world, port)
+    batches = _batches(rank)
+    results = {}
+    for name, make in (("descend", lambda ps: O.Adam(ps, lr=0.01)), ("torch", lambda ps: torch.optim.Adam(ps, lr=0.01))):
+        def build():
+            model = mlp()
+            for layer in (model[0], model[2]):
+                fully_shard(layer)
+            fully_shard(model)
+            return model, make(model.parameters())
+
+        def run(model, opt, part):
+            for X, y in part:
+                opt.zero_grad()
+                torch.nn.functional.mse_loss(model(X), y).backward()
+                opt.step()
+
+        model, opt = build()
+        run(model, opt, batches[:3])
+        model_sd, optim_sd = get_state_dict(model, opt)
+        dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=f"{ckpt}/{name}")
+        run(model, opt, batches[3:])
+        straight = [p.full_tensor().detach().clone() for p in model.parameters()]
+        model2, opt2 = build()
+        model_sd2, optim_sd2 = get_state_dict(model2, opt2)
+        loaded = {"model": model_sd2, "optim": optim_sd2}
+        dcp.load(loaded, checkpoint_id=f"{ckpt}/{name}")
+        set_state_dict(model2, opt2, model_state_dict=loaded["model"], optim_state_dict=loaded["optim"])
+        run(model2, opt2, batches[3:])
+        results[name] = (straight, [p.full_tensor().detach().clone() for p in model2.parameters()])
+    if rank == 0:
+        torch.save(results, out)
+    dist.destroy_process_group()
+    os._exit(0)
+
+
+def test_fsdp2_checkpoint_with_torch_distributed_checkpoint_resumes_exactly(tmp_path):
+    res = spawn(_dcp_worker, tmp_path, str(tmp_path / "ckpt"))
+    straight, resumed = res["descend"]
+    for a, b in zip(straight, resumed):
+        assert torch.equal(a, b)
+    for a, b in zip(resumed, res["torch"][1]):
+        assert (a - b).abs().max().item() <= 1e-6
+
+
 def _zero_worker(rank, world, port, out, bucket_view, impl):
     from torch.distributed.optim import ZeroRedundancyOptimizer
 
