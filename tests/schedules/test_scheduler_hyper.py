@@ -7,13 +7,16 @@ float64 trajectories), and exact resume from state dicts.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 
 import pytest
 import torch
 
 from descend import optim as O
 from descend.schedules import Scheduler, cosine, cycle_momentum, cyclic, linear, one_cycle
+from descend.schedules.base import Schedule
 
 T = 20
 
@@ -190,3 +193,107 @@ def test_bad_keys_and_momentum_schedules_are_refused() -> None:
         cycle_momentum(one_cycle(0.1, 10), base_momentum=0.99)
     with pytest.raises(ValueError, match=r"max_momentum must be in \[0, 1\], got 1.5"):
         cycle_momentum(one_cycle(0.1, 10), max_momentum=1.5)
+
+
+# ------------------------------------------------------------------ values the optimizer would refuse
+def _adam(**kw):
+    p = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    return p, O.Adam([p], lr=0.1, **kw)
+
+
+class Const(Schedule):
+    """A user's schedule: any value, unchecked (descend's own schedules check their arguments)."""
+
+    def __init__(self, value):
+        object.__setattr__(self, "value", value)
+
+    lr = 1.0
+
+    def _lr(self, n):
+        return self.value
+
+
+@pytest.mark.parametrize("key, value, shown", [
+    ("beta1", 1.0, "beta1 must be in [0, 1), got 1.0"),
+    ("beta1", 1.5, "beta1 must be in [0, 1), got 1.5"),
+    ("eps", float("nan"), "eps must be finite"),
+    ("weight_decay", -0.1, "weight_decay must be in [0, inf), got -0.1"),
+])
+def test_a_value_the_constructor_refuses_is_refused_when_the_schedule_sets_it(key, value, shown):
+    _, opt = _adam()
+    with pytest.raises(ValueError, match=re.escape(f"the schedule gives {key}={value!r} for param group 0 at "
+                                                   f"step 0: ") + ".*" + re.escape(shown)):
+        Scheduler(opt, Const(value), key=key)
+    group = opt.param_groups[0]
+    assert (group["beta1"], group["eps"], group["weight_decay"]) == (0.9, 1e-8, 0.0)  # nothing written
+
+
+def test_a_nan_lr_from_a_user_schedule_stops_before_the_parameters_change():
+    from descend.schedules.base import Schedule
+
+    @dataclasses.dataclass(frozen=True, repr=False)
+    class NanLater(Schedule):
+        lr: float = 0.1
+
+        def _lr(self, n):
+            return float("nan") if n >= 2 else 0.1
+
+    p, opt = _adam()
+    sched = Scheduler(opt, NanLater())
+    (p ** 2).sum().backward()
+    opt.step()
+    sched.step()
+    before = p.detach().clone()
+    with pytest.raises(ValueError, match=r"the schedule gives lr=nan for param group 0 at step 2: lr must be finite"):
+        sched.step()
+    opt.step()  # (the lr still set is step 1's)
+    assert torch.isfinite(p).all() and not torch.equal(p.detach(), before)
+    # relative scaling that leaves the range is refused too (0.99 * 0.95 / 0.9 > 1)
+    _, opt2 = _adam(betas=(0.99, 0.999))
+    rising = Scheduler(opt2, cosine(0.9, 10, 0.95), key="beta1", relative=True)
+    with pytest.raises(ValueError, match=r"beta1 must be in \[0, 1\)"):
+        for _ in range(10):
+            rising.step()
+    assert opt2.param_groups[0]["beta1"] < 1
+    # torch.optim optimizers get torch's own ranges
+    q = torch.ones(2, requires_grad=True)
+    with pytest.raises(ValueError, match=r"beta1 must be in \[0, 1\), got 1.5"):
+        from descend.schedules import constant
+
+        Scheduler(torch.optim.Adam([q]), constant(1.5), key="beta1")
+
+
+def test_a_key_that_is_not_a_number_is_refused():
+    from descend.schedules import constant
+
+    _, opt = _adam()
+    with pytest.raises(ValueError, match=r"key 'amsgrad' of param group 0 holds False, not a number"):
+        Scheduler(opt, constant(0.5), key="amsgrad")
+
+
+def test_one_absolute_schedule_over_groups_that_differ_warns(recwarn):
+    m = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4), torch.nn.Linear(4, 1))
+    opt = O.AdamW(O.decay_groups(m, weight_decay=0.1), lr=1e-3)
+    with pytest.warns(UserWarning, match=r"groups' weight_decay differ now \(0.1, 0\).*relative=True"):
+        Scheduler(opt, cosine(0.1, 100), key="weight_decay")
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.1, 0.1]  # (as asked: absolute)
+    opt = O.AdamW(O.decay_groups(m, weight_decay=0.1), lr=1e-3)
+    Scheduler(opt, cosine(0.1, 100), key="weight_decay", relative=True)
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.1, 0.0]
+    assert not [w for w in recwarn if "differ now" in str(w.message)]
+
+
+def test_no_scaling_warning_for_an_optimizer_resumed_mid_schedule(recwarn):
+    p, opt = _adam()
+    sched = Scheduler(opt, one_cycle(0.1, 100))
+    for _ in range(30):
+        (p ** 2).sum().backward()
+        opt.step()
+        sched.step()
+    saved_opt, saved_sched = opt.state_dict(), sched.state_dict()
+    q, opt2 = _adam()
+    opt2.load_state_dict(saved_opt)  # its lr is the schedule's value at step 30
+    sched2 = Scheduler(opt2, one_cycle(0.1, 100))
+    sched2.load_state_dict(saved_sched)
+    assert not [w for w in recwarn if "no group's lr is that" in str(w.message)]
+    assert sched2.get_last_lr() == sched.get_last_lr()

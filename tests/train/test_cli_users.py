@@ -115,6 +115,21 @@ def test_resume_alone_continues_and_extends_bitwise(tmp_path: Path) -> None:
                        for x in read_metrics(tmp_path / "long" / "metrics.jsonl")]
 
 
+def test_extending_a_run_whose_schedule_fits_the_budget_says_so(tmp_path: Path) -> None:
+    """A cosine fitted to 3 epochs, extended to 6: from the checkpoint on it follows the cosine of
+    6 epochs, so the run is not the unbroken one, and resume says so (a budget-free schedule does not)."""
+    args = ("iris", "--model", "softmax", "-o", "adam", "--lr", "0.05", "--batch-size", "16", "--no-progress")
+    for schedule, note in (("cosine", True), ("step:every=5", False)):
+        out = tmp_path / schedule.split(":")[0]
+        assert invoke(*args, "--schedule", schedule, "--epochs", "3", "--out", out).exit_code == 0
+        r = invoke("--out", out, "--resume", "--epochs", "6", "--no-progress")
+        assert r.exit_code == 0, r.output
+        text = flat(r.output)
+        assert ("hint: the schedule now fits the new budget: from iteration 18 it follows cosine(0.05, 36) where "
+                "the run had cosine(0.05, 18)" in text) is note, text
+        assert any("fits the new budget" in h for h in summary(out)["hints"]) is note  # (summary.json too)
+
+
 def test_changed_settings_are_refused_with_the_differences_or_applied_and_recorded(tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert invoke("iris", "--model", "mlp", "--epochs", "2", "--checkpoint-every", "5", "--out", out,

@@ -59,6 +59,7 @@ at once. Passing a metric when no schedule is a plateau raises ValueError
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from typing import Any, SupportsFloat
@@ -96,6 +97,53 @@ def _write(group: dict[str, Any], key: str, value: Any) -> None:
         group["betas"] = tuple(betas)
     else:
         group[key] = value
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)) or (
+        isinstance(value, torch.Tensor) and value.is_floating_point())
+
+
+def _check_value(optimizer: Any, key: str, value: Any, i: int, t: int) -> None:
+    """Refuse a value the optimizer's own constructor would refuse (descend's ranges: beta1 in
+    [0, 1), ...), and a non-finite one for any optimizer, before it is written: a NaN lr would
+    turn the parameters to NaN at the next step."""
+    where = f"the schedule gives {key}={value!r} for param group {i} at step {t}"
+    if isinstance(value, torch.Tensor):
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{where}: {key} must be finite")
+        return
+    if not math.isfinite(value):
+        raise ValueError(f"{where}: {key} must be finite")
+    from descend.optim import _validate as ranges  # (the optimizers' own ranges)
+
+    specs = getattr(type(optimizer), "_specs", None)
+    spec = specs.get(key) if specs is not None else _TORCH_RANGES.get(key)
+    if spec is not None:
+        try:
+            ranges.check(key, value, getattr(ranges, spec) if isinstance(spec, str) else spec)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
+
+
+# what torch.optim's constructors allow (descend's optimizers carry their own ranges, _specs)
+_TORCH_RANGES = {"lr": "NONNEG", "beta1": "UNIT_OPEN", "beta2": "UNIT_OPEN", "weight_decay": "NONNEG",
+                 "eps": "NONNEG", "momentum": "NONNEG", "dampening": "NONNEG", "alpha": "NONNEG"}
+
+
+def _warn_if_overwritten(bases: list[Any], key: str) -> None:
+    """Warn when one absolute schedule for a key other than the lr overwrites groups whose values
+    differ: ``decay_groups``' no-decay group (weight_decay 0) would start decaying."""
+    if len(bases) < 2 or any(isinstance(b, torch.Tensor) for b in bases) or len(set(bases)) == 1:
+        return
+    shown = ", ".join(f"{b:g}" for b in bases)
+    warnings.warn(
+        f"Scheduler sets every param group's {key} to the schedule's values (relative=False, the default "
+        f"for keys other than lr), but the groups' {key} differ now ({shown}): each would get the same "
+        f"value. Pass relative=True to scale each group's own {key} (a group at 0 stays at 0), or one "
+        f"schedule per group",
+        UserWarning, stacklevel=3,
+    )
 
 
 def _warn_if_scaled(schedule: Schedule, bases: list[Any], key: str) -> None:
@@ -163,6 +211,11 @@ class Scheduler:
             if key not in group and not (key in _BETAS and "betas" in group):
                 have = ", ".join(sorted(k for k in group if k != "params"))
                 raise ValueError(f"key {key!r} is not a hyperparameter of param group {i}; it has {have}")
+            if not _is_number(_read(group, key)):
+                raise ValueError(
+                    f"key {key!r} of param group {i} holds {_read(group, key)!r}, not a number; a schedule "
+                    f"drives a numeric hyperparameter (lr, beta1, beta2, momentum, weight_decay, eps, ...)"
+                )
         self.key = key
         if relative is None:
             relative = key == "lr"
@@ -188,8 +241,11 @@ class Scheduler:
                 f"pass relative=False to set schedule(t) as is"
             )
         self.base_lrs: list[Any] = [_copy(_read(g, key)) for g in groups]
-        if self.shared and self.relative:
+        if self.shared and self.relative and not getattr(optimizer, "state", None):
+            # (an optimizer that has stepped, e.g. loaded from a checkpoint, holds a scheduled lr)
             _warn_if_scaled(self.schedules[0], self.base_lrs, key)
+        elif self.shared and not self.relative and key != "lr":
+            _warn_if_overwritten(self.base_lrs, key)
         self.t = 0
         self._apply()
 
@@ -234,7 +290,10 @@ class Scheduler:
                                             " with one schedule each; build a new Scheduler after add_param_group "
                                             "(groups added later follow a single shared schedule)")
             )
-        for group, value in zip(groups, self.lr_at(self.t)):
+        values = self.lr_at(self.t)
+        for i, value in enumerate(values):  # (all checked before any is written)
+            _check_value(self.optimizer, self.key, value, i, self.t)
+        for group, value in zip(groups, values):
             _write(group, self.key, value)
         self.last_lr = [_copy(_read(g, self.key)) for g in groups]
 

@@ -347,7 +347,10 @@ def restore(tr: Any, resume: bool | str | Path, apply_changes: bool = False) -> 
     data size...), a budget smaller than the checkpoint's iteration, and any other changed
     setting unless ``apply_changes``; then the new lr, weight decay, dropout, ... apply from
     the checkpoint's iteration on and are recorded in ``changes.jsonl``. A larger budget
-    (``epochs``/``iterations``) extends the run; a schedule is then stretched over the new budget.
+    (``epochs``/``iterations``) extends the run; a schedule fitted to the budget (cosine, linear,
+    one-cycle, ...) then follows the new budget from the checkpoint's step on, so the lr changes
+    there (``tr.resume_notes`` says so; a schedule that does not depend on the budget, or none,
+    continues exactly as an unbroken run of the new length).
     """
     if resume is True:
         if tr.cfg.out is None:
@@ -413,6 +416,12 @@ def _restore_optimizer(tr: Any, path: Path, state: dict[str, Any], changed: bool
             saved = state["scheduler"]
             if changed:  # a stretched or rescaled schedule continues from the step it had reached
                 now = sched.state_dict()
+                if now["schedules"] != saved["schedules"]:
+                    tr.resume_notes.append(
+                        f"the schedule now fits the new budget: from iteration {state['iteration']} it follows "
+                        f"{now['schedules'][0]} where the run had {saved['schedules'][0]}, so the lr changes here "
+                        f"and the run is not the one an unbroken run of this length would have been"
+                    )
                 saved = {**saved, "schedules": now["schedules"], "base_lrs": now["base_lrs"]}
             sched.load_state_dict(saved)
     except (ValueError, KeyError, TypeError, RuntimeError) as err:

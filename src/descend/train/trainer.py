@@ -152,6 +152,7 @@ class Trainer:
         self.log: list[dict[str, Any]] = []
         self.phase_log: list[dict[str, Any]] = [self._phase_record("start")]
         self.changes: list[dict[str, Any]] = []
+        self.resume_notes: list[str] = []  # what a resume changed besides the budget (a stretched schedule)
         self._ev: list[Any] = []  # per batch: mean loss (epoch)
         self._en: list[int] = []  # per batch: examples (epoch)
         self._wv: list[Any] = []  # the same since the last metric line
@@ -191,7 +192,7 @@ class Trainer:
             random.seed(self.cfg.seed)
             self._record(self.phase_log[0])
         self._emit({"type": "start", "iteration": self.iteration, "epoch": None if self.stream else self.epoch,
-                    "lr": lr_of(self.optimizer), "resumed": state is not None})
+                    "lr": lr_of(self.optimizer), "resumed": state is not None, "notes": list(self.resume_notes)})
         self.module.train()
         try:
             self._train()
