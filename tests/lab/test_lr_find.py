@@ -13,7 +13,7 @@ import torch
 import descend.optim as O
 from descend import data, models
 from descend.lab import lr_find
-from descend.lab.lr_find import centered, steepest_index, suggest, valley_index
+from descend.lab.lr_find import centered, notes, steepest_index, suggest, valley_index
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +142,39 @@ def test_suggestion_rules_on_made_up_curves() -> None:
     dip = curve.copy()
     dip[2] -= 0.3
     assert steepest_index(lrs, dip) == s
+
+
+def test_no_suggestion_from_a_curve_too_short_or_below_the_range_and_notes_say_why() -> None:
+    """A test that diverged at once leaves no curve (its min/10 lay below the range tried); a loss
+    lowest at the start says to start lower; one still falling at the end says to raise end_lr."""
+    lrs = np.logspace(1, 3, 100)
+    assert suggest(lrs[:2], np.array([2.3, 1e4])) == {"valley": None, "steepest": None, "min_over_10": None}
+    assert "recorded 2 step(s) before it stopped (diverged): no curve to read" in notes(lrs[:2], np.array([2.3, 1e4]),
+                                                                                     "diverged")[0]
+    rising = np.linspace(1.0, 5.0, 40)
+    assert suggest(lrs[:40], rising)["min_over_10"] is None  # (lrs[0] / 10 was never tried)
+    assert "lowest at the start of the range" in notes(lrs[:40], rising, "diverged")[0]
+    falling = np.linspace(5.0, 1.0, 100)
+    assert suggest(lrs, falling)["min_over_10"] == pytest.approx(lrs[-1] / 10, rel=0.1)
+    assert "still falling at the end of the range: raise --end-lr" in notes(lrs, falling, "completed")[0]
+    x = np.log10(lrs)
+    good = 2.0 - 1.5 / (1 + np.exp(-3 * (x - 2))) + np.where(x > 2.6, 40 * (x - 2.6) ** 2, 0.0)
+    assert notes(lrs, good, "completed") == []
+
+
+def test_the_figure_of_a_test_that_diverged_at_once_draws_its_steps_only(tmp_path) -> None:
+    from descend.plots.lab import lr_find_figure
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    X, y = torch.randn(64, 4), torch.randn(64, 1)
+    result = lr_find(model, torch.nn.functional.mse_loss, data.Batches(X, y, 16, seed=0), "sgd",
+                     start_lr=1e3, end_lr=1e6, num_iter=50)
+    assert len(result.lrs) < 5 and result.best is None and result.notes
+    fig = lr_find_figure(result, tmp_path / "lr.png")
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert labels == ["loss per step"]  # no smoothed line over 2 points, no suggestion line
+    assert (tmp_path / "lr.png").stat().st_size > 0
 
 
 def test_centered_curve_has_no_lag() -> None:

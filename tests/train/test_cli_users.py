@@ -130,6 +130,12 @@ def test_extending_a_run_whose_schedule_fits_the_budget_says_so(tmp_path: Path) 
         assert any("fits the new budget" in h for h in summary(out)["hints"]) is note  # (summary.json too)
 
 
+def test_an_optimizer_given_with_phases_is_refused_not_ignored(tmp_path: Path) -> None:
+    r = invoke("iris", "--phases", "adam:5,sgd:5", "-o", "rmsprop:lr=0.5", "--out", tmp_path / "run")
+    assert r.exit_code == 2 and "--phases names each phase's optimizer" in flat(r.output)
+    assert "--optimizer rmsprop:lr=0.5 would be ignored" in flat(r.output) and not (tmp_path / "run").exists()
+
+
 def test_changed_settings_are_refused_with_the_differences_or_applied_and_recorded(tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert invoke("iris", "--model", "mlp", "--epochs", "2", "--checkpoint-every", "5", "--out", out,

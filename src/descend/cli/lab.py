@@ -356,6 +356,8 @@ def lr_find_command(
     for name, lr in result.suggestions.items():
         table.add_row(name + (" (best)" if name == result.best_rule else ""), _fmt(lr, ".3g"))
     console.print(table)
+    for note in result.notes:
+        console.print(f"note: {note}", markup=False, highlight=False)
     if out is not None:
         from descend.plots.lab import lr_find_figure
 

@@ -297,7 +297,15 @@ def train_cmd(
         saved = state["config"] if state is not None else None
         if dataset is None and saved is None:
             raise ValueError("give the data: a data set name or FILE.csv/FILE.npz (or --resume --out DIR)")
-        cfg = _settings(values, _given(ctx, (*FIELDS, *MODEL_OPTIONS)), saved)
+        given = _given(ctx, (*FIELDS, *MODEL_OPTIONS))
+        if {"phases", "optimizer"} <= given and (":" in str(optimizer) or spec.norm(str(optimizer)) != spec.norm(
+                str(phases).split(",")[0].split(":")[0])):  # (the first phase's own name is only redundant)
+            raise ValueError(
+                f"--phases names each phase's optimizer (NAME:DURATION[:LR]), so --optimizer {optimizer} "
+                f"would be ignored; leave it out and give a phase's lr in the phase (e.g. adam:10:0.01), or "
+                f"--lr for every phase that gives none"
+            )
+        cfg = _settings(values, given, saved)
         if out is None:
             stem = Path(str(dataset)).stem.lower() if data.files.is_path(dataset) else str(dataset).strip().lower()
             name = spec.norm(str(optimizer).split(":")[0])

@@ -37,7 +37,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -69,6 +69,7 @@ class LRFindResult:
         stop_reason: ``"completed"``, ``"diverged"`` (ema > diverge x its lowest),
             ``"non-finite loss"`` or ``"out of batches"``.
         optimizer: display name; start_lr, end_lr, num_iter, smooth, diverge: as given.
+        notes: what the curve says about the range (it began too high or ended too early).
     """
 
     lrs: np.ndarray
@@ -85,12 +86,13 @@ class LRFindResult:
     num_iter: int
     smooth: float
     diverge: float
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (NaN and infinities as None)."""
         return jsonable({k: getattr(self, k) for k in (
             "lrs", "losses", "smoothed", "ema", "suggestions", "best", "best_rule", "stop_reason", "optimizer",
-            "start_lr", "end_lr", "num_iter", "smooth", "diverge",
+            "start_lr", "end_lr", "num_iter", "smooth", "diverge", "notes",
         )})
 
 
@@ -152,18 +154,43 @@ def steepest_index(lrs: np.ndarray, losses: np.ndarray, skip: int | None = None)
     return skip + int(np.argmin(slope[skip:]))
 
 
+MIN_CURVE = 5  # fewer recorded steps make no curve to read (a test that diverged at once)
+
+
 def suggest(lrs: np.ndarray, losses: np.ndarray) -> dict[str, float | None]:
-    """The three suggestions of the module docstring, from the raw losses (smoothed by :func:`centered`)."""
-    if len(losses) == 0:
+    """The three suggestions of the module docstring, from the raw losses (smoothed by :func:`centered`).
+
+    None where the curve cannot say: fewer than :data:`MIN_CURVE` steps, or an lr below the
+    first one tried (the loss was lowest at the very start: the range began too high).
+    """
+    if len(losses) < MIN_CURVE:
         return dict.fromkeys(SUGGESTIONS)
     curve = centered(losses)
     v = valley_index(curve)
     s = steepest_index(lrs, curve)
-    return {
+    out = {
         "valley": None if v is None else float(lrs[v]),
         "steepest": None if s is None else float(lrs[s]),
         "min_over_10": float(lrs[int(np.argmin(curve))]) / 10.0,
     }
+    return {k: None if v is None or v < lrs[0] * (1 - 1e-12) else v for k, v in out.items()}
+
+
+def notes(result_lrs: np.ndarray, losses: np.ndarray, stop_reason: str) -> list[str]:
+    """What the curve says about the range itself: it began too high, or it ended too early."""
+    n = len(losses)
+    if n < MIN_CURVE:
+        return [f"the test recorded {n} step(s) before it stopped ({stop_reason}): no curve to read; "
+                f"start lower (--start-lr / start_lr)"]
+    curve = centered(losses)
+    k = int(np.argmin(curve))
+    if k <= max(1, n // 20):
+        return ["the loss was lowest at the start of the range and rose from there: start lower "
+                "(--start-lr / start_lr)"]
+    if stop_reason == "completed" and k >= n - max(2, n // 20):
+        return ["the loss was still falling at the end of the range: raise --end-lr (end_lr) to find "
+                "where it turns"]
+    return []
 
 
 # ----------------------------------------------------------------------------- the test
@@ -303,14 +330,17 @@ def lr_find(
         if saved_opt is not None:
             opt.load_state_dict(saved_opt)
     lr_arr = np.asarray(lrs, dtype=np.float64)
-    sm_arr = centered(np.asarray(losses, dtype=np.float64))
-    sugg = suggest(lr_arr, np.asarray(losses, dtype=np.float64))
+    loss_arr = np.asarray(losses, dtype=np.float64)
+    sm_arr = centered(loss_arr)
+    sugg = suggest(lr_arr, loss_arr)
     return LRFindResult(
-        lrs=lr_arr, losses=np.asarray(losses, dtype=np.float64), smoothed=sm_arr,
+        lrs=lr_arr, losses=loss_arr, smoothed=sm_arr,
         ema=np.asarray(smoothed, dtype=np.float64), suggestions=sugg,
         best=sugg[BEST], best_rule=BEST, stop_reason=stop_reason, optimizer=display, start_lr=start_lr,
         end_lr=end_lr, num_iter=num_iter, smooth=float(smooth), diverge=float(diverge),
+        notes=notes(lr_arr, loss_arr, stop_reason),
     )
 
 
-__all__ = ["LRFindResult", "lr_find", "suggest", "centered", "valley_index", "steepest_index", "SUGGESTIONS"]
+__all__ = ["LRFindResult", "lr_find", "suggest", "notes", "centered", "valley_index", "steepest_index",
+           "SUGGESTIONS"]

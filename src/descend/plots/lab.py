@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from ..lab.best import BEST_RULE
-from ..lab.lr_find import LRFindResult
+from ..lab.lr_find import MIN_CURVE, LRFindResult
 from ..lab.race import RACE_NOTE, RaceResult
 from ..lab.results import Run
 from ..lab.sweep import SweepResult
@@ -518,8 +518,12 @@ def lr_find_figure(result: LRFindResult, path: str | Path | None = None, *, titl
     ax = fig.add_subplot()
     if len(result.lrs) == 0:
         raise ValueError("result holds no step; the range test stopped before its first step")
-    ax.plot(result.lrs, result.losses, color="grey", alpha=0.45, linewidth=1, label="loss per step")
-    ax.plot(result.lrs, result.smoothed, color="black", linewidth=2, label=f"smoothed (centred mean of {2 * max(2, len(result.lrs) // 20) + 1} steps, no lag)")
+    short = len(result.lrs) < MIN_CURVE  # (a mean over a window wider than the run would draw a flat line)
+    ax.plot(result.lrs, result.losses, "o-" if short else "-", color="grey", alpha=0.8 if short else 0.45,
+            linewidth=1, label="loss per step")
+    if not short:
+        ax.plot(result.lrs, result.smoothed, color="black", linewidth=2,
+                label=f"smoothed (centred mean of {2 * max(2, len(result.lrs) // 20) + 1} steps, no lag)")
     ax.set_xscale("log")
     for name, lr in result.suggestions.items():
         if lr is None:
@@ -527,14 +531,19 @@ def lr_find_figure(result: LRFindResult, path: str | Path | None = None, *, titl
         best = name == result.best_rule
         ax.axvline(lr, color=SUGGESTION_STYLE.get(name, "purple"), linestyle="-" if best else "--",
                    linewidth=2 if best else 1.2, label=f"{name}: {lr:.2g}" + (" (best)" if best else ""))
-    sm = result.smoothed
-    k = int(np.argmin(sm)) + 1  # up to the smoothed minimum; the blow-up after it leaves the top
-    raw = result.losses[:k][np.isfinite(result.losses[:k])]
-    lo = float(min(np.min(sm), raw.min() if raw.size else np.inf))
-    hi = float(max(sm[0], np.max(sm[:k]), np.percentile(raw, 95) if raw.size else -np.inf))
-    span = hi - lo if hi > lo else max(abs(hi), 1.0)
-    ax.set_ylim(lo - 0.1 * span, hi + 0.25 * span)
-    ax.set_xlim(result.lrs[0], result.lrs[-1])
+    if short:  # every recorded step shown, on a log scale if it blew up
+        if np.nanmax(result.losses) > 10 * max(np.nanmin(result.losses), 1e-12) > 0:
+            ax.set_yscale("log")
+    else:
+        sm = result.smoothed
+        k = int(np.argmin(sm)) + 1  # up to the smoothed minimum; the blow-up after it leaves the top
+        raw = result.losses[:k][np.isfinite(result.losses[:k])]
+        lo = float(min(np.min(sm), raw.min() if raw.size else np.inf))
+        hi = float(max(sm[0], np.max(sm[:k]), np.percentile(raw, 95) if raw.size else -np.inf))
+        span = hi - lo if hi > lo else max(abs(hi), 1.0)
+        ax.set_ylim(lo - 0.1 * span, hi + 0.25 * span)
+    if len(result.lrs) > 1:
+        ax.set_xlim(result.lrs[0], result.lrs[-1])
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("training loss")
     ax.grid(True, which="major", alpha=0.3)
