@@ -180,6 +180,10 @@ class Scheduler:
         key: the param-group hyperparameter to drive: ``"lr"`` (default),
             ``"beta1"``, ``"momentum"``, ``"weight_decay"``, ...
 
+    Every value is checked before any group is written: a value the optimizer's constructor
+    would refuse (descend's ranges, e.g. beta1 in [0, 1); torch's for a torch optimizer) or a
+    non-finite one raises ValueError naming the key, the value, the group and the step.
+
     Attributes:
         t: the number of ``step()`` calls so far; the value now set is ``schedule(t)``.
         base_lrs: each group's value of ``key`` (its lr) when the Scheduler was built.
