@@ -73,9 +73,10 @@ def step_hooks(step: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(step)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        # (is_compiling first: under torch.compile the profiler query is a graph break of its own)
         if self._in_step or not (_PRE_HOOKS or _POST_HOOKS or self._optimizer_step_pre_hooks
-                                 or self._optimizer_step_post_hooks or _PROFILING()
-                                 or torch.compiler.is_compiling()):
+                                 or self._optimizer_step_post_hooks or torch.compiler.is_compiling()
+                                 or _PROFILING()):
             return step(self, *args, **kwargs)
         self._in_step = True  # a subclass's step calling super().step runs the hooks once
         try:
