@@ -190,3 +190,48 @@ def test_options_that_add_or_drop_state_agree_on_every_path(impl):
             again.load_state_dict(opt.state_dict())
             runs[which] = m
         assert gap(runs["eager"], runs[impl]) < TOL, (cls, key)
+
+
+@pytest.mark.parametrize("impl", [*IMPLS, "foreach"])
+@pytest.mark.parametrize("torch_cls", ["Adam", "SGD"])
+def test_torch_state_written_into_opt_state_directly_is_adopted(impl, torch_cls):
+    """ZeroRedundancyOptimizer.load_state_dict writes a consolidated torch.optim state straight into
+    ``optim.state[p]`` (exp_avg, a tensor step): the moments carry over, as a torch run's would."""
+    kw = {"momentum": 0.9} if torch_cls == "SGD" else {}
+    make_t, make_d = pair(impl, torch_cls, **kw)
+    ours, theirs = model(), model()
+    ot = make_t(theirs.parameters())
+    train(theirs, ot, 4)
+    od = make_d(ours.parameters())
+    ours.load_state_dict(theirs.state_dict())
+    for p, q in zip(ours.parameters(), theirs.parameters()):
+        od.state[p] = {k: v.clone() if torch.is_tensor(v) else v for k, v in ot.state[q].items()}
+    train(theirs, ot, 4)
+    train(ours, od, 4)
+    assert gap(ours, theirs) < TOL
+    assert set(od.state_dict()["state"][0]) == ({"step", "V", "S"} if torch_cls == "Adam" else {"step", "v"})
+
+
+@pytest.mark.parametrize("impl", [*IMPLS, "foreach"])
+def test_a_parameter_resized_under_its_state_is_refused_before_anything_changes(impl):
+    """A grown vocabulary (``emb.weight.data = bigger``): torch fails inside the update; descend refuses
+    before any parameter or state is written, naming the shapes."""
+    emb, lin = torch.nn.Embedding(50, 8), torch.nn.Linear(8, 1)
+    opt = O.Adam([emb.weight, lin.weight, lin.bias], lr=1e-2, impl=impl)
+    lin(emb(torch.tensor([1, 2]))).sum().backward()
+    opt.step()
+    opt.zero_grad()
+    emb.weight.data = torch.cat([emb.weight.data, torch.zeros(10, 8)])
+    lin(emb(torch.tensor([1, 2]))).sum().backward()
+    before = {id(p): {k: (v.clone() if torch.is_tensor(v) else v) for k, v in st.items()} for p, st in opt.state.items()}
+    weights = [p.detach().clone() for p in (lin.weight, lin.bias)]
+    with pytest.raises(ValueError, match=r"state 'V' of parameter 0 \(shape \(60, 8\)\) has shape \(50, 8\), the "
+                                         r"parameter now has shape \(60, 8\).*nothing was changed"):
+        opt.step()
+    for p, st in opt.state.items():
+        assert all(torch.equal(v, before[id(p)][k]) if torch.is_tensor(v) else v == before[id(p)][k]
+                   for k, v in st.items())
+    assert all(torch.equal(a, b.detach()) for a, b in zip(weights, (lin.weight, lin.bias)))
+    del opt.state[emb.weight]  # the way out the message names
+    opt.step()
+    assert opt.state[emb.weight]["V"].shape == (60, 8)

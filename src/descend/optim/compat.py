@@ -514,28 +514,48 @@ def from_torch(opt: Any, state_dict: dict[str, Any]) -> dict[str, Any]:
         group_of.update({pid: group for pid in saved["params"]})
     state = {}
     for pid, st in state_dict["state"].items():
-        converted: dict[str, Any] = {}
-        for key, value in st.items():
-            if key == "step":
-                converted["step"] = int(value.item() if isinstance(value, torch.Tensor) else value)
-            elif key in back:
-                if value is None:
-                    continue
-                ours = back[key]
-                scale = _scale(opt, group_of[pid], ours) if pid in group_of else 1.0
-                converted[ours] = value * scale if not _is_one(scale) else value
-            else:
-                raise ValueError(
-                    f"state of parameter {pid} has key {key!r}, which torch.optim.{twin.torch} does not "
-                    f"write; expected some of {sorted(['step', *back])}"
-                )
-        if not converted or converted.keys() == {"step"} and not twin.step:
-            continue
-        if not twin.step:
-            converted["step"] = 1  # torch.optim.SGD does not count steps; any count >= 1 continues alike
-        state[pid] = converted
+        unknown = [k for k in st if k != "step" and k not in back]
+        if unknown:
+            raise ValueError(
+                f"state of parameter {pid} has key {unknown[0]!r}, which torch.optim.{twin.torch} does not "
+                f"write; expected some of {sorted(['step', *back])}"
+            )
+        converted = _entry(opt, group_of.get(pid), twin, st)
+        if converted is not None:
+            state[pid] = converted
     return {"state": state, "param_groups": groups,
             "descend": {"optimizer": name, "format": 1, "from": f"torch.optim.{twin.torch}"}}
+
+
+def _entry(opt: Any, group: dict[str, Any] | None, twin: Twin, st: dict[str, Any]) -> dict[str, Any] | None:
+    """One parameter's torch.optim state (its twin's keys, a tensor ``step``) in descend's names;
+    None for a state with nothing to carry over."""
+    back = {theirs: ours for ours, theirs in twin.state.items()}
+    converted: dict[str, Any] = {}
+    for key, value in st.items():
+        if key == "step":
+            converted["step"] = int(value.item() if isinstance(value, torch.Tensor) else value)
+        elif key in back and value is not None:
+            ours = back[key]
+            scale = _scale(opt, group, ours) if group is not None else 1.0
+            converted[ours] = value * scale if not _is_one(scale) else value
+    if not converted or converted.keys() == {"step"} and not twin.step:
+        return None
+    if not twin.step:
+        converted["step"] = 1  # torch.optim.SGD does not count steps; any count >= 1 continues alike
+    return converted
+
+
+def adopt_torch_state(opt: Any, group: dict[str, Any], st: dict[str, Any]) -> None:
+    """Convert in place a parameter's state that holds torch.optim's keys (``exp_avg``, a tensor
+    ``step``): written into ``opt.state`` directly, as ``ZeroRedundancyOptimizer.load_state_dict``
+    does with a consolidated torch.optim state, it would otherwise sit next to fresh zero moments."""
+    found = twin_of(type(opt))
+    if found is None or not any(k in found[1].state.values() for k in st):
+        return
+    converted = _entry(opt, group, found[1], st) or {}
+    st.clear()
+    st.update(converted)
 
 
 def _is_one(x: Any) -> bool:

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch.autograd.graph import increment_version
 
-from . import foreach, fused, lowstate, native, rules, trace
+from . import compat, foreach, fused, lowstate, native, rules, trace
 from .foreach import Many
 
 AUTO_MIN_NUMEL = 1_000_000
@@ -139,6 +139,7 @@ class Part:
     scratch: tuple[torch.Tensor, torch.Tensor] | None = None
     packer: native.Packer | None = None  # byte copies in and out of the scratch (CPU), or None
     plain: bool = True  # real, float32/float64: the traced foreach program applies
+    local: bool = False  # DTensor parameters (FSDP2): the element-wise update runs on the local shards
     any_big: bool = True  # some parameter is large enough for its gradient to be checked by a dot
     scan: bool = False  # CPU part whose gradients native.finite checks (the library is built)
     programs: dict[tuple, Any] = field(default_factory=dict)
@@ -210,8 +211,12 @@ def build(opt: Any) -> list[Part]:
                         numels=list(map(_NUMEL, ps)), contiguous=list(map(_CONTIGUOUS, ps)))
             dtype = opt._state_dtype(ps[0])
             part.plain = not ps[0].is_complex() and ps[0].dtype not in fused.LOW and dtype == ps[0].dtype
+            part.local = all(type(p).__name__ == "DTensor" and hasattr(p, "_local_tensor") for p in ps)
             for p in ps:
                 st = opt.state[p]
+                if st:
+                    compat.adopt_torch_state(opt, group, st)  # (torch.optim's keys, put there directly)
+                    _check_shapes(opt, group, p, st)
                 for k, v in list(st.items()):  # the state follows a parameter that moved
                     if isinstance(v, torch.Tensor) and v.shape == p.shape and (
                             v.device != p.device or v.dtype != dtype):
@@ -229,6 +234,20 @@ def build(opt: Any) -> list[Part]:
     opt._plan_key = [(id(g), id(g["params"]), len(g["params"])) for g in opt.param_groups]
     opt._plan_state = (opt.state, opt.state.changes, frozen)
     return parts
+
+
+def _check_shapes(opt: Any, group: dict[str, Any], p: torch.Tensor, st: dict[str, Any]) -> None:
+    """Refuse, before anything is written, state tensors whose shape is no longer the parameter's
+    (a parameter whose ``.data`` was replaced by a larger one: a grown vocabulary)."""
+    for k in opt._all_state_keys(group):
+        v = st.get(k)
+        if isinstance(v, torch.Tensor) and v.shape != p.shape:
+            i = next(i for i, q in enumerate(group["params"]) if q is p)
+            raise ValueError(
+                f"state '{k}' of {opt._param_name(group, i)} has shape {tuple(v.shape)}, the parameter now "
+                f"has shape {tuple(p.shape)} (was it replaced or resized?); nothing was changed. Restart "
+                f"its state with `del opt.state[p]`, or resize the state to match"
+            )
 
 
 def conform(opt: Any, p: torch.Tensor, st: dict[str, Any], group: dict[str, Any], keys: tuple[str, ...]) -> bool:
@@ -423,39 +442,54 @@ def work_view(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def _shards(ts: list[torch.Tensor]) -> list[torch.Tensor]:
+    """DTensors' local shards: the element-wise update reads and writes them in place (params,
+    gradients and state share one placement), with plain torch ops (DTensor has no sharding rule
+    for some multi-tensor ops, ``_foreach_copy_`` and ``_foreach_addcdiv``)."""
+    return [t._local_tensor for t in ts]  # type: ignore[attr-defined]
+
+
 def _foreach(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
     part, group = w.part, w.part.group
     rule, keys = opt._rule(group)
     sts = w.states
-    set_steps(sts, step)
     hypers = opt._hypers(group, step)
     prep = _prep(opt, group)
+    params, grads = (_shards(w.params), _shards(w.grads)) if part.local else (w.params, w.grads)
+
+    def stored(k: str) -> list[torch.Tensor]:
+        ts = [st[k] for st in sts]
+        return _shards(ts) if part.local else ts
+
+    if ok is not None and part.local:
+        ok = ok._local_tensor if hasattr(ok, "_local_tensor") else ok
+    set_steps(sts, step)
     if ok is None and part.plain:
         values = {**hypers, "weight_decay": prep["weight_decay"], "l1": prep["l1"]}
         program = _program(part, rule, keys, sts[0], prep["maximize"], values)
         if program is not None:
-            leaves = {"p": w.params, "g": w.grads}
+            leaves = {"p": params, "g": grads}
             for k in program.leaf_names:
                 if k not in leaves:
-                    leaves[k] = [st[k] for st in sts]
+                    leaves[k] = stored(k)
             program.run(leaves, values)
             return
     convert = not part.plain
-    real = [torch.view_as_real(p) if p.is_complex() else p for p in w.params]
+    real = [torch.view_as_real(p) if p.is_complex() else p for p in params]
 
     def many(ts: list[torch.Tensor]) -> Many:
         return Many([work_view(t) for t in ts] if convert else ts)
 
-    P = many(w.params)
-    states = [many([st[k] for st in sts]) if k in sts[0] else None for k in keys]
-    g = rules.prepare_grad(P, many(w.grads), **prep)
+    P = many(params)
+    states = [many(stored(k)) if k in sts[0] else None for k in keys]
+    g = rules.prepare_grad(P, many(grads), **prep)
     new = rule(P, g, *states, **hypers)
     if ok is not None:
         new = [None if n is None else Many([torch.where(ok, a, b) for a, b in zip(n.ts, o.ts)])
                for n, o in zip(new, [P, *states])]
     for k, s, v in zip(keys, states, new[1:]):  # (before p: the old p salts the rounding)
         if s is not None and v is not None:
-            targets = [torch.view_as_real(st[k]) if st[k].is_complex() else st[k] for st in sts]
+            targets = [torch.view_as_real(t) if t.is_complex() else t for t in stored(k)]
             if targets[0].dtype == torch.bfloat16 and opt._rounding(w.params[0]) == "stochastic":
                 for t, x, old in zip(targets, v.ts if isinstance(v, Many) else [v], P.ts):
                     lowstate.store(t, x, "stochastic", lowstate.seed(step, k), old)
