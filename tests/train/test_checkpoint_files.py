@@ -123,3 +123,50 @@ def test_tensorboard_event_files_read_back_equal_the_metrics(tmp_path: Path) -> 
             assert math.isclose(e.value, v, rel_tol=1e-6, abs_tol=1e-9)
     assert [e.value for e in acc.Scalars("epoch/val_accuracy")] == pytest.approx(
         [h["val_accuracy"] for h in r.history], rel=1e-6)
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_checkpoint_from_another_run_or_an_edited_metrics_file_is_refused(tmp_path: Path) -> None:
+    """--resume takes the run's settings from the checkpoint, so only the files can tell that
+    checkpoint.pt came from another run (or that metrics.jsonl was re-saved by an editor): cutting
+    metrics.jsonl at the checkpoint's offset then split a record. The checkpoint records the SHA-256
+    of the metrics it had written; a mismatch is refused with nothing changed."""
+    runs = {}
+    for seed in (0, 1):
+        out = tmp_path / f"seed{seed}"
+        train("iris", "softmax", lr=0.1, epochs=2, batch_size=16, seed=seed, out=out, progress=False,
+              tensorboard=False)
+        runs[seed] = out
+    (runs[0] / "checkpoint.pt").write_bytes((runs[1] / "checkpoint.pt").read_bytes())
+    edited = tmp_path / "edited"
+    train("iris", "softmax", lr=0.1, epochs=2, batch_size=16, out=edited, progress=False, tensorboard=False)
+    metrics = edited / "metrics.jsonl"
+    metrics.write_bytes(metrics.read_bytes().replace(b"\n", b"\r\n"))
+    for folder, seed in ((runs[0], 1), (edited, 0)):  # (the settings of the checkpoint's run, as --resume takes them)
+        before = _snapshot(folder)
+        with pytest.raises(CheckpointError, match=r"does not match its metrics.jsonl.*another run, or "
+                                                  r"metrics.jsonl was edited\. Nothing was changed"):
+            train("iris", "softmax", lr=0.1, epochs=4, batch_size=16, seed=seed, out=folder, progress=False,
+                  tensorboard=False, resume=True)
+        assert _snapshot(folder) == before
+
+
+def test_tensorboard_shows_each_step_once_after_a_resume(tmp_path: Path) -> None:
+    """A run that logged past its last checkpoint before it stopped: the resumed run purges those
+    events, so every step appears once and equals metrics.jsonl."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    kw = dict(optimizer="sgd", lr=0.1, batch_size=30, log_every=1, out=tmp_path, progress=False, tensorboard=True)
+    train("iris", "softmax", epochs=3, checkpoint_every=5, keep_checkpoints=3, **kw)
+    kept = sorted(tmp_path.glob("checkpoint-*.pt"))
+    (tmp_path / "checkpoint.pt").write_bytes(kept[0].read_bytes())  # back to an earlier one: as if it stopped there
+    train("iris", "softmax", epochs=3, resume=True, **kw)
+    acc = EventAccumulator(str(tmp_path / "tensorboard"))
+    acc.Reload()
+    steps = [e.step for e in acc.Scalars("iteration/loss")]
+    assert steps == sorted(set(steps))
+    records = [x for x in read_metrics(tmp_path / "metrics.jsonl") if x["type"] == "iteration"]
+    assert steps == [x["iteration"] for x in records]

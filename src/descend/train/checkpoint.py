@@ -120,7 +120,7 @@ def save(path: str | Path, state: dict[str, Any]) -> None:
 def _corrupt(path: Path, why: str) -> CheckpointError:
     return CheckpointError(
         f"checkpoint {path} is corrupt: {why}. It cannot be resumed; use an earlier checkpoint "
-        f"(keep_checkpoints / --keep-checkpoints keeps several) or start over with --overwrite"
+        f"(Trainer's keep_checkpoints=N keeps several: copy one over checkpoint.pt) or start over with --overwrite"
     )
 
 
@@ -277,7 +277,7 @@ def trainer_state(tr: Any) -> dict[str, Any]:
         "rng": rng_state(),
         "running": {"ev": floats(tr._ev), "en": list(tr._en), "wv": floats(tr._wv), "wn": list(tr._wn)},
         "history": tr.history, "log": tr.log, "phase_log": tr.phase_log,
-        "metrics_offset": tr.metrics.offset(), "fingerprint": fingerprint(tr),
+        "metrics_offset": tr.metrics.offset(), "metrics_sha256": tr.metrics.digest(), "fingerprint": fingerprint(tr),
         "elapsed": tr.elapsed(), "config": tr.cfg.resolved(), "changes": tr.changes,
     }
 

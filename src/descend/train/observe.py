@@ -23,6 +23,7 @@ that differ between two runs of the same configuration.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -43,21 +44,29 @@ def clean(value: Any) -> Any:
 
 
 class MetricsLog:
-    """Appends records to ``metrics.jsonl``; ``offset()`` is its size after a flush."""
+    """Appends records to ``metrics.jsonl``; ``offset()`` is its size after a flush and ``digest()``
+    the SHA-256 of those bytes (kept as it is written: a checkpoint records both, so a resume can
+    tell that the file is the one its run wrote)."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self._f = open(path, "a", encoding="utf-8") if path is not None else None  # noqa: SIM115
+        self._hash = hashlib.sha256(path.read_bytes() if path is not None and path.exists() else b"")
 
     def write(self, record: dict[str, Any]) -> None:
         if self._f is not None:
-            self._f.write(json.dumps(clean(record)) + "\n")
+            line = json.dumps(clean(record)) + "\n"
+            self._f.write(line)
+            self._hash.update(line.encode("utf-8"))
 
     def offset(self) -> int:
         if self._f is None:
             return 0
         self._f.flush()
         return self._f.tell()
+
+    def digest(self) -> str:
+        return self._hash.hexdigest()
 
     def close(self) -> None:
         if self._f is not None:
@@ -80,7 +89,9 @@ class TensorBoard:
     ``epoch/val_loss``, ``epoch/val_accuracy``, ... (the wall-clock fields too).
     """
 
-    def __init__(self, folder: Path | None, wanted: bool | None) -> None:
+    def __init__(self, folder: Path | None, wanted: bool | None, purge_step: int | None = None) -> None:
+        """``purge_step``: on a resume, the first step after the checkpoint; events an interrupted
+        run logged from there on are hidden, so no step shows twice."""
         self.writer = None
         if folder is None or wanted is False:
             return
@@ -93,7 +104,7 @@ class TensorBoard:
                     "(pip install tensorboard), or pass tensorboard=None"
                 ) from None
             return
-        self.writer = SummaryWriter(log_dir=str(folder))
+        self.writer = SummaryWriter(log_dir=str(folder), purge_step=purge_step)
 
     @staticmethod
     def available() -> bool:

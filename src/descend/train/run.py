@@ -18,6 +18,7 @@ less than 0.1% (``FLAT``) over the whole run gets a hint that the lr may be too 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -97,13 +98,33 @@ def open_run(tr: Trainer, state: dict[str, Any] | None) -> None:
                 shutil.rmtree(out / sub, ignore_errors=True)
         elif (out / "metrics.jsonl").exists():
             metrics = out / "metrics.jsonl"
+            _check_metrics(metrics, state)
             if metrics.stat().st_size > state["metrics_offset"]:
                 os.truncate(metrics, state["metrics_offset"])
         if tr.changes and state is not None and state.get("changes") != tr.changes:
             with open(out / "changes.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(clean(tr.changes[-1])) + "\n")
     tr.metrics = MetricsLog(out / "metrics.jsonl" if out is not None else None)
-    tr.tensorboard = TensorBoard(out / "tensorboard" if out is not None else None, tr.cfg.tensorboard)
+    tr.tensorboard = TensorBoard(out / "tensorboard" if out is not None else None, tr.cfg.tensorboard,
+                                 purge_step=state["iteration"] + 1 if state is not None else None)
+
+
+def _check_metrics(metrics: Path, state: dict[str, Any]) -> None:
+    """Refuse, before anything in the folder changes, a checkpoint whose run did not write this
+    ``metrics.jsonl`` (copied in from another run) or a metrics file edited since (an editor's line
+    ends): cutting it at the checkpoint's offset would split a record."""
+    offset, digest = state["metrics_offset"], state.get("metrics_sha256")
+    size = metrics.stat().st_size
+    with open(metrics, "rb") as f:
+        head = f.read(offset)
+    if size < offset or (digest is not None and hashlib.sha256(head).hexdigest() != digest):
+        raise ckpt.CheckpointError(
+            f"the checkpoint in {metrics.parent} does not match its metrics.jsonl: the checkpoint recorded "
+            f"the file's first {offset} bytes, and they are not there (the file has {size}, "
+            f"{'too few' if size < offset else 'other bytes'}): the checkpoint comes from another run, or "
+            f"metrics.jsonl was edited. Nothing was changed; resume a run in its own folder, or start over "
+            f"with --overwrite"
+        )
 
 
 def close(tr: Trainer) -> None:
