@@ -146,7 +146,7 @@ def _dcp_worker(rank, world, port, out, ckpt):
     batches = _batches(rank)
     results = {}
     for name, make in (("descend", lambda ps: O.Adam(ps, lr=0.01)), ("torch", lambda ps: torch.optim.Adam(ps, lr=0.01))):
-        def build():
+        def build(make=make):
             model = mlp()
             for layer in (model[0], model[2]):
                 fully_shard(layer)

@@ -163,9 +163,9 @@ def test_bf16_parameters_keep_torchs_rounding_on_every_path(impl):
     x0 = torch.randn(64, generator=gen).to(BF16)
     gs = [torch.randn(64, generator=gen).to(BF16) for _ in range(10)]
     out = []
-    for make in (lambda ps: torch.optim.Adam(ps, lr=1e-2, fused=True), lambda ps: O.Adam(ps, lr=1e-2, impl=impl)):
+    for build in (lambda ps: torch.optim.Adam(ps, lr=1e-2, fused=True), lambda ps: O.Adam(ps, lr=1e-2, impl=impl)):
         p = torch.nn.Parameter(x0.clone())
-        opt = make([p])
+        opt = build([p])
         for g in gs:
             p.grad = g.clone()
             opt.step()

@@ -570,8 +570,11 @@ def test_distributed_checkpoints_state_dict_helpers_round_trip(dname, kw, full):
     """torch.distributed.checkpoint's get/set_optimizer_state_dict (what FSDP2 and torchtitan-style
     checkpointing call) rebuild the dict from 'state' and 'param_groups' alone, without descend's
     marker: the state still loads as descend's, and the run continues exactly."""
-    from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_optimizer_state_dict,
-                                                         set_optimizer_state_dict)
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        get_optimizer_state_dict,
+        set_optimizer_state_dict,
+    )
     options = StateDictOptions(full_state_dict=full)
     torch.manual_seed(0)
     model = Twins().double()

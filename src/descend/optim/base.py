@@ -36,7 +36,7 @@ import torch
 import torch.optim.optimizer as _torch_optimizer
 
 from . import checks as _checks
-from . import compat, engine, fused, launch, lowstate, rules
+from . import compat, engine, fused, launch, lowstate, rules, spellings
 from ._validate import NONNEG, Spec, as_number, check, check_broadcast, check_choice
 
 NONFINITE = ("raise", "skip", "ignore")
@@ -178,8 +178,8 @@ class Optimizer(torch.optim.Optimizer):
         self.state_dtype = lowstate.check_state_dtype(state_dtype)
         self.state_rounding = state_rounding
         self._plans: list[engine.Part] | None = None  # the step plan, rebuilt when groups change
-        self._plain: list = []  # plain-dict groups put in from outside (compat.plain_groups)
-        self._fresh: dict[int, set[int]] = {}  # group id -> steps on which a state tensor starts (engine.conform)
+        self._plain: list = []  # plain-dict groups put in from outside (spellings.plain_groups)
+        self._fresh: dict[int, set[int]] = {}  # group id -> steps on which a state tensor starts (states.conform)
         self._planned_groups: list[dict[str, Any]] = []  # the groups the plan was built for
         self._staging = False  # some part of the plan takes launch.stage (a fused CPU part)
         self._plan_key: list[tuple[int, int, int]] = []
@@ -453,10 +453,10 @@ class Optimizer(torch.optim.Optimizer):
         if parts is None or not engine.valid(self, parts):
             parts = self._plans = engine.build(self)
             self._staging = any(launch.stages(part) for part in parts)
-            self._plain = compat.plain_groups(self, self._planned_groups)
+            self._plain = spellings.plain_groups(self, self._planned_groups)
             self._planned_groups = list(self.param_groups)
         elif self._plain:
-            compat.reconcile(self._plain)
+            spellings.reconcile(self._plain)
         work = engine.collect(self, parts)
         # (staging changes nothing: a skipped step leaves all as it was)
         staged = launch.stage(self, work) if self._staging else itertools.repeat(None)

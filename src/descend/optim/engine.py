@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch.autograd.graph import increment_version
 
-from . import compat, foreach, fused, lowstate, native, rules, trace
+from . import compat, foreach, fused, lowstate, native, rules, states, trace
 from .foreach import Many
 
 AUTO_MIN_NUMEL = 1_000_000
@@ -216,12 +216,12 @@ def build(opt: Any) -> list[Part]:
                 st = opt.state[p]
                 if st:
                     compat.adopt_torch_state(opt, group, st)  # (torch.optim's keys, put there directly)
-                    _check_shapes(opt, group, p, st)
+                    states.check_shapes(opt, group, p, st)
                 for k, v in list(st.items()):  # the state follows a parameter that moved
                     if isinstance(v, torch.Tensor) and v.shape == p.shape and (
                             v.device != p.device or v.dtype != dtype):
                         st[k] = v.to(device=p.device, dtype=dtype)
-                if st and conform(opt, p, st, group, keys):  # (a buffer started now: its first step)
+                if st and states.conform(opt, p, st, group, keys):  # (a buffer started now: its first step)
                     opt._fresh.setdefault(id(group), set()).add(st.get("step", 0) + 1)
                 part.states.append(st)
             part.synced = len({st.get("step", 0) for st in part.states}) == 1
@@ -234,41 +234,6 @@ def build(opt: Any) -> list[Part]:
     opt._plan_key = [(id(g), id(g["params"]), len(g["params"])) for g in opt.param_groups]
     opt._plan_state = (opt.state, opt.state.changes, frozen)
     return parts
-
-
-def _check_shapes(opt: Any, group: dict[str, Any], p: torch.Tensor, st: dict[str, Any]) -> None:
-    """Refuse, before anything is written, state tensors whose shape is no longer the parameter's
-    (a parameter whose ``.data`` was replaced by a larger one: a grown vocabulary)."""
-    for k in opt._all_state_keys(group):
-        v = st.get(k)
-        if isinstance(v, torch.Tensor) and v.shape != p.shape:
-            i = next(i for i, q in enumerate(group["params"]) if q is p)
-            raise ValueError(
-                f"state '{k}' of {opt._param_name(group, i)} has shape {tuple(v.shape)}, the parameter now "
-                f"has shape {tuple(p.shape)} (was it replaced or resized?); nothing was changed. Restart "
-                f"its state with `del opt.state[p]`, or resize the state to match"
-            )
-
-
-def conform(opt: Any, p: torch.Tensor, st: dict[str, Any], group: dict[str, Any], keys: tuple[str, ...]) -> bool:
-    """Give a parameter's state exactly the tensors ``keys`` (what the group's options use now);
-    True when a tensor was added.
-
-    An option switched on mid-run (``amsgrad``, ``centered``, SGD's ``momentum`` from 0)
-    starts its tensor where a first step would (``opt._fresh`` records the step, which
-    SGD takes as its buffer's first: no dampening, as torch starts the buffer at the
-    gradient); one switched off drops its tensor, so the state saves and loads as that of
-    an optimizer built with the new options.
-    """
-    missing = [k for k in keys if k not in st]
-    if missing:
-        init = opt._init_state(p, group)
-        for k in missing:
-            st[k] = init[k]
-    for k in opt._all_state_keys(group):
-        if k not in keys and k in st:
-            del st[k]
-    return bool(missing)
 
 
 def _pack(opt: Any, part: Part) -> None:

@@ -88,7 +88,7 @@ class SGD(Optimizer):
         if not self._uses_momentum(group):
             return {"lr": group["lr"]}
         # torch's buffer starts at the first gradient: v = 0 and no dampening on its first step
-        # (step 1, or the step after momentum was switched on from 0: engine.conform)
+        # (step 1, or the step after momentum was switched on from 0: states.conform)
         first = step == 1 or step in self._fresh.get(id(group), ())
         momentum, dampening = group["momentum"], 0.0 if first else group["dampening"]
         if isinstance(momentum, torch.Tensor) and not (isinstance(dampening, float) and dampening == 0):
