@@ -256,6 +256,11 @@ def test_hints_say_falling_only_when_the_loss_really_fell() -> None:
     assert "barely moved" in hint and "falling" not in hint
     converged = [{"loss": 1.0 / (i + 1) ** 3} for i in range(50)]
     assert hints([], converged, 50, 0, False) == []
+    # a phased run's budget is its phases: lengthening them is the advice (--epochs would be refused)
+    from descend.train import Phase
+
+    phases = [Phase(3, "adam"), Phase(3, "sgd", lr=0.05)]
+    assert "train longer (e.g. --phases adam:12,sgd:12:0.05)" in hints([], falling, 50, 6, False, phases)[0]
 
 
 def test_lr_zero_run_gets_the_flat_hint_not_the_falling_one(tmp_path) -> None:

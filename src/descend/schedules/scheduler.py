@@ -66,6 +66,7 @@ from typing import Any, SupportsFloat
 
 import torch
 
+from ..optim import _validate as ranges
 from . import _validate as check
 from .base import Schedule
 from .cycles import Cyclic, OneCycle
@@ -115,20 +116,23 @@ def _check_value(optimizer: Any, key: str, value: Any, i: int, t: int) -> None:
         return
     if not math.isfinite(value):
         raise ValueError(f"{where}: {key} must be finite")
-    from descend.optim import _validate as ranges  # (the optimizers' own ranges)
-
-    specs = getattr(type(optimizer), "_specs", None)
+    specs = getattr(type(optimizer), "_specs", None)  # (descend's optimizers carry their own ranges)
     spec = specs.get(key) if specs is not None else _TORCH_RANGES.get(key)
     if spec is not None:
         try:
-            ranges.check(key, value, getattr(ranges, spec) if isinstance(spec, str) else spec)
+            ranges.check(key, value, spec)
         except ValueError as err:
             raise ValueError(f"{where}: {err}") from None
 
 
-# what torch.optim's constructors allow (descend's optimizers carry their own ranges, _specs)
-_TORCH_RANGES = {"lr": "NONNEG", "beta1": "UNIT_OPEN", "beta2": "UNIT_OPEN", "weight_decay": "NONNEG",
-                 "eps": "NONNEG", "momentum": "NONNEG", "dampening": "NONNEG", "alpha": "NONNEG"}
+# what torch.optim's constructors allow
+_TORCH_RANGES = {"lr": ranges.NONNEG, "beta1": ranges.UNIT_OPEN, "beta2": ranges.UNIT_OPEN,
+                 "weight_decay": ranges.NONNEG, "eps": ranges.NONNEG, "momentum": ranges.NONNEG,
+                 "dampening": ranges.NONNEG, "alpha": ranges.NONNEG}
+
+
+def _shown(bases: list[Any]) -> str:
+    return ", ".join(f"{b:g}" for b in bases)
 
 
 def _warn_if_overwritten(bases: list[Any], key: str) -> None:
@@ -136,7 +140,7 @@ def _warn_if_overwritten(bases: list[Any], key: str) -> None:
     differ: ``decay_groups``' no-decay group (weight_decay 0) would start decaying."""
     if len(bases) < 2 or any(isinstance(b, torch.Tensor) for b in bases) or len(set(bases)) == 1:
         return
-    shown = ", ".join(f"{b:g}" for b in bases)
+    shown = _shown(bases)
     warnings.warn(
         f"Scheduler sets every param group's {key} to the schedule's values (relative=False, the default "
         f"for keys other than lr), but the groups' {key} differ now ({shown}): each would get the same "
@@ -157,7 +161,7 @@ def _warn_if_scaled(schedule: Schedule, bases: list[Any], key: str) -> None:
         return
     if any(abs(b - base) <= 1e-12 * max(abs(base), abs(b)) for b in bases):
         return
-    shown = ", ".join(f"{b:g}" for b in bases)
+    shown = _shown(bases)
     warnings.warn(
         f"Scheduler scales the schedule to each param group's {key} (relative=True): the schedule starts at "
         f"{base:g} and no group's {key} is that ({shown}), so group 0 gets {bases[0] / base:g}x the schedule's "

@@ -137,8 +137,9 @@ def close(tr: Trainer) -> None:
 
 
 def hints(history: list[dict[str, Any]], log: list[dict[str, Any]], iterations: int,
-          epochs: int, stream: bool) -> list[str]:
-    """Advice for a run that ended while its training loss was still falling (see the module docstring)."""
+          epochs: int, stream: bool, phases: Any = None) -> list[str]:
+    """Advice for a run that ended while its training loss was still falling (see the module docstring);
+    ``phases``: the run's phases, whose durations make its budget (then lengthening them is the advice)."""
     series = [r["loss"] for r in log if r.get("loss") is not None]
     if len(series) < 10:
         series = [r["train_loss"] for r in history if r.get("train_loss") is not None]
@@ -153,6 +154,11 @@ def hints(history: list[dict[str, Any]], log: list[dict[str, Any]], iterations: 
         return []
     share = (before - last) / (first - last)
     longer = f"--iterations {4 * iterations}" if stream or not epochs else f"--epochs {4 * epochs}"
+    if phases and all(isinstance(p.optimizer, str) and p.duration for p in phases):  # (the phases are the budget)
+        longer = "--phases " + ",".join(
+            f"{p.optimizer}:{4 * p.duration}" + ("" if p.lr is None else f":{p.lr:g}") for p in phases)
+    elif phases:
+        longer = "longer phases"
     return [
         f"the training loss was still falling fast at the end: the last fifth of the run brought "
         f"{100 * share:.0f}% of its whole decrease ({first:.4g} -> {last:.4g}), so the run is far from "
@@ -167,7 +173,8 @@ def finish(tr: Trainer, status: str, error: Exception | None = None) -> TrainRes
     if status == "completed" and out is not None:
         tr.save_checkpoint()
     seconds = tr.elapsed()
-    advice = hints(tr.history, tr.log, tr.iteration, tr.epoch, tr.stream is not None) if status == "completed" else []
+    advice = hints(tr.history, tr.log, tr.iteration, tr.epoch, tr.stream is not None,
+                   tr.cfg.phases) if status == "completed" else []
     if status == "completed" and tr.iteration < tr.total:
         advice.insert(0, f"the data stream ended after {tr.iteration} of the {tr.total} iterations of the budget")
     advice[:0] = tr.resume_notes  # (a schedule a resume fitted to the new budget)
