@@ -102,7 +102,7 @@ INVALID = [
     (O.SGD, {"lr": -0.1}, r"lr must be in \[0, inf\), got -0.1"),
     (O.SGD, {"lr": float("nan")}, "lr must be finite"),
     (O.SGD, {"lr": "fast"}, "lr must be a number"),
-    (O.SGD, {"momentum": 1.0}, r"momentum must be in \[0, 1\), got 1.0"),
+    (O.SGD, {"momentum": -0.1}, r"momentum must be in \[0, inf\), got -0.1"),  # (1 and above: as torch)
     (O.SGD, {"dampening": 1.5}, r"dampening must be in \[0, 1\]"),
     (O.SGD, {"nesterov": True}, "nesterov=True needs momentum > 0"),
     (O.SGD, {"weight_decay": -1.0}, "weight_decay must be in"),

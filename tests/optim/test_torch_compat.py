@@ -162,6 +162,25 @@ def test_positional_arguments_in_torchs_order_compute_torchs_step(tname, args):
     assert gap(ours, theirs) < TOL
 
 
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("tname, kw", [
+    ("SGD", {"momentum": 1.0}), ("SGD", {"momentum": 1.5, "dampening": 0.5}),
+    ("RMSprop", {"momentum": 1.0, "alpha": 0.9}),
+])
+def test_momentum_of_one_and_above_is_taken_as_torch_takes_it(tname, kw, impl):
+    """torch.optim.SGD and RMSprop take any momentum >= 0 (1 sums the gradients undamped);
+    so does the drop-in, on every path, and steps as torch does."""
+    extra = {"eps_mode": "outside"} if tname == "RMSprop" else {}
+    ours, theirs = params(), params()
+    opt_t = getattr(torch.optim, tname)(theirs, lr=0.01, **kw)
+    opt_d = getattr(O, tname)(ours, lr=0.01, impl=impl, **kw, **extra)
+    run(opt_t, theirs, 12)
+    run(opt_d, ours, 12)
+    assert gap(ours, theirs) < TOL * 10
+    with pytest.raises(ValueError, match=r"momentum must be in \[0, inf\), got -0.5"):
+        getattr(O, tname)(params(), lr=0.01, momentum=-0.5)
+
+
 @pytest.mark.parametrize("cls, args, shown", [
     ("Adagrad", (0.1, 0.01), "Adagrad(params, lr, eps=..."),  # torch's third is lr_decay: not eps silently
     ("Adam", (0.01, (0.8, 0.99)), "Adam(params, lr, beta1=..."),

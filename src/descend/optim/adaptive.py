@@ -103,7 +103,7 @@ class RMSprop(Optimizer):
 
     _specs = {
         **COMMON_SPECS, "beta": UNIT_OPEN, "eps": NONNEG, "eps_mode": EPS_MODES,
-        "momentum": UNIT_OPEN, "centered": bool,
+        "momentum": NONNEG, "centered": bool,  # (as torch.optim.RMSprop: any momentum >= 0)
     }
 
     def __init__(

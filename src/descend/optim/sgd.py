@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from . import rules
-from ._validate import UNIT_CLOSED, UNIT_OPEN, optional
+from ._validate import NONNEG, UNIT_CLOSED, UNIT_OPEN, optional
 from .base import COMMON_SPECS, Optimizer
 
 STYLES = ("heavy_ball", "ema")
@@ -50,7 +50,8 @@ class SGD(Optimizer):
         nonfinite: ``"raise"`` (default), ``"skip"`` or ``"ignore"`` on NaN/inf gradients.
     """
 
-    _specs = {**COMMON_SPECS, "momentum": UNIT_OPEN, "dampening": UNIT_CLOSED, "nesterov": bool}
+    # momentum as torch.optim.SGD takes it: any value >= 0 (1 sums every gradient undamped)
+    _specs = {**COMMON_SPECS, "momentum": NONNEG, "dampening": UNIT_CLOSED, "nesterov": bool}
 
     def __init__(
         self,
