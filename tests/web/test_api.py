@@ -269,8 +269,20 @@ def test_costs_are_measured_per_optimizer(client):
     assert set(costs["per_step_s"]) == set(O.names())
     assert all(v > 0 for v in costs["per_step_s"].values())
     assert costs["per_step_s"]["gd"] == costs["per_step_s"]["sgd"]
-    assert costs["per_step_s"]["newton"] > costs["per_step_s"]["sgd"]   # a Hessian solve per step
     assert costs["scale"] > 0 and costs["overhead_s"] > 0
+
+
+def test_each_cost_is_a_timed_run_of_that_optimizer(monkeypatch):
+    """The per-step cost is the time of a PROBE_STEPS run of each optimizer by the lab, over the
+    steps (a clock that advances by a known amount per reading, so no timing is asserted)."""
+    from descend.web import costs as costs_module
+
+    runs, clock = [], iter(range(0, 10_000, 3))
+    monkeypatch.setattr(costs_module.lab, "minimize", lambda *a, **kw: runs.append((kw["optimizer"], kw["steps"])))
+    monkeypatch.setattr(costs_module.time, "perf_counter", lambda: float(next(clock)))
+    table = costs_module.Costs().per_step()
+    assert table == {name: 3.0 / costs_module.PROBE_STEPS for name in O.OPTIMIZERS}
+    assert runs == [(name, n) for name in O.OPTIMIZERS for n in (5, costs_module.PROBE_STEPS)]
 
 
 def test_catalog_comes_from_the_registries(client):
