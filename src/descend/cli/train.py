@@ -238,7 +238,7 @@ def train_cmd(
     warmup: Annotated[int, typer.Option(help="Linear warmup steps in front of --schedule (or of the constant --lr without one).")] = 0,
     epochs: Annotated[int | None, typer.Option(help="Epochs to train (default: 10, or more for at least 500 iterations; or the phases' total).")] = None,
     iterations: Annotated[int | None, typer.Option(help="Iteration (optimizer step) budget instead of epochs.")] = None,
-    batch_size: Annotated[str, typer.Option("--batch-size", "-b", help="Examples per step: 'full' for gradient descent, 1 for pure SGD.")] = "64",
+    batch_size: Annotated[str, typer.Option("--batch-size", "-b", help="Examples per step: 'full' for gradient descent, 1 for pure SGD; a batch larger than the training set is the whole set (with a note).")] = "64",
     phases: Annotated[str | None, typer.Option(help="optimizer:duration[:lr],... e.g. adam:10,sgd:10 (epochs; iterations with --iterations).")] = None,
     carry_lr: Annotated[bool, typer.Option("--carry-lr", help="Each phase starts at the lr the previous one ended with.")] = False,
     swats: Annotated[bool, typer.Option("--swats", help="Adam, then SGD when the SWATS criterion says so (the run says whether and when).")] = False,
@@ -327,11 +327,7 @@ def train_cmd(
     except (ValueError, CheckpointError, OSError) as e:
         if show is not None:
             show.close()
-        message = str(e)
-        if message.startswith("batch_size must be") and not resume and "batch_size" not in _given(ctx, ("batch_size",)):
-            message += ("; 64 is the default --batch-size: give --batch-size full, or a number up to the "
-                        "training set's size")
-        err.print(f"error: {message}", markup=False)
+        err.print(f"error: {e}", markup=False)
         raise typer.Exit(code=2) from None
     show.close()
     if int(os.environ.get("RANK", "0")) == 0:

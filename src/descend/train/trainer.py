@@ -24,7 +24,9 @@ Batch sizes are customarily powers of two (note 003); ``None`` is the full batch
 
 **Hooks.** ``on_progress(event)`` receives every record the run writes
 (``type`` ``"start"``, ``"iteration"``, ``"epoch"``, ``"eval"``, ``"phase"``)
-with ``total`` (iterations) and ``epochs`` added; ``on_end(result)`` runs
+with ``total`` (iterations) and ``epochs`` added (``"start"`` also carries ``notes``, what the run
+does other than asked such as a batch clamped to the training set, and ``data``, how your own
+file was read); ``on_end(result)`` runs
 after ``summary.json`` is written and may return paths of figures it drew,
 which are then listed in ``summary.json``. ``descend train`` draws its progress
 bar (or plain lines) and figures through them; the Trainer itself prints nothing.
@@ -192,7 +194,8 @@ class Trainer:
             random.seed(self.cfg.seed)
             self._record(self.phase_log[0])
         self._emit({"type": "start", "iteration": self.iteration, "epoch": None if self.stream else self.epoch,
-                    "lr": lr_of(self.optimizer), "resumed": state is not None, "notes": list(self.resume_notes)})
+                    "lr": lr_of(self.optimizer), "resumed": state is not None, "notes": self.notes,
+                    "data": self.feed.info().get("note")})
         self.module.train()
         try:
             self._train()
@@ -369,6 +372,11 @@ class Trainer:
         if self.on_progress is not None and self.rank == 0 and self.cfg.progress is not False:
             epochs = self.total // self.iterations_per_epoch if self.iterations_per_epoch else None
             self.on_progress({**rec, "total": self.total, "epochs": epochs})
+
+    @property
+    def notes(self) -> list[str]:
+        """What the run does other than asked: a batch clamped to the data, a schedule a resume fitted."""
+        return [*self.feed.notes, *self.resume_notes]
 
     def elapsed(self) -> float:
         """Seconds of training so far, including those before a resume."""
