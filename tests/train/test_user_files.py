@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from descend.train import train
+
 SCRIPT = Path(sys.executable).with_name("descend")
 
 
@@ -48,3 +50,32 @@ def test_a_training_set_smaller_than_the_batch_is_one_batch_with_a_note(tmp_path
     r = descend("lr-find", "--data", "tiny.csv", "--target", "label", "--num-iter", "20", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert note in flat(r.stdout) and "batch 12 (the whole training set)" in flat(r.stdout)
+
+
+def test_a_european_export_trains_on_its_numbers_and_says_how_it_was_read(tmp_path: Path) -> None:
+    """';' between columns, decimal commas, Windows-1252 and CRLF (Excel's CSV in Western Europe): the run
+    reads the 20 rows and 3 features, prints how, and trains exactly as on the plain CSV of the same table."""
+    X, y = points()
+    rows = [[*map(repr, map(float, r)), "oui" if t else "non"] for r, t in zip(X, y)]
+    euro = "".join(";".join(c.replace(".", ",") for c in r) + "\r\n" for r in [["größe", "b", "c", "label"], *rows])
+    (tmp_path / "euro.csv").write_bytes(euro.encode("cp1252"))
+    (tmp_path / "plain.csv").write_text("".join(",".join(r) + "\n" for r in [["größe", "b", "c", "label"], *rows]))
+    k = int(y.sum())
+    r = descend("train", "euro.csv", "--target", "label", "--model", "softmax", "--epochs", "3", "--out", "euro",
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    line = (f"data: euro.csv: 20 rows, 3 features, 2 classes (non: {20 - k}, oui: {k}); task classification "
+            f"(inferred from the text labels in 'label'); not UTF-8: read as Windows-1252 (Western European) text; "
+            f"columns separated by ';'; decimal commas read as decimal points (1,5 = 1.5)")
+    assert line in r.stdout
+    s = json.loads((tmp_path / "euro" / "summary.json").read_text())
+    assert (s["data"]["n_train"] + s["data"]["n_val"] + s["data"]["n_test"], s["data"]["n_features"],
+            s["data"]["n_classes"]) == (20, 3, 2)
+    assert s["data"]["note"] == line.removeprefix("data: ")
+    ref = train(  # the plain file's run, in-process: the same numbers to the last bit
+        tmp_path / "plain.csv", "softmax", target="label", epochs=3, progress=False, plots=False)
+    assert {k: s[k] for k in ref.final} == ref.final
+    (tmp_path / "mixed.csv").write_text(euro.replace(",", ".", 5))  # some decimal points among the commas
+    r = descend("train", "mixed.csv", "--target", "label", "--out", "mixed", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and not (tmp_path / "mixed").exists()
+    assert r.stderr.startswith("error: data file mixed.csv holds numbers with a decimal comma (line ")

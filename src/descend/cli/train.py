@@ -92,6 +92,8 @@ class Show:
             self.console.print(self._line(ev), markup=False, highlight=False, soft_wrap=True)
         elif self.mode == "lines" and kind == "start" and ev.get("resumed"):
             self.console.print(f"resumed at iteration {ev['iteration']} of {ev['total']}", markup=False)
+        if kind == "start" and ev.get("data"):  # your own file: what was read from it
+            self.say(f"data: {ev['data']}")
         if kind == "start":  # (printed again with the hints at the end, also with --no-progress)
             for note in ev.get("notes") or ():
                 self.say(f"note: {note}")

@@ -239,8 +239,8 @@ class Feed:
         if self.dataset is not None:
             ds = self.dataset
             out.update(name=ds.name, n_train=ds.n_train, n_val=ds.n_val, n_test=ds.n_test, n_features=ds.n_features)
-            if ds.source:
-                out["source"] = ds.source
+            if ds.source:  # your own file: how it was read (rows, features, classes, separator...)
+                out.update(source=ds.source, note=ds.note)
         if self.batches is not None:
             out.update(batch_size=self.batches.batch_size, n_train=self.batches.n)
         if self.loader is not None:
