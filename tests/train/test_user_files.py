@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from descend.train import train
+from descend import data
+from descend.train import TrainingDiverged, train
 
 SCRIPT = Path(sys.executable).with_name("descend")
 
@@ -79,3 +81,18 @@ def test_a_european_export_trains_on_its_numbers_and_says_how_it_was_read(tmp_pa
     r = descend("train", "mixed.csv", "--target", "label", "--out", "mixed", cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and not (tmp_path / "mixed").exists()
     assert r.stderr.startswith("error: data file mixed.csv holds numbers with a decimal comma (line ")
+
+
+def test_a_loss_infinite_before_any_step_blames_the_data_not_the_lr(tmp_path: Path) -> None:
+    """Targets of 1e20 (in float32's range) square past it: the first loss is inf before any step, and
+    advising a lower lr (what a diverging run gets) would not help."""
+    (tmp_path / "big.csv").write_text("a,b,y\n" + "".join(f"{i},{i % 3},{(i + 1) * 1e20}\n" for i in range(30)))
+    with pytest.raises(TrainingDiverged) as err:
+        train(tmp_path / "big.csv", "linear", target="y", epochs=2, progress=False, plots=False)
+    message = str(err.value)
+    assert message.startswith("training diverged at iteration 1 (epoch 1): the loss is not finite = inf")
+    big = float(data.load(tmp_path / "big.csv", target="y").y_train.max())  # the training split's largest
+    assert ("this is the initial model on the first batch, before any step, so no lr causes it: look at the data's "
+            f"scale (the regression targets reach {big:.3g}: their squares pass float32's largest number, 3.4e+38; "
+            "rescale them, e.g. divide by 1e+21) and the model") in message
+    assert "lower learning rate" not in message

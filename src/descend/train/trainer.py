@@ -296,11 +296,28 @@ class Trainer:
 
     def _diverged(self, it: int, lrs: list[float] | None, what: str, value: float | None) -> TrainingDiverged:
         last = self.last_checkpoint
+        cause = None
+        if it == 1 and what != "a parameter or optimizer state":  # (the forward and backward of step 1: before it)
+            cause = ("this is the initial model on the first batch, before any step, so no lr causes it: look at "
+                     "the data's scale" + self._target_scale() + " and the model")
         return TrainingDiverged(
             iteration=it, epoch=self.epoch if self.stream is None else None, lr=lrs[0] if lrs else lr_of(self.optimizer),
             checkpoint=last[0] if last else None, checkpoint_iteration=last[1] if last else None,
-            what=what, value=value,
+            what=what, value=value, cause=cause,
         )
+
+    def _target_scale(self) -> str:
+        """`` (the regression targets reach ...)`` when their squares pass the loss dtype's range, else ''."""
+        batches = self.feed.batches
+        if self.feed.task != "regression" or batches is None or not batches.y.is_floating_point():
+            return ""
+        big = float(batches.y.abs().max())
+        if big * big <= torch.finfo(batches.y.dtype).max:
+            return ""
+        dtype = str(batches.y.dtype).removeprefix("torch.")
+        return (f" (the regression targets reach {big:.3g}: their squares pass {dtype}'s largest number, "
+                f"{torch.finfo(batches.y.dtype).max:.2g}; rescale them, e.g. divide by "
+                f"{10 ** math.floor(math.log10(big)):.0e})")
 
     # ------------------------------------------------------------------ epochs, logs, phases
     def _end_epoch(self) -> None:
