@@ -134,3 +134,12 @@ def test_huge_features_standardize_in_float64_to_the_numbers_of_small_ones(tmp_p
     small, huge = (data.load(tmp_path / f, dtype=torch.float64) for f in ("small.npz", "huge.npz"))
     assert torch.allclose(huge.X_train, small.X_train, rtol=1e-12, atol=1e-12)
     assert float(huge.X_train.abs().max()) > 1.0 and torch.allclose(huge.std / 1e300, small.std, rtol=1e-12)
+
+
+def test_a_folder_given_as_data_is_named_as_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "mydata").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"^data file mydata: a folder, not a file; give a \.csv file"):
+        data.load("mydata", target="y")
+    with pytest.raises(ValueError, match=r"^unknown data set 'nothing'"):  # neither a set nor anything there
+        data.load("nothing")

@@ -63,11 +63,12 @@ class Table(NamedTuple):
 
 
 def is_path(name: Any) -> bool:
-    """Whether ``name`` names a data file (a ``.csv``/``.tsv``/``.txt``/``.npz`` suffix, or an existing file)."""
+    """Whether ``name`` names a data file (a ``.csv``/``.tsv``/``.txt``/``.npz`` suffix, a path, or an existing
+    file or folder, which :func:`read` then refuses by name)."""
     if isinstance(name, Path):
         return True
     text = str(name)
-    return Path(text).suffix.lower() in SUFFIXES or ("/" in text or "\\" in text) or Path(text).is_file()
+    return Path(text).suffix.lower() in SUFFIXES or ("/" in text or "\\" in text) or Path(text).exists()
 
 
 def read(path: str | Path, target: str | None = None, task: str | None = None) -> Table:
