@@ -52,6 +52,7 @@ VARIANTS = {  # name: (file name, bytes, what the note says about it)
     "every cell quoted": ("q.csv", table(quote=True).encode(), None),
     "quoted decimal commas, semicolons": ("qe.csv", table(";", comma, quote=True).encode(), "decimal commas"),
     "blank lines": ("blank.csv", table().replace("\n", "\n\n", 5).encode() + b"\n  \n\n", None),
+    "Excel's sep= first line": ("sep.csv", b"sep=;\r\n" + table(";", comma, "\r\n").encode(), "columns separated by ';'"),
     "a separator at each line's end": ("trail.csv", table(end=",\n").encode(), "left out 1 empty column(s) without a name"),
 }
 
@@ -103,6 +104,11 @@ BAD = [
     ("NUL bytes", "nul.csv", b"a,b,y\n1,\x00,0\n", "holds NUL bytes: it is a binary file, not a text table"),
     ("a missing value after blank lines", "gap.csv", b"a,y\n\n1,0\n\n\n,1\n" + b"2,1\n" * 9,
      "feature column 'a' has 1 missing or NaN value(s) (first on line 6: '')"),
+    ("a missing value under a sep= line", "sepgap.csv", b"sep=;\na;y\n1;0\n;1\n" + b"2;1\n" * 9,
+     "feature column 'a' has 1 missing or NaN value(s) (first on line 4: '')"),
+    ("spaces between columns", "s.txt", b"a b y\n" + b"1 2 0\n" * 10,
+     "has no column 'y' (the target); columns: a b y (the first line is one column: descend separates columns at "
+     "',', ';', tabs, '|')"),
     ("a short line after blank lines", "short.csv", b"a,b,y\n\n\n1,2,0\n1,2\n", "line 5: 2 values, but the header has 3"),
     ("a feature beyond float32", "huge.csv", b"a,b,y\n" + b"".join(b"%de300,%d,%d\n" % (i, i, i % 2) for i in range(10)),
      "feature column 'a' holds 9e+300, beyond the range of float32 (+-3.4e+38)"),
@@ -143,3 +149,14 @@ def test_a_folder_given_as_data_is_named_as_one(tmp_path: Path, monkeypatch: pyt
         data.load("mydata", target="y")
     with pytest.raises(ValueError, match=r"^unknown data set 'nothing'"):  # neither a set nor anything there
         data.load("nothing")
+
+
+def test_an_unnamed_row_index_column_is_said_to_be_one(tmp_path: Path) -> None:
+    """pandas' to_csv writes the index as a first, unnamed column: a feature that counts the rows (and may
+    give away a sorted file's classes), which the data line names."""
+    (tmp_path / "pd.csv").write_text(",a,y\n" + "".join(f"{i},{i * 7 % 5},{i % 2}\n" for i in range(20)))
+    ds = data.load(tmp_path / "pd.csv", target="y")
+    assert ds.n_features == 2 and ds.feature_names == ["", "a"]
+    assert "feature 1 has no name and counts 0, 1, ... like a row index: it is used as a feature" in ds.note
+    (tmp_path / "named.csv").write_text((tmp_path / "pd.csv").read_text().replace(",a,y", "id,a,y", 1))
+    assert "row index" not in data.load(tmp_path / "named.csv", target="y").note  # named: the user's choice

@@ -18,6 +18,7 @@ it refuses, naming the file, what it found and what it reads:
   ``1.234`` meaning 1234): that mix is refused. In a comma-separated file a comma inside a
   (quoted) number cannot be told from a thousands separator, so it is refused too.
 * A first line of numbers only is data, not a header: refused (descend needs column names).
+* A first line ``sep=;`` (Excel writes one) names the separator and is not the header.
 * Columns with an empty name and no value in any row (a separator at the end of every line)
   are left out, with a note.
 """
@@ -111,6 +112,17 @@ def _parse(text: str, sep: str) -> list[tuple[int, list[str]]] | None:
 
 
 def _separate(path: Path, text: str) -> tuple[str, list[tuple[int, list[str]]]]:
+    first = text.splitlines(keepends=True)[0] if text else ""
+    declared = re.fullmatch(r"\s*sep=(.)\s*", first.strip("\r\n"))  # Excel's first line naming the separator
+    if declared:
+        sep = declared.group(1)
+        if sep not in SEPARATORS:
+            raise ValueError(f"data file {path}: its first line declares the separator {sep!r}; descend reads "
+                             f"{', '.join(SEPARATORS.values())}")
+        rows = _parse(text[len(first):], sep)
+        if not rows:
+            raise ValueError(f"data file {path} has only its sep= line; it needs a header row and one row per example")
+        return sep, [(line + 1, r) for line, r in rows]
     parsed = {sep: rows for sep in SEPARATORS if (rows := _parse(text, sep)) is not None}
     if not parsed:
         raise ValueError(f"data file {path} is not a readable table (unbalanced quotes or a field too long)")

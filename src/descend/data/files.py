@@ -125,7 +125,10 @@ def _read_csv(path: Path, target: str | None) -> tuple[np.ndarray, np.ndarray, l
             f"data file {path}: name the target column with --target (target=...); columns: {', '.join(header)}"
         )
     if target.strip() not in header:
-        raise ValueError(f"data file {path} has no column {target!r} (the target); columns: {', '.join(header)}")
+        alone = "" if len(header) > 1 else (
+            f" (the first line is one column: descend separates columns at {', '.join(_text.SEPARATORS.values())})")
+        raise ValueError(
+            f"data file {path} has no column {target!r} (the target); columns: {', '.join(header)}{alone}")
     target = target.strip()
     if header.count(target) > 1:
         raise ValueError(f"data file {path} has {header.count(target)} columns named {target!r}; rename them")
@@ -158,6 +161,10 @@ def _read_csv(path: Path, target: str | None) -> tuple[np.ndarray, np.ndarray, l
             if not math.isfinite(v):
                 _missing(path, name, cells, lines, "feature")
             X[i, j] = v
+    for j, name in enumerate(names):
+        if not name and len(X) > 1 and np.all(np.diff(X[:, j]) == 1):  # (a pandas to_csv without index=False)
+            notes.append(f"feature {j + 1} has no name and counts {X[0, j]:g}, {X[1, j]:g}, ... like a row index: "
+                         f"it is used as a feature (drop it if it is not one)")
     y = [r[t] for r in body]
     if any(_is_missing(c) for c in y):
         _missing(path, target, y, lines, "target")
