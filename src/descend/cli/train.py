@@ -228,7 +228,8 @@ def _settings(values: dict[str, Any], given: set[str], resume_from: dict[str, An
 def train_cmd(
     ctx: typer.Context,
     dataset: Annotated[str | None, typer.Argument(metavar="DATA", show_default=False, help=(
-        f"A data set ({', '.join(data.names())}) or your own FILE.csv (with --target) or FILE.npz (arrays X, y); "
+        f"A data set ({', '.join(data.names())}) or your own FILE.csv (with --target; also .tsv/.txt, separated by "
+        f", ; tab or |, decimal commas read) or FILE.npz (arrays X, y); "
         f"optional with --resume."))] = None,
     target: Annotated[str | None, typer.Option(help="FILE.csv: the target column (FILE.npz: the target array, default y).")] = None,
     task: Annotated[str | None, typer.Option(help="classification or regression (default: inferred from the target: integers or text are classes).")] = None,
