@@ -84,7 +84,7 @@ def test_text_labels_and_float_regression(tmp_path: Path) -> None:
     [
         (["a", "y"], [[1, 0], [2, 1]] * 10, {"target": "label"}, r"has no column 'label' \(the target\); columns: a, y"),
         (["a", "y"], [[1, 0], [2, 1]] * 10, {}, r"name the target column with --target"),
-        (["a", "y"], [[1, 0], ["", 1]] * 10, {"target": "y"}, r"feature column 'a' has 10 missing or NaN value\(s\) \(first on line 3\)"),
+        (["a", "y"], [[1, 0], ["", 1]] * 10, {"target": "y"}, r"feature column 'a' has 10 missing or NaN value\(s\) \(first on line 3: ''\)"),
         (["a", "y"], [[1, 0], ["nan", 1]] * 10, {"target": "y"}, r"feature column 'a' has 10 missing"),
         (["a", "y"], [[1, 0], [2, "NA"]] * 10, {"target": "y"}, r"target column 'y' has 10 missing"),
         (["a", "y"], [[1, 0], [2, 1]], {"target": "y"}, r"2 rows are too few .* the test part would be empty; it needs at least 4 rows"),

@@ -92,7 +92,6 @@ BAD = [
     (["iris", "--schedule", "cosinus"], "unknown schedule 'cosinus'; choose one of"),
     (["iris", "--batch-size", "0"], "batch size must be an integer >= 1 or 'full'"),
     (["iris", "--batch-size", "ten"], "batch size must be an integer >= 1 or 'full', got 'ten'"),
-    (["iris", "--batch-size", "1000"], "batch_size must be None (full batch) or an integer in [1, 90]"),
     (["iris", "--phases", "adam-3"], "each phase must be optimizer:duration[:lr]"),
     (["iris", "--phases", "adam:3,sgd:3", "--epochs", "4"], "the phases add up to 6 epochs (12 iterations) but the budget is 4 epochs (8 iterations)"),
     (["iris", "--model", "linear"], "model 'linear' is linear regression and 'iris' is a classification data set"),
@@ -101,17 +100,13 @@ BAD = [
 ]
 
 
-def test_a_data_set_smaller_than_the_default_batch_says_how_to_train_on_it(tmp_path) -> None:
-    data = tmp_path / "tiny.csv"
-    data.write_text("x1,x2,y\n" + "".join(f"{i},{i % 3},{0.5 * i + 0.25}\n" for i in range(20)))  # float target: regression
-    r = invoke(str(data), "--target", "y", "--model", "linear", "--out", str(tmp_path / "run"), "--no-progress")
-    assert r.exit_code == 2 and r.output.count("\n") == 1, r.output
-    assert "64 is the default --batch-size: give --batch-size full" in " ".join(r.output.split())
-    r = invoke(str(data), "--target", "y", "--model", "linear", "--batch-size", "full", "--epochs", "3",
-               "--out", str(tmp_path / "run2"), "--no-progress")
+def test_a_typed_batch_larger_than_the_training_set_is_the_whole_set_with_a_note(tmp_path) -> None:
+    r = invoke("iris", "--model", "softmax", "--batch-size", "1000", "--epochs", "2", "--out", str(tmp_path / "run"))
     assert r.exit_code == 0, r.output
-    r = invoke(str(data), "--target", "y", "--model", "linear", "--batch-size", "64", "--out", str(tmp_path / "run3"))
-    assert r.exit_code == 2 and "default" not in r.output  # typed: only the plain message
+    assert ("note: batch size 1000 is larger than the training set (90 examples): each step uses the whole "
+            "training set (batch 90, full-batch gradient descent)") in " ".join(r.output.split())
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert (s["config"]["batch_size"], s["data"]["batch_size"], s["iterations"]) == (1000, 90, 2)
 
 
 @pytest.mark.parametrize("args,message", BAD, ids=[" ".join(a) for a, _ in BAD])

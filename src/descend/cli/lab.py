@@ -345,7 +345,7 @@ def lr_find_command(
     loss_fn = models.loss_for_model(ds, model)
     if isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"--batch-size must be an integer >= 1, got {batch_size!r}")
-    used = min(batch_size, ds.n_train)  # a training set smaller than the batch is one batch
+    used, clamped = data.fit_batch_size(batch_size, ds.n_train)  # as descend train does
     batches = data.Batches(ds.X_train, ds.y_train, used, seed=seed)
     result = lr_find(model, loss_fn, batches, optimizer, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter)
     batch = f"batch {used}" if used == batch_size else f"batch {used} (the whole training set)"
@@ -356,7 +356,7 @@ def lr_find_command(
     for name, lr in result.suggestions.items():
         table.add_row(name + (" (best)" if name == result.best_rule else ""), _fmt(lr, ".3g"))
     console.print(table)
-    for note in result.notes:
+    for note in filter(None, [clamped, *result.notes]):
         console.print(f"note: {note}", markup=False, highlight=False)
     if out is not None:
         from descend.plots.lab import lr_find_figure

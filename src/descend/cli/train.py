@@ -92,6 +92,8 @@ class Show:
             self.console.print(self._line(ev), markup=False, highlight=False, soft_wrap=True)
         elif self.mode == "lines" and kind == "start" and ev.get("resumed"):
             self.console.print(f"resumed at iteration {ev['iteration']} of {ev['total']}", markup=False)
+        if kind == "start" and ev.get("data"):  # your own file: what was read from it
+            self.say(f"data: {ev['data']}")
         if kind == "start":  # (printed again with the hints at the end, also with --no-progress)
             for note in ev.get("notes") or ():
                 self.say(f"note: {note}")
@@ -226,7 +228,8 @@ def _settings(values: dict[str, Any], given: set[str], resume_from: dict[str, An
 def train_cmd(
     ctx: typer.Context,
     dataset: Annotated[str | None, typer.Argument(metavar="DATA", show_default=False, help=(
-        f"A data set ({', '.join(data.names())}) or your own FILE.csv (with --target) or FILE.npz (arrays X, y); "
+        f"A data set ({', '.join(data.names())}) or your own FILE.csv (with --target; also .tsv/.txt, separated by "
+        f", ; tab or |, decimal commas read) or FILE.npz (arrays X, y); "
         f"optional with --resume."))] = None,
     target: Annotated[str | None, typer.Option(help="FILE.csv: the target column (FILE.npz: the target array, default y).")] = None,
     task: Annotated[str | None, typer.Option(help="classification or regression (default: inferred from the target: integers or text are classes).")] = None,
@@ -238,7 +241,7 @@ def train_cmd(
     warmup: Annotated[int, typer.Option(help="Linear warmup steps in front of --schedule (or of the constant --lr without one).")] = 0,
     epochs: Annotated[int | None, typer.Option(help="Epochs to train (default: 10, or more for at least 500 iterations; or the phases' total).")] = None,
     iterations: Annotated[int | None, typer.Option(help="Iteration (optimizer step) budget instead of epochs.")] = None,
-    batch_size: Annotated[str, typer.Option("--batch-size", "-b", help="Examples per step: 'full' for gradient descent, 1 for pure SGD.")] = "64",
+    batch_size: Annotated[str, typer.Option("--batch-size", "-b", help="Examples per step: 'full' for gradient descent, 1 for pure SGD; a batch larger than the training set is the whole set (with a note).")] = "64",
     phases: Annotated[str | None, typer.Option(help="optimizer:duration[:lr],... e.g. adam:10,sgd:10 (epochs; iterations with --iterations).")] = None,
     carry_lr: Annotated[bool, typer.Option("--carry-lr", help="Each phase starts at the lr the previous one ended with.")] = False,
     swats: Annotated[bool, typer.Option("--swats", help="Adam, then SGD when the SWATS criterion says so (the run says whether and when).")] = False,
@@ -327,11 +330,7 @@ def train_cmd(
     except (ValueError, CheckpointError, OSError) as e:
         if show is not None:
             show.close()
-        message = str(e)
-        if message.startswith("batch_size must be") and not resume and "batch_size" not in _given(ctx, ("batch_size",)):
-            message += ("; 64 is the default --batch-size: give --batch-size full, or a number up to the "
-                        "training set's size")
-        err.print(f"error: {message}", markup=False)
+        err.print(f"error: {e}", markup=False)
         raise typer.Exit(code=2) from None
     show.close()
     if int(os.environ.get("RANK", "0")) == 0:

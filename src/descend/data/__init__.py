@@ -14,6 +14,7 @@
 ``load("f.csv", target=)``    your own CSV or ``.npz`` (see :mod:`descend.data.files`)
 ``Batches(X, y, b, ...)``     one epoch of batches per iteration, seeded by ``(seed, epoch)``
 ``iterations_per_epoch``      ``ceil(n / b)`` (``floor`` with ``drop_last``), note 003
+``fit_batch_size(b, n)``      a batch larger than the training set clamped to it, with a note
 ``stream(X, y, b, seed)``     endless batches for online learning
 ``least_squares(_mse)``       exact linear least squares on the training split
 ============================  ==================================================
@@ -24,6 +25,7 @@ from .batches import (
     Batches,
     epoch_permutation,
     epoch_seed,
+    fit_batch_size,
     iterations_per_epoch,
     shard_bounds,
     stream,
@@ -46,6 +48,7 @@ __all__ = [
     "DIABETES_NOTE",
     "Batches",
     "iterations_per_epoch",
+    "fit_batch_size",
     "stream",
     "epoch_seed",
     "epoch_permutation",

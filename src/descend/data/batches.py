@@ -41,6 +41,23 @@ def _check_batch_size(batch_size: object, n: int) -> int:
     return int(batch_size)
 
 
+def fit_batch_size(batch_size: int | None, n: int) -> tuple[int | None, str | None]:
+    """``batch_size`` clamped to the ``n`` training examples there are, and a note saying so.
+
+    A batch larger than the training set is the whole set (full-batch gradient descent), as a
+    ``torch.utils.data.DataLoader`` would make it; the note (None when nothing changed) says so.
+    Anything else (None, a batch that fits, a bad value for :class:`Batches` to refuse) is
+    returned as it is.
+
+    >>> fit_batch_size(64, 12)[0], fit_batch_size(64, 100)
+    (12, (64, None))
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size <= n:
+        return batch_size, None
+    return n, (f"batch size {batch_size} is larger than the training set ({n} examples): each step uses "
+               f"the whole training set (batch {n}, full-batch gradient descent)")
+
+
 def _check_count(name: str, value: object, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")

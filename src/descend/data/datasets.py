@@ -244,7 +244,8 @@ def load(
             raise ValueError(f"n_samples and generator options apply to the named data sets, not to the file {name}")
         table = files.read(name, target, task)
         files.too_few_rows(name, len(table.X), fractions)
-        note = f"{Path(name).name}: {len(table.X)} rows, task {table.task} ({table.how})"
+        files.check_range(name, table, float(torch.finfo(dtype).max), str(dtype).removeprefix("torch."))
+        note = files.describe(Path(name).name, table)
         return _assemble(Path(name).stem, table.task, table.X, table.y, table.feature_names, table.class_names,
                          fractions, rng, seed, standardize, dtype, note, str(name))
     if key not in SOURCES:
@@ -275,6 +276,19 @@ def load(
                      note, None)
 
 
+def _moments(train: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-feature mean and std of ``train`` (std 1 where constant), and the scale to compute in: 1, or
+    for values whose squares overflow float64 (beyond about 1e154) the column's largest magnitude."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, std = train.mean(axis=0), train.std(axis=0)
+    scale = np.ones(train.shape[1])
+    if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+        big = np.abs(train).max(axis=0)
+        scale = np.where(big > 0.0, big, 1.0)
+        mean, std = (train / scale).mean(axis=0) * scale, (train / scale).std(axis=0) * scale
+    return mean, np.where(std > 0.0, std, 1.0), scale
+
+
 def _assemble(
     name: str, task: str, X: np.ndarray, y: np.ndarray, feature_names: list[str] | None,
     class_names: list[str] | None, fractions: tuple[float, float, float], rng: np.random.Generator,
@@ -288,10 +302,8 @@ def _assemble(
     mean = std = None
     Xs = [X[idx] for idx in parts]
     if standardize:
-        mean = Xs[0].mean(axis=0)
-        std = Xs[0].std(axis=0)
-        std = np.where(std > 0.0, std, 1.0)
-        Xs = [(x - mean) / std for x in Xs]
+        mean, std, scale = _moments(Xs[0])
+        Xs = [(x / scale - mean / scale) / (std / scale) for x in Xs]  # (scale 1: (x - mean) / std)
 
     def features(a: np.ndarray) -> Tensor:
         return torch.as_tensor(a, dtype=torch.float64).to(dtype)

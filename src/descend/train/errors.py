@@ -10,7 +10,9 @@ class TrainingDiverged(RuntimeError):
 
     Raised before the offending backward pass or optimizer step, so the
     parameters are those of the last finite step; no checkpoint is written
-    from a non-finite state. Attributes: ``iteration`` (the step that failed,
+    from a non-finite state. A failure at iteration 1, before any step, is the
+    initial model's on the data, which no lr causes: ``cause`` says so instead
+    of advising a lower lr. Attributes: ``iteration`` (the step that failed,
     1-based), ``epoch``, ``lr``, ``value`` (the loss, if that is what failed)
     and ``checkpoint`` (the last good checkpoint written or resumed from, or
     None).
@@ -26,6 +28,7 @@ class TrainingDiverged(RuntimeError):
         checkpoint_iteration: int | None = None,
         what: str = "the loss",
         value: float | None = None,
+        cause: str | None = None,
     ) -> None:
         self.iteration = iteration
         self.epoch = epoch
@@ -43,9 +46,9 @@ class TrainingDiverged(RuntimeError):
         hint = "try a lower learning rate"
         if lr:
             hint += f", e.g. --lr {lr / 10:g}"
+        hint = cause or f"{hint} (or clip gradients with --clip-norm)"
         super().__init__(
-            f"training diverged at {where}: {what} is not finite{shown} with lr {lr_txt}; "
-            f"{last}; {hint} (or clip gradients with --clip-norm)"
+            f"training diverged at {where}: {what} is not finite{shown} with lr {lr_txt}; {last}; {hint}"
         )
 
 

@@ -84,8 +84,11 @@ class Feed:
         self.task, self.n_classes = self._task(y)
         self.kind = "batches" if X is not None else "loader" if self.loader is not None else "stream"
         k = cfg.accumulate
+        self.notes: list[str] = []  # what the run does other than asked (a batch larger than the data)
         if X is not None:
-            self.batches = D.Batches(X, y, cfg.batch_size, shuffle=cfg.shuffle, seed=cfg.seed, drop_last=cfg.drop_last,
+            size, note = D.fit_batch_size(cfg.batch_size, len(X))
+            self.notes += [note] if note else []
+            self.batches = D.Batches(X, y, size, shuffle=cfg.shuffle, seed=cfg.seed, drop_last=cfg.drop_last,
                                      rank=rank, world_size=world)
             self.batches_per_epoch = len(self.batches)
             self._scales = group_scales(self.batches.global_sizes(), k, rank, world)
@@ -236,8 +239,8 @@ class Feed:
         if self.dataset is not None:
             ds = self.dataset
             out.update(name=ds.name, n_train=ds.n_train, n_val=ds.n_val, n_test=ds.n_test, n_features=ds.n_features)
-            if ds.source:
-                out["source"] = ds.source
+            if ds.source:  # your own file: how it was read (rows, features, classes, separator...)
+                out.update(source=ds.source, note=ds.note)
         if self.batches is not None:
             out.update(batch_size=self.batches.batch_size, n_train=self.batches.n)
         if self.loader is not None:

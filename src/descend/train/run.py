@@ -177,7 +177,7 @@ def finish(tr: Trainer, status: str, error: Exception | None = None) -> TrainRes
                    tr.cfg.phases) if status == "completed" else []
     if status == "completed" and tr.iteration < tr.total:
         advice.insert(0, f"the data stream ended after {tr.iteration} of the {tr.total} iterations of the budget")
-    advice[:0] = tr.resume_notes  # (a schedule a resume fitted to the new budget)
+    advice[:0] = tr.notes  # (a batch clamped to the data, a schedule a resume fitted to the new budget)
     summary: dict[str, Any] = {
         "status": status, "iterations": tr.iteration, "epochs": tr.epoch, "seconds": seconds, **final,
         "iterations_per_epoch": tr.iterations_per_epoch or None,

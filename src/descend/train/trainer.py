@@ -24,7 +24,9 @@ Batch sizes are customarily powers of two (note 003); ``None`` is the full batch
 
 **Hooks.** ``on_progress(event)`` receives every record the run writes
 (``type`` ``"start"``, ``"iteration"``, ``"epoch"``, ``"eval"``, ``"phase"``)
-with ``total`` (iterations) and ``epochs`` added; ``on_end(result)`` runs
+with ``total`` (iterations) and ``epochs`` added (``"start"`` also carries ``notes``, what the run
+does other than asked such as a batch clamped to the training set, and ``data``, how your own
+file was read); ``on_end(result)`` runs
 after ``summary.json`` is written and may return paths of figures it drew,
 which are then listed in ``summary.json``. ``descend train`` draws its progress
 bar (or plain lines) and figures through them; the Trainer itself prints nothing.
@@ -192,7 +194,8 @@ class Trainer:
             random.seed(self.cfg.seed)
             self._record(self.phase_log[0])
         self._emit({"type": "start", "iteration": self.iteration, "epoch": None if self.stream else self.epoch,
-                    "lr": lr_of(self.optimizer), "resumed": state is not None, "notes": list(self.resume_notes)})
+                    "lr": lr_of(self.optimizer), "resumed": state is not None, "notes": self.notes,
+                    "data": self.feed.info().get("note")})
         self.module.train()
         try:
             self._train()
@@ -293,11 +296,28 @@ class Trainer:
 
     def _diverged(self, it: int, lrs: list[float] | None, what: str, value: float | None) -> TrainingDiverged:
         last = self.last_checkpoint
+        cause = None
+        if it == 1 and what != "a parameter or optimizer state":  # (the forward and backward of step 1: before it)
+            cause = ("this is the initial model on the first batch, before any step, so no lr causes it: look at "
+                     "the data's scale" + self._target_scale() + " and the model")
         return TrainingDiverged(
             iteration=it, epoch=self.epoch if self.stream is None else None, lr=lrs[0] if lrs else lr_of(self.optimizer),
             checkpoint=last[0] if last else None, checkpoint_iteration=last[1] if last else None,
-            what=what, value=value,
+            what=what, value=value, cause=cause,
         )
+
+    def _target_scale(self) -> str:
+        """`` (the regression targets reach ...)`` when their squares pass the loss dtype's range, else ''."""
+        batches = self.feed.batches
+        if self.feed.task != "regression" or batches is None or not batches.y.is_floating_point():
+            return ""
+        big = float(batches.y.abs().max())
+        if big * big <= torch.finfo(batches.y.dtype).max:
+            return ""
+        dtype = str(batches.y.dtype).removeprefix("torch.")
+        return (f" (the regression targets reach {big:.3g}: their squares pass {dtype}'s largest number, "
+                f"{torch.finfo(batches.y.dtype).max:.2g}; rescale them, e.g. divide by "
+                f"{10 ** math.floor(math.log10(big)):.0e})")
 
     # ------------------------------------------------------------------ epochs, logs, phases
     def _end_epoch(self) -> None:
@@ -369,6 +389,11 @@ class Trainer:
         if self.on_progress is not None and self.rank == 0 and self.cfg.progress is not False:
             epochs = self.total // self.iterations_per_epoch if self.iterations_per_epoch else None
             self.on_progress({**rec, "total": self.total, "epochs": epochs})
+
+    @property
+    def notes(self) -> list[str]:
+        """What the run does other than asked: a batch clamped to the data, a schedule a resume fitted."""
+        return [*self.feed.notes, *self.resume_notes]
 
     def elapsed(self) -> float:
         """Seconds of training so far, including those before a resume."""
