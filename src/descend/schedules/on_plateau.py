@@ -71,6 +71,7 @@ class Plateau(Schedule):
     num_bad: int = field(default=0, init=False)
     cooldown_counter: int = field(default=0, init=False)
     observations: int = field(default=0, init=False)
+    _round: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         check_schedule("schedule", self.schedule)
@@ -109,8 +110,23 @@ class Plateau(Schedule):
             return metric > best * (self.threshold + 1.0)
         return metric > best + self.threshold
 
-    def observe(self, metric: SupportsFloat) -> bool:
-        """Record one value of the monitored metric; return True if the lr was reduced."""
+    @property
+    def round(self) -> int:
+        """The last round counted by :meth:`observe` with ``round=`` (0 before any)."""
+        return self._round
+
+    def observe(self, metric: SupportsFloat, *, round: int | None = None) -> bool:  # noqa: A002 - (the word)
+        """Record one value of the monitored metric; return True if the lr was reduced.
+
+        ``round``: the feeder's count of metrics it gave this plateau (the first is 1). Several
+        Schedulers sharing one plateau each pass their own, and a round already counted is
+        ignored: the plateau counts one observation per step, not one per Scheduler. Without
+        ``round`` every call counts.
+        """
+        if round is not None:
+            if round <= self._round:
+                return False
+            self._round = round
         current = float(metric)
         self.observations += 1
         if self.improves(current, self.best):
