@@ -3,9 +3,11 @@
 A checkpoint is one ``torch.save`` file (it loads with ``weights_only=True``)
 holding ``{"format", "sha256", "payload"}``: ``payload`` is the bytes of a
 second ``torch.save`` of the state below (tensors, numbers, strings, lists and
-dicts only) and ``sha256`` its SHA-256. :func:`load` checks the format, the
-checksum and the keys before it unpickles anything of the payload, and calls a
-file that fails any of these *corrupt*, in those words; it never suggests
+dicts only) and ``sha256`` its SHA-256. :func:`load` checks the format and the
+checksum before it unpickles anything of the payload, then the type and shape of
+every entry (:mod:`descend.train.schema`: a file crafted with a valid checksum
+but another structure is refused as well), and calls a file that fails any of
+these *corrupt*, in those words; it never suggests
 ``weights_only=False`` (unpickling an untrusted file runs code). The state:
 
 ==================  ==========================================================
@@ -47,6 +49,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..schedules.base import without_addresses
+from . import schema
 from .config import trainable
 from .errors import CheckpointError
 from .phases import Swats, swats_phase
@@ -92,13 +96,6 @@ def remove_temporaries(folder: str | Path) -> list[Path]:
         p.unlink(missing_ok=True)
         gone.append(p)
     return gone
-
-
-REQUIRED = (
-    "iteration", "epoch", "batch_in_epoch", "consumed", "phase", "model", "signature", "optimizer",
-    "scheduler", "swats", "rng", "running", "history", "log", "phase_log", "metrics_offset", "fingerprint",
-    "elapsed", "config",
-)
 
 
 def serialize(state: dict[str, Any]) -> bytes:
@@ -155,11 +152,10 @@ def load(path: str | Path) -> dict[str, Any]:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception:  # noqa: BLE001
         raise _corrupt(path, "its payload does not read as a training state") from None
-    if not isinstance(state, dict):
-        raise _corrupt(path, "its payload is not a training state")
-    missing = [k for k in REQUIRED if k not in state]
-    if missing:
-        raise _corrupt(path, f"it lacks {', '.join(missing)}")
+    try:
+        schema.check_state(state)
+    except schema.BadState as err:
+        raise _corrupt(path, str(err)) from None
     return state
 
 
@@ -305,9 +301,21 @@ def save_run(tr: Any) -> Path | None:
     return path
 
 
+def _plain(value: Any) -> Any:
+    """``value`` with the addresses of default reprs (`` at 0x7f...``) removed from its texts: they
+    differ in every process, so they never make two settings differ."""
+    if isinstance(value, str):
+        return without_addresses(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
 def changed_settings(saved: dict[str, Any], given: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     """``{setting: (saved, given)}`` for every setting that differs, except the free ones."""
-    return {k: (saved.get(k), v) for k, v in given.items() if k not in FREE and saved.get(k) != v}
+    return {k: (saved.get(k), v) for k, v in given.items() if k not in FREE and _plain(saved.get(k)) != _plain(v)}
 
 
 def describe_changes(changes: dict[str, tuple[Any, Any]]) -> str:
@@ -378,6 +386,11 @@ def restore(tr: Any, resume: bool | str | Path, apply_changes: bool = False) -> 
             f"checkpoint {path} was written by a run with other settings ({'; '.join(diff)}); "
             f"resume with the settings of that run"
         )
+    try:
+        schema.check_for_run(state, tr)
+    except schema.BadState as err:
+        raise CheckpointError(f"checkpoint {path} does not fit this run: {err}; resume it with the model and "
+                              f"settings of the run that wrote it") from None
     _restore_optimizer(tr, path, state, bool(changes))
     tr.iteration, tr.epoch = state["iteration"], state["epoch"]
     tr.batch_in_epoch, tr.consumed = state["batch_in_epoch"], state["consumed"]
@@ -405,6 +418,7 @@ def _restore_optimizer(tr: Any, path: Path, state: dict[str, Any], changed: bool
         else:
             swats = None
             opt, sched = tr._build_phase(index, None)
+        schema.check_optimizer_state(state["optimizer"], opt)
         fresh = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
         opt.load_state_dict(state["optimizer"])
         if changed:  # the new settings' hyperparameters replace the saved ones
@@ -416,13 +430,15 @@ def _restore_optimizer(tr: Any, path: Path, state: dict[str, Any], changed: bool
             saved = state["scheduler"]
             if changed:  # a stretched or rescaled schedule continues from the step it had reached
                 now = sched.state_dict()
-                if now["schedules"] != saved["schedules"]:
+                saved = {**saved, "base_lrs": now["base_lrs"]}
+                if _plain(now["schedules"]) != _plain(saved["schedules"]):
                     tr.resume_notes.append(
                         f"the schedule now fits the new budget: from iteration {state['iteration']} it follows "
                         f"{now['schedules'][0]} where the run had {saved['schedules'][0]}, so the lr changes here "
                         f"and the run is not the one an unbroken run of this length would have been"
                     )
-                saved = {**saved, "schedules": now["schedules"], "base_lrs": now["base_lrs"]}
+                    saved.update(schedules=now["schedules"], identities=now["identities"])
+                # (else the same schedule: its saved identity still tells another function of the same repr)
             sched.load_state_dict(saved)
     except (ValueError, KeyError, TypeError, RuntimeError) as err:
         raise CheckpointError(f"checkpoint {path} does not fit this run's optimizer or schedule: {err}") from None
