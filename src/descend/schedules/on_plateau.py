@@ -29,7 +29,8 @@ with other schedulers; here ``plateau(warmup(cosine(...), ...))`` works.
 :mod:`descend.schedules.base` says why it is a Schedule all the same): ``state_dict()`` and
 ``load_state_dict()`` save and restore ``scale``, ``best`` and the counters;
 :class:`~descend.schedules.Scheduler` includes them in its own state dict and
-feeds it from ``Scheduler.step(metric)``.
+feeds it from ``Scheduler.step(metric)``; several Schedulers sharing one
+plateau feed it one observation per step (``observe(metric, round=k)``).
 """
 
 from __future__ import annotations

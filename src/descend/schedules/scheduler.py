@@ -46,7 +46,10 @@ code is replaced at the next ``step()`` instead of compounded. To resume,
 build the optimizer and the Scheduler as for a fresh run and load both
 state dicts, in any order (the optimizer's may even be loaded before the
 Scheduler is built): the Scheduler's holds ``t``, the base lrs, ``unit``
-and the plateau state, and re-applies ``schedule(t)`` when loaded.
+and the plateau state, and re-applies ``schedule(t)`` when loaded. Loading
+checks that the schedules are the ones saved: by repr (an address, `` at
+0x...``, left out) and by :func:`~descend.schedules.base.identity`, which
+tells apart two lambdas of the same repr (their code, defaults and closure).
 Tensor lrs (``group["lr"]`` a tensor) are updated in place.
 
 **Plateau.** ``step(metric)`` is ``observe(metric)`` then ``step()``; the
@@ -54,7 +57,11 @@ metric is what the step just finished measured. ``observe(metric)`` alone
 feeds the plateau schedules without advancing ``t`` (e.g. an iteration-based
 schedule with a metric measured once per epoch) and applies any reduction
 at once. Passing a metric when no schedule is a plateau raises ValueError
-(check ``scheduler.needs_metric``).
+(check ``scheduler.needs_metric``). A plateau shared by several param groups,
+or by several Schedulers that are each fed the step's metric (two optimizers,
+or the lr and another hyperparameter), counts one observation per step: each
+Scheduler numbers the metrics it feeds, and a number the plateau has counted
+already is skipped.
 """
 
 from __future__ import annotations
