@@ -33,8 +33,13 @@ changed settings a resume refuses) is :func:`save_run` and :func:`restore`.
 (``.checkpoint.pt.tmp-<pid>``), are flushed and fsynced, and the file is then
 renamed over the target with ``os.replace`` (atomic on POSIX and Windows), and
 the folder is fsynced. A crash at any moment leaves either the old or the new
-checkpoint, never a mixture; a leftover temporary file is removed when the run
-folder is opened again.
+checkpoint, never a mixture; a leftover temporary file (its process has ended)
+is removed when the run folder is opened again, and by a resume that finds no
+checkpoint (a run killed while it wrote its first), which says so.
+
+**One run per folder.** A run holds a lock on its folder while it goes
+(:func:`lock_folder`); a second run in the same folder, resumed or started over,
+is refused before it changes anything.
 """
 
 from __future__ import annotations
@@ -89,13 +94,55 @@ def atomic_write_bytes(path: str | Path, payload: bytes) -> None:
         os.close(fd)
 
 
+def _ended(pid: str) -> bool:
+    """Whether the process ``pid`` (from a temporary file's name) has ended, so its write never will."""
+    if not pid.isdigit() or int(pid) == os.getpid() or os.name == "nt":  # (Windows: signal 0 is CTRL_C)
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # (alive, another user's)
+        return False
+    return False
+
+
 def remove_temporaries(folder: str | Path) -> list[Path]:
-    """Delete leftover ``.*.tmp-*`` files of interrupted writes in ``folder``; returns them."""
+    """Delete the ``.*.tmp-<pid>`` files that interrupted writes left in ``folder`` (a process killed
+    while writing); a live process's own is left to it. Returns the files removed."""
     gone = []
     for p in Path(folder).glob(".*.tmp-*"):
-        p.unlink(missing_ok=True)
-        gone.append(p)
+        if _ended(p.name.rpartition("-")[2]):
+            p.unlink(missing_ok=True)
+            gone.append(p)
     return gone
+
+
+def lock_folder(folder: Path) -> int | None:
+    """Hold an exclusive lock on the run folder until :func:`unlock_folder` or the end of the process
+    (killed or not): a second run in the same folder is refused (ValueError) instead of clearing or
+    truncating the files of the one that is going. An ``flock`` on the folder itself: no lock file is
+    left behind. POSIX; elsewhere, and on file systems without locks, nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ValueError(f"run folder {folder} is in use by another run that is still going (it holds the "
+                         f"folder's lock); wait for it to end, or pick another folder (--out)") from None
+    except OSError:  # pragma: no cover - no locks here
+        os.close(fd)
+        return None
+    return fd
+
+
+def unlock_folder(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)  # (releases the flock)
 
 
 def serialize(state: dict[str, Any]) -> bytes:
@@ -129,6 +176,13 @@ def load(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     if not path.is_file():
+        torn = [p.name for p in remove_temporaries(path.parent) if p.name.startswith(f".{path.name}.tmp-")]
+        if torn:
+            raise CheckpointError(
+                f"no checkpoint at {path}: the run was stopped while it wrote its first checkpoint (the "
+                f"unfinished {', '.join(torn)} is not one, and was removed); nothing to resume: start over "
+                f"with --overwrite"
+            )
         raise CheckpointError(
             f"no checkpoint at {path}; nothing to resume (check --out; a run that stopped before "
             f"its first checkpoint starts over with --overwrite)"
