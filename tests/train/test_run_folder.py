@@ -5,6 +5,7 @@ checkpoint); a second run in a folder whose run is still going is refused before
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import time
@@ -99,3 +100,20 @@ def test_a_second_run_in_a_folder_whose_run_is_going_is_refused(tmp_path: Path) 
     assert json.loads((run / "summary.json").read_text())["iterations"] == 6
     r = train("iris", "softmax", out=run, **{**TINY, "epochs": 3}, resume=True)  # once it ended: free again
     assert r.iterations == 9
+
+
+def test_a_schedule_given_or_left_out_on_resume_applies_from_the_checkpoint(tmp_path: Path) -> None:
+    """--resume --schedule cosine --apply-changes on a run without a schedule was first advised
+    (apply the new settings with --apply-changes) and then refused (one of the runs has a schedule
+    and the other has none)."""
+    kw = dict(optimizer="sgd", lr=0.1, batch_size=30, out=tmp_path, progress=False, plots=False, tensorboard=False)
+    train("iris", "softmax", epochs=2, **kw)  # 3 iterations per epoch, constant lr
+    r = train("iris", "softmax", epochs=4, schedule="cosine", resume=True, apply_changes=True, **kw)
+    # cosine(0.1, 12) from step 6: the lr an unbroken cosine run has there
+    assert [h["lr"] for h in r.history] == pytest.approx([0.1, 0.1, 0.1 * (1 + math.cos(math.pi * 9 / 12)) / 2, 0.0])
+    assert r.hints[0].startswith("the schedule cosine(0.1, 12) (per iteration) applies from iteration 6, at its "
+                                 "step 6")
+    r = train("iris", "softmax", epochs=5, resume=True, apply_changes=True, **kw)  # the schedule left out
+    assert r.history[-1]["lr"] == 0.1 and "from iteration 12 it has none" in r.hints[0]
+    changes = [json.loads(line)["changes"] for line in (tmp_path / "changes.jsonl").read_text().splitlines()]
+    assert [c["schedule"] for c in changes] == [{"saved": None, "given": "cosine"}, {"saved": "cosine", "given": None}]

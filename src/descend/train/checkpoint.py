@@ -445,7 +445,7 @@ def restore(tr: Any, resume: bool | str | Path, apply_changes: bool = False) -> 
     except schema.BadState as err:
         raise CheckpointError(f"checkpoint {path} does not fit this run: {err}; resume it with the model and "
                               f"settings of the run that wrote it") from None
-    _restore_optimizer(tr, path, state, bool(changes))
+    _restore_optimizer(tr, path, state, changes)
     tr.iteration, tr.epoch = state["iteration"], state["epoch"]
     tr.batch_in_epoch, tr.consumed = state["batch_in_epoch"], state["consumed"]
     r = state["running"]
@@ -462,8 +462,8 @@ def restore(tr: Any, resume: bool | str | Path, apply_changes: bool = False) -> 
     return state
 
 
-def _restore_optimizer(tr: Any, path: Path, state: dict[str, Any], changed: bool) -> None:
-    index = state["phase"]
+def _restore_optimizer(tr: Any, path: Path, state: dict[str, Any], changes: dict[str, Any]) -> None:
+    index, changed = state["phase"], bool(changes)
     try:
         if tr.swats is not None:
             swats = Swats(tr.optimizer, tr.cfg.swats_eps)
@@ -478,22 +478,7 @@ def _restore_optimizer(tr: Any, path: Path, state: dict[str, Any], changed: bool
         if changed:  # the new settings' hyperparameters replace the saved ones
             for g, f in zip(opt.param_groups, fresh):
                 g.update(f)
-        if (sched is None) != (state["scheduler"] is None):
-            raise ValueError("one of the runs has a schedule and the other has none")
-        if sched is not None:
-            saved = state["scheduler"]
-            if changed:  # a stretched or rescaled schedule continues from the step it had reached
-                now = sched.state_dict()
-                saved = {**saved, "base_lrs": now["base_lrs"]}
-                if _plain(now["schedules"]) != _plain(saved["schedules"]):
-                    tr.resume_notes.append(
-                        f"the schedule now fits the new budget: from iteration {state['iteration']} it follows "
-                        f"{now['schedules'][0]} where the run had {saved['schedules'][0]}, so the lr changes here "
-                        f"and the run is not the one an unbroken run of this length would have been"
-                    )
-                    saved.update(schedules=now["schedules"], identities=now["identities"])
-                # (else the same schedule: its saved identity still tells another function of the same repr)
-            sched.load_state_dict(saved)
+        _restore_schedule(tr, sched, state, changes)
     except (ValueError, KeyError, TypeError, RuntimeError) as err:
         raise CheckpointError(f"checkpoint {path} does not fit this run's optimizer or schedule: {err}") from None
     tr.module.load_state_dict(state["model"])
@@ -504,6 +489,44 @@ def _restore_optimizer(tr: Any, path: Path, state: dict[str, Any], changed: bool
             tr.phases = tr.phases[:1] + [swats_phase(state["phase_log"][-1]["iteration"], tr.total, swats.switch_lr)]
             tr.phases[0]["end"] = tr.phases[1]["start"]
     tr._set_phase(opt, sched)
+
+
+def _restore_schedule(tr: Any, sched: Any, state: dict[str, Any], changes: dict[str, Any]) -> None:
+    """Load the Scheduler's state; with changed settings (``apply_changes``), the schedule they give.
+
+    A stretched or rescaled schedule continues from the step it had reached; a schedule given where
+    the run had none (or one counted in another unit) starts at the step its phase has reached, as
+    if it had been there from the start of the phase; a schedule left out leaves the lr the new
+    settings give."""
+    saved, it = state["scheduler"], state["iteration"]
+    given = any(k in changes for k in ("schedule", "warmup", "schedule_unit"))
+    if (sched is None) != (saved is None) and not given:
+        raise ValueError("one of the runs has a schedule and the other has none")
+    if sched is None:
+        if saved is not None:
+            tr.resume_notes.append(f"the run had the schedule {saved['schedules'][0]}; from iteration {it} it has "
+                                   f"none, and the lr is the one the settings given now say")
+        return
+    now = sched.state_dict()
+    if given and (saved is None or saved.get("unit") != sched.unit):
+        phase, ipe = tr.phases[state["phase"]], tr.iterations_per_epoch
+        t = it - phase["start"] if sched.unit == "iteration" else state["epoch"] - phase["start"] // max(ipe, 1)
+        sched.load_state_dict({**now, "t": t})
+        tr.resume_notes.append(f"the schedule {now['schedules'][0]} (per {sched.unit}) applies from iteration {it}, "
+                               f"at its step {t}, where its phase is: the lr changes there")
+        return
+    if changes:  # a stretched or rescaled schedule continues from the step it had reached
+        saved = {**saved, "base_lrs": now["base_lrs"]}
+        if _plain(now["schedules"]) != _plain(saved["schedules"]):
+            why = "the settings given now" if given else "the new budget"
+            tr.resume_notes.append(
+                f"the schedule now fits {why}: from iteration {it} it follows {now['schedules'][0]} where the "
+                f"run had {saved['schedules'][0]}, so the lr changes here and the run is not the one an unbroken "
+                f"run of this length would have been"
+            )
+            saved.update(schedules=now["schedules"], identities=now["identities"])
+        # (else the same schedule: its saved identity still tells another function of the same repr)
+    sched.load_state_dict(saved)
 
 
 def saved_config(path: str | Path) -> dict[str, Any]:
