@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import random
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -170,3 +175,54 @@ def test_tensorboard_shows_each_step_once_after_a_resume(tmp_path: Path) -> None
     assert steps == sorted(set(steps))
     records = [x for x in read_metrics(tmp_path / "metrics.jsonl") if x["type"] == "iteration"]
     assert steps == [x["iteration"] for x in records]
+
+
+FAILING_DISK = r"""
+import json, os, shutil, sys
+from pathlib import Path
+from descend.train import read_metrics, train
+
+def fill_disk(tr):  # every open TensorBoard event file now writes to /dev/full: ENOSPC, as on a full disk
+    full = os.open("/dev/full", os.O_WRONLY)
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if "tfevents" in os.readlink(f"/proc/self/fd/{fd}"):
+                os.dup2(full, int(fd))
+        except OSError:
+            pass
+
+def remove_folder(tr):  # the log folder is replaced by a file
+    shutil.rmtree(tr.out / "tensorboard")
+    (tr.out / "tensorboard").write_text("not a folder")
+
+for name, breaks in (("full", fill_disk), ("gone", remove_folder)):
+    out = Path(sys.argv[1]) / name
+    r = train("iris", "softmax", optimizer="sgd", lr=0.1, epochs=2, batch_size=16, log_every=1, out=out,
+              progress=False, plots=False, tensorboard=True,
+              callback=lambda tr: breaks(tr) if tr.iteration == 5 else None)
+    print(json.dumps({"name": name, "status": r.status, "records": len(read_metrics(out / "metrics.jsonl"))}))
+"""
+
+
+def test_tensorboard_that_cannot_write_warns_once_and_the_run_goes_on(tmp_path: Path) -> None:
+    """A full disk (writes to /dev/full) or a removed log folder mid-run: tensorboard's writer thread
+    printed a traceback, and the next scalar raised it again and stopped the run."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-c", FAILING_DISK, str(tmp_path)], cwd=root, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(root / "src")}, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception in thread" not in proc.stderr, proc.stderr
+    results = [json.loads(line) for line in proc.stdout.splitlines()]
+    # 2 epochs of 6 iterations: 12 iteration lines, 2 epoch lines and the phase line, all in metrics.jsonl
+    assert results == [{"name": "full", "status": "completed", "records": 15},
+                       {"name": "gone", "status": "completed", "records": 15}]
+    warned = " ".join(proc.stderr.split())
+    assert warned.count("TensorBoardWarning") == 1, proc.stderr  # once, for the full disk
+    assert re.search(r"TensorBoardWarning: TensorBoard logging stopped at iteration 6: \S+events.out.tfevents\S+ "
+                     r"could not be written \(No space left on device\); TensorBoard is off for the rest of this "
+                     r"run, training goes on and metrics.jsonl holds every record", warned), proc.stderr
+    acc = EventAccumulator(str(tmp_path / "full" / "tensorboard"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("iteration/loss")] == [1, 2, 3, 4, 5]  # what was written before

@@ -40,7 +40,11 @@ Trainer, the lab). Its state is kept out of everything else by three rules:
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import numbers
+import re
+import types
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -145,6 +149,74 @@ def _show(value: Any) -> str:
         module = getattr(value, "__module__", None) or "?"
         return f"{module}.{getattr(value, '__qualname__', type(value).__name__)}"
     return repr(value)
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def without_addresses(text: str) -> str:
+    """``text`` with the `` at 0x7f...`` of default reprs removed: an address differs from process
+    to process, so it never tells two schedules apart."""
+    return _ADDRESS.sub("", text)
+
+
+def identity(schedule: Schedule) -> str:
+    """A digest of what ``schedule`` computes, for telling a resumed schedule from another one.
+
+    ``repr`` cannot: two different lambdas both show as ``module.<lambda>``, and an object without
+    a repr of its own shows its address, which differs in every process. The identity is built from
+    the schedule's class and its arguments (a user's plain subclass: its attributes), where a
+    function named by ``module.qualname`` stands for itself and a lambda or a nested function
+    (whose name does not identify it) contributes its code, constants, defaults and closure;
+    objects without a repr of their own contribute their attributes instead of their address.
+    """
+    return hashlib.sha256(_described(schedule, 0).encode()).hexdigest()[:16]
+
+
+def _code(code: types.CodeType) -> str:
+    consts = ", ".join(_code(c) if isinstance(c, types.CodeType) else repr(c) for c in code.co_consts)
+    return f"code({code.co_code.hex()}; {consts}; {code.co_names})"
+
+
+def _cell(cell: Any) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:  # (a variable not yet bound)
+        return None
+
+
+def _described(value: Any, depth: int) -> str:
+    if depth > 8:  # (a structure that refers to itself)
+        return "..."
+    d = depth + 1
+    if isinstance(value, Schedule):
+        if dataclasses.is_dataclass(value):
+            items = [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value) if f.init]
+        else:
+            items = [(k, v) for k, v in vars(value).items() if not k.startswith("_")]
+        shown = ", ".join(f"{k}={_described(v, d)}" for k, v in items)
+        return f"{type(value).__module__}.{type(value).__qualname__}({shown})"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_described(v, d) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_described(k, d)}: {_described(v, d)}" for k, v in value.items()) + "}"
+    if isinstance(value, functools.partial):
+        return f"partial({_described(value.func, d)}, {_described(value.args, d)}, {_described(value.keywords, d)})"
+    if isinstance(value, types.MethodType):
+        return f"{_described(value.__self__, d)}.{value.__func__.__name__}"
+    if isinstance(value, types.FunctionType):
+        name = f"{value.__module__}.{value.__qualname__}"
+        if "<" not in value.__qualname__:  # a named function of a module: its name says which
+            return name
+        cells = [_cell(c) for c in value.__closure__ or ()]
+        return (f"{name}[{_code(value.__code__)}; defaults {_described(value.__defaults__, d)}; "
+                f"{_described(value.__kwdefaults__, d)}; closure {_described(cells, d)}]")
+    if isinstance(value, type | types.BuiltinFunctionType | types.ModuleType):
+        return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', getattr(value, '__name__', '?'))}"
+    if type(value).__repr__ is object.__repr__ and hasattr(value, "__dict__"):  # no repr but its address
+        shown = ", ".join(f"{k}={_described(v, d)}" for k, v in vars(value).items())
+        return f"{type(value).__module__}.{type(value).__qualname__}({shown})"
+    return without_addresses(repr(value))
 
 
 def check_schedule(name: str, value: Any, *, plateau_ok: bool = False) -> Schedule:

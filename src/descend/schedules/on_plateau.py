@@ -29,7 +29,8 @@ with other schedulers; here ``plateau(warmup(cosine(...), ...))`` works.
 :mod:`descend.schedules.base` says why it is a Schedule all the same): ``state_dict()`` and
 ``load_state_dict()`` save and restore ``scale``, ``best`` and the counters;
 :class:`~descend.schedules.Scheduler` includes them in its own state dict and
-feeds it from ``Scheduler.step(metric)``.
+feeds it from ``Scheduler.step(metric)``; several Schedulers sharing one
+plateau feed it one observation per step (``observe(metric, round=k)``).
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class Plateau(Schedule):
     num_bad: int = field(default=0, init=False)
     cooldown_counter: int = field(default=0, init=False)
     observations: int = field(default=0, init=False)
+    _round: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         check_schedule("schedule", self.schedule)
@@ -109,8 +111,23 @@ class Plateau(Schedule):
             return metric > best * (self.threshold + 1.0)
         return metric > best + self.threshold
 
-    def observe(self, metric: SupportsFloat) -> bool:
-        """Record one value of the monitored metric; return True if the lr was reduced."""
+    @property
+    def round(self) -> int:
+        """The last round counted by :meth:`observe` with ``round=`` (0 before any)."""
+        return self._round
+
+    def observe(self, metric: SupportsFloat, *, round: int | None = None) -> bool:  # noqa: A002 - (the word)
+        """Record one value of the monitored metric; return True if the lr was reduced.
+
+        ``round``: the feeder's count of metrics it gave this plateau (the first is 1). Several
+        Schedulers sharing one plateau each pass their own, and a round already counted is
+        ignored: the plateau counts one observation per step, not one per Scheduler. Without
+        ``round`` every call counts.
+        """
+        if round is not None:
+            if round <= self._round:
+                return False
+            self._round = round
         current = float(metric)
         self.observations += 1
         if self.improves(current, self.best):

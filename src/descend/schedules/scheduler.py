@@ -46,7 +46,10 @@ code is replaced at the next ``step()`` instead of compounded. To resume,
 build the optimizer and the Scheduler as for a fresh run and load both
 state dicts, in any order (the optimizer's may even be loaded before the
 Scheduler is built): the Scheduler's holds ``t``, the base lrs, ``unit``
-and the plateau state, and re-applies ``schedule(t)`` when loaded.
+and the plateau state, and re-applies ``schedule(t)`` when loaded. Loading
+checks that the schedules are the ones saved: by repr (an address, `` at
+0x...``, left out) and by :func:`~descend.schedules.base.identity`, which
+tells apart two lambdas of the same repr (their code, defaults and closure).
 Tensor lrs (``group["lr"]`` a tensor) are updated in place.
 
 **Plateau.** ``step(metric)`` is ``observe(metric)`` then ``step()``; the
@@ -54,7 +57,11 @@ metric is what the step just finished measured. ``observe(metric)`` alone
 feeds the plateau schedules without advancing ``t`` (e.g. an iteration-based
 schedule with a metric measured once per epoch) and applies any reduction
 at once. Passing a metric when no schedule is a plateau raises ValueError
-(check ``scheduler.needs_metric``).
+(check ``scheduler.needs_metric``). A plateau shared by several param groups,
+or by several Schedulers that are each fed the step's metric (two optimizers,
+or the lr and another hyperparameter), counts one observation per step: each
+Scheduler numbers the metrics it feeds, and a number the plateau has counted
+already is skipped.
 """
 
 from __future__ import annotations
@@ -68,7 +75,7 @@ import torch
 
 from ..optim import _validate as ranges
 from . import _validate as check
-from .base import Schedule
+from .base import Schedule, identity, without_addresses
 from .cycles import Cyclic, OneCycle
 from .on_plateau import Plateau
 
@@ -255,6 +262,7 @@ class Scheduler:
         elif self.shared and not self.relative and key != "lr":
             _warn_if_overwritten(self.base_lrs, key)
         self.t = 0
+        self._rounds = {id(p): p.round for p in self.plateaus}  # metrics fed to each plateau, from its round then
         self._apply()
 
     # -- what the optimizer sees ------------------------------------------------
@@ -330,35 +338,47 @@ class Scheduler:
                 "a metric was given but no schedule is a plateau(...); call step() without "
                 "a metric, or wrap the schedule: plateau(schedule, ...)"
             )
-        for p in plateaus:
-            p.observe(metric)
+        for p in plateaus:  # (a plateau shared with another Scheduler counts each round once)
+            self._rounds[id(p)] = self._rounds.get(id(p), p.round) + 1
+            p.observe(metric, round=self._rounds[id(p)])
 
     # -- checkpoints ------------------------------------------------------------
 
+    def _shown(self) -> list[Schedule]:
+        return [self.schedules[0]] if self.shared else self.schedules
+
     def state_dict(self) -> dict[str, Any]:
-        """``t``, ``unit``, ``relative``, ``key``, the base values, the schedules (as repr) and the plateau states."""
-        shown = [self.schedules[0]] if self.shared else self.schedules
+        """``t``, ``unit``, ``relative``, ``key``, the base values, the schedules (as repr, and as
+        :func:`~descend.schedules.base.identity` digests, which tell apart what a repr cannot:
+        two lambdas) and the plateau states."""
         return {
             "t": self.t,
             "unit": self.unit,
             "relative": self.relative,
             "base_lrs": [_copy(b) for b in self.base_lrs],
-            "schedules": [repr(s) for s in shown],
+            "schedules": [repr(s) for s in self._shown()],
+            "identities": [identity(s) for s in self._shown()],
             "plateaus": [p.state_dict() for p in self.plateaus],
             "key": self.key,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict` and set ``schedule(t)``.
+        """Restore a :meth:`state_dict` and set ``schedule(t)``; everything is checked before anything changes.
 
         Raises ValueError if the state does not belong to a Scheduler built like
-        this one (keys, unit, relative, number of groups, schedules).
+        this one (keys, unit, relative, number of groups, schedules: the same functions,
+        not only the same repr).
         """
-        if isinstance(state, dict) and set(state) == set(_KEYS) - {"key"}:
+        if isinstance(state, dict) and "key" not in state:
             state = {**state, "key": "lr"}  # saved before schedulers drove other hyperparameters
-        if not isinstance(state, dict) or set(state) != set(_KEYS):
+        if not isinstance(state, dict) or not set(_KEYS) <= set(state) <= {*_KEYS, "identities"}:
             got = sorted(state) if isinstance(state, dict) else type(state).__name__
             raise ValueError(f"Scheduler state must have keys {sorted(_KEYS)}, got {got}")
+        for name, kind in (("base_lrs", "numbers"), ("schedules", "reprs"), ("plateaus", "plateau states")):
+            if not isinstance(state[name], list):
+                raise ValueError(f"Scheduler state's {name} must be a list of {kind}, got {state[name]!r}")
+        if not all(_is_number(b) for b in state["base_lrs"]):
+            raise ValueError(f"Scheduler state's base_lrs must be numbers, got {state['base_lrs']!r}")
         if state["key"] != self.key:
             raise ValueError(f"state drives key={state['key']!r}, this Scheduler drives key={self.key!r}")
         if state["unit"] != self.unit:
@@ -371,20 +391,37 @@ class Scheduler:
             raise ValueError(
                 f"state has {len(state['base_lrs'])} param groups, the optimizer has {len(self.schedules)}"
             )
-        shown = [repr(s) for s in ([self.schedules[0]] if self.shared else self.schedules)]
-        if list(state["schedules"]) != shown:
+        shown = [repr(s) for s in self._shown()]
+        if [without_addresses(str(r)) for r in state["schedules"]] != [without_addresses(r) for r in shown]:
             raise ValueError(f"state was saved for schedules {state['schedules']}, this Scheduler has {shown}")
         plateaus = self.plateaus
         if len(state["plateaus"]) != len(plateaus):
             raise ValueError(
                 f"state has {len(state['plateaus'])} plateau states, this Scheduler has {len(plateaus)}"
             )
+        if state.get("identities") is not None and list(state["identities"]) != [identity(s) for s in self._shown()]:
+            raise ValueError(
+                f"state was saved for schedules {state['schedules']}, and this Scheduler's have the same repr but "
+                f"compute something else (a lambda or a nested function with other code, defaults or closure, "
+                f"or other attributes); build the Scheduler with the schedule that was saved"
+            )
         t = check.integer("t", state["t"], minimum=0)
-        for p, s in zip(plateaus, state["plateaus"]):
-            p.load_state_dict(s)
-        self.base_lrs = [_copy(b) for b in state["base_lrs"]]
-        self.t = t
-        self._apply()
+        backup = [p.state_dict() for p in plateaus]
+        try:
+            for p, s in zip(plateaus, state["plateaus"]):
+                p.load_state_dict(s)
+            before = self.base_lrs, self.t
+            self.base_lrs, self.t = [_copy(b) for b in state["base_lrs"]], t
+            try:
+                self._apply()  # (checks every value before writing any)
+            except ValueError:
+                self.base_lrs, self.t = before
+                raise
+        except ValueError:
+            for p, s in zip(plateaus, backup):
+                p.load_state_dict(s)
+            raise
+        self._rounds = {id(p): p.round for p in plateaus}
 
     def __repr__(self) -> str:
         shown = self.schedules[0] if self.shared else self.schedules

@@ -3,9 +3,11 @@
 A checkpoint is one ``torch.save`` file (it loads with ``weights_only=True``)
 holding ``{"format", "sha256", "payload"}``: ``payload`` is the bytes of a
 second ``torch.save`` of the state below (tensors, numbers, strings, lists and
-dicts only) and ``sha256`` its SHA-256. :func:`load` checks the format, the
-checksum and the keys before it unpickles anything of the payload, and calls a
-file that fails any of these *corrupt*, in those words; it never suggests
+dicts only) and ``sha256`` its SHA-256. :func:`load` checks the format and the
+checksum before it unpickles anything of the payload, then the type and shape of
+every entry (:mod:`descend.train.schema`: a file crafted with a valid checksum
+but another structure is refused as well), and calls a file that fails any of
+these *corrupt*, in those words; it never suggests
 ``weights_only=False`` (unpickling an untrusted file runs code). The state:
 
 ==================  ==========================================================
@@ -31,8 +33,13 @@ changed settings a resume refuses) is :func:`save_run` and :func:`restore`.
 (``.checkpoint.pt.tmp-<pid>``), are flushed and fsynced, and the file is then
 renamed over the target with ``os.replace`` (atomic on POSIX and Windows), and
 the folder is fsynced. A crash at any moment leaves either the old or the new
-checkpoint, never a mixture; a leftover temporary file is removed when the run
-folder is opened again.
+checkpoint, never a mixture; a leftover temporary file (its process has ended)
+is removed when the run folder is opened again, and by a resume that finds no
+checkpoint (a run killed while it wrote its first), which says so.
+
+**One run per folder.** A run holds a lock on its folder while it goes
+(:func:`lock_folder`); a second run in the same folder, resumed or started over,
+is refused before it changes anything.
 """
 
 from __future__ import annotations
@@ -47,6 +54,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..schedules.base import without_addresses
+from . import schema
 from .config import trainable
 from .errors import CheckpointError
 from .phases import Swats, swats_phase
@@ -85,20 +94,55 @@ def atomic_write_bytes(path: str | Path, payload: bytes) -> None:
         os.close(fd)
 
 
+def _ended(pid: str) -> bool:
+    """Whether the process ``pid`` (from a temporary file's name) has ended, so its write never will."""
+    if not pid.isdigit() or int(pid) == os.getpid() or os.name == "nt":  # (Windows: signal 0 is CTRL_C)
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # (alive, another user's)
+        return False
+    return False
+
+
 def remove_temporaries(folder: str | Path) -> list[Path]:
-    """Delete leftover ``.*.tmp-*`` files of interrupted writes in ``folder``; returns them."""
+    """Delete the ``.*.tmp-<pid>`` files that interrupted writes left in ``folder`` (a process killed
+    while writing); a live process's own is left to it. Returns the files removed."""
     gone = []
     for p in Path(folder).glob(".*.tmp-*"):
-        p.unlink(missing_ok=True)
-        gone.append(p)
+        if _ended(p.name.rpartition("-")[2]):
+            p.unlink(missing_ok=True)
+            gone.append(p)
     return gone
 
 
-REQUIRED = (
-    "iteration", "epoch", "batch_in_epoch", "consumed", "phase", "model", "signature", "optimizer",
-    "scheduler", "swats", "rng", "running", "history", "log", "phase_log", "metrics_offset", "fingerprint",
-    "elapsed", "config",
-)
+def lock_folder(folder: Path) -> int | None:
+    """Hold an exclusive lock on the run folder until :func:`unlock_folder` or the end of the process
+    (killed or not): a second run in the same folder is refused (ValueError) instead of clearing or
+    truncating the files of the one that is going. An ``flock`` on the folder itself: no lock file is
+    left behind. POSIX; elsewhere, and on file systems without locks, nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ValueError(f"run folder {folder} is in use by another run that is still going (it holds the "
+                         f"folder's lock); wait for it to end, or pick another folder (--out)") from None
+    except OSError:  # pragma: no cover - no locks here
+        os.close(fd)
+        return None
+    return fd
+
+
+def unlock_folder(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)  # (releases the flock)
 
 
 def serialize(state: dict[str, Any]) -> bytes:
@@ -132,6 +176,13 @@ def load(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     if not path.is_file():
+        torn = [p.name for p in remove_temporaries(path.parent) if p.name.startswith(f".{path.name}.tmp-")]
+        if torn:
+            raise CheckpointError(
+                f"no checkpoint at {path}: the run was stopped while it wrote its first checkpoint (the "
+                f"unfinished {', '.join(torn)} is not one, and was removed); nothing to resume: start over "
+                f"with --overwrite"
+            )
         raise CheckpointError(
             f"no checkpoint at {path}; nothing to resume (check --out; a run that stopped before "
             f"its first checkpoint starts over with --overwrite)"
@@ -155,11 +206,10 @@ def load(path: str | Path) -> dict[str, Any]:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception:  # noqa: BLE001
         raise _corrupt(path, "its payload does not read as a training state") from None
-    if not isinstance(state, dict):
-        raise _corrupt(path, "its payload is not a training state")
-    missing = [k for k in REQUIRED if k not in state]
-    if missing:
-        raise _corrupt(path, f"it lacks {', '.join(missing)}")
+    try:
+        schema.check_state(state)
+    except schema.BadState as err:
+        raise _corrupt(path, str(err)) from None
     return state
 
 
@@ -305,9 +355,21 @@ def save_run(tr: Any) -> Path | None:
     return path
 
 
+def _plain(value: Any) -> Any:
+    """``value`` with the addresses of default reprs (`` at 0x7f...``) removed from its texts: they
+    differ in every process, so they never make two settings differ."""
+    if isinstance(value, str):
+        return without_addresses(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
 def changed_settings(saved: dict[str, Any], given: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     """``{setting: (saved, given)}`` for every setting that differs, except the free ones."""
-    return {k: (saved.get(k), v) for k, v in given.items() if k not in FREE and saved.get(k) != v}
+    return {k: (saved.get(k), v) for k, v in given.items() if k not in FREE and _plain(saved.get(k)) != _plain(v)}
 
 
 def describe_changes(changes: dict[str, tuple[Any, Any]]) -> str:
@@ -378,7 +440,12 @@ def restore(tr: Any, resume: bool | str | Path, apply_changes: bool = False) -> 
             f"checkpoint {path} was written by a run with other settings ({'; '.join(diff)}); "
             f"resume with the settings of that run"
         )
-    _restore_optimizer(tr, path, state, bool(changes))
+    try:
+        schema.check_for_run(state, tr)
+    except schema.BadState as err:
+        raise CheckpointError(f"checkpoint {path} does not fit this run: {err}; resume it with the model and "
+                              f"settings of the run that wrote it") from None
+    _restore_optimizer(tr, path, state, changes)
     tr.iteration, tr.epoch = state["iteration"], state["epoch"]
     tr.batch_in_epoch, tr.consumed = state["batch_in_epoch"], state["consumed"]
     r = state["running"]
@@ -395,8 +462,8 @@ def restore(tr: Any, resume: bool | str | Path, apply_changes: bool = False) -> 
     return state
 
 
-def _restore_optimizer(tr: Any, path: Path, state: dict[str, Any], changed: bool) -> None:
-    index = state["phase"]
+def _restore_optimizer(tr: Any, path: Path, state: dict[str, Any], changes: dict[str, Any]) -> None:
+    index, changed = state["phase"], bool(changes)
     try:
         if tr.swats is not None:
             swats = Swats(tr.optimizer, tr.cfg.swats_eps)
@@ -405,25 +472,13 @@ def _restore_optimizer(tr: Any, path: Path, state: dict[str, Any], changed: bool
         else:
             swats = None
             opt, sched = tr._build_phase(index, None)
+        schema.check_optimizer_state(state["optimizer"], opt)
         fresh = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
         opt.load_state_dict(state["optimizer"])
         if changed:  # the new settings' hyperparameters replace the saved ones
             for g, f in zip(opt.param_groups, fresh):
                 g.update(f)
-        if (sched is None) != (state["scheduler"] is None):
-            raise ValueError("one of the runs has a schedule and the other has none")
-        if sched is not None:
-            saved = state["scheduler"]
-            if changed:  # a stretched or rescaled schedule continues from the step it had reached
-                now = sched.state_dict()
-                if now["schedules"] != saved["schedules"]:
-                    tr.resume_notes.append(
-                        f"the schedule now fits the new budget: from iteration {state['iteration']} it follows "
-                        f"{now['schedules'][0]} where the run had {saved['schedules'][0]}, so the lr changes here "
-                        f"and the run is not the one an unbroken run of this length would have been"
-                    )
-                saved = {**saved, "schedules": now["schedules"], "base_lrs": now["base_lrs"]}
-            sched.load_state_dict(saved)
+        _restore_schedule(tr, sched, state, changes)
     except (ValueError, KeyError, TypeError, RuntimeError) as err:
         raise CheckpointError(f"checkpoint {path} does not fit this run's optimizer or schedule: {err}") from None
     tr.module.load_state_dict(state["model"])
@@ -434,6 +489,44 @@ def _restore_optimizer(tr: Any, path: Path, state: dict[str, Any], changed: bool
             tr.phases = tr.phases[:1] + [swats_phase(state["phase_log"][-1]["iteration"], tr.total, swats.switch_lr)]
             tr.phases[0]["end"] = tr.phases[1]["start"]
     tr._set_phase(opt, sched)
+
+
+def _restore_schedule(tr: Any, sched: Any, state: dict[str, Any], changes: dict[str, Any]) -> None:
+    """Load the Scheduler's state; with changed settings (``apply_changes``), the schedule they give.
+
+    A stretched or rescaled schedule continues from the step it had reached; a schedule given where
+    the run had none (or one counted in another unit) starts at the step its phase has reached, as
+    if it had been there from the start of the phase; a schedule left out leaves the lr the new
+    settings give."""
+    saved, it = state["scheduler"], state["iteration"]
+    given = any(k in changes for k in ("schedule", "warmup", "schedule_unit"))
+    if (sched is None) != (saved is None) and not given:
+        raise ValueError("one of the runs has a schedule and the other has none")
+    if sched is None:
+        if saved is not None:
+            tr.resume_notes.append(f"the run had the schedule {saved['schedules'][0]}; from iteration {it} it has "
+                                   f"none, and the lr is the one the settings given now say")
+        return
+    now = sched.state_dict()
+    if given and (saved is None or saved.get("unit") != sched.unit):
+        phase, ipe = tr.phases[state["phase"]], tr.iterations_per_epoch
+        t = it - phase["start"] if sched.unit == "iteration" else state["epoch"] - phase["start"] // max(ipe, 1)
+        sched.load_state_dict({**now, "t": t})
+        tr.resume_notes.append(f"the schedule {now['schedules'][0]} (per {sched.unit}) applies from iteration {it}, "
+                               f"at its step {t}, where its phase is: the lr changes there")
+        return
+    if changes:  # a stretched or rescaled schedule continues from the step it had reached
+        saved = {**saved, "base_lrs": now["base_lrs"]}
+        if _plain(now["schedules"]) != _plain(saved["schedules"]):
+            why = "the settings given now" if given else "the new budget"
+            tr.resume_notes.append(
+                f"the schedule now fits {why}: from iteration {it} it follows {now['schedules'][0]} where the "
+                f"run had {saved['schedules'][0]}, so the lr changes here and the run is not the one an unbroken "
+                f"run of this length would have been"
+            )
+            saved.update(schedules=now["schedules"], identities=now["identities"])
+        # (else the same schedule: its saved identity still tells another function of the same repr)
+    sched.load_state_dict(saved)
 
 
 def saved_config(path: str | Path) -> dict[str, Any]:

@@ -24,8 +24,13 @@ that differ between two runs of the same configuration.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
+import os
+import socket
+import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -81,30 +86,52 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
 
 
 class TensorBoard:
-    """Scalars to TensorBoard event files under ``folder`` (when the ``tensorboard`` package is installed:
+    """Scalars to a TensorBoard event file under ``folder`` (when the ``tensorboard`` package is installed:
     ``pip install descend[logging]``).
 
     Every numeric field of a record becomes the scalar ``"<type>/<field>"`` at step
     ``iteration``: ``iteration/loss``, ``iteration/lr``, ``epoch/train_loss``,
     ``epoch/val_loss``, ``epoch/val_accuracy``, ... (the wall-clock fields too).
+
+    The events are written here, in the training thread, one record at a time
+    (tensorboard's record format, the file ``SummaryWriter`` would write): ``SummaryWriter``
+    writes from a thread of its own, whose failure (a full disk, a folder removed) printed
+    a traceback and then stopped the run at the next scalar. A write that fails here
+    instead warns once (:class:`TensorBoardWarning`, naming the file and the error) and
+    turns TensorBoard off for the rest of the run; training and ``metrics.jsonl`` go on.
     """
 
     def __init__(self, folder: Path | None, wanted: bool | None, purge_step: int | None = None) -> None:
         """``purge_step``: on a resume, the first step after the checkpoint; events an interrupted
         run logged from there on are hidden, so no step shows twice."""
-        self.writer = None
+        self._records: Any = None
+        self.path: Path | None = None
         if folder is None or wanted is False:
             return
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
+        if not self.available():
             if wanted:
                 raise ValueError(
                     "tensorboard=True but the tensorboard package is not installed "
                     "(pip install tensorboard), or pass tensorboard=None"
-                ) from None
+                )
             return
-        self.writer = SummaryWriter(log_dir=str(folder), purge_step=purge_step)
+        from tensorboard.compat.proto.event_pb2 import Event, SessionLog
+        from tensorboard.compat.proto.summary_pb2 import Summary
+        from tensorboard.summary.writer.record_writer import RecordWriter
+
+        self._event, self._summary = Event, Summary
+        self.path = folder / (f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}."
+                              f"{os.getpid()}.{next(_UIDS)}")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._records = RecordWriter(open(self.path, "wb"))  # noqa: SIM115 - (closed in close())
+            self._add(Event(wall_time=time.time(), file_version="brain.Event:2"))
+            if purge_step is not None:  # (what SummaryWriter(purge_step=...) writes)
+                self._add(Event(step=purge_step, file_version="brain.Event:2"))
+                self._add(Event(step=purge_step, session_log=SessionLog(status=SessionLog.START)))
+            self._records.flush()
+        except OSError as err:
+            self._failed(err, "cannot start")
 
     @staticmethod
     def available() -> bool:
@@ -114,19 +141,56 @@ class TensorBoard:
             return False
         return True
 
+    @property
+    def writing(self) -> bool:
+        """Whether events are being written (False without tensorboard, or after a failed write)."""
+        return self._records is not None
+
+    def _add(self, event: Any) -> None:
+        self._records.write(event.SerializeToString())
+
+    def _failed(self, err: OSError, what: str) -> None:
+        records, self._records = self._records, None
+        if records is not None:
+            try:
+                records.close()
+            except OSError:
+                pass
+        warnings.warn(
+            f"TensorBoard logging {what}: {self.path} could not be written ({err.strerror or err}); "
+            f"TensorBoard is off for the rest of this run, training goes on and metrics.jsonl holds every record",
+            TensorBoardWarning, stacklevel=3,
+        )
+
     def write(self, record: dict[str, Any]) -> None:
-        if self.writer is None:
+        if self._records is None:
             return
-        kind = record.get("type")
         step = record.get("iteration", 0)
-        for key, value in record.items():
-            if key in ("type", "iteration", "epoch", "phase") or not isinstance(value, int | float):
-                continue
-            if isinstance(value, bool) or not math.isfinite(value):
-                continue
-            self.writer.add_scalar(f"{kind}/{key}", value, step)
+        values = [
+            self._summary.Value(tag=f"{record.get('type')}/{key}", simple_value=float(value))
+            for key, value in record.items()
+            if key not in ("type", "iteration", "epoch", "phase") and isinstance(value, int | float)
+            and not isinstance(value, bool) and math.isfinite(value)
+        ]
+        try:
+            now = time.time()
+            for v in values:
+                self._add(self._event(wall_time=now, step=step, summary=self._summary(value=[v])))
+            self._records.flush()
+        except OSError as err:
+            self._failed(err, f"stopped at iteration {step}")
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+        if self._records is not None:
+            try:
+                self._records.close()
+            except OSError as err:
+                self._failed(err, "could not finish")
+            self._records = None
+
+
+class TensorBoardWarning(UserWarning):
+    """TensorBoard event files could not be written; the run goes on without them."""
+
+
+_UIDS = itertools.count()

@@ -77,36 +77,48 @@ class TrainResult:
 
 
 def open_run(tr: Trainer, state: dict[str, Any] | None) -> None:
-    """Check, clear or truncate the run folder; open the metric and TensorBoard writers."""
-    out = tr.out
+    """Lock, check, clear or truncate the run folder; open the metric and TensorBoard writers."""
+    out, tr._lock = tr.out, None
     if out is not None:
         if out.exists() and not out.is_dir():
             raise ValueError(f"run folder {out} is an existing file, not a folder; pick another --out")
-        held = [f for f in RUN_FILES if (out / f).exists()]
-        if state is None and held and not tr.cfg.overwrite:
-            raise ValueError(
-                f"run folder {out} already holds a run ({', '.join(held)}); resume it with "
-                f"resume=True (--resume), start over with overwrite=True (--overwrite), or pick "
-                f"another folder"
-            )
         out.mkdir(parents=True, exist_ok=True)
-        ckpt.remove_temporaries(out)
-        if state is None:
-            for f in [*RUN_FILES, *(p.name for p in out.glob("checkpoint-*.pt"))]:
-                (out / f).unlink(missing_ok=True)
-            for sub in ("figures", "tensorboard"):
-                shutil.rmtree(out / sub, ignore_errors=True)
-        elif (out / "metrics.jsonl").exists():
-            metrics = out / "metrics.jsonl"
-            _check_metrics(metrics, state)
-            if metrics.stat().st_size > state["metrics_offset"]:
-                os.truncate(metrics, state["metrics_offset"])
-        if tr.changes and state is not None and state.get("changes") != tr.changes:
-            with open(out / "changes.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(clean(tr.changes[-1])) + "\n")
-    tr.metrics = MetricsLog(out / "metrics.jsonl" if out is not None else None)
-    tr.tensorboard = TensorBoard(out / "tensorboard" if out is not None else None, tr.cfg.tensorboard,
-                                 purge_step=state["iteration"] + 1 if state is not None else None)
+        tr._lock = ckpt.lock_folder(out)  # (released by close(), or below when the folder is refused)
+    try:
+        if out is not None:
+            _prepare(tr, out, state)
+        tr.metrics = MetricsLog(out / "metrics.jsonl" if out is not None else None)
+        tr.tensorboard = TensorBoard(out / "tensorboard" if out is not None else None, tr.cfg.tensorboard,
+                                     purge_step=state["iteration"] + 1 if state is not None else None)
+    except BaseException:
+        ckpt.unlock_folder(tr._lock)
+        tr._lock = None
+        raise
+
+
+def _prepare(tr: Trainer, out: Path, state: dict[str, Any] | None) -> None:
+    held = [f for f in RUN_FILES if (out / f).exists()]
+    if state is None and held and not tr.cfg.overwrite:
+        resume = ("resume it with resume=True (--resume), " if ckpt.NAME in held else
+                  "it stopped before its first checkpoint, so it cannot be resumed: ")
+        raise ValueError(
+            f"run folder {out} already holds a run ({', '.join(held)}); {resume}start over with "
+            f"overwrite=True (--overwrite), or pick another folder"
+        )
+    ckpt.remove_temporaries(out)
+    if state is None:
+        for f in [*RUN_FILES, *(p.name for p in out.glob("checkpoint-*.pt"))]:
+            (out / f).unlink(missing_ok=True)
+        for sub in ("figures", "tensorboard"):
+            shutil.rmtree(out / sub, ignore_errors=True)
+    elif (out / "metrics.jsonl").exists():
+        metrics = out / "metrics.jsonl"
+        _check_metrics(metrics, state)
+        if metrics.stat().st_size > state["metrics_offset"]:
+            os.truncate(metrics, state["metrics_offset"])
+    if tr.changes and state is not None and state.get("changes") != tr.changes:
+        with open(out / "changes.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(clean(tr.changes[-1])) + "\n")
 
 
 def _check_metrics(metrics: Path, state: dict[str, Any]) -> None:
@@ -132,6 +144,8 @@ def close(tr: Trainer) -> None:
     for thing in ("metrics", "tensorboard"):
         if hasattr(tr, thing):
             getattr(tr, thing).close()
+    ckpt.unlock_folder(getattr(tr, "_lock", None))
+    tr._lock = None
     dd.leave(tr._owns_group)
     tr._owns_group = False
 
