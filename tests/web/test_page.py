@@ -216,3 +216,66 @@ def test_true_false_reads_as_a_value_and_select_labels_fit(browser, live_server,
     page.screenshot(path=str(artifacts / "page-all-optimizers-1280x800.png"))
     assert not page.problems, page.problems
     page.close()
+
+
+def test_results_of_an_older_setup_are_never_shown_as_current(browser, live_server, artifacts):
+    setup = {"landscape": "bowl", "steps": "300", "r1": "adam", "r1.lr": "0.1"}
+    page = open_page(browser, f"{live_server.url}/?{urlencode(setup)}", 1280, 800)
+    wait_for_run(page, 0)
+    dimmed = "document.body.classList.contains('stale')"
+    stale = "document.body.dataset.stale"
+    assert not page.evaluate(dimmed) and not page.is_visible("#stale-note")
+    first_point = "document.querySelector('#paths polyline.path-line').getAttribute('points').split(' ')[0]"
+    drawn_from = page.evaluate(first_point)
+    page.uncheck("#live")
+    # the start moves to (2, 1): the path on show still starts at (-2.5, 1), so it is marked outdated
+    page.fill("#start-x", "2")
+    page.dispatch_event("#start-x", "change")
+    assert page.evaluate(first_point) == drawn_from
+    assert page.evaluate(dimmed) and page.evaluate(stale) == "changed"
+    assert page.is_visible("#stale-note") and "setup changed" in page.inner_text("#stale-note")
+    page.screenshot(path=str(artifacts / "page-outdated-results-1280x800.png"))
+    # back to the start they answer: current again
+    page.fill("#start-x", "-2.5")
+    page.dispatch_event("#start-x", "change")
+    assert not page.evaluate(dimmed) and not page.is_visible("#stale-note")
+    # removing the optimizer whose path is on show: outdated
+    page.click(".run-card .remove")
+    assert page.evaluate(dimmed) and page.evaluate(stale) == "changed"
+    # turning auto re-run back on races the setup on the page
+    page.select_option("#add-optimizer", "gd")
+    page.click("#add-run")
+    before = runs_done(page)
+    page.check("#live")
+    wait_for_run(page, before)
+    assert not page.evaluate(dimmed) and page.locator("#results tbody tr").count() == 1
+    assert page.locator("#results tbody tr").first.inner_text().startswith("GD")
+
+    # a setup changed while its request computes: the answer arrives outdated, and says so
+    page.uncheck("#live")
+    held = []
+    page.route("**/api/run", lambda route: held.append(route))
+    page.click("#run")
+    page.wait_for_function("document.querySelector('#status').textContent === 'Running…'")
+    page.fill("#steps", "40")
+    page.dispatch_event("#steps", "change")
+    while not held:
+        page.wait_for_timeout(20)
+    before = runs_done(page)
+    held[0].continue_()
+    wait_for_run(page, before)
+    assert page.evaluate(dimmed) and page.is_visible("#stale-note")
+    page.unroute("**/api/run")
+
+    # a landscape chosen while a race computes: the old race is dropped, the page is not left "Running…"
+    held.clear()
+    page.route("**/api/run", lambda route: held.append(route))
+    page.click("#run")
+    page.wait_for_function("document.querySelector('#status').textContent === 'Running…'")
+    page.select_option("#landscape", "himmelblau")
+    page.wait_for_function("!document.querySelector('#run').disabled", timeout=5_000)
+    assert page.inner_text("#status") == "" and not page.evaluate(dimmed)
+    assert page.locator("#results tbody tr[data-run]").count() == 0
+    page.unroute("**/api/run")
+    assert not page.problems, page.problems
+    page.close()

@@ -1,7 +1,7 @@
 // Before a request goes out: what it will cost, and whether the server must refuse it.
 // After one fails: the error next to the control that caused it, and the old results marked stale.
 
-import { $, catalog, state, fmt, el, setStatus } from "./util.js";
+import { $, catalog, state, view, fmt, el, setStatus } from "./util.js";
 import { resolveName } from "./url.js";
 
 // seconds the race will compute: steps x the measured cost of each run's optimizer (GET /api/costs)
@@ -70,10 +70,39 @@ export function findProblems() {
   return out;
 }
 
-export function markStale(stale) {
-  document.body.classList.toggle("stale", stale);
+// the request the page's setup makes now
+export function runRequest() {
+  return {
+    landscape: state.landscape,
+    start: state.start,
+    steps: state.steps,
+    tol: state.tol,
+    record_every: Math.max(1, Math.floor(state.steps / 1000)),
+    runs: state.runs.map((r) => ({ optimizer: r.optimizer, hyper: r.hyper, schedule: r.schedule })),
+  };
+}
+
+const STALE_NOTES = {
+  failed: "Stale: the last request failed, so these results are from the run before it.",
+  changed: "Outdated: the setup changed since these results were computed; press Run to race this one.",
+};
+
+// Results on show that do not answer the setup on the page are dimmed, never passed off as current:
+// after a failed request (markStale(true), until a run succeeds), and while the setup differs from
+// the request the results answer (a start moved, an optimizer removed, with auto re-run off or
+// before the new run comes back).
+export function markStale(failed = view.failed) {
+  view.failed = Boolean(failed);
+  const changed = Boolean(view.results) && view.resultsKey !== JSON.stringify(runRequest());
+  const reason = view.failed ? "failed" : changed ? "changed" : null;
+  document.body.classList.toggle("stale", reason !== null);
+  document.body.dataset.stale = reason || "";
   const note = $("#stale-note");
-  if (note) note.hidden = !stale || !document.querySelector("#results tbody tr[data-run]");
+  if (!note) return;
+  note.textContent = reason ? STALE_NOTES[reason] : "";
+  // with auto re-run on, a new run is on its way: dim without a note that would come and go
+  const waiting = reason === "changed" && $("#live").checked;
+  note.hidden = !reason || waiting || !document.querySelector("#results tbody tr[data-run]");
 }
 
 export function clearErrors() {

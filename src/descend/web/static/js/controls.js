@@ -3,7 +3,7 @@
 import { COLORS, $, catalog, state, view, el, fmt, numText } from "./util.js";
 import { resolveName, parseValue, saveUrl } from "./url.js";
 import { schedulePreviewSoon } from "./charts.js";
-import { updateEstimate } from "./checks.js";
+import { markStale, updateEstimate } from "./checks.js";
 import { runRace } from "./main.js";
 
 // ------------------------------------------------------------------ controls
@@ -248,6 +248,7 @@ export function renderRunCard(run, i) {
 export function changed({ preview = false, live = true, commit = true } = {}) {
   saveUrl({ commit });
   updateEstimate();
+  markStale();   // the results on show answer the setup before this change
   if (preview) schedulePreviewSoon();
   if (live && view.hasRun && $("#live").checked) {
     clearTimeout(view.liveTimer);

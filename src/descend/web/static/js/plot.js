@@ -3,6 +3,7 @@
 import { COLORS, SVGNS, $, catalog, state, view, el, svgEl, fmt } from "./util.js";
 import { saveUrl } from "./url.js";
 import { runRace } from "./main.js";
+import { markStale } from "./checks.js";
 
 // ------------------------------------------------------------------ contour plot
 
@@ -265,6 +266,7 @@ export function setupPlotInput() {
     document.querySelectorAll("#edges .start-edge").forEach((n) => n.remove());
     $("#start-x").value = String(state.start[0]);
     $("#start-y").value = String(state.start[1]);
+    markStale();   // the paths on show start elsewhere
   };
   svg.addEventListener("pointerdown", (evt) => {
     if (evt.button !== 0) return;

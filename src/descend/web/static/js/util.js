@@ -12,7 +12,8 @@ export const $ = (sel, root = document) => root.querySelector(sel);
 export const catalog = { landscapes: [], byLandscape: {}, optimizers: {}, schedules: {}, limits: {}, costs: null };
 export const state = { landscape: "rosenbrock", start: null, steps: 2000, tol: 1e-6, runs: [] };
 export const view = { grid: null, results: null, frame: 0, maxFrame: 0, anim: null, runCount: 0,
-  runAbort: null, previewAbort: null, liveTimer: null, previewTimer: null, hasRun: false, openEntry: false };
+  runAbort: null, previewAbort: null, liveTimer: null, previewTimer: null, hasRun: false, openEntry: false,
+  resultsKey: null, failed: false };   // resultsKey: the request (as JSON) the results on show answer
 
 // one id per page load: the server runs one request of this page at a time, the newest
 export const SESSION = (crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2)).replace(/[^\w-]/g, "");
