@@ -279,3 +279,28 @@ def test_results_of_an_older_setup_are_never_shown_as_current(browser, live_serv
     page.unroute("**/api/run")
     assert not page.problems, page.problems
     page.close()
+
+
+def test_runs_of_one_optimizer_are_estimated_as_the_one_computation_they_are(browser, live_server):
+    # the server steps all runs of one optimizer together: eight Newton runs cost about one
+    setup = {"landscape": "two_minima", "steps": "5000", "tol": "0", "r1": "newton"}
+    page = open_page(browser, f"{live_server.url}/?{urlencode(setup)}", 1280, 800)
+    wait_for_run(page, 0)
+    page.wait_for_function("document.querySelector('#estimate').textContent.startsWith('≈')", timeout=60_000)
+    page.uncheck("#live")
+    one = page.inner_text("#estimate")
+    page.select_option("#add-optimizer", "newton")
+    for _ in range(7):
+        page.click("#add-run")
+    assert page.locator(".run-card").count() == 8
+    assert page.inner_text("#estimate") == one
+    page.select_option("#add-optimizer", "adam")
+    assert page.inner_text("#estimate") == one
+    # and sends it (estimated as 8 runs, it was refused on a fresh server: "about 47 s, over the limit")
+    before = runs_done(page)
+    page.click("#run")
+    wait_for_run(page, before)
+    assert page.locator(".field-error").count() == 0
+    assert page.locator("#results tbody tr[data-run]").count() == 8
+    assert not page.problems, page.problems
+    page.close()

@@ -4,12 +4,13 @@
 import { $, catalog, state, view, fmt, el, setStatus } from "./util.js";
 import { resolveName } from "./url.js";
 
-// seconds the race will compute: steps x the measured cost of each run's optimizer (GET /api/costs)
+// seconds the race will compute: steps x the measured cost of each optimizer in it (GET /api/costs).
+// An optimizer counts once: the server steps all runs of one optimizer together, as one tensor.
 export function estimateSeconds(steps = state.steps) {
   const c = catalog.costs;
   if (!c) return null;
   let each = 0;
-  for (const r of state.runs) each += c.per_step_s[r.optimizer] ?? c.per_step_s[resolveName(r.optimizer)] ?? 0;
+  for (const key of new Set(state.runs.map((r) => resolveName(r.optimizer)))) each += c.per_step_s[key] ?? 0;
   return c.overhead_s + steps * c.scale * each;
 }
 
