@@ -138,3 +138,15 @@ def test_bad_value_shows_the_server_message_on_its_field(browser, live_server):
     wait_for_run(page, 0)
     assert page.locator(".run-card.has-error").count() == 0
     page.close()
+
+
+def test_the_lr_preview_draws_every_lr_a_run_takes(browser, live_server):
+    # lr 1e7 is a legal (divergent) run; its preview was refused (lr at most 1e6) and its line left out
+    page = open_page(browser, f"{live_server.url}/?landscape=bowl&steps=100&r1=gd&r1.lr=1e7&r2=adam", 1280, 800)
+    wait_for_run(page, 0)
+    page.wait_for_function("document.querySelectorAll('#lr-chart path.series').length === 2", timeout=5_000)
+    titles = page.eval_on_selector_all("#lr-chart path.series title", "els => els.map(e => e.textContent)")
+    assert len(titles) == 2 and "10000000" in titles[0], titles
+    assert "schedule:" not in page.inner_text("#status")
+    assert not page.problems, page.problems
+    page.close()
