@@ -304,3 +304,28 @@ def test_runs_of_one_optimizer_are_estimated_as_the_one_computation_they_are(bro
     assert page.locator("#results tbody tr[data-run]").count() == 8
     assert not page.problems, page.problems
     page.close()
+
+
+def test_a_committed_change_races_at_once_a_slider_drag_when_it_pauses(browser, live_server):
+    page = open_page(browser, f"{live_server.url}/?landscape=bowl&steps=200&r1=adam&r1.lr=0.1", 1280, 800)
+    wait_for_run(page, 0)
+    page.clock.install()   # the page's timers run on a clock this test moves: no waiting on the wall clock
+    sent = run_requests(page)
+
+    def after(ms: int) -> int:
+        page.clock.run_for(ms)
+        page.wait_for_timeout(50)   # let the browser hand the request to the listener
+        return len(sent)
+
+    # a value typed and committed: the race is sent without a debounce
+    page.fill("#r0-lr", "0.2")
+    page.dispatch_event("#r0-lr", "change")
+    assert after(20) == 1
+    # the ticks of a slider drag wait until the drag pauses
+    page.evaluate("""() => {
+        const s = document.querySelector('#r0-lr').parentNode.querySelector('input[type=range]');
+        for (const v of [300, 320, 340]) { s.value = String(v); s.dispatchEvent(new Event('input')); }
+    }""")
+    assert after(200) == 1
+    assert after(400) == 2
+    page.close()

@@ -1,6 +1,6 @@
 // The setup panel: landscape, start, steps, optimizer cards with their hyperparameters and schedules.
 
-import { COLORS, $, catalog, state, view, el, fmt, numText } from "./util.js";
+import { COLORS, LIVE_COMMIT_MS, LIVE_DRAG_MS, $, catalog, state, view, el, fmt, numText } from "./util.js";
 import { resolveName, parseValue, saveUrl } from "./url.js";
 import { schedulePreviewSoon } from "./charts.js";
 import { markStale, updateEstimate } from "./checks.js";
@@ -252,6 +252,6 @@ export function changed({ preview = false, live = true, commit = true } = {}) {
   if (preview) schedulePreviewSoon();
   if (live && view.hasRun && $("#live").checked) {
     clearTimeout(view.liveTimer);
-    view.liveTimer = setTimeout(runRace, 450);
+    view.liveTimer = setTimeout(runRace, commit ? LIVE_COMMIT_MS : LIVE_DRAG_MS);
   }
 }

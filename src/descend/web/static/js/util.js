@@ -6,6 +6,10 @@ export const COLORS = ["#e8590c", "#1c7ed6", "#7c4a1e", "#ae3ec9", "#f08c00", "#
 export const SVGNS = "http://www.w3.org/2000/svg";
 export const MAX_FRAMES = 120;          // animation frames for one race
 export const ANIMATION_MS = 2200;
+// auto re-run: a committed change (a value typed, a choice made, a slider let go) races at once; the
+// ticks of a slider drag wait until the drag pauses this long
+export const LIVE_COMMIT_MS = 0;
+export const LIVE_DRAG_MS = 450;
 
 export const $ = (sel, root = document) => root.querySelector(sel);
 
