@@ -150,3 +150,18 @@ def test_the_lr_preview_draws_every_lr_a_run_takes(browser, live_server):
     assert "schedule:" not in page.inner_text("#status")
     assert not page.problems, page.problems
     page.close()
+
+
+def test_a_link_with_an_empty_or_odd_value(browser, live_server):
+    # r1.lr= is the default (it was read as lr 0: a race that never moved); amsgrad=maybe is named
+    # as the error it is (it was read as false)
+    page = open_page(browser, f"{live_server.url}/?landscape=bowl&steps=50&r1=adam&r1.lr=&r1.amsgrad=maybe", 1280, 800)
+    page.wait_for_selector(".run-card.has-error", timeout=5_000)
+    assert page.inner_text("#status") == 'Optimizer 1 (Adam), amsgrad: amsgrad must be true or false, got "maybe"'
+    assert page.locator("#r0-amsgrad.invalid").count() == 1
+    assert page.input_value("#r0-lr") == "0.001"   # Adam's default
+    page.click("#r0-amsgrad")   # a choice made: true
+    wait_for_run(page, 0)
+    assert page.locator("#results tbody tr").first.inner_text().startswith("Adam (lr=0.001, amsgrad=True)")
+    assert not page.problems, page.problems
+    page.close()

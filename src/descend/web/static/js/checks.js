@@ -35,6 +35,7 @@ export function updateEstimate() {
 
 function rangeProblem(spec, v) {
   if (v === null || v === undefined || v === "") return spec.nullable ? null : "needs a value";
+  if (spec.kind === "bool") return typeof v === "boolean" ? null : `must be true or false, got ${JSON.stringify(v)}`;
   if (spec.kind !== "number" && spec.kind !== "integer") return null;
   if (typeof v !== "number" || !Number.isFinite(v)) return "must be a number";
   if (spec.kind === "integer" && !Number.isInteger(v)) return "must be a whole number";

@@ -73,7 +73,7 @@ export function hyperControl(run, spec, i) {
   const row = (cls, ...controls) => el("div", { class: `hyper ${cls}`, "data-row": spec.name }, label, ...controls, help(spec.help));
   if (spec.kind === "bool" && !spec.nullable) {
     const box = el("input", { id, type: "checkbox", "data-hyper": spec.name });
-    box.checked = Boolean(value);
+    box.checked = value === true;   // "maybe" from a link: unchecked, and named as the error it is
     // the value in words, in the ink of every other value: a checkbox alone reads as "off" or "disabled"
     const word = el("label", { for: id, class: "bool-state", text: String(box.checked) });
     box.addEventListener("change", () => {
