@@ -94,6 +94,17 @@ def test_a_failed_request_shows_its_error_next_to_the_control(browser, live_serv
     assert page.locator("#r0-sched-every.invalid").count() == 1
     assert page.evaluate("document.body.classList.contains('stale')") and page.is_visible("#stale-note")
     page.screenshot(path=str(artifacts / "page-error-next-to-control-1280x800.png"))
+    # a tolerance out of range: the message names the value refused, not only the bound
+    tol_error = page.locator("#tol").locator("xpath=..").locator(".field-error")
+    for typed, said in [("-1", "tolerance must be a number ≥ 0, got -1"),
+                        ("1e10", "Input should be less than or equal to 1000000, got 1e+10")]:
+        page.fill("#r0-sched-every", "100")
+        page.dispatch_event("#r0-sched-every", "change")
+        page.fill("#tol", typed)
+        page.dispatch_event("#tol", "change")
+        page.wait_for_function("(s) => [...document.querySelectorAll('.field-error')].some(e => e.textContent === s)",
+                               arg=said, timeout=20_000)
+        assert tol_error.inner_text() == said and page.locator("#tol.invalid").count() == 1
     # the run and the schedule preview were refused (422, expected); nothing else went wrong
     assert [p for p in page.problems if "status of 422" not in p] == []
     page.close()
@@ -328,4 +339,37 @@ def test_a_committed_change_races_at_once_a_slider_drag_when_it_pauses(browser, 
     }""")
     assert after(200) == 1
     assert after(400) == 2
+    page.close()
+
+
+def test_a_box_left_bad_is_never_raced_with_its_old_value(browser, live_server):
+    page = open_page(browser, f"{live_server.url}/?landscape=bowl&steps=300&r1=adam&r1.lr=0.1", 1280, 800)
+    wait_for_run(page, 0)
+    sent = run_requests(page)
+    tol_error = page.locator("#tol").locator("xpath=..").locator(".field-error")
+    page.fill("#tol", "-1")
+    page.dispatch_event("#tol", "change")
+    assert tol_error.inner_text() == "tolerance must be a number ≥ 0, got -1"
+    # another change: the box still says -1, so nothing is raced (it was, with the old tol 1e-6,
+    # and the error went away while the box kept -1)
+    page.fill("#r0-lr", "0.2")
+    page.dispatch_event("#r0-lr", "change")
+    page.wait_for_timeout(300)
+    assert sent == [] and tol_error.inner_text() == "tolerance must be a number ≥ 0, got -1"
+    assert page.evaluate("document.body.classList.contains('stale')")
+    before = runs_done(page)
+    page.fill("#tol", "1e-6")
+    page.locator("#tol").blur()   # the browser's own change event
+    wait_for_run(page, before)
+    raced = len(sent)
+    assert raced >= 1 and page.locator(".field-error").count() == 0
+    # an emptied start box is named, and its old value is not raced
+    page.fill("#start-x", "")
+    page.dispatch_event("#start-x", "change")
+    error = page.locator("#start-fields .field-error")
+    assert error.inner_text() == "x and y must be numbers from -10000 to 10000, got x = nothing, y = 1"
+    assert page.evaluate("getComputedStyle(document.querySelector('#start-marker')).visibility") == "hidden"
+    page.wait_for_timeout(300)
+    assert len(sent) == raced
+    assert not page.problems, page.problems
     page.close()

@@ -52,8 +52,13 @@ export function findProblems() {
     out.push({ loc: ["steps"], msg: `must be a whole number from 1 to ${lim.max_steps}` });
   }
   if (!state.runs.length) out.push({ loc: ["runs"], msg: "add at least one optimizer" });
+  const shown = (v) => (Number.isNaN(v) ? "nothing" : String(v));
+  if (!(Number.isFinite(state.tol) && state.tol >= 0)) {
+    out.push({ loc: ["tol"], msg: `tolerance must be a number ≥ 0, got ${shown(state.tol)}` });
+  }
   if (state.start && state.start.some((v) => !(Math.abs(v) <= 1e4))) {
-    out.push({ loc: ["start"], msg: "x and y must be numbers from -10000 to 10000" });
+    out.push({ loc: ["start"], msg: `x and y must be numbers from -10000 to 10000, got x = ${shown(state.start[0])}, ` +
+      `y = ${shown(state.start[1])}` });
   }
   state.runs.forEach((run, i) => {
     const opt = catalog.optimizers[resolveName(run.optimizer)];
@@ -85,7 +90,7 @@ export function runRequest() {
 }
 
 const STALE_NOTES = {
-  failed: "Stale: the last request failed, so these results are from the run before it.",
+  failed: "Stale: the last race could not run (see the error), so these results are from an earlier one.",
   changed: "Outdated: the setup changed since these results were computed; press Run to race this one.",
 };
 
@@ -102,8 +107,9 @@ export function markStale(failed = view.failed) {
   const note = $("#stale-note");
   if (!note) return;
   note.textContent = reason ? STALE_NOTES[reason] : "";
-  // with auto re-run on, a new run is on its way: dim without a note that would come and go
-  const waiting = reason === "changed" && $("#live").checked;
+  // with auto re-run on, a new run is on its way (unless the setup cannot run): dim without a note
+  // that would come and go
+  const waiting = reason === "changed" && $("#live").checked && !findProblems().length;
   note.hidden = !reason || waiting || !document.querySelector("#results tbody tr[data-run]");
 }
 

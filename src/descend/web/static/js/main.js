@@ -82,6 +82,9 @@ export async function runRace() {
     view.results = res;
     view.resultsKey = key;
     markStale(false);
+    // a value typed while it computed that cannot run: its error stays next to its box
+    const problems = findProblems();
+    if (problems.length) { showErrors("", problems); markStale(false); }   // the race ran: outdated, not failed
     view.maxStep = Math.max(1, ...res.runs.map((r) => r.result.steps));
     view.maxFrame = Math.min(MAX_FRAMES, view.maxStep);
     $("#frame").max = String(view.maxFrame);
@@ -141,10 +144,10 @@ export async function selectLandscape(name) {
 
 export function wireStaticControls() {
   $("#landscape").addEventListener("change", (e) => selectLandscape(e.target.value));
+  // a box's value as the setup holds it: an emptied box is no number (NaN), for the check to name
+  const typed = (id) => ($(id).value.trim() === "" ? NaN : Number($(id).value));
   const startInput = () => {
-    const x = Number($("#start-x").value), y = Number($("#start-y").value);
-    if ($("#start-x").value.trim() === "" || $("#start-y").value.trim() === "" || !Number.isFinite(x) || !Number.isFinite(y)) return;
-    state.start = [x, y];
+    state.start = [typed("#start-x"), typed("#start-y")];
     drawContour();
     changed();
   };
@@ -155,12 +158,7 @@ export function wireStaticControls() {
     changed({ preview: true });
   });
   $("#tol").addEventListener("change", () => {
-    const t = Number($("#tol").value);
-    if ($("#tol").value.trim() === "" || !Number.isFinite(t) || t < 0) {
-      showErrors("", [{ loc: ["tol"], msg: "tolerance must be a number ≥ 0" }]);
-      return;
-    }
-    state.tol = t;
+    state.tol = typed("#tol");   // a bad value is shown next to the box before any request
     changed();
   });
   $("#add-run").addEventListener("click", () => {

@@ -127,7 +127,8 @@ export function drawContour() {
   svgEl("g", { id: "paths", "clip-path": "url(#plot-clip)" }, svg);
   svgEl("g", { id: "edges" }, svg);
   const start = state.start || land.start;
-  svgEl("circle", { id: "start-marker", cx: g.sx(start[0]), cy: g.sy(start[1]), r: 6.5, class: "start-marker" }, svg)
+  const at = (v, s) => (Number.isFinite(v) ? s(v) : 0);   // a start box left empty: drawPaths hides the marker
+  svgEl("circle", { id: "start-marker", cx: at(start[0], g.sx), cy: at(start[1], g.sy), r: 6.5, class: "start-marker" }, svg)
     .append(titleNode(`start (${fmt(start[0])}, ${fmt(start[1])}): drag or click elsewhere to move it`));
   drawPaths();
 }
@@ -196,8 +197,9 @@ export function drawPaths() {
   const edges = $("#edges");
   edges.replaceChildren();
   const start = state.start;
-  const startOut = Boolean(start) && outside(g, start[0], start[1]);
-  $("#start-marker").style.visibility = startOut ? "hidden" : "";
+  const placed = Boolean(start) && start.every(Number.isFinite);
+  const startOut = placed && outside(g, start[0], start[1]);
+  $("#start-marker").style.visibility = placed && !startOut ? "" : "hidden";
   const taken = [];
   if (startOut) edgeMarker(edges, g, start[0], start[1], "#fff", "start", taken);
   const res = view.results;
