@@ -165,3 +165,20 @@ def test_a_link_with_an_empty_or_odd_value(browser, live_server):
     assert page.locator("#results tbody tr").first.inner_text().startswith("Adam (lr=0.001, amsgrad=True)")
     assert not page.problems, page.problems
     page.close()
+
+
+def test_a_server_that_cannot_be_reached_is_said_so(browser, live_server):
+    page = open_page(browser, f"{live_server.url}/?landscape=bowl&steps=50&r1=adam", 1280, 800)
+    wait_for_run(page, 0)
+    page.route("**/api/run", lambda route: route.abort("connectionrefused"))
+    page.click("#run")
+    page.wait_for_function("document.querySelector('#status').classList.contains('error')", timeout=5_000)
+    # the browser's own words were "Failed to fetch"
+    assert page.inner_text("#status") == "could not reach the server: is descend serve still running?"
+    assert page.evaluate("document.body.classList.contains('stale')") and page.is_visible("#stale-note")
+    page.unroute("**/api/run")
+    page.click("#run")
+    wait_for_run(page, 1)
+    assert not page.evaluate("document.body.classList.contains('stale')")
+    assert [p for p in page.problems if "ERR_CONNECTION_REFUSED" not in p] == []
+    page.close()

@@ -197,7 +197,7 @@ export async function init() {
     for (const s of scheds) catalog.schedules[s.name] = s;
     catalog.limits = limits;
   } catch (err) {
-    setStatus(`could not reach the server: ${err.message}`, true);
+    setStatus(err.message, true);
     return;
   }
   $("#landscape").replaceChildren(...catalog.landscapes.map((l) => el("option", { value: l.name, text: l.title })));

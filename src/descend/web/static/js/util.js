@@ -68,7 +68,14 @@ export async function api(path, body, signal) {
   const headers = { "x-descend-session": SESSION };
   const opts = body === undefined ? { signal, headers } :
     { method: "POST", headers: { ...headers, "content-type": "application/json" }, body: JSON.stringify(body), signal };
-  const res = await fetch(path, opts);
+  let res;
+  try {
+    res = await fetch(path, opts);
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    // the browser says only "Failed to fetch"
+    throw new Error("could not reach the server: is descend serve still running?");
+  }
   let data = null;
   try { data = await res.json(); } catch { data = null; }
   if (!res.ok) {
