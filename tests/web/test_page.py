@@ -373,3 +373,26 @@ def test_a_box_left_bad_is_never_raced_with_its_old_value(browser, live_server):
     assert len(sent) == raced
     assert not page.problems, page.problems
     page.close()
+
+
+def test_the_charts_show_every_run_when_some_diverge(browser, live_server, artifacts):
+    # Momentum diverges on Beale (f - f* up to 1e87) and GD runs with lr 1e308: the loss axis spanned
+    # 1e71..1e86 and Adam's line lay flat under the frame; the lr chart hid every lr but 1e308
+    setup = {"landscape": "beale", "steps": "300", "r1": "momentum", "r2": "adam", "r2.lr": "0.05",
+             "r3": "gd", "r3.lr": "1e308"}
+    page = open_page(browser, f"{live_server.url}/?{urlencode(setup)}", 1280, 800)
+    wait_for_run(page, 0)
+    page.wait_for_function("document.querySelectorAll('#lr-chart path.series').length === 3", timeout=5_000)
+
+    def heights(chart: str, run: int) -> list[float]:
+        d = page.get_attribute(f"#{chart} path.series[data-run='{run}']", "d")
+        return [float(p.split(",")[1]) for p in d.replace("M", "L").split("L") if p]
+
+    adam = heights("loss-chart", 1)
+    frame = (10, 198)   # the plot area of a chart: pad.t to pad.t + ih
+    assert all(frame[0] <= y <= frame[1] for y in adam) and max(adam) - min(adam) > 50, adam
+    for run in (0, 1):   # the lr of Momentum and Adam, inside the lr chart
+        assert all(frame[0] <= y <= frame[1] for y in heights("lr-chart", run))
+    page.screenshot(path=str(artifacts / "page-charts-with-divergence-1280x800.png"))
+    assert not page.problems, page.problems
+    page.close()
