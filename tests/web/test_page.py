@@ -396,3 +396,24 @@ def test_the_charts_show_every_run_when_some_diverge(browser, live_server, artif
     page.screenshot(path=str(artifacts / "page-charts-with-divergence-1280x800.png"))
     assert not page.problems, page.problems
     page.close()
+
+
+def test_a_run_leaving_the_view_is_drawn_in_its_own_direction(browser, live_server, artifacts):
+    import math
+
+    from descend import lab
+
+    # GD with lr 1e10 on the bowl jumps from (-2.5, 1) to (2.5e10, -1e11) in one step: steeply down.
+    # Each end was clamped to 1e4 px on its own, so the line ran to the corner at 45 degrees.
+    run = lab.minimize("bowl", x0=[-2.5, 1.0], optimizer="gd", lr=1e10, steps=50, tol=1e-6)
+    (x0, y0), (x1, y1) = run.path[0].tolist(), run.path[1].tolist()
+    page = open_page(browser, f"{live_server.url}/?landscape=bowl&x=-2.5&y=1&steps=50&r1=gd&r1.lr=1e10", 1280, 800)
+    wait_for_run(page, 0)
+    points = page.get_attribute("#paths polyline.path-line", "points").split()
+    (ax, ay), (bx, by) = (tuple(map(float, p.split(","))) for p in points[-2:])
+    side = 506 / 6   # pixels per unit: the bowl's box is 6 wide and 6 high, drawn 506 x 506
+    want = math.atan2(-(y1 - y0) * side, (x1 - x0) * side)
+    assert abs(math.atan2(by - ay, bx - ax) - want) < 0.01, (points, want)
+    assert page.locator("#edges .end-edge").count() == 1   # and its end is named at the edge
+    assert not page.problems, page.problems
+    page.close()
