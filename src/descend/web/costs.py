@@ -17,11 +17,26 @@ import threading
 import time
 from typing import Any
 
+import torch
+
 from descend import lab, optim
 
 PROBE_LANDSCAPE = "two_minima"  # every optimizer runs every step there with its defaults (none stops or diverges)
-PROBE_STEPS = (20, 220)  # per step: (time of the long run - time of the short one) / (steps between)
+PROBE_STEPS = 200  # the setup (about 1 ms) adds a few percent: an estimate on the safe side
 OVERHEAD_S = 0.03
+
+
+def one_thread() -> None:
+    """Compute on one intra-op thread in this thread, as every job does (and the cost probe).
+
+    The server computes ``workers`` jobs at once, each on its own thread, on tensors of a few
+    numbers, where intra-op threads only cost: MKL's LAPACK (Newton's 2 x 2 Cholesky) waits
+    milliseconds per call for threads of a busy machine. ``torch.set_num_threads`` sets the
+    calling thread's OpenMP and MKL threads (and those of threads started later), not the
+    threads already running.
+    """
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
 
 
 def groups(optimizers: list[str], steps_taken: list[int] | None = None) -> dict[str, int]:
@@ -50,21 +65,20 @@ class Costs:
         """Seconds per step of one run of each optimizer (measured once, on first call)."""
         with self._lock:
             if self._per_step is None:
+                one_thread()  # as the jobs compute (the probe ran Newton on MKL's threads: 5x slower)
                 self._per_step = {name: self._probe(name) for name in optim.OPTIMIZERS}
             return dict(self._per_step)
 
     @staticmethod
     def _probe(name: str) -> float:
-        def timed(steps: int) -> tuple[float, int]:
+        def timed(steps: int) -> float:
             t0 = time.perf_counter()
             (run,) = lab.minimize_many(PROBE_LANDSCAPE, [{"optimizer": name}], steps=steps, tol=None)
-            return time.perf_counter() - t0, run.steps
+            return (time.perf_counter() - t0) / max(run.steps, 1)
 
         timed(5)  # warm up
-        (t_short, n_short), (t_long, n_long) = timed(PROBE_STEPS[0]), timed(PROBE_STEPS[1])
-        if n_long > n_short and t_long > t_short:
-            return (t_long - t_short) / (n_long - n_short)
-        return t_long / max(n_long, 1)
+        # the faster of two: a busy machine only ever slows a probe down
+        return min(timed(PROBE_STEPS), timed(PROBE_STEPS))
 
     def estimate(self, optimizers: list[str], steps: int) -> float:
         """The expected computing time of ``steps`` steps of runs of ``optimizers`` (one group each)."""
@@ -83,9 +97,10 @@ class Costs:
             return
         table = self._per_step
         predicted = sum(table[key] * n for key, n in groups(optimizers, steps_taken).items())
-        if predicted <= 0 or seconds <= 0:
+        if predicted <= 0 or seconds <= OVERHEAD_S:
             return
-        ratio = min(20.0, max(0.02, seconds / predicted))
+        # the estimate adds OVERHEAD_S to the steps: the steps' share of the time corrects their cost
+        ratio = min(20.0, max(0.02, (seconds - OVERHEAD_S) / predicted))
         with self._lock:
             weight = 0.3 if self.observed else 1.0
             self.scale = (1 - weight) * self.scale + weight * ratio
