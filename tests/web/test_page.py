@@ -245,6 +245,11 @@ def test_results_of_an_older_setup_are_never_shown_as_current(browser, live_serv
     assert page.evaluate(first_point) == drawn_from
     assert page.evaluate(dimmed) and page.evaluate(stale) == "changed"
     assert page.is_visible("#stale-note") and "setup changed" in page.inner_text("#stale-note")
+    # the results are dimmed; the landscape, the start marker and the lr preview answer the setup on the
+    # page and are not (a greyed plot is where the learner places the start)
+    opacity = "(s) => getComputedStyle(document.querySelector(s)).opacity"
+    assert [page.evaluate(opacity, s) for s in ("#paths", "#loss-chart", "#results")] == ["0.45"] * 3
+    assert [page.evaluate(opacity, s) for s in (".contour-panel", "#contour", "#lr-chart")] == ["1"] * 3
     page.screenshot(path=str(artifacts / "page-outdated-results-1280x800.png"))
     # back to the start they answer: current again
     page.fill("#start-x", "-2.5")
