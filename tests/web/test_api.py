@@ -312,8 +312,31 @@ def test_the_cost_scale_counts_the_steps_runs_really_took():
 
     costs = Costs()
     costs._per_step = {**{k: 1e-3 for k in O.OPTIMIZERS}, "newton": 2e-2}   # as if measured
-    # Newton converged after 5 steps, Adam ran 200: 5 * 20 ms + 200 * 1 ms = 0.3 s predicted
-    costs.observe(["newton", "adam"], [5, 200], 0.6)
+    # Newton converged after 5 steps, Adam ran 200: 5 * 20 ms + 200 * 1 ms = 0.3 s predicted,
+    # and OVERHEAD_S of the request's 0.6 s was not the steps'
+    costs.observe(["newton", "adam"], [5, 200], 0.6 + OVERHEAD_S)
     assert costs.scale == pytest.approx(2.0)
     # the estimate is for the full budget: a run may not stop early
     assert costs.estimate(["newton", "gd"], 1000) == pytest.approx(OVERHEAD_S + 1000 * 2.0 * 0.021)
+
+
+def test_runs_of_one_optimizer_cost_one_lockstep_step():
+    from descend.web.costs import OVERHEAD_S, Costs
+
+    costs = Costs()
+    costs._per_step = {**{k: 1e-3 for k in O.OPTIMIZERS}, "newton": 2e-2}   # as if measured
+    assert costs.estimate(["newton"] * 8, 1000) == pytest.approx(OVERHEAD_S + 1000 * 0.02)
+    assert costs.estimate(["gd", "sgd", "adam"], 1000) == pytest.approx(OVERHEAD_S + 1000 * 0.002)  # gd is sgd
+    # eight Newton runs of up to 100 steps predicted as one: 100 * 20 ms = 2 s
+    costs.observe(["newton"] * 8, [100, 40, 100, 100, 100, 100, 100, 100], 1.0 + OVERHEAD_S)
+    assert costs.scale == pytest.approx(0.5)
+
+
+def test_the_cost_probe_measures_steps_not_the_setup():
+    from descend import lab
+    from descend.web.costs import PROBE_LANDSCAPE, PROBE_STEPS
+
+    # every optimizer takes every probe step there: a run that stopped would time its setup
+    for name in O.OPTIMIZERS:
+        (run,) = lab.minimize_many(PROBE_LANDSCAPE, [{"optimizer": name}], steps=PROBE_STEPS, tol=None)
+        assert run.steps == PROBE_STEPS and not run.diverged, name

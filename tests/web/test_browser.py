@@ -138,3 +138,47 @@ def test_bad_value_shows_the_server_message_on_its_field(browser, live_server):
     wait_for_run(page, 0)
     assert page.locator(".run-card.has-error").count() == 0
     page.close()
+
+
+def test_the_lr_preview_draws_every_lr_a_run_takes(browser, live_server):
+    # lr 1e7 is a legal (divergent) run; its preview was refused (lr at most 1e6) and its line left out
+    page = open_page(browser, f"{live_server.url}/?landscape=bowl&steps=100&r1=gd&r1.lr=1e7&r2=adam", 1280, 800)
+    wait_for_run(page, 0)
+    page.wait_for_function("document.querySelectorAll('#lr-chart path.series').length === 2", timeout=5_000)
+    titles = page.eval_on_selector_all("#lr-chart path.series title", "els => els.map(e => e.textContent)")
+    assert len(titles) == 2 and "10000000" in titles[0], titles
+    assert "schedule:" not in page.inner_text("#status")
+    assert not page.problems, page.problems
+    page.close()
+
+
+def test_a_link_with_an_empty_or_odd_value(browser, live_server):
+    # r1.lr= is the default (it was read as lr 0: a race that never moved); amsgrad=maybe is named
+    # as the error it is (it was read as false)
+    page = open_page(browser, f"{live_server.url}/?landscape=bowl&steps=50&r1=adam&r1.lr=&r1.amsgrad=maybe", 1280, 800)
+    page.wait_for_selector(".run-card.has-error", timeout=5_000)
+    assert page.inner_text("#status") == 'Optimizer 1 (Adam), amsgrad: amsgrad must be true or false, got "maybe"'
+    assert page.locator("#r0-amsgrad.invalid").count() == 1
+    assert page.input_value("#r0-lr") == "0.001"   # Adam's default
+    page.click("#r0-amsgrad")   # a choice made: true
+    wait_for_run(page, 0)
+    assert page.locator("#results tbody tr").first.inner_text().startswith("Adam (lr=0.001, amsgrad=True)")
+    assert not page.problems, page.problems
+    page.close()
+
+
+def test_a_server_that_cannot_be_reached_is_said_so(browser, live_server):
+    page = open_page(browser, f"{live_server.url}/?landscape=bowl&steps=50&r1=adam", 1280, 800)
+    wait_for_run(page, 0)
+    page.route("**/api/run", lambda route: route.abort("connectionrefused"))
+    page.click("#run")
+    page.wait_for_function("document.querySelector('#status').classList.contains('error')", timeout=5_000)
+    # the browser's own words were "Failed to fetch"
+    assert page.inner_text("#status") == "could not reach the server: is descend serve still running?"
+    assert page.evaluate("document.body.classList.contains('stale')") and page.is_visible("#stale-note")
+    page.unroute("**/api/run")
+    page.click("#run")
+    wait_for_run(page, 1)
+    assert not page.evaluate("document.body.classList.contains('stale')")
+    assert [p for p in page.problems if "ERR_CONNECTION_REFUSED" not in p] == []
+    page.close()

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
 import typer
 from typer.testing import CliRunner
 
+from descend.cli import serve as serve_module
 from descend.cli.serve import is_loopback, register
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_app() -> typer.Typer:
@@ -28,6 +37,7 @@ def test_serve_defaults_to_localhost_8000(monkeypatch):
         calls.update(app=app, host=host, port=port, log_level=log_level)
 
     monkeypatch.setattr(uvicorn, "run", fake_run)
+    monkeypatch.setattr(serve_module, "cannot_listen", lambda host, port: None)   # whatever holds port 8000 here
     result = CliRunner().invoke(make_app(), ["serve"])
     assert result.exit_code == 0, result.output
     assert calls["host"] == "127.0.0.1" and calls["port"] == 8000
@@ -40,6 +50,7 @@ def test_serve_options(monkeypatch):
 
     calls = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, host, port, log_level: calls.update(app=app, host=host, port=port))
+    monkeypatch.setattr(serve_module, "cannot_listen", lambda host, port: None)
     result = CliRunner().invoke(make_app(), ["serve", "--port", "9123", "--max-steps", "300", "--time-limit", "2"])
     assert result.exit_code == 0, result.output
     assert calls["port"] == 9123
@@ -56,3 +67,26 @@ def test_serve_help_and_bad_port():
 def test_is_loopback():
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("example.org")
+
+
+
+def descend(*args: str) -> subprocess.CompletedProcess:
+    """The real ``descend`` command of this environment, importing this checkout's code."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
+    exe = Path(sys.executable).parent / "descend"
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_serve_says_why_it_cannot_listen():
+    # uvicorn said "[Errno -2] Name or service not known" (no host named) or "address already in
+    # use", both after the lab had announced its address, and exited with 3
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        busy = descend("serve", "--port", str(port))
+    assert busy.returncode == 2 and "descend lab on" not in busy.stdout
+    assert f"error: port {port} on 127.0.0.1 is in use (another server?); pick another with --port" in busy.stderr
+    bad = descend("serve", "--host", "999.1.1.1")
+    assert bad.returncode == 2 and "descend lab on" not in bad.stdout
+    assert "error: --host '999.1.1.1' is neither an address nor a name this machine can resolve" in bad.stderr

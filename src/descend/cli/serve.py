@@ -8,7 +8,9 @@ The main CLI registers the command with one line::
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import socket
 from typing import Annotated
 
 import typer
@@ -24,6 +26,33 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def cannot_listen(host: str, port: int) -> str | None:
+    """Why the lab could not listen on ``host``:``port``, or None when it can.
+
+    uvicorn's own words name neither the address nor the way out ("[Errno -2] Name or service
+    not known"), and come after the lab has announced its address.
+    """
+    try:
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError) as e:
+        reason = getattr(e, "strerror", None) or str(e)
+        return f"--host {host!r} is neither an address nor a name this machine can resolve ({reason})"
+    family, kind, proto, _, address = info
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind(address)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                return f"port {port} on {host} is in use (another server?); pick another with --port"
+            if e.errno == errno.EADDRNOTAVAIL:
+                return f"--host {host} is not an address of this machine"
+            if e.errno == errno.EACCES:
+                return f"port {port} needs administrator rights; pick one above 1023 with --port"
+            return f"cannot listen on {host}:{port}: {e.strerror or e}"
+    return None
 
 
 def serve(
@@ -51,6 +80,10 @@ def serve(
             fg=typer.colors.RED, err=True,
         )
         raise typer.Exit(code=2)
+    problem = cannot_listen(host, port)
+    if problem:
+        typer.secho(f"error: {problem}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2)
     if not is_loopback(host):
         typer.secho(
             f"warning: binding to {host} makes the lab reachable from other machines",
@@ -71,4 +104,4 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
 
 
-__all__ = ["register", "serve", "is_loopback"]
+__all__ = ["register", "serve", "is_loopback", "cannot_listen"]

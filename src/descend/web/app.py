@@ -55,7 +55,7 @@ from descend import schedules as S
 from descend.landscapes import Landscape
 
 from . import catalog
-from .costs import Costs
+from .costs import Costs, one_thread
 from .errors import BodyLimits, FieldError, field_error, message, unprocessable, validation_errors
 from .jobs import Busy, Cancelled, Job, OutOfTime, Scheduler
 from .models import SESSION_HEADER, request_models
@@ -235,22 +235,9 @@ def _minimize_all(land: Landscape, start: list[float], req: Any, prepared: list[
         raise FieldError(("body", "runs", index) if index is not None else ("body", "runs"), msg) from None
 
 
-def _one_thread() -> None:
-    """Compute on one intra-op thread in this (the job's) thread.
-
-    The server computes ``workers`` jobs at once, each on its own thread, on tensors of a few
-    numbers, where intra-op threads only cost: MKL's LAPACK (Newton's 2 x 2 Cholesky) waits
-    milliseconds per call for threads of a busy machine. ``torch.set_num_threads`` sets the
-    calling thread's OpenMP and MKL threads (and those of threads started later), not the
-    threads already running.
-    """
-    if torch.get_num_threads() != 1:
-        torch.set_num_threads(1)
-
-
 def compute_runs(req: Any, job: Job, costs: Costs | None = None) -> dict[str, Any]:
     """Every run of ``req`` computed by the lab, in the job's turns."""
-    _one_thread()
+    one_thread()
     prepared = prepare_runs(req)
     land = landscapes.get(req.landscape)
     start = list(req.start) if req.start is not None else list(land.start)

@@ -104,6 +104,10 @@ def number(value: Any) -> Any:
     return value
 
 
+# pydantic's refusals of a value outside its bounds
+BOUND_KINDS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
+
+
 def validation_errors(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """pydantic's errors as the API reports them: one per field, each one sentence."""
     out: list[dict[str, Any]] = []
@@ -120,6 +124,10 @@ def validation_errors(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
             loc = ["body"]
         elif kind in ("missing", "extra_forbidden"):
             msg = "required" if kind == "missing" else "is not a field here"
+        elif kind in BOUND_KINDS and "input" in e:  # pydantic names the bound, not the value refused
+            got = e["input"]
+            number = isinstance(got, (int, float)) and not isinstance(got, bool)
+            msg = f"{msg}, got {got:g}" if number else f"{msg}, got {shown_value(got)}"
         key = tuple(loc)
         if key in seen:  # a union whose members all refused the value: keep the first sentence
             continue

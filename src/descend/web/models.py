@@ -45,6 +45,8 @@ def request_models(limits: Limits) -> dict[str, type[BaseModel]]:
     ScheduleName = Literal[tuple(S.describe())]  # type: ignore[valid-type]
     Steps = Annotated[int, BeforeValidator(number), Field(ge=1, le=limits.max_steps, strict=True)]
     Rate = Annotated[float, BeforeValidator(number), Field(ge=0.0, le=1e6, allow_inf_nan=False)]
+    # any lr a run takes (the optimizers allow [0, inf)): the preview draws what the run would use
+    LearningRate = Annotated[float, BeforeValidator(number), Field(ge=0.0, allow_inf_nan=False)]
 
     class ScheduleSpec(Strict):
         """A schedule by name with its options (as ``descend.schedules.build`` takes them)."""
@@ -75,7 +77,7 @@ def request_models(limits: Limits) -> dict[str, type[BaseModel]]:
         """A schedule to evaluate at steps 0 .. steps - 1."""
 
         name: ScheduleName = Field(description="schedule name; constant for a fixed lr")
-        lr: Rate = Field(default=0.1, description="base lr")
+        lr: LearningRate = Field(default=0.1, description="base lr")
         steps: Steps = Field(default=500)
         options: Options
 

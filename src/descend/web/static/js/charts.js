@@ -6,39 +6,49 @@ import { niceTicks, titleNode, recordIndex } from "./plot.js";
 
 // ------------------------------------------------------------------ charts
 
+// series: [{points: [[x, y], ...], color, label, run, dash, leaves}]; a series with `leaves` (a diverged
+// run) does not set the y range while another series does: it leaves the chart at the edge instead of
+// squashing the others into a line along the bottom. opts.decades: the most decades a log axis spans.
 export function lineChart(svg, series, opts) {
   const W = 460, H = 230, pad = { l: 54, r: 22, t: 10, b: 32 };
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   svg.replaceChildren();
   const iw = W - pad.l - pad.r, ih = H - pad.t - pad.b;
-  const all = series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+  const finite = (list) => list.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+  const all = finite(series);
   if (!all.length) {
     svgEl("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "chart-label" }, svg).textContent = opts.empty || "no data";
     return;
   }
   const xmax = Math.max(opts.xMax || 1, ...all.map((p) => p[0]));
+  const staying = finite(series.filter((s) => !s.leaves));
+  const ranged = staying.length ? staying : all;
   let log = opts.logY;
-  const ys = all.map((p) => p[1]);
+  const ys = ranged.map((p) => p[1]);
   if (log && ys.some((y) => y <= 0)) log = ys.some((y) => y > 0);
   const usable = log ? ys.filter((y) => y > 0) : ys;
   let ylo = Math.min(...usable), yhi = Math.max(...usable);
+  // a log axis in exponents (lo, hi): its ends may lie past the largest double (a loss near 1e308)
+  let lo = 0, hi = 1;
   if (log) {
-    ylo = Math.max(ylo, yhi * 1e-16);
-    ylo = 10 ** Math.floor(Math.log10(ylo)); yhi = 10 ** Math.ceil(Math.log10(yhi));
-    if (ylo === yhi) { ylo /= 10; yhi *= 10; }
+    lo = Math.floor(Math.log10(Math.max(ylo, yhi * 10 ** -(opts.decades || 16))));
+    hi = Math.ceil(Math.log10(yhi));
+    if (lo === hi) { lo -= 1; hi += 1; }
     // a little room so that lines on a decade do not sit on the frame
-    const room = (Math.log10(yhi) - Math.log10(ylo)) * 0.04;
-    ylo /= 10 ** room; yhi *= 10 ** room;
+    const room = (hi - lo) * 0.04;
+    lo -= room; hi += room;
   } else if (ylo === yhi) { ylo -= Math.abs(ylo) * 0.1 || 1; yhi += Math.abs(yhi) * 0.1 || 1; }
   else { const m = (yhi - ylo) * 0.05; ylo -= m; yhi += m; }
   const sx = (x) => pad.l + (x / xmax) * iw;
-  const ty = (y) => (log ? (Math.log10(y) - Math.log10(ylo)) / (Math.log10(yhi) - Math.log10(ylo)) : (y - ylo) / (yhi - ylo));
-  const sy = (y) => pad.t + (1 - Math.min(1.02, Math.max(-0.02, ty(y)))) * ih;
+  // a point far outside keeps its direction (the clip cuts the line at the frame), within a finite pixel
+  const at = (t) => pad.t + (1 - Math.min(50, Math.max(-50, t))) * ih;
+  const sy = (y) => at(log ? (Math.log10(y) - lo) / (hi - lo) : (y - ylo) / (yhi - ylo));
   const axis = svgEl("g", { class: "axis" }, svg);
-  const yt = log ? logTicks(ylo, yhi) : niceTicks(ylo, yhi, 5);
-  for (const y of yt) {
-    svgEl("line", { x1: pad.l, x2: pad.l + iw, y1: sy(y), y2: sy(y), class: "grid-line" }, axis);
-    svgEl("text", { x: pad.l - 6, y: sy(y) + 4, "text-anchor": "end" }, axis).textContent = log ? `1e${Math.round(Math.log10(y))}` : fmt(y);
+  const yt = log ? logTicks(lo, hi).map((e) => [at((e - lo) / (hi - lo)), `1e${e}`])
+    : niceTicks(ylo, yhi, 5).map((y) => [sy(y), fmt(y)]);
+  for (const [py, text] of yt) {
+    svgEl("line", { x1: pad.l, x2: pad.l + iw, y1: py, y2: py, class: "grid-line" }, axis);
+    svgEl("text", { x: pad.l - 6, y: py + 4, "text-anchor": "end" }, axis).textContent = text;
   }
   for (const x of niceTicks(0, xmax, 5)) {
     svgEl("line", { x1: sx(x), x2: sx(x), y1: pad.t + ih, y2: pad.t + ih + 4 }, axis);
@@ -68,11 +78,12 @@ export function lineChart(svg, series, opts) {
   }
 }
 
+// exponents from lo to hi for the ticks of a log axis (exponents themselves): about 6, on round ones
 export function logTicks(lo, hi) {
-  const a = Math.ceil(Math.log10(lo) - 1e-9), b = Math.floor(Math.log10(hi) + 1e-9);
-  const every = Math.max(1, Math.ceil((b - a) / 6));
+  const span = Math.floor(hi + 1e-9) - Math.ceil(lo - 1e-9);
+  const every = [1, 2, 5, 10, 20, 25, 50, 100, 200].find((s) => s >= span / 6) || Math.ceil(span / 6);
   const out = [];
-  for (let e = a; e <= b; e += every) out.push(10 ** e);
+  for (let e = Math.ceil(lo / every - 1e-9) * every; e <= hi + 1e-9; e += every) out.push(e);
   return out;
 }
 
@@ -94,7 +105,7 @@ export function drawLossChart() {
       const f = r.losses[k];
       pts.push([r.record_steps[k], f === null ? NaN : fStar === null ? f : f - fStar]);
     }
-    return { points: pts, color: COLORS[i % COLORS.length], label: r.label, run: i };
+    return { points: pts, color: COLORS[i % COLORS.length], label: r.label, run: i, leaves: r.diverged };
   });
   lineChart(svg, series, { logY: fStar !== null, xMax: view.maxStep, xLabel: "step" });
 }
@@ -130,7 +141,8 @@ export async function drawLrPreview() {
   const spread = values.length ? Math.max(...values) / Math.min(...values) : 1;
   const bad = out.find((r) => r && r.error);
   const empty = bad ? "The schedule has an error: see its card." : "Add an optimizer to see its lr.";
-  lineChart(svg, series, { logY: spread > 3, xMax: state.steps, xLabel: "step", empty });
+  // every lr a learner set is shown, however far apart (1e-5 next to 1e300)
+  lineChart(svg, series, { logY: spread > 3, xMax: state.steps, xLabel: "step", empty, decades: 400 });
   if (bad) setStatus(`schedule: ${bad.error.message}`, true);
 }
 

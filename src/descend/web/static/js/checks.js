@@ -1,15 +1,16 @@
 // Before a request goes out: what it will cost, and whether the server must refuse it.
 // After one fails: the error next to the control that caused it, and the old results marked stale.
 
-import { $, catalog, state, fmt, el, setStatus } from "./util.js";
+import { $, catalog, state, view, fmt, el, setStatus } from "./util.js";
 import { resolveName } from "./url.js";
 
-// seconds the race will compute: steps x the measured cost of each run's optimizer (GET /api/costs)
+// seconds the race will compute: steps x the measured cost of each optimizer in it (GET /api/costs).
+// An optimizer counts once: the server steps all runs of one optimizer together, as one tensor.
 export function estimateSeconds(steps = state.steps) {
   const c = catalog.costs;
   if (!c) return null;
   let each = 0;
-  for (const r of state.runs) each += c.per_step_s[r.optimizer] ?? c.per_step_s[resolveName(r.optimizer)] ?? 0;
+  for (const key of new Set(state.runs.map((r) => resolveName(r.optimizer)))) each += c.per_step_s[key] ?? 0;
   return c.overhead_s + steps * c.scale * each;
 }
 
@@ -34,6 +35,7 @@ export function updateEstimate() {
 
 function rangeProblem(spec, v) {
   if (v === null || v === undefined || v === "") return spec.nullable ? null : "needs a value";
+  if (spec.kind === "bool") return typeof v === "boolean" ? null : `must be true or false, got ${JSON.stringify(v)}`;
   if (spec.kind !== "number" && spec.kind !== "integer") return null;
   if (typeof v !== "number" || !Number.isFinite(v)) return "must be a number";
   if (spec.kind === "integer" && !Number.isInteger(v)) return "must be a whole number";
@@ -50,8 +52,13 @@ export function findProblems() {
     out.push({ loc: ["steps"], msg: `must be a whole number from 1 to ${lim.max_steps}` });
   }
   if (!state.runs.length) out.push({ loc: ["runs"], msg: "add at least one optimizer" });
+  const shown = (v) => (Number.isNaN(v) ? "nothing" : String(v));
+  if (!(Number.isFinite(state.tol) && state.tol >= 0)) {
+    out.push({ loc: ["tol"], msg: `tolerance must be a number ≥ 0, got ${shown(state.tol)}` });
+  }
   if (state.start && state.start.some((v) => !(Math.abs(v) <= 1e4))) {
-    out.push({ loc: ["start"], msg: "x and y must be numbers from -10000 to 10000" });
+    out.push({ loc: ["start"], msg: `x and y must be numbers from -10000 to 10000, got x = ${shown(state.start[0])}, ` +
+      `y = ${shown(state.start[1])}` });
   }
   state.runs.forEach((run, i) => {
     const opt = catalog.optimizers[resolveName(run.optimizer)];
@@ -70,10 +77,40 @@ export function findProblems() {
   return out;
 }
 
-export function markStale(stale) {
-  document.body.classList.toggle("stale", stale);
+// the request the page's setup makes now
+export function runRequest() {
+  return {
+    landscape: state.landscape,
+    start: state.start,
+    steps: state.steps,
+    tol: state.tol,
+    record_every: Math.max(1, Math.floor(state.steps / 1000)),
+    runs: state.runs.map((r) => ({ optimizer: r.optimizer, hyper: r.hyper, schedule: r.schedule })),
+  };
+}
+
+const STALE_NOTES = {
+  failed: "Stale: the last race could not run (see the error), so these results are from an earlier one.",
+  changed: "Outdated: the setup changed since these results were computed; press Run to race this one.",
+};
+
+// Results on show that do not answer the setup on the page are dimmed, never passed off as current:
+// after a failed request (markStale(true), until a run succeeds), and while the setup differs from
+// the request the results answer (a start moved, an optimizer removed, with auto re-run off or
+// before the new run comes back).
+export function markStale(failed = view.failed) {
+  view.failed = Boolean(failed);
+  const changed = Boolean(view.results) && view.resultsKey !== JSON.stringify(runRequest());
+  const reason = view.failed ? "failed" : changed ? "changed" : null;
+  document.body.classList.toggle("stale", reason !== null);
+  document.body.dataset.stale = reason || "";
   const note = $("#stale-note");
-  if (note) note.hidden = !stale || !document.querySelector("#results tbody tr[data-run]");
+  if (!note) return;
+  note.textContent = reason ? STALE_NOTES[reason] : "";
+  // with auto re-run on, a new run is on its way (unless the setup cannot run): dim without a note
+  // that would come and go
+  const waiting = reason === "changed" && $("#live").checked && !findProblems().length;
+  note.hidden = !reason || waiting || !document.querySelector("#results tbody tr[data-run]");
 }
 
 export function clearErrors() {

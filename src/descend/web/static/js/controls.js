@@ -1,9 +1,9 @@
 // The setup panel: landscape, start, steps, optimizer cards with their hyperparameters and schedules.
 
-import { COLORS, $, catalog, state, view, el, fmt, numText } from "./util.js";
+import { COLORS, LIVE_COMMIT_MS, LIVE_DRAG_MS, $, catalog, state, view, el, fmt, numText } from "./util.js";
 import { resolveName, parseValue, saveUrl } from "./url.js";
 import { schedulePreviewSoon } from "./charts.js";
-import { updateEstimate } from "./checks.js";
+import { markStale, updateEstimate } from "./checks.js";
 import { runRace } from "./main.js";
 
 // ------------------------------------------------------------------ controls
@@ -73,7 +73,7 @@ export function hyperControl(run, spec, i) {
   const row = (cls, ...controls) => el("div", { class: `hyper ${cls}`, "data-row": spec.name }, label, ...controls, help(spec.help));
   if (spec.kind === "bool" && !spec.nullable) {
     const box = el("input", { id, type: "checkbox", "data-hyper": spec.name });
-    box.checked = Boolean(value);
+    box.checked = value === true;   // "maybe" from a link: unchecked, and named as the error it is
     // the value in words, in the ink of every other value: a checkbox alone reads as "off" or "disabled"
     const word = el("label", { for: id, class: "bool-state", text: String(box.checked) });
     box.addEventListener("change", () => {
@@ -248,9 +248,10 @@ export function renderRunCard(run, i) {
 export function changed({ preview = false, live = true, commit = true } = {}) {
   saveUrl({ commit });
   updateEstimate();
+  markStale();   // the results on show answer the setup before this change
   if (preview) schedulePreviewSoon();
   if (live && view.hasRun && $("#live").checked) {
     clearTimeout(view.liveTimer);
-    view.liveTimer = setTimeout(runRace, 450);
+    view.liveTimer = setTimeout(runRace, commit ? LIVE_COMMIT_MS : LIVE_DRAG_MS);
   }
 }

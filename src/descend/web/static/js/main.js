@@ -3,7 +3,7 @@
 import { COLORS, MAX_FRAMES, ANIMATION_MS, $, catalog, state, view, el, fmt, api, setStatus } from "./util.js";
 import { saveUrlNow, saveUrl, loadUrl } from "./url.js";
 import { optimizerOptions, newRun, renderControls, changed } from "./controls.js";
-import { clearErrors, findProblems, markStale, showErrors, updateEstimate } from "./checks.js";
+import { clearErrors, findProblems, markStale, runRequest, showErrors, updateEstimate } from "./checks.js";
 import { drawContour, drawPaths, setupPlotInput } from "./plot.js";
 import { drawLossChart, drawLrPreview } from "./charts.js";
 
@@ -61,17 +61,6 @@ export function animate() {
   view.anim = requestAnimationFrame(tick);
 }
 
-export function runRequest() {
-  return {
-    landscape: state.landscape,
-    start: state.start,
-    steps: state.steps,
-    tol: state.tol,
-    record_every: Math.max(1, Math.floor(state.steps / 1000)),
-    runs: state.runs.map((r) => ({ optimizer: r.optimizer, hyper: r.hyper, schedule: r.schedule })),
-  };
-}
-
 export async function runRace() {
   clearTimeout(view.liveTimer);
   view.hasRun = true;   // from now on, "auto re-run" follows every change (also after an error)
@@ -84,12 +73,18 @@ export async function runRace() {
   button.disabled = true;
   setStatus("Running…");
   const t0 = performance.now();
+  const body = runRequest();
+  const key = JSON.stringify(body);   // now: the controls may change while it computes
   try {
-    const res = await api("/api/run", runRequest(), ctrl.signal);
+    const res = await api("/api/run", body, ctrl.signal);
     if (ctrl.signal.aborted) return;
     clearErrors();
-    markStale(false);
     view.results = res;
+    view.resultsKey = key;
+    markStale(false);
+    // a value typed while it computed that cannot run: its error stays next to its box
+    const problems = findProblems();
+    if (problems.length) { showErrors("", problems); markStale(false); }   // the race ran: outdated, not failed
     view.maxStep = Math.max(1, ...res.runs.map((r) => r.result.steps));
     view.maxFrame = Math.min(MAX_FRAMES, view.maxStep);
     $("#frame").max = String(view.maxFrame);
@@ -129,6 +124,8 @@ export async function loadGrid() {
 }
 
 export async function selectLandscape(name) {
+  // a race on the old landscape still computing is of no use now (auto re-run or not)
+  if (view.runAbort) { view.runAbort.abort(); setStatus(""); }
   state.landscape = name;
   state.start = [...catalog.byLandscape[name].page_start];
   view.results = null;
@@ -147,10 +144,10 @@ export async function selectLandscape(name) {
 
 export function wireStaticControls() {
   $("#landscape").addEventListener("change", (e) => selectLandscape(e.target.value));
+  // a box's value as the setup holds it: an emptied box is no number (NaN), for the check to name
+  const typed = (id) => ($(id).value.trim() === "" ? NaN : Number($(id).value));
   const startInput = () => {
-    const x = Number($("#start-x").value), y = Number($("#start-y").value);
-    if ($("#start-x").value.trim() === "" || $("#start-y").value.trim() === "" || !Number.isFinite(x) || !Number.isFinite(y)) return;
-    state.start = [x, y];
+    state.start = [typed("#start-x"), typed("#start-y")];
     drawContour();
     changed();
   };
@@ -161,12 +158,7 @@ export function wireStaticControls() {
     changed({ preview: true });
   });
   $("#tol").addEventListener("change", () => {
-    const t = Number($("#tol").value);
-    if ($("#tol").value.trim() === "" || !Number.isFinite(t) || t < 0) {
-      showErrors("", [{ loc: ["tol"], msg: "tolerance must be a number ≥ 0" }]);
-      return;
-    }
-    state.tol = t;
+    state.tol = typed("#tol");   // a bad value is shown next to the box before any request
     changed();
   });
   $("#add-run").addEventListener("click", () => {
@@ -179,6 +171,11 @@ export function wireStaticControls() {
     runRace();
     // stacked layout: the plot sits above the controls, bring it into view
     if (window.matchMedia("(max-width: 900px)").matches) $(".contour-panel").scrollIntoView({ behavior: "smooth", block: "start" });
+  });
+  $("#live").addEventListener("change", () => {
+    markStale();
+    // turned on while the results answer an older setup: race this one
+    if ($("#live").checked && view.hasRun && document.body.dataset.stale === "changed") runRace();
   });
   $("#replay").addEventListener("click", () => { if (view.results) animate(); });
   $("#frame").addEventListener("input", (e) => { cancelAnimationFrame(view.anim); setFrame(Number(e.target.value)); });
@@ -200,7 +197,7 @@ export async function init() {
     for (const s of scheds) catalog.schedules[s.name] = s;
     catalog.limits = limits;
   } catch (err) {
-    setStatus(`could not reach the server: ${err.message}`, true);
+    setStatus(err.message, true);
     return;
   }
   $("#landscape").replaceChildren(...catalog.landscapes.map((l) => el("option", { value: l.name, text: l.title })));
@@ -247,6 +244,7 @@ async function restore() {
   } else drawContour();
   drawLrPreview();
   updateEstimate();
+  markStale();
   if (view.hasRun) runRace();
 }
 

@@ -3,6 +3,7 @@
 import { COLORS, SVGNS, $, catalog, state, view, el, svgEl, fmt } from "./util.js";
 import { saveUrl } from "./url.js";
 import { runRace } from "./main.js";
+import { markStale } from "./checks.js";
 
 // ------------------------------------------------------------------ contour plot
 
@@ -126,7 +127,8 @@ export function drawContour() {
   svgEl("g", { id: "paths", "clip-path": "url(#plot-clip)" }, svg);
   svgEl("g", { id: "edges" }, svg);
   const start = state.start || land.start;
-  svgEl("circle", { id: "start-marker", cx: g.sx(start[0]), cy: g.sy(start[1]), r: 6.5, class: "start-marker" }, svg)
+  const at = (v, s) => (Number.isFinite(v) ? s(v) : 0);   // a start box left empty: drawPaths hides the marker
+  svgEl("circle", { id: "start-marker", cx: at(start[0], g.sx), cy: at(start[1], g.sy), r: 6.5, class: "start-marker" }, svg)
     .append(titleNode(`start (${fmt(start[0])}, ${fmt(start[1])}): drag or click elsewhere to move it`));
   drawPaths();
 }
@@ -187,6 +189,54 @@ export function recordIndex(result, frame) {
   return lo;
 }
 
+// the pixel box a path is cut to: far beyond the plot, small enough for SVG's numbers
+const FAR_PX = 1e4;
+
+// The part of the segment a -> b (pixels) inside the box |x|, |y| <= FAR_PX (Liang-Barsky) as the
+// fractions [t0, t1] of the way from a to b, or null.
+// Cutting keeps the segment's direction: clamping each end's coordinates to the box drew a run that
+// left the view at (-7e11, 4e10) heading for the corner, at 45 degrees instead of nearly level.
+export function clipSegment(a, b) {
+  const dx = b[0] - a[0], dy = b[1] - a[1];
+  let t0 = 0, t1 = 1;
+  for (const [p, q] of [[-dx, a[0] + FAR_PX], [dx, FAR_PX - a[0]], [-dy, a[1] + FAR_PX], [dy, FAR_PX - a[1]]]) {
+    if (p === 0) { if (q < 0) return null; continue; }
+    const t = q / p;
+    if (p < 0) { if (t > t1) return null; t0 = Math.max(t0, t); }
+    else { if (t < t0) return null; t1 = Math.min(t1, t); }
+  }
+  return [t0, t1];
+}
+
+// A run's path up to record `upto` as pixel polylines cut to the far box (a path that leaves it and
+// comes back is two pieces), and the index of its last finite point (-1: none). Points stop at the
+// first non-finite one: what came after did not happen on the plot.
+export function pathPieces(path, upto, g) {
+  const pieces = [];
+  let cur = null, prev = null, last = -1;
+  for (let k = 0; k <= upto; k++) {
+    const p = path[k];
+    if (!p || p[0] === null || p[1] === null) break;
+    const px = [g.sx(p[0]), g.sy(p[1])];
+    if (!px.every(Number.isFinite)) break;
+    last = k;
+    if (prev === null) {
+      if (Math.abs(px[0]) <= FAR_PX && Math.abs(px[1]) <= FAR_PX) pieces.push((cur = [px]));
+    } else {
+      const seg = clipSegment(prev, px);
+      const along = (t) => [prev[0] + t * (px[0] - prev[0]), prev[1] + t * (px[1] - prev[1])];
+      if (!seg) cur = null;
+      else {
+        if (!cur) pieces.push((cur = [along(seg[0])]));   // (re-)entering the box
+        cur.push(seg[1] === 1 ? px : along(seg[1]));
+        if (seg[1] !== 1) cur = null;   // it leaves the box here
+      }
+    }
+    prev = px;
+  }
+  return { pieces: pieces.filter((pc) => pc.length > 1), last };
+}
+
 export function drawPaths() {
   const layer = $("#paths");
   if (!layer) return;
@@ -195,31 +245,26 @@ export function drawPaths() {
   const edges = $("#edges");
   edges.replaceChildren();
   const start = state.start;
-  const startOut = Boolean(start) && outside(g, start[0], start[1]);
-  $("#start-marker").style.visibility = startOut ? "hidden" : "";
+  const placed = Boolean(start) && start.every(Number.isFinite);
+  const startOut = placed && outside(g, start[0], start[1]);
+  $("#start-marker").style.visibility = placed && !startOut ? "" : "hidden";
   const taken = [];
   if (startOut) edgeMarker(edges, g, start[0], start[1], "#fff", "start", taken);
   const res = view.results;
   if (!res || res.landscape !== state.landscape) { $("#legend").replaceChildren(); return; }
-  const clampPx = (v) => Math.max(-1e4, Math.min(1e4, v));
   res.runs.forEach((run, i) => {
     const r = run.result;
     const color = COLORS[i % COLORS.length];
     const upto = recordIndex(r, view.frame);
-    const pts = [];
-    for (let k = 0; k <= upto; k++) {
-      const p = r.path[k];
-      if (!p || p[0] === null || p[1] === null) break;
-      pts.push(`${clampPx(g.sx(p[0])).toFixed(1)},${clampPx(g.sy(p[1])).toFixed(1)}`);
-    }
+    const { pieces, last } = pathPieces(r.path, upto, g);
     const grp = svgEl("g", { class: "trajectory", "data-run": i }, layer);
-    if (pts.length > 1) {
-      svgEl("polyline", { points: pts.join(" "), class: "path-halo" }, grp);
-      svgEl("polyline", { points: pts.join(" "), class: "path-line", stroke: color }, grp)
-        .append(titleNode(r.label));
+    for (const piece of pieces) {
+      const points = piece.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(" ");
+      svgEl("polyline", { points, class: "path-halo" }, grp);
+      svgEl("polyline", { points, class: "path-line", stroke: color }, grp).append(titleNode(r.label));
     }
-    const lastPt = pts.length ? pts[pts.length - 1].split(",").map(Number) : null;
-    const lastXY = pts.length ? r.path[pts.length - 1] : null;
+    const lastXY = last < 0 ? null : r.path[last];
+    const lastPt = lastXY && [g.sx(lastXY[0]), g.sy(lastXY[1])];
     if (lastPt && outside(g, lastXY[0], lastXY[1])) edgeMarker(edges, g, lastXY[0], lastXY[1], color, "end", taken);
     else if (lastPt) {
       const done = upto === r.path.length - 1;
@@ -265,6 +310,7 @@ export function setupPlotInput() {
     document.querySelectorAll("#edges .start-edge").forEach((n) => n.remove());
     $("#start-x").value = String(state.start[0]);
     $("#start-y").value = String(state.start[1]);
+    markStale();   // the paths on show start elsewhere
   };
   svg.addEventListener("pointerdown", (evt) => {
     if (evt.button !== 0) return;

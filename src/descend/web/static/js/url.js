@@ -17,8 +17,9 @@ export function resolveName(name) {
   return key || name;
 }
 
+// a value from the URL or a text box; what does not read as its kind stays text, for the check to name
 export function parseValue(text, kind) {
-  if (kind === "bool") return text === "true" || text === "1";
+  if (kind === "bool") return text === "true" || text === "1" ? true : text === "false" || text === "0" ? false : text;
   if (kind === "integer") { const n = Number(text); return Number.isInteger(n) ? n : text; }
   if (kind === "number") { const n = Number(text); return Number.isFinite(n) ? n : text; }
   return text;
@@ -88,7 +89,7 @@ export function loadUrl() {
     for (const [k, v] of q.entries()) {
       if (!k.startsWith(`${p}.`)) continue;
       const key = k.slice(p.length + 1);
-      if (key === "schedule") continue;
+      if (key === "schedule" || v === "") continue;   // r1.lr= : the default, as an emptied box
       if (key.startsWith("schedule.")) continue;
       const spec = hyperSpec(optimizer, key);
       run.hyper[key] = parseValue(v, spec ? spec.kind : "number");
@@ -99,6 +100,7 @@ export function loadUrl() {
       for (const [k, v] of q.entries()) {
         if (!k.startsWith(`${p}.schedule.`)) continue;
         const key = k.slice(`${p}.schedule.`.length);
+        if (v === "") continue;
         const spec = sched.options.find((o) => o.name === key);
         run.schedule.options[key] = parseValue(v, spec ? spec.kind : "number");
       }

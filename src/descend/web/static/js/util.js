@@ -6,13 +6,18 @@ export const COLORS = ["#e8590c", "#1c7ed6", "#7c4a1e", "#ae3ec9", "#f08c00", "#
 export const SVGNS = "http://www.w3.org/2000/svg";
 export const MAX_FRAMES = 120;          // animation frames for one race
 export const ANIMATION_MS = 2200;
+// auto re-run: a committed change (a value typed, a choice made, a slider let go) races at once; the
+// ticks of a slider drag wait until the drag pauses this long
+export const LIVE_COMMIT_MS = 0;
+export const LIVE_DRAG_MS = 450;
 
 export const $ = (sel, root = document) => root.querySelector(sel);
 
 export const catalog = { landscapes: [], byLandscape: {}, optimizers: {}, schedules: {}, limits: {}, costs: null };
 export const state = { landscape: "rosenbrock", start: null, steps: 2000, tol: 1e-6, runs: [] };
 export const view = { grid: null, results: null, frame: 0, maxFrame: 0, anim: null, runCount: 0,
-  runAbort: null, previewAbort: null, liveTimer: null, previewTimer: null, hasRun: false, openEntry: false };
+  runAbort: null, previewAbort: null, liveTimer: null, previewTimer: null, hasRun: false, openEntry: false,
+  resultsKey: null, failed: false };   // resultsKey: the request (as JSON) the results on show answer
 
 // one id per page load: the server runs one request of this page at a time, the newest
 export const SESSION = (crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2)).replace(/[^\w-]/g, "");
@@ -63,7 +68,14 @@ export async function api(path, body, signal) {
   const headers = { "x-descend-session": SESSION };
   const opts = body === undefined ? { signal, headers } :
     { method: "POST", headers: { ...headers, "content-type": "application/json" }, body: JSON.stringify(body), signal };
-  const res = await fetch(path, opts);
+  let res;
+  try {
+    res = await fetch(path, opts);
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    // the browser says only "Failed to fetch"
+    throw new Error("could not reach the server: is descend serve still running?");
+  }
   let data = null;
   try { data = await res.json(); } catch { data = null; }
   if (!res.ok) {
