@@ -8,7 +8,7 @@ import numpy as np
 import typer
 
 from descend.cli.lab import parse_entry, parse_numbers, register
-from descend.lab import minimize
+from descend.lab import minimize, sweep
 from descend.spec import parse_options
 from tests.cli_app import app_with
 from tests.cli_app import invoke as invoke_with
@@ -62,12 +62,32 @@ def test_sweep_prints_regions_and_writes_both_figures(tmp_path) -> None:
                  "--out", str(out))
     assert res.exit_code == 0, res.output
     table = rows(res.output)
-    assert list(table) == ["too small", "good", "too large", "divergent"]
+    assert list(table)[:4] == ["too small", "good", "too large", "divergent"]
     assert table["divergent"][0] == "0.215" and table["divergent"][1] == "1"  # first lr above 2 / kappa
     # the rule: fewest steps to tol (0.173 reaches it in 52 steps; 0.155 has a smaller gap but takes 59)
-    assert re.search(r"best lr 0\.173: 52 steps to tol, final f - f\* ", " ".join(res.output.split()))
+    assert re.search(r"best lr 0\.173 at momentum=0 \(its default\): 52 steps to tol, final f - f\* ",
+                     " ".join(res.output.split()))
     assert out.read_bytes().startswith(PNG)
     assert (tmp_path / "sweep_heatmap.png").read_bytes().startswith(PNG)
+
+
+def test_sweep_with_betas_reports_every_swept_value_not_only_the_default() -> None:
+    """The report named only the optimizer's own beta (the plain sweep's), never the values swept."""
+    res = invoke("sweep", "bowl", "-o", "momentum", "--betas", "0,0.5,0.9,0.99", "--num", "24", "--steps", "200")
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "Momentum on bowl at beta=0.9 (its default): 24 lrs" in text  # the plain sweep, named as such
+    assert "lr x beta: 4 values of beta x 24 lrs, 200 steps" in text
+    table = rows(res.output)
+    grid = sweep("bowl", "momentum", np.logspace(-3, 0, 24), steps=200, betas=[0.0, 0.5, 0.9, 0.99])
+    for j, beta in enumerate(["0", "0.5", "0.9", "0.99"]):
+        best = grid.grid_row_best[j]
+        reached = grid.grid_runs.steps_to_tol[j * 24 + best]
+        assert table[beta][:2] == [f"{grid.lrs[best]:.4g}", "-" if reached is None else str(reached)], beta
+        assert table[beta][3:] == [str(grid.grid_labels[j].count("good")), str(grid.grid_labels[j].count("divergent"))]
+    j, i = grid.grid_best
+    assert grid.betas[j] != 0.9  # the best cell is not at the default: the report must say which beta it is
+    assert f"best cell: beta={grid.betas[j]:g}, lr {grid.lrs[i]:.4g}: {grid.grid_runs.steps_to_tol[j * 24 + i]} steps" in text
 
 
 def test_lr_find_prints_suggestions_and_writes_the_figure(tmp_path) -> None:

@@ -243,7 +243,9 @@ def sweep_command(
     with progress_bar(f"sweep on {landscape}", steps, 1 if beta_values is None else 2) as progress:
         result = sweep(landscape, optimizer, lrs, steps=steps, tol=tol, betas=beta_values, beta_name=beta_name,
                        x0=parse_point(start), progress=progress, **extra)
-    table = Table(title=f"{result.optimizer} on {landscape}: {num} lrs from {lr_min:g} to {lr_max:g}, "
+    # (with --betas the plain lr sweep runs at the optimizer's own value of the swept keyword: named)
+    at = "" if result.beta_default is None else f" at {result.beta_name}={result.beta_default:g} (its default)"
+    table = Table(title=f"{result.optimizer} on {landscape}{at}: {num} lrs from {lr_min:g} to {lr_max:g}, "
                   f"{steps} steps, one vectorized run")
     for col in ("region", "lrs from", "lrs to", "count"):
         table.add_column(col, justify="left" if col == "region" else "right")
@@ -252,13 +254,12 @@ def sweep_command(
         if idx:
             table.add_row(name, f"{result.lrs[idx[0]]:.3g}", f"{result.lrs[idx[-1]]:.3g}", str(len(idx)))
     console.print(table)
-    best = result.best_index
-    if best is not None:
-        gap = result.final_gaps[best] if result.final_gaps is not None else result.final_losses[best]
-        what = "f - f*" if result.f_star is not None else "f"
-        reached = result.runs.steps_to_tol[best]
-        how = f"{reached} steps to tol, " if reached is not None else ""
-        console.print(f"best lr {result.best_lr:.4g}: {how}final {what} {gap:.3g} ({BEST_RULE})")
+    what = "f - f*" if result.f_star is not None else "f"
+    if result.best_index is not None:
+        how, gap = _outcome(result, result.runs, result.best_index)
+        console.print(f"best lr {result.best_lr:.4g}{at}: {how}final {what} {gap:.3g} ({BEST_RULE})")
+    if beta_values is not None:
+        _print_grid(result, steps, console)
     if out is not None or heatmap is not None:
         from descend.plots.lab import heatmap_figure, sweep_figure
 
@@ -271,6 +272,41 @@ def sweep_command(
                 heatmap_figure(result, path)
                 console.print(f"wrote {path}")
     return result
+
+
+def _outcome(result: SweepResult, runs: Any, i: int) -> tuple[str, float]:
+    """(``"N steps to tol, "`` or ``""``, the final gap or loss) of row ``i`` of ``runs``."""
+    reached = runs.steps_to_tol[i]
+    final = float(runs.final_losses[i]) - (result.f_star or 0.0)
+    return (f"{reached} steps to tol, " if reached is not None else ""), final
+
+
+def _print_grid(result: SweepResult, steps: int, console: Console) -> None:
+    """The lr x beta grid: each swept value's best lr and outcome, then the best cell."""
+    name, betas, n = result.beta_name, result.betas, len(result.lrs)
+    assert betas is not None and result.grid_runs is not None and result.grid_labels is not None
+    what = "f - f*" if result.f_star is not None else "f"
+    table = Table(title=f"lr x {name}: {len(betas)} values of {name} x {n} lrs, {steps} steps, one vectorized run")
+    for col in (name, "best lr", "steps to tol", f"final {what}", "good lrs", "divergent lrs"):
+        table.add_column(col, justify="right")
+    for j, b in enumerate(betas):
+        best = (result.grid_row_best or [None] * len(betas))[j]
+        labels = result.grid_labels[j]
+        if best is None:
+            cells = ["-", "-", "-"]
+        else:
+            reached = result.grid_runs.steps_to_tol[j * n + best]
+            cells = [f"{result.lrs[best]:.4g}", "-" if reached is None else str(reached),
+                     _fmt(_outcome(result, result.grid_runs, j * n + best)[1], ".3g")]
+        table.add_row(f"{b:g}", *cells, str(labels.count("good")), str(labels.count("divergent")))
+    console.print(table)
+    if result.grid_best is not None:
+        j, i = result.grid_best
+        how, gap = _outcome(result, result.grid_runs, j * n + i)
+        console.print(f"best cell: {name}={betas[j]:g}, lr {result.lrs[i]:.4g}: {how}final {what} {gap:.3g} "
+                      f"({BEST_RULE})")
+    else:
+        console.print(f"every cell of the lr x {name} grid diverged")
 
 
 def sweep_cmd(

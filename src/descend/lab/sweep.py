@@ -125,7 +125,9 @@ class SweepResult:
         runs: the vectorized run behind the sweep.
         betas, beta_name, grid_final_losses ``(len(betas), len(lrs))``, grid_labels,
         grid_runs: the heat-map (None without ``betas``); ``grid_best``: the best cell
-            ``(beta index, lr index)`` by :data:`~descend.lab.best.BEST_RULE`.
+            ``(beta index, lr index)`` by :data:`~descend.lab.best.BEST_RULE`; ``grid_row_best``:
+            the best lr index of each beta (None where every lr diverged); ``beta_default``: the
+            value of ``beta_name`` the plain lr sweep (``lrs``, ``final_losses``, ``labels``) ran with.
         steps, tol, good_factor: as used.
     """
 
@@ -148,6 +150,8 @@ class SweepResult:
     grid_labels: list[list[str]] | None = None
     grid_runs: Runs | None = None
     grid_best: tuple[int, int] | None = None
+    grid_row_best: list[int | None] | None = None
+    beta_default: float | None = None
     rule: str = ""
 
     @property
@@ -171,6 +175,9 @@ class SweepResult:
             "regions": [list(r) for r in self.regions()], "steps": self.steps, "tol": self.tol,
             "good_factor": self.good_factor, "betas": self.betas, "beta_name": self.beta_name,
             "grid_final_losses": self.grid_final_losses, "grid_labels": self.grid_labels,
+            "grid_best_lrs": None if self.grid_row_best is None else [
+                None if i is None else float(self.lrs[i]) for i in self.grid_row_best],
+            "beta_default": self.beta_default,
             "diverged": self.runs.diverged, "steps_to_tol": self.runs.steps_to_tol, "rule": self.rule,
         })
 
@@ -263,12 +270,18 @@ def sweep(
     result.betas = beta_arr
     result.beta_name = name
     result.grid_final_losses = finals
-    result.grid_labels = [
+    per_beta = [
         classify(lr_arr, finals[j], initial, div[j], obj.f_star, good_factor=good_factor, tol=tol,
-                 steps_to_tol=grid.steps_to_tol[j * len(lr_arr):(j + 1) * len(lr_arr)])[0]
+                 steps_to_tol=grid.steps_to_tol[j * len(lr_arr):(j + 1) * len(lr_arr)])
         for j in range(len(beta_arr))
     ]
+    result.grid_labels = [labels for labels, _ in per_beta]
+    result.grid_row_best = [best for _, best in per_beta]
     result.grid_runs = grid
+    # (the plain sweep ran with the optimizer's own value of the swept keyword: say which)
+    probe = cls([torch.zeros(1, requires_grad=True)], lr=float(lr_arr[0]), **hyper).param_groups[0]
+    value = probe.get(name)
+    result.beta_default = float(value) if isinstance(value, int | float) else None
     return result
 
 
