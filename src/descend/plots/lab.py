@@ -9,6 +9,7 @@ arrow on the edge says so.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from ..lab.lr_find import MIN_CURVE, LRFindResult
 from ..lab.race import RACE_NOTE, RaceResult
 from ..lab.results import Run
 from ..lab.sweep import SweepResult
+from .fit import panel_width, wrap
 from .landscape import contour
 
 REGION_COLORS = {
@@ -200,7 +202,8 @@ def race_figure(result: RaceResult, path: str | Path | None = None, *, title: st
         _loss_panel(bx, result.runs, colors, result.f_star, result.tol)
         handles = [Line2D([], [], color=c, linewidth=2.2, label=_run_label(r)) for r, c in zip(result.runs, colors)]
         fig.legend(handles=handles, loc="outside lower center", ncol=min(2, len(handles)), fontsize=9, frameon=False)
-        fig.suptitle(f"{title or _race_title(result)}\n{RACE_NOTE}", fontsize=11)
+        fig.suptitle(wrap(fig, f"{title or _race_title(result)}\n{RACE_NOTE}", fig.get_figwidth() - 0.3, 11),
+                     fontsize=11)
         _save(fig, path)
         return fig
     fig = _new_figure(13.0, 5.6)
@@ -232,7 +235,7 @@ def race_figure(result: RaceResult, path: str | Path | None = None, *, title: st
     ax.set_ylim(box[2], box[3])
     ax.set_xlabel("x")
     ax.set_ylabel("y")
-    ax.set_title(land.title if land is not None else "paths")
+    ax.set_title(wrap(fig, land.title if land is not None else "paths", panel_width(fig, 2), 12))
     extra = []  # only what the panel shows
     if _inside(result.x0, box):
         extra.append(Line2D([], [], marker="o", markerfacecolor="white", markeredgecolor="black", linestyle="none",
@@ -255,7 +258,7 @@ def race_figure(result: RaceResult, path: str | Path | None = None, *, title: st
                 zorder=10, bbox={"fc": "white", "alpha": 0.85, "lw": 0})
     fig.descend_notes = notes  # type: ignore[attr-defined]  (the CLI prints them)
     head = title or _race_title(result)
-    fig.suptitle(f"{head}\n{RACE_NOTE}", fontsize=11)
+    fig.suptitle(wrap(fig, f"{head}\n{RACE_NOTE}", fig.get_figwidth() - 0.3, 11), fontsize=11)
     _save(fig, path)
     return fig
 
@@ -419,15 +422,13 @@ def sweep_figure(result: SweepResult, path: str | Path | None = None, *, title: 
     if div.any():  # divergent losses are huge or not numbers: crosses just under the top edge
         ax.plot(result.lrs[div], np.full(int(div.sum()), 0.96), linestyle="none", marker="x",
                 color=REGION_COLORS["divergent"], markersize=7, mew=2, transform=ax.get_xaxis_transform(), zorder=4)
-    if result.best_lr is not None:
+    best_handle = None
+    if result.best_lr is not None:  # (named in the legend: a label in the axes sat on the curve)
         ax.axvline(result.best_lr, color="black", linestyle="--", linewidth=1)
         reached = result.runs.steps_to_tol[result.best_index]
-        how = f": {reached} steps to tol" if reached is not None else ": lowest final loss (none reached tol)"
-        lo, hi = np.log(result.regions()[0][1]), np.log(result.regions()[-1][2])
-        right_half = (np.log(result.best_lr) - lo) > 0.5 * (hi - lo)  # (the label stays inside the axes)
-        label = f"best lr {result.best_lr:.3g}{how}"
-        ax.text(result.best_lr, 0.02, f"{label} " if right_half else f" {label}", transform=ax.get_xaxis_transform(),
-                fontsize=8, ha="right" if right_half else "left", va="bottom")
+        how = f"{reached} steps to tol" if reached is not None else "lowest final loss\n(none reached tol)"
+        best_handle = Line2D([], [], color="black", linestyle="--", linewidth=1,
+                             label=f"best lr {result.best_lr:.3g}:\n{how}")
         fig.text(0.01, 0.005, BEST_RULE, fontsize=7, color="dimgrey", ha="left", va="bottom")
     if show_tol:  # only when some run reached it (else the line would sit off the scale)
         ax.axhline(result.tol, color="grey", linestyle=":", linewidth=1)
@@ -439,16 +440,29 @@ def sweep_figure(result: SweepResult, path: str | Path | None = None, *, title: 
     if div.any():
         handles.append(Line2D([], [], marker="x", color=REGION_COLORS["divergent"], linestyle="none", mew=2,
                               label="diverged (off the scale)"))
-    fig.legend(handles=handles, loc="outside right upper", fontsize=8, title="lr region", title_fontsize=8,
-               frameon=False)
+    if best_handle is not None:
+        handles.append(best_handle)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="lr region",
+              title_fontsize=8, frameon=False)  # (beside the axes, under the title)
     ax.set_xlabel("learning rate")
     ax.set_ylabel(ylabel)
     ax.grid(True, which="major", alpha=0.3)
     where = result.landscape or "function"
-    ax.set_title(title or f"{result.optimizer} on {where}: final loss after at most {result.steps} steps "
-                 f"({len(result.lrs)} lrs, one vectorized run)", fontsize=10)
+    # (a figure title above the legend too: an axes title ran into the legend beside it)
+    text = title or (f"{result.optimizer}{_setting(result)} on {where}: final loss after at most {result.steps} "
+                     f"steps ({len(result.lrs)} lrs, one vectorized run)")
+    fig.suptitle(wrap(fig, text, fig.get_figwidth() - 0.3, 10), fontsize=10)
     _save(fig, path)
     return fig
+
+
+def _setting(result: SweepResult) -> str:
+    """`` (beta=0.9, its default)`` when the sweep also ran an lr x beta grid, and the fixed hyperparameters."""
+    parts = [f"{k}={v:g}" if isinstance(v, int | float) and not isinstance(v, bool) else f"{k}={v}"
+             for k, v in result.hyper.items()]
+    if result.beta_default is not None:
+        parts.insert(0, f"{result.beta_name}={result.beta_default:g}, its default")
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def heatmap_figure(result: SweepResult, path: str | Path | None = None, *, title: str | None = None) -> Figure:
@@ -503,8 +517,10 @@ def heatmap_figure(result: SweepResult, path: str | Path | None = None, *, title
                       markersize=12, label=best_name)]
     fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
     where = result.landscape or "function"
-    ax.set_title(title or f"{result.optimizer} on {where}: {label} after at most {result.steps} steps, "
-                 f"lr x {result.beta_name}", fontsize=10)
+    fixed = _setting(dataclasses.replace(result, beta_default=None))
+    text = title or (f"{result.optimizer}{fixed} on {where}: {label} after at most {result.steps} steps, "
+                     f"lr x {result.beta_name}")
+    fig.suptitle(wrap(fig, text, fig.get_figwidth() - 0.3, 10), fontsize=10)
     _save(fig, path)
     return fig
 
@@ -547,10 +563,12 @@ def lr_find_figure(result: LRFindResult, path: str | Path | None = None, *, titl
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("training loss")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", framealpha=0.9)
+    # (below the axes: inside, the legend hid the start of the curve, where the loss is highest)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     stop = "" if result.stop_reason == "completed" else f"; stopped: {result.stop_reason}"
-    ax.set_title(title or f"lr range test, {result.optimizer}: {len(result.lrs)} steps from "
-                 f"{result.start_lr:.0e} towards {result.end_lr:g}{stop}", fontsize=10)
+    text = title or (f"lr range test, {result.optimizer}: {len(result.lrs)} steps from {result.start_lr:.0e} "
+                     f"towards {result.end_lr:g}{stop}")
+    fig.suptitle(wrap(fig, text, fig.get_figwidth() - 0.3, 10), fontsize=10)
     _save(fig, path)
     return fig
 
