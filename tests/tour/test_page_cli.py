@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import typer
 
-from descend.cli.tour import register
 import descend.plots.tour as plots_tour
+from descend.cli.tour import register
 from descend.plots.tour import Panel, panels_figure, png
 from descend.tour import core, tour
 from descend.tour.core import DEPENDS, HELD, NOT_HELD, Section, TourResult, judge
