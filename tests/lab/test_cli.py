@@ -126,6 +126,8 @@ def test_bad_input_exits_2_with_the_reason() -> None:
         (["race", "bowl", "-o", "adam:beta=0.9"], "unknown option 'beta' for Adam"),
         (["sweep", "bowl", "--lr-min", "1", "--lr-max", "0.1"], "0 < lr-min < lr-max"),
         (["sweep", "bowl", "-o", "adagrad", "--betas", "0.5"], "Adagrad has no default beta"),
+        (["sweep", "bowl", "-o", "momentum", "--betas", "0.5,1.5"],  # (named: the optimizer's message was all)
+         "betas: Momentum refuses beta=1.5 (beta must be in [0, 1), got 1.5)"),
         (["sweep", "bowl", "--heatmap", "h.png"], "--heatmap needs --betas"),
         (["lr-find", "--data", "mnist"], "unknown data set 'mnist'"),
         (["lr-find", "--model", "softmax", "--batchnorm"], "apply to the mlp only"),

@@ -183,3 +183,18 @@ def test_lr_find_legend_hides_no_part_of_the_curve() -> None:
     legend, axes = fig.legends[0].get_window_extent(), fig.axes[0].get_window_extent()
     assert legend.y1 < axes.y0  # below the axes
     assert text_problems(fig) == []
+
+
+def test_a_sweep_that_falls_without_limit_is_not_drawn_as_blowing_up() -> None:
+    """On the saddle x^2 - y^2 large lrs leave the bound with f falling towards -inf: their marks sat on
+    the top edge, as if the loss had blown up."""
+    result = sweep("saddle", "gd", np.logspace(-3, 0, 16), steps=100)
+    down = [i for i, lab in enumerate(result.labels) if lab == "divergent"]
+    assert down and all(result.final_losses[i] < result.initial_loss for i in down)
+    fig = plab.sweep_figure(result)
+    ax = fig.axes[0]
+    marks = {ln.get_marker(): ln for ln in ax.lines if ln.get_linestyle() == "None"}
+    assert "x" not in marks and list(marks["v"].get_ydata()) == [0.04] * len(down)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "left the bound, f falling\nwithout limit (off the scale)" in labels
+    assert "diverged (off the scale)" not in labels

@@ -393,8 +393,9 @@ def _sweep_y(result: SweepResult, finals: np.ndarray) -> tuple[np.ndarray, bool,
 def sweep_figure(result: SweepResult, path: str | Path | None = None, *, title: str | None = None) -> Figure:
     """Final loss against lr (log axes), regions shaded: too small, good, too large, divergent.
 
-    Divergent lrs are drawn as crosses on the top edge (their losses are huge or not numbers);
-    the best lr is a dashed line.
+    Divergent lrs are drawn as crosses on the top edge (their losses are huge or not numbers), or
+    as triangles on the bottom edge where the run left the bound with its loss falling (a landscape
+    unbounded below, such as the saddle); the best lr is a dashed line, named in the legend.
     """
     fig = _new_figure(8.5, 4.8)
     ax = fig.add_subplot()
@@ -419,9 +420,16 @@ def sweep_figure(result: SweepResult, path: str | Path | None = None, *, title: 
         else:
             span = hi_y - lo_y or 1.0
             ax.set_ylim(lo_y - 0.1 * span, hi_y + 0.2 * span)
-    if div.any():  # divergent losses are huge or not numbers: crosses just under the top edge
-        ax.plot(result.lrs[div], np.full(int(div.sum()), 0.96), linestyle="none", marker="x",
-                color=REGION_COLORS["divergent"], markersize=7, mew=2, transform=ax.get_xaxis_transform(), zorder=4)
+    # Divergent losses are off the scale: huge or not numbers (crosses under the top edge), or, on a
+    # landscape unbounded below, falling without limit as the point leaves the bound (over the bottom edge)
+    finals = np.asarray(result.final_losses, dtype=np.float64)
+    down = div & np.isfinite(finals) & (finals < result.initial_loss)
+    up = div & ~down
+    for rows, height, marker in ((up, 0.96, "x"), (down, 0.04, "v")):
+        if rows.any():
+            ax.plot(result.lrs[rows], np.full(int(rows.sum()), height), linestyle="none", marker=marker,
+                    color=REGION_COLORS["divergent"], markersize=7, mew=2, transform=ax.get_xaxis_transform(),
+                    zorder=4)
     best_handle = None
     if result.best_lr is not None:  # (named in the legend: a label in the axes sat on the curve)
         ax.axvline(result.best_lr, color="black", linestyle="--", linewidth=1)
@@ -437,9 +445,12 @@ def sweep_figure(result: SweepResult, path: str | Path | None = None, *, title: 
     edges = result.regions()
     ax.set_xlim(edges[0][1], edges[-1][2])
     handles = [Patch(color=REGION_COLORS[n], alpha=0.45, label=n) for n in REGION_COLORS if n in result.labels]
-    if div.any():
+    if up.any():
         handles.append(Line2D([], [], marker="x", color=REGION_COLORS["divergent"], linestyle="none", mew=2,
                               label="diverged (off the scale)"))
+    if down.any():
+        handles.append(Line2D([], [], marker="v", color=REGION_COLORS["divergent"], linestyle="none", mew=2,
+                              label="left the bound, f falling\nwithout limit (off the scale)"))
     if best_handle is not None:
         handles.append(best_handle)
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="lr region",
