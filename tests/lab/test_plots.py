@@ -198,3 +198,17 @@ def test_a_sweep_that_falls_without_limit_is_not_drawn_as_blowing_up() -> None:
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "left the bound, f falling\nwithout limit (off the scale)" in labels
     assert "diverged (off the scale)" not in labels
+
+
+def test_a_race_run_that_falls_without_limit_ends_on_the_bottom_edge_and_one_step_is_singular() -> None:
+    result = race("saddle", [("gd", {"lr": 0.1}), ("gd", {"lr": 1e10})], steps=200)
+    falls, blows = result.runs
+    assert falls.diverged and blows.diverged and falls.losses[-1] < falls.losses[0]
+    loss_ax = plab.race_figure(result).axes[1]
+    crosses = [ln for ln in loss_ax.lines if ln.get_marker() == "x"]
+    # (f -> -inf: the cross sat on the top edge, as if the loss had blown up; lr 1e10 overflows: top)
+    assert [(ln.get_xdata()[0], ln.get_ydata()[0]) for ln in crosses] == [(falls.steps, 0.0), (blows.steps, 1.0)]
+    one = race("bowl", [("newton", {})], steps=1)
+    fig = plab.race_figure(one)
+    assert "Race on bowl: 1 step, tol" in fig._suptitle.get_text()
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["Newton (lr=1): 1 step"]

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from ..lab._common import n_steps
 from ..lab.best import BEST_RULE
 from ..lab.engine import MAX_STEPS
 from ..lab.lr_find import LRFindResult, lr_find
@@ -136,7 +137,7 @@ def race_command(
                       record_every=every, progress=progress)
     gap = "final f - f*" if result.f_star is not None else "final f"
     name = result.landscape.name if result.landscape is not None else landscape
-    title = f"{name} from {tuple(round(float(v), 4) for v in result.x0)}: {steps} steps, tol {tol:g}"
+    title = f"{name} from {tuple(round(float(v), 4) for v in result.x0)}: {n_steps(steps)}, tol {tol:g}"
     if result.f_star is None:
         title += " on the gradient norm (f* unknown)"
     if fair:
@@ -246,7 +247,7 @@ def sweep_command(
     # (with --betas the plain lr sweep runs at the optimizer's own value of the swept keyword: named)
     at = "" if result.beta_default is None else f" at {result.beta_name}={result.beta_default:g} (its default)"
     table = Table(title=f"{result.optimizer} on {landscape}{at}: {num} lrs from {lr_min:g} to {lr_max:g}, "
-                  f"{steps} steps, one vectorized run")
+                  f"{n_steps(steps)}, one vectorized run")
     for col in ("region", "lrs from", "lrs to", "count"):
         table.add_column(col, justify="left" if col == "region" else "right")
     for name in REGIONS:
@@ -278,7 +279,7 @@ def _outcome(result: SweepResult, runs: Any, i: int) -> tuple[str, float]:
     """(``"N steps to tol, "`` or ``""``, the final gap or loss) of row ``i`` of ``runs``."""
     reached = runs.steps_to_tol[i]
     final = float(runs.final_losses[i]) - (result.f_star or 0.0)
-    return (f"{reached} steps to tol, " if reached is not None else ""), final
+    return (f"{n_steps(reached)} to tol, " if reached is not None else ""), final
 
 
 def _print_grid(result: SweepResult, steps: int, console: Console) -> None:
@@ -286,7 +287,7 @@ def _print_grid(result: SweepResult, steps: int, console: Console) -> None:
     name, betas, n = result.beta_name, result.betas, len(result.lrs)
     assert betas is not None and result.grid_runs is not None and result.grid_labels is not None
     what = "f - f*" if result.f_star is not None else "f"
-    table = Table(title=f"lr x {name}: {len(betas)} values of {name} x {n} lrs, {steps} steps, one vectorized run")
+    table = Table(title=f"lr x {name}: {len(betas)} values of {name} x {n} lrs, {n_steps(steps)}, one vectorized run")
     for col in (name, "best lr", "steps to tol", f"final {what}", "good lrs", "divergent lrs"):
         table.add_column(col, justify="right")
     for j, b in enumerate(betas):
@@ -386,7 +387,7 @@ def lr_find_command(
     result = lr_find(model, loss_fn, batches, optimizer, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter)
     batch = f"batch {used}" if used == batch_size else f"batch {used} (the whole training set)"
     table = Table(title=f"lr range test: {model_name} on {data_name}, {result.optimizer}, {batch}, "
-                  f"{len(result.lrs)} steps ({result.stop_reason})")
+                  f"{n_steps(len(result.lrs))} ({result.stop_reason})")
     table.add_column("suggestion")
     table.add_column("lr", justify="right")
     for name, lr in result.suggestions.items():

@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from ..lab._common import n_steps
 from ..lab.best import BEST_RULE
 from ..lab.lr_find import MIN_CURVE, LRFindResult
 from ..lab.race import RACE_NOTE, RaceResult
@@ -179,7 +180,7 @@ def _run_label(run: Run) -> str:
     if run.converged and run.f_star is None:
         return f"{run.label}: stationary point (f* unknown) at step {run.steps_to_tol}"
     if run.converged:
-        return f"{run.label}: {run.steps_to_tol} steps"
+        return f"{run.label}: {n_steps(run.steps_to_tol)}"
     return f"{run.label}: not within tol"
 
 
@@ -268,7 +269,7 @@ def _race_title(result: RaceResult) -> str:
     what = "f - f*" if result.f_star is not None else "the gradient norm"
     tol = "" if result.tol is None else f", tol {result.tol:g} on {what}"
     fair = f"; fair: each optimizer's best lr of {len(result.lr_grid)} on one grid" if result.fair else ""
-    return f"Race on {name}: {result.steps} steps{tol}{fair}"
+    return f"Race on {name}: {n_steps(result.steps)}{tol}{fair}"
 
 
 def _loss_panel(bx: Axes, runs: list[Run], colors: list[Any], f_star: float | None, tol: float | None) -> None:
@@ -305,10 +306,13 @@ def _loss_panel(bx: Axes, runs: list[Run], colors: list[Any], f_star: float | No
             if min(lows) < low - 0.05 * span:  # a run that ran off towards -inf leaves through the bottom
                 bx.text(0.99, 0.01, "diverged runs fall below the axis", transform=bx.transAxes, fontsize=7,
                         ha="right", va="bottom", color="dimgrey")
-    for run, c in zip(runs, colors):  # runs that blew up end with a cross at the top edge
-        if run.diverged:
-            bx.plot(run.steps, 1.0, marker="x", color=c, markersize=9, mew=2, transform=bx.get_xaxis_transform(),
-                    clip_on=False, linestyle="none")
+    for run, c in zip(runs, colors):  # runs that blew up end with a cross at the top edge; runs that
+        if run.diverged:              # fell without limit (a landscape unbounded below) at the bottom one
+            seen = _gap(run, f_star)
+            seen = seen[np.isfinite(seen)]
+            falling = seen.size > 1 and seen[-1] < seen[0]
+            bx.plot(run.steps, 0.0 if falling else 1.0, marker="x", color=c, markersize=9, mew=2,
+                    transform=bx.get_xaxis_transform(), clip_on=False, linestyle="none")
     if tol is not None and f_star is not None:
         bx.axhline(tol, color="grey", linestyle=":", linewidth=1)
         bx.text(0.01, tol, "tol", transform=bx.get_yaxis_transform(), ha="left", va="bottom", color="grey",
@@ -434,7 +438,7 @@ def sweep_figure(result: SweepResult, path: str | Path | None = None, *, title: 
     if result.best_lr is not None:  # (named in the legend: a label in the axes sat on the curve)
         ax.axvline(result.best_lr, color="black", linestyle="--", linewidth=1)
         reached = result.runs.steps_to_tol[result.best_index]
-        how = f"{reached} steps to tol" if reached is not None else "lowest final loss\n(none reached tol)"
+        how = f"{n_steps(reached)} to tol" if reached is not None else "lowest final loss\n(none reached tol)"
         best_handle = Line2D([], [], color="black", linestyle="--", linewidth=1,
                              label=f"best lr {result.best_lr:.3g}:\n{how}")
         fig.text(0.01, 0.005, BEST_RULE, fontsize=7, color="dimgrey", ha="left", va="bottom")
@@ -460,8 +464,8 @@ def sweep_figure(result: SweepResult, path: str | Path | None = None, *, title: 
     ax.grid(True, which="major", alpha=0.3)
     where = result.landscape or "function"
     # (a figure title above the legend too: an axes title ran into the legend beside it)
-    text = title or (f"{result.optimizer}{_setting(result)} on {where}: final loss after at most {result.steps} "
-                     f"steps ({len(result.lrs)} lrs, one vectorized run)")
+    text = title or (f"{result.optimizer}{_setting(result)} on {where}: final loss after at most "
+                     f"{n_steps(result.steps)} ({len(result.lrs)} lrs, one vectorized run)")
     fig.suptitle(wrap(fig, text, fig.get_figwidth() - 0.3, 10), fontsize=10)
     _save(fig, path)
     return fig
@@ -514,7 +518,7 @@ def heatmap_figure(result: SweepResult, path: str | Path | None = None, *, title
     if result.grid_best is not None and result.grid_runs is not None:  # the lab's rule (lab.best)
         j, i = result.grid_best
         reached = result.grid_runs.steps_to_tol[j * len(lrs) + i]
-        best_name = (f"best: {reached} steps to tol (fewest; ties: lowest final loss)" if reached is not None
+        best_name = (f"best: {n_steps(reached)} to tol (fewest; ties: lowest final loss)" if reached is not None
                      else "best: lowest final loss (no cell reached tol)")
         ax.plot(lrs[i], j, marker="*", markersize=14, markerfacecolor="white", markeredgecolor="black",
                 linestyle="none")
@@ -529,7 +533,7 @@ def heatmap_figure(result: SweepResult, path: str | Path | None = None, *, title
     fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
     where = result.landscape or "function"
     fixed = _setting(dataclasses.replace(result, beta_default=None))
-    text = title or (f"{result.optimizer}{fixed} on {where}: {label} after at most {result.steps} steps, "
+    text = title or (f"{result.optimizer}{fixed} on {where}: {label} after at most {n_steps(result.steps)}, "
                      f"lr x {result.beta_name}")
     fig.suptitle(wrap(fig, text, fig.get_figwidth() - 0.3, 10), fontsize=10)
     _save(fig, path)
@@ -577,7 +581,7 @@ def lr_find_figure(result: LRFindResult, path: str | Path | None = None, *, titl
     # (below the axes: inside, the legend hid the start of the curve, where the loss is highest)
     fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     stop = "" if result.stop_reason == "completed" else f"; stopped: {result.stop_reason}"
-    text = title or (f"lr range test, {result.optimizer}: {len(result.lrs)} steps from {result.start_lr:.0e} "
+    text = title or (f"lr range test, {result.optimizer}: {n_steps(len(result.lrs))} from {result.start_lr:.0e} "
                      f"towards {result.end_lr:g}{stop}")
     fig.suptitle(wrap(fig, text, fig.get_figwidth() - 0.3, 10), fontsize=10)
     _save(fig, path)
