@@ -100,6 +100,17 @@ def test_lr_find_prints_suggestions_and_writes_the_figure(tmp_path) -> None:
     assert out.read_bytes().startswith(PNG)
 
 
+def test_lr_find_says_when_the_loss_hardly_fell() -> None:
+    """A linear model on circles cannot fit: its loss falls 6% across the range and the suggestions read
+    noise (steepest at 4.6e-5 here), which the report passed on without a word."""
+    res = invoke("lr-find", "--data", "circles", "--model", "logistic")
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "note: the smoothed loss fell by only 5.9% across the range (0.7498 -> 0.7058)" in text
+    res = invoke("lr-find", "--data", "digits", "--model", "softmax", "--num-iter", "40")
+    assert res.exit_code == 0 and "fell by only" not in res.output
+
+
 def test_lr_find_names_the_batch_it_really_used(tmp_path) -> None:
     data = tmp_path / "tiny.csv"
     data.write_text("a,b,y\n" + "".join(f"{i},{(i * 7) % 5},{0.3 * i + 0.1}\n" for i in range(20)))
@@ -131,6 +142,8 @@ def test_bad_input_exits_2_with_the_reason() -> None:
         (["sweep", "bowl", "--heatmap", "h.png"], "--heatmap needs --betas"),
         (["lr-find", "--data", "mnist"], "unknown data set 'mnist'"),
         (["lr-find", "--model", "softmax", "--batchnorm"], "apply to the mlp only"),
+        (["lr-find", "--num-iter", "5"], "--num-iter must be an integer >= 10, got 5"),  # (was num_iter)
+        (["lr-find", "--start-lr", "1", "--end-lr", "0.1"], "--end-lr must be larger than --start-lr"),
     ]:
         res = invoke(*args)
         assert res.exit_code == 2, (args, res.output)

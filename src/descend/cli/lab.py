@@ -10,6 +10,7 @@ the reason.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -384,7 +385,11 @@ def lr_find_command(
         raise ValueError(f"--batch-size must be an integer >= 1, got {batch_size!r}")
     used = min(batch_size, ds.n_train)  # a training set smaller than the batch is one batch
     batches = data.Batches(ds.X_train, ds.y_train, used, seed=seed)
-    result = lr_find(model, loss_fn, batches, optimizer, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter)
+    try:
+        result = lr_find(model, loss_fn, batches, optimizer, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter)
+    except ValueError as e:  # (named as the options the user typed: --num-iter, not num_iter)
+        raise ValueError(re.sub(r"\b(start_lr|end_lr|num_iter)\b", lambda m: "--" + m[1].replace("_", "-"),
+                                str(e))) from None
     batch = f"batch {used}" if used == batch_size else f"batch {used} (the whole training set)"
     table = Table(title=f"lr range test: {model_name} on {data_name}, {result.optimizer}, {batch}, "
                   f"{n_steps(len(result.lrs))} ({result.stop_reason})")

@@ -573,7 +573,7 @@ def lr_find_figure(result: LRFindResult, path: str | Path | None = None, *, titl
         hi = float(max(sm[0], np.max(sm[:k]), np.percentile(raw, 95) if raw.size else -np.inf))
         span = hi - lo if hi > lo else max(abs(hi), 1.0)
         ax.set_ylim(lo - 0.1 * span, hi + 0.25 * span)
-    if len(result.lrs) > 1:
+    if len(result.lrs) > 1 and not short:  # (a few points keep the margins: a marker on the edge is cut)
         ax.set_xlim(result.lrs[0], result.lrs[-1])
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("training loss")
