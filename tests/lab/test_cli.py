@@ -142,6 +142,7 @@ def test_bad_input_exits_2_with_the_reason() -> None:
         (["sweep", "bowl", "--heatmap", "h.png"], "--heatmap needs --betas"),
         (["lr-find", "--data", "mnist"], "unknown data set 'mnist'"),
         (["lr-find", "--model", "softmax", "--batchnorm"], "apply to the mlp only"),
+        (["race", "bowl", "--fair", "--lr-grid", "0:1:5"], "--lr-grid LOW:HIGH:COUNT is log-spaced: LOW and HIGH must"),
         (["lr-find", "--num-iter", "5"], "--num-iter must be an integer >= 10, got 5"),  # (was num_iter)
         (["lr-find", "--start-lr", "1", "--end-lr", "0.1"], "--end-lr must be larger than --start-lr"),
     ]:

@@ -84,9 +84,15 @@ def parse_numbers(text: str, what: str) -> list[float]:
     try:
         if ":" in text:
             lo, hi, n = text.split(":")
-            return [float(v) for v in np.logspace(math.log10(float(lo)), math.log10(float(hi)), int(n))]
+            low, high, count = float(lo), float(hi), int(n)
+            if not (low > 0 and high > 0 and math.isfinite(low * high) and count >= 1):
+                raise ValueError(f"{what} LOW:HIGH:COUNT is log-spaced: LOW and HIGH must be finite numbers > 0 and "
+                                 f"COUNT an integer >= 1, got {text!r}")
+            return [float(v) for v in np.logspace(math.log10(low), math.log10(high), count)]
         return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
+    except ValueError as e:
+        if str(e).startswith(what):
+            raise
         raise ValueError(f"{what} must be numbers separated by commas or LOW:HIGH:COUNT (log-spaced), got {text!r}") from None
 
 
