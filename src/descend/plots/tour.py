@@ -30,7 +30,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
 
 from ..lab.race import RACE_NOTE
 from ..landscapes import Landscape
@@ -217,14 +217,21 @@ def _draw_bars(ax: Axes, bars: Bars) -> None:
 
 
 def _references(ax: Axes, panel: Panel) -> None:
-    for value, text in panel.hlines:
+    """The reference lines, each labelled outside the axes at its value (a horizontal line on the right,
+    a vertical one on top): labels written inside the axes covered the curves that cross them."""
+    for value, _ in panel.hlines:
         ax.axhline(value, color="grey", linestyle=":", linewidth=1.1)
-        ax.text(0.99, value, text, transform=ax.get_yaxis_transform(), ha="right", va="bottom", fontsize=7,
-                color="dimgrey", bbox={"fc": "white", "alpha": 0.8, "lw": 0, "pad": 1.0})
-    for value, text in panel.vlines:
+    for value, _ in panel.vlines:
         ax.axvline(value, color="grey", linestyle=":", linewidth=1.1)
-        ax.text(value, 0.99, text, transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=7,
-                color="dimgrey", rotation=90, bbox={"fc": "white", "alpha": 0.8, "lw": 0, "pad": 1.0})
+    for lines, side in ((panel.hlines, "right"), (panel.vlines, "top")):
+        named = [(value, text) for value, text in lines if text]
+        if not named:
+            continue
+        extra = ax.secondary_yaxis("right") if side == "right" else ax.secondary_xaxis("top")
+        axis = extra.yaxis if side == "right" else extra.xaxis
+        axis.set_ticks([value for value, _ in named], [text for _, text in named])
+        axis.set_minor_locator(NullLocator())
+        extra.tick_params(length=0, labelsize=7, labelcolor="dimgrey", pad=2)
 
 
 def panels_figure(
