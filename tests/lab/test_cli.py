@@ -100,6 +100,18 @@ def test_lr_find_prints_suggestions_and_writes_the_figure(tmp_path) -> None:
     assert out.read_bytes().startswith(PNG)
 
 
+def test_a_figure_that_cannot_be_written_names_its_option(tmp_path) -> None:
+    """The figure is written after the runs: a failure there was a bare '[Errno 2] ...' with no option."""
+    link = tmp_path / "race.png"
+    link.symlink_to(tmp_path / "gone" / "race.png")  # (a link into a folder that does not exist)
+    res = invoke("race", "bowl", "-o", "gd:lr=0.1", "--steps", "20", "--out", str(link))
+    assert res.exit_code == 2
+    assert f"--out: cannot write '{link}' (No such file or directory)" in " ".join(res.output.split())
+    res = invoke("sweep", "bowl", "-o", "momentum", "--betas", "0,0.5", "--num", "4", "--steps", "5",
+                 "--heatmap", str(link))
+    assert res.exit_code == 2 and f"--heatmap: cannot write '{link}'" in " ".join(res.output.split())
+
+
 def test_lr_find_says_when_the_loss_hardly_fell() -> None:
     """A linear model on circles cannot fit: its loss falls 6% across the range and the suggestions read
     noise (steepest at 4.6e-5 here), which the report passed on without a word."""

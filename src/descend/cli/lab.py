@@ -73,6 +73,15 @@ def progress_bar(description: str, total_steps: int, runs: int = 1) -> Iterator[
         yield update
 
 
+@contextmanager
+def writing(what: str, path: Path) -> Iterator[None]:
+    """Writing the file of option ``what``: an OSError becomes an error naming the option and the file."""
+    try:
+        yield
+    except OSError as e:
+        raise ValueError(f"{what}: cannot write {str(path)!r} ({e.strerror or e})") from None
+
+
 def fail(err: Exception) -> typer.Exit:
     """Print ``err`` as the reason and give the exit (code 2) to raise."""
     Console(stderr=True).print(f"[bold red]error:[/] {err}")
@@ -168,12 +177,14 @@ def race_command(
         from descend.plots.lab import race_figure, race_gif
 
         if out is not None:
-            fig = race_figure(result, out)
+            with writing("--out", out):
+                fig = race_figure(result, out)
             console.print(f"wrote {out}")
             for line in getattr(fig, "descend_notes", []):
                 console.print(line)
         if gif is not None:
-            race_gif(result, gif)
+            with writing("--gif", gif):
+                race_gif(result, gif)
             console.print(f"wrote {gif}")
     return result
 
@@ -272,12 +283,14 @@ def sweep_command(
         from descend.plots.lab import heatmap_figure, sweep_figure
 
         if out is not None:
-            sweep_figure(result, out)
+            with writing("--out", out):
+                sweep_figure(result, out)
             console.print(f"wrote {out}")
         if beta_values is not None:
             path = heatmap or (out.with_name(out.stem + "_heatmap" + out.suffix) if out is not None else None)
             if path is not None:
-                heatmap_figure(result, path)
+                with writing("--heatmap" if heatmap is not None else "--out", path):
+                    heatmap_figure(result, path)
                 console.print(f"wrote {path}")
     return result
 
@@ -409,7 +422,8 @@ def lr_find_command(
     if out is not None:
         from descend.plots.lab import lr_find_figure
 
-        lr_find_figure(result, out)
+        with writing("--out", out):
+            lr_find_figure(result, out)
         console.print(f"wrote {out}")
     return result
 
