@@ -149,6 +149,16 @@ def test_cli_refuses_an_out_that_is_a_file_before_running_anything(tmp_path):
     assert afile.read_text() == "hi"
 
 
+def test_a_seed_beyond_numpy_s_range_is_refused_before_anything_runs(tmp_path):
+    """--seed 9223372036854775807 ran the first topic and ended in numpy's traceback."""
+    r = invoke("tour", "--quick", "--out", str(tmp_path / "t"), "--only", "gradient", "--seed", str(2**63 - 1))
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert "--seed" in r.output and "4294967295" in " ".join(r.output.split())
+    assert not (tmp_path / "t").exists()
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*32\), got 4294967296"):
+        tour(tmp_path / "t", quick=True, seed=2**32, only=["gradient"])
+
+
 def test_cli_help_lists_options():
     r = invoke("tour", "--help")
     assert r.exit_code == 0

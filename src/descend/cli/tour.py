@@ -26,7 +26,7 @@ STYLE = {HELD: "bold green", NOT_HELD: "bold red", DEPENDS: "bold yellow"}
 def tour_cmd(
     quick: Annotated[bool, typer.Option("--quick", help="small budgets: the whole tour in under 30 s")] = False,
     out: Annotated[Path, typer.Option(help="folder for index.html (created)")] = Path("runs/tour"),
-    seed: Annotated[int, typer.Option(min=0, help="seed of models, data orders and random starts")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="seed of models, data orders and random starts")] = 0,
     only: Annotated[str | None, typer.Option(help="comma-separated topic ids to run (default: all); their page is "
                                                   "OUT/only-<ids>.html, and OUT/index.html is left as it was")] = None,
 ) -> None:

@@ -267,8 +267,8 @@ def tour(
     """
     from .page import write_page
 
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:  # (numpy's seeds)
+        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
     out = Path(out)
     started = _dt.datetime.now().astimezone()
     before = torch.get_num_threads()
