@@ -40,7 +40,10 @@ def tour_cmd(
 
         descend tour --quick --out /tmp/tour
 
-        descend tour --only momentum,newton   (writes runs/tour/only-momentum-newton.html)
+        descend tour --only momentum,newton
+
+    A part of the tour (--only) is written to its own page, runs/tour/only-momentum-newton.html above,
+    and never replaces the whole tour's index.html.
     """
     console = Console()
     chosen = None
