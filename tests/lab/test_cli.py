@@ -8,7 +8,7 @@ import numpy as np
 import typer
 
 from descend.cli.lab import parse_entry, parse_numbers, register
-from descend.lab import minimize
+from descend.lab import minimize, sweep
 from descend.spec import parse_options
 from tests.cli_app import app_with
 from tests.cli_app import invoke as invoke_with
@@ -62,12 +62,32 @@ def test_sweep_prints_regions_and_writes_both_figures(tmp_path) -> None:
                  "--out", str(out))
     assert res.exit_code == 0, res.output
     table = rows(res.output)
-    assert list(table) == ["too small", "good", "too large", "divergent"]
+    assert list(table)[:4] == ["too small", "good", "too large", "divergent"]
     assert table["divergent"][0] == "0.215" and table["divergent"][1] == "1"  # first lr above 2 / kappa
     # the rule: fewest steps to tol (0.173 reaches it in 52 steps; 0.155 has a smaller gap but takes 59)
-    assert re.search(r"best lr 0\.173: 52 steps to tol, final f - f\* ", " ".join(res.output.split()))
+    assert re.search(r"best lr 0\.173 at momentum=0 \(its default\): 52 steps to tol, final f - f\* ",
+                     " ".join(res.output.split()))
     assert out.read_bytes().startswith(PNG)
     assert (tmp_path / "sweep_heatmap.png").read_bytes().startswith(PNG)
+
+
+def test_sweep_with_betas_reports_every_swept_value_not_only_the_default() -> None:
+    """The report named only the optimizer's own beta (the plain sweep's), never the values swept."""
+    res = invoke("sweep", "bowl", "-o", "momentum", "--betas", "0,0.5,0.9,0.99", "--num", "24", "--steps", "200")
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "Momentum on bowl at beta=0.9 (its default): 24 lrs" in text  # the plain sweep, named as such
+    assert "lr x beta: 4 values of beta x 24 lrs, 200 steps" in text
+    table = rows(res.output)
+    grid = sweep("bowl", "momentum", np.logspace(-3, 0, 24), steps=200, betas=[0.0, 0.5, 0.9, 0.99])
+    for j, beta in enumerate(["0", "0.5", "0.9", "0.99"]):
+        best = grid.grid_row_best[j]
+        reached = grid.grid_runs.steps_to_tol[j * 24 + best]
+        assert table[beta][:2] == [f"{grid.lrs[best]:.4g}", "-" if reached is None else str(reached)], beta
+        assert table[beta][3:] == [str(grid.grid_labels[j].count("good")), str(grid.grid_labels[j].count("divergent"))]
+    j, i = grid.grid_best
+    assert grid.betas[j] != 0.9  # the best cell is not at the default: the report must say which beta it is
+    assert f"best cell: beta={grid.betas[j]:g}, lr {grid.lrs[i]:.4g}: {grid.grid_runs.steps_to_tol[j * 24 + i]} steps" in text
 
 
 def test_lr_find_prints_suggestions_and_writes_the_figure(tmp_path) -> None:
@@ -78,6 +98,29 @@ def test_lr_find_prints_suggestions_and_writes_the_figure(tmp_path) -> None:
     best = float(table["min_over_10 (best)"][0])
     assert 1e-3 < best < 0.1 and "valley" in table and "steepest" in table
     assert out.read_bytes().startswith(PNG)
+
+
+def test_a_figure_that_cannot_be_written_names_its_option(tmp_path) -> None:
+    """The figure is written after the runs: a failure there was a bare '[Errno 2] ...' with no option."""
+    link = tmp_path / "race.png"
+    link.symlink_to(tmp_path / "gone" / "race.png")  # (a link into a folder that does not exist)
+    res = invoke("race", "bowl", "-o", "gd:lr=0.1", "--steps", "20", "--out", str(link))
+    assert res.exit_code == 2
+    assert f"--out: cannot write '{link}' (No such file or directory)" in " ".join(res.output.split())
+    res = invoke("sweep", "bowl", "-o", "momentum", "--betas", "0,0.5", "--num", "4", "--steps", "5",
+                 "--heatmap", str(link))
+    assert res.exit_code == 2 and f"--heatmap: cannot write '{link}'" in " ".join(res.output.split())
+
+
+def test_lr_find_says_when_the_loss_hardly_fell() -> None:
+    """A linear model on circles cannot fit: its loss falls 6% across the range and the suggestions read
+    noise (steepest at 4.6e-5 here), which the report passed on without a word."""
+    res = invoke("lr-find", "--data", "circles", "--model", "logistic")
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "note: the smoothed loss fell by only 5.9% across the range (0.7498 -> 0.7058)" in text
+    res = invoke("lr-find", "--data", "digits", "--model", "softmax", "--num-iter", "40")
+    assert res.exit_code == 0 and "fell by only" not in res.output
 
 
 def test_lr_find_names_the_batch_it_really_used(tmp_path) -> None:
@@ -106,9 +149,14 @@ def test_bad_input_exits_2_with_the_reason() -> None:
         (["race", "bowl", "-o", "adam:beta=0.9"], "unknown option 'beta' for Adam"),
         (["sweep", "bowl", "--lr-min", "1", "--lr-max", "0.1"], "0 < lr-min < lr-max"),
         (["sweep", "bowl", "-o", "adagrad", "--betas", "0.5"], "Adagrad has no default beta"),
+        (["sweep", "bowl", "-o", "momentum", "--betas", "0.5,1.5"],  # (named: the optimizer's message was all)
+         "betas: Momentum refuses beta=1.5 (beta must be in [0, 1), got 1.5)"),
         (["sweep", "bowl", "--heatmap", "h.png"], "--heatmap needs --betas"),
         (["lr-find", "--data", "mnist"], "unknown data set 'mnist'"),
         (["lr-find", "--model", "softmax", "--batchnorm"], "apply to the mlp only"),
+        (["race", "bowl", "--fair", "--lr-grid", "0:1:5"], "--lr-grid LOW:HIGH:COUNT is log-spaced: LOW and HIGH must"),
+        (["lr-find", "--num-iter", "5"], "--num-iter must be an integer >= 10, got 5"),  # (was num_iter)
+        (["lr-find", "--start-lr", "1", "--end-lr", "0.1"], "--end-lr must be larger than --start-lr"),
     ]:
         res = invoke(*args)
         assert res.exit_code == 2, (args, res.output)

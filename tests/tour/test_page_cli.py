@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import typer
 
+import descend.plots.tour as plots_tour
 from descend.cli.tour import register
 from descend.plots.tour import Panel, panels_figure, png
 from descend.tour import core, tour
@@ -15,6 +16,7 @@ from descend.tour.core import DEPENDS, HELD, NOT_HELD, Section, TourResult, judg
 from descend.tour.page import render, write_page
 from tests.cli_app import app_with
 from tests.cli_app import invoke as invoke_with
+from tests.plot_checks import text_problems
 
 
 def make_app() -> typer.Typer:
@@ -79,12 +81,49 @@ def test_a_failing_topic_becomes_an_error_section_and_the_page_is_still_written(
     assert r.exit_code == 1 and "failed with an error" in r.output
 
 
+def test_an_error_section_s_figure_title_fits(tmp_path, monkeypatch):
+    """The placeholder figure of a failed topic cut its title off at both edges when the error was long."""
+    problems: list[str] = []
+    render = plots_tour.png
+
+    def checked(fig, dpi=100):
+        problems.extend(text_problems(fig))
+        return render(fig, dpi)
+
+    monkeypatch.setattr(plots_tour, "png", checked)
+    core._load_topics()
+    topic = next(t for t in core.TOPICS if t.id == "momentum")
+    assert len(topic.title) > 55  # "Zig-zag of gradient descent vs momentum on an elongated bowl"
+    missing = "/DATA/EXPERIMENTS/MOMENTUM/ZIGZAG/BOWL-KAPPA-100/WITH-MOMENTUM-0.9/RESULTS/DIGITS.NPZ"  # (no spaces)
+    section = core._error_section(topic, FileNotFoundError(f"no such file: {missing}"), 0.1, 80)
+    assert section.error and problems == []
+
+
+def test_only_never_replaces_the_whole_tour_s_page(tmp_path):
+    """--only wrote its two sections over index.html: a full report, lost to a run of one topic."""
+    out = tmp_path / "tour"
+    out.mkdir()
+    (out / "index.html").write_text("the full report", encoding="utf-8")
+    r = invoke("tour", "--quick", "--out", str(out), "--only", "momentum,gradient")
+    assert r.exit_code == 0, r.output
+    assert (out / "index.html").read_text(encoding="utf-8") == "the full report"
+    page = out / "only-gradient-momentum.html"  # (the topics in page order)
+    text = page.read_text(encoding="utf-8")
+    assert '<section id="gradient">' in text and '<section id="momentum">' in text
+    assert "only gradient, momentum (--only: a part of the tour" in text
+    said = " ".join(r.output.split())
+    assert f"Page written: {page}" in said and f"{out / 'index.html'} was left as it was" in said
+    assert sorted(p.name for p in out.iterdir()) == ["index.html", "only-gradient-momentum.html"]
+    r = invoke("tour", "--quick", "--out", str(out), "--only", " , ")
+    assert r.exit_code == 2 and "needs at least one topic id" in " ".join(r.output.split())
+
+
 def test_cli_writes_the_page_and_prints_where_it_is(tmp_path):
     out = tmp_path / "tour"
     r = invoke("tour", "--quick", "--out", str(out), "--only", "gradient,momentum")
     assert r.exit_code == 0, r.output
-    page = out / "index.html"
-    assert page.exists()
+    page = out / "only-gradient-momentum.html"
+    assert page.exists() and not (out / "index.html").exists()
     text = page.read_text(encoding="utf-8")
     assert '<section id="gradient">' in text and '<section id="momentum">' in text
     assert '<section id="newton">' not in text
@@ -108,6 +147,16 @@ def test_cli_refuses_an_out_that_is_a_file_before_running_anything(tmp_path):
         assert "--out" in text and ("existing file, not a folder" in text or "cannot create the folder" in text)
         assert "topic" not in text  # refused before the first topic ran
     assert afile.read_text() == "hi"
+
+
+def test_a_seed_beyond_numpy_s_range_is_refused_before_anything_runs(tmp_path):
+    """--seed 9223372036854775807 ran the first topic and ended in numpy's traceback."""
+    r = invoke("tour", "--quick", "--out", str(tmp_path / "t"), "--only", "gradient", "--seed", str(2**63 - 1))
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert "--seed" in r.output and "4294967295" in " ".join(r.output.split())
+    assert not (tmp_path / "t").exists()
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*32\), got 4294967296"):
+        tour(tmp_path / "t", quick=True, seed=2**32, only=["gradient"])
 
 
 def test_cli_help_lists_options():

@@ -7,16 +7,30 @@ import re
 
 import pytest
 
+import descend.plots.tour as plots_tour
 from descend.tour import HELD, VERDICTS, topic_ids, tour
 from descend.tour.core import ORDER
+from tests.plot_checks import text_problems
 
 PNG = b"\x89PNG\r\n\x1a\n"
+
+
+FIGURE_PROBLEMS: list[str] = []  # texts of the quick tour's figures that are cut off or overlap
 
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("tour")
-    result = tour(out, quick=True, seed=0)
+    render = plots_tour.png
+
+    def checked(fig, dpi=100):  # every figure of the tour, looked at before it is rendered
+        FIGURE_PROBLEMS.extend(f"{fig._suptitle.get_text()[:50] if fig._suptitle else '?'}: {p}"
+                               for p in text_problems(fig))
+        return render(fig, dpi)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plots_tour, "png", checked)
+        result = tour(out, quick=True, seed=0)
     return result, result.path.read_text(encoding="utf-8")
 
 
@@ -42,6 +56,11 @@ def test_quick_tour_writes_one_page_with_every_section(quick):
         assert "<img " in body and 'src="data:image/png;base64,' in body
         assert '<span class="badge' in body and f">{s.verdict}</span>" in body
         assert s.claim and s.rule and s.summary and s.note
+
+
+def test_no_figure_text_is_cut_off_or_runs_into_another(quick):
+    """The sweep figure's title ran into its legend; titles must fit their figure."""
+    assert FIGURE_PROBLEMS == []
 
 
 def test_verdicts_are_in_the_allowed_set_and_numbers_are_finite(quick):

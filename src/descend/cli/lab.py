@@ -10,6 +10,7 @@ the reason.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from ..lab._common import n_steps
 from ..lab.best import BEST_RULE
 from ..lab.engine import MAX_STEPS
 from ..lab.lr_find import LRFindResult, lr_find
@@ -71,6 +73,15 @@ def progress_bar(description: str, total_steps: int, runs: int = 1) -> Iterator[
         yield update
 
 
+@contextmanager
+def writing(what: str, path: Path) -> Iterator[None]:
+    """Writing the file of option ``what``: an OSError becomes an error naming the option and the file."""
+    try:
+        yield
+    except OSError as e:
+        raise ValueError(f"{what}: cannot write {str(path)!r} ({e.strerror or e})") from None
+
+
 def fail(err: Exception) -> typer.Exit:
     """Print ``err`` as the reason and give the exit (code 2) to raise."""
     Console(stderr=True).print(f"[bold red]error:[/] {err}")
@@ -82,9 +93,15 @@ def parse_numbers(text: str, what: str) -> list[float]:
     try:
         if ":" in text:
             lo, hi, n = text.split(":")
-            return [float(v) for v in np.logspace(math.log10(float(lo)), math.log10(float(hi)), int(n))]
+            low, high, count = float(lo), float(hi), int(n)
+            if not (low > 0 and high > 0 and math.isfinite(low * high) and count >= 1):
+                raise ValueError(f"{what} LOW:HIGH:COUNT is log-spaced: LOW and HIGH must be finite numbers > 0 and "
+                                 f"COUNT an integer >= 1, got {text!r}")
+            return [float(v) for v in np.logspace(math.log10(low), math.log10(high), count)]
         return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
+    except ValueError as e:
+        if str(e).startswith(what):
+            raise
         raise ValueError(f"{what} must be numbers separated by commas or LOW:HIGH:COUNT (log-spaced), got {text!r}") from None
 
 
@@ -136,7 +153,7 @@ def race_command(
                       record_every=every, progress=progress)
     gap = "final f - f*" if result.f_star is not None else "final f"
     name = result.landscape.name if result.landscape is not None else landscape
-    title = f"{name} from {tuple(round(float(v), 4) for v in result.x0)}: {steps} steps, tol {tol:g}"
+    title = f"{name} from {tuple(round(float(v), 4) for v in result.x0)}: {n_steps(steps)}, tol {tol:g}"
     if result.f_star is None:
         title += " on the gradient norm (f* unknown)"
     if fair:
@@ -160,12 +177,14 @@ def race_command(
         from descend.plots.lab import race_figure, race_gif
 
         if out is not None:
-            fig = race_figure(result, out)
+            with writing("--out", out):
+                fig = race_figure(result, out)
             console.print(f"wrote {out}")
             for line in getattr(fig, "descend_notes", []):
                 console.print(line)
         if gif is not None:
-            race_gif(result, gif)
+            with writing("--gif", gif):
+                race_gif(result, gif)
             console.print(f"wrote {gif}")
     return result
 
@@ -243,8 +262,10 @@ def sweep_command(
     with progress_bar(f"sweep on {landscape}", steps, 1 if beta_values is None else 2) as progress:
         result = sweep(landscape, optimizer, lrs, steps=steps, tol=tol, betas=beta_values, beta_name=beta_name,
                        x0=parse_point(start), progress=progress, **extra)
-    table = Table(title=f"{result.optimizer} on {landscape}: {num} lrs from {lr_min:g} to {lr_max:g}, "
-                  f"{steps} steps, one vectorized run")
+    # (with --betas the plain lr sweep runs at the optimizer's own value of the swept keyword: named)
+    at = "" if result.beta_default is None else f" at {result.beta_name}={result.beta_default:g} (its default)"
+    table = Table(title=f"{result.optimizer} on {landscape}{at}: {num} lrs from {lr_min:g} to {lr_max:g}, "
+                  f"{n_steps(steps)}, one vectorized run")
     for col in ("region", "lrs from", "lrs to", "count"):
         table.add_column(col, justify="left" if col == "region" else "right")
     for name in REGIONS:
@@ -252,25 +273,61 @@ def sweep_command(
         if idx:
             table.add_row(name, f"{result.lrs[idx[0]]:.3g}", f"{result.lrs[idx[-1]]:.3g}", str(len(idx)))
     console.print(table)
-    best = result.best_index
-    if best is not None:
-        gap = result.final_gaps[best] if result.final_gaps is not None else result.final_losses[best]
-        what = "f - f*" if result.f_star is not None else "f"
-        reached = result.runs.steps_to_tol[best]
-        how = f"{reached} steps to tol, " if reached is not None else ""
-        console.print(f"best lr {result.best_lr:.4g}: {how}final {what} {gap:.3g} ({BEST_RULE})")
+    what = "f - f*" if result.f_star is not None else "f"
+    if result.best_index is not None:
+        how, gap = _outcome(result, result.runs, result.best_index)
+        console.print(f"best lr {result.best_lr:.4g}{at}: {how}final {what} {gap:.3g} ({BEST_RULE})")
+    if beta_values is not None:
+        _print_grid(result, steps, console)
     if out is not None or heatmap is not None:
         from descend.plots.lab import heatmap_figure, sweep_figure
 
         if out is not None:
-            sweep_figure(result, out)
+            with writing("--out", out):
+                sweep_figure(result, out)
             console.print(f"wrote {out}")
         if beta_values is not None:
             path = heatmap or (out.with_name(out.stem + "_heatmap" + out.suffix) if out is not None else None)
             if path is not None:
-                heatmap_figure(result, path)
+                with writing("--heatmap" if heatmap is not None else "--out", path):
+                    heatmap_figure(result, path)
                 console.print(f"wrote {path}")
     return result
+
+
+def _outcome(result: SweepResult, runs: Any, i: int) -> tuple[str, float]:
+    """(``"N steps to tol, "`` or ``""``, the final gap or loss) of row ``i`` of ``runs``."""
+    reached = runs.steps_to_tol[i]
+    final = float(runs.final_losses[i]) - (result.f_star or 0.0)
+    return (f"{n_steps(reached)} to tol, " if reached is not None else ""), final
+
+
+def _print_grid(result: SweepResult, steps: int, console: Console) -> None:
+    """The lr x beta grid: each swept value's best lr and outcome, then the best cell."""
+    name, betas, n = result.beta_name, result.betas, len(result.lrs)
+    assert betas is not None and result.grid_runs is not None and result.grid_labels is not None
+    what = "f - f*" if result.f_star is not None else "f"
+    table = Table(title=f"lr x {name}: {len(betas)} values of {name} x {n} lrs, {n_steps(steps)}, one vectorized run")
+    for col in (name, "best lr", "steps to tol", f"final {what}", "good lrs", "divergent lrs"):
+        table.add_column(col, justify="right")
+    for j, b in enumerate(betas):
+        best = (result.grid_row_best or [None] * len(betas))[j]
+        labels = result.grid_labels[j]
+        if best is None:
+            cells = ["-", "-", "-"]
+        else:
+            reached = result.grid_runs.steps_to_tol[j * n + best]
+            cells = [f"{result.lrs[best]:.4g}", "-" if reached is None else str(reached),
+                     _fmt(_outcome(result, result.grid_runs, j * n + best)[1], ".3g")]
+        table.add_row(f"{b:g}", *cells, str(labels.count("good")), str(labels.count("divergent")))
+    console.print(table)
+    if result.grid_best is not None:
+        j, i = result.grid_best
+        how, gap = _outcome(result, result.grid_runs, j * n + i)
+        console.print(f"best cell: {name}={betas[j]:g}, lr {result.lrs[i]:.4g}: {how}final {what} {gap:.3g} "
+                      f"({BEST_RULE})")
+    else:
+        console.print(f"every cell of the lr x {name} grid diverged")
 
 
 def sweep_cmd(
@@ -347,10 +404,14 @@ def lr_find_command(
         raise ValueError(f"--batch-size must be an integer >= 1, got {batch_size!r}")
     used, clamped = data.fit_batch_size(batch_size, ds.n_train)  # as descend train does
     batches = data.Batches(ds.X_train, ds.y_train, used, seed=seed)
-    result = lr_find(model, loss_fn, batches, optimizer, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter)
+    try:
+        result = lr_find(model, loss_fn, batches, optimizer, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter)
+    except ValueError as e:  # (named as the options the user typed: --num-iter, not num_iter)
+        raise ValueError(re.sub(r"\b(start_lr|end_lr|num_iter)\b", lambda m: "--" + m[1].replace("_", "-"),
+                                str(e))) from None
     batch = f"batch {used}" if used == batch_size else f"batch {used} (the whole training set)"
     table = Table(title=f"lr range test: {model_name} on {data_name}, {result.optimizer}, {batch}, "
-                  f"{len(result.lrs)} steps ({result.stop_reason})")
+                  f"{n_steps(len(result.lrs))} ({result.stop_reason})")
     table.add_column("suggestion")
     table.add_column("lr", justify="right")
     for name, lr in result.suggestions.items():
@@ -361,7 +422,8 @@ def lr_find_command(
     if out is not None:
         from descend.plots.lab import lr_find_figure
 
-        lr_find_figure(result, out)
+        with writing("--out", out):
+            lr_find_figure(result, out)
         console.print(f"wrote {out}")
     return result
 

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..tour.core import DEPENDS, HELD, NOT_HELD, Section, Topic, topic_ids, tour
+from ..tour.core import DEPENDS, HELD, NOT_HELD, PAGE, Section, Topic, topic_ids, tour
 
 STYLE = {HELD: "bold green", NOT_HELD: "bold red", DEPENDS: "bold yellow"}
 
@@ -26,8 +26,9 @@ STYLE = {HELD: "bold green", NOT_HELD: "bold red", DEPENDS: "bold yellow"}
 def tour_cmd(
     quick: Annotated[bool, typer.Option("--quick", help="small budgets: the whole tour in under 30 s")] = False,
     out: Annotated[Path, typer.Option(help="folder for index.html (created)")] = Path("runs/tour"),
-    seed: Annotated[int, typer.Option(min=0, help="seed of models, data orders and random starts")] = 0,
-    only: Annotated[str | None, typer.Option(help="comma-separated topic ids to run (default: all)")] = None,
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="seed of models, data orders and random starts")] = 0,
+    only: Annotated[str | None, typer.Option(help="comma-separated topic ids to run (default: all); their page is "
+                                                  "OUT/only-<ids>.html, and OUT/index.html is left as it was")] = None,
 ) -> None:
     """Run every topic of the seed notes live and write one self-contained page, runs/tour/index.html.
 
@@ -40,11 +41,17 @@ def tour_cmd(
         descend tour --quick --out /tmp/tour
 
         descend tour --only momentum,newton
+
+    A part of the tour (--only) is written to its own page, runs/tour/only-momentum-newton.html above,
+    and never replaces the whole tour's index.html.
     """
     console = Console()
     chosen = None
-    if only:
+    if only is not None:
         chosen = [s.strip() for s in only.split(",") if s.strip()]
+        if not chosen:
+            raise typer.BadParameter(f"needs at least one topic id, got {only!r}; topics: {', '.join(topic_ids())}",
+                                     param_hint="--only")
         unknown = [s for s in chosen if s not in topic_ids()]
         if unknown:
             raise typer.BadParameter(f"unknown topic(s) {', '.join(unknown)}; topics: {', '.join(topic_ids())}",
@@ -84,6 +91,10 @@ def tour_cmd(
     counts = {v: sum(1 for s in result.sections if s.verdict == v) for v in (HELD, DEPENDS, NOT_HELD)}
     console.print(f"{counts[HELD]} held, {counts[DEPENDS]} depends, {counts[NOT_HELD]} did not hold.")
     console.print(f"Page written: {result.path}", soft_wrap=True, markup=False)
+    if chosen is not None:  # (a part of the tour never replaces the whole tour's page)
+        full = out / PAGE
+        kept = f"{full} was left as it was" if full.exists() else f"the whole tour writes {full}"
+        console.print(f"(--only: a page of {len(result.sections)} topic(s); {kept})", soft_wrap=True, markup=False)
     console.print(f"open {result.path}", soft_wrap=True, markup=False)
     errors = [s.id for s in result.sections if s.error]
     if errors:

@@ -25,6 +25,11 @@ BETA_NAMES = {
 }
 
 
+def n_steps(n: int) -> str:
+    """``"1 step"``, ``"12 steps"``: a count of steps as the lab's texts and figures print it."""
+    return f"{n} step" if n == 1 else f"{n} steps"
+
+
 def check_int(name: str, value: Any, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")

@@ -176,8 +176,12 @@ def suggest(lrs: np.ndarray, losses: np.ndarray) -> dict[str, float | None]:
     return {k: None if v is None or v < lrs[0] * (1 - 1e-12) else v for k, v in out.items()}
 
 
+SMALL_FALL = 0.10  # a smoothed loss that falls by less than this share of its start has little to read
+
+
 def notes(result_lrs: np.ndarray, losses: np.ndarray, stop_reason: str) -> list[str]:
-    """What the curve says about the range itself: it began too high, or it ended too early."""
+    """What the curve says about the range itself: it began too high or ended too early, or the loss
+    hardly fell at all (:data:`SMALL_FALL`)."""
     n = len(losses)
     if n < MIN_CURVE:
         return [f"the test recorded {n} step(s) before it stopped ({stop_reason}): no curve to read; "
@@ -190,6 +194,11 @@ def notes(result_lrs: np.ndarray, losses: np.ndarray, stop_reason: str) -> list[
     if stop_reason == "completed" and k >= n - max(2, n // 20):
         return ["the loss was still falling at the end of the range: raise --end-lr (end_lr) to find "
                 "where it turns"]
+    start, low = float(curve[0]), float(curve[k])
+    if start > 0 and (start - low) < SMALL_FALL * start:
+        return [f"the smoothed loss fell by only {100 * (start - low) / start:.1f}% across the range "
+                f"({start:.4g} -> {low:.4g}): there is little fall for the suggestions to read, so they may point "
+                "at noise (a model that cannot fit the data better, such as a linear one on circles, looks like this)"]
     return []
 
 

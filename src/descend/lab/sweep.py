@@ -125,7 +125,9 @@ class SweepResult:
         runs: the vectorized run behind the sweep.
         betas, beta_name, grid_final_losses ``(len(betas), len(lrs))``, grid_labels,
         grid_runs: the heat-map (None without ``betas``); ``grid_best``: the best cell
-            ``(beta index, lr index)`` by :data:`~descend.lab.best.BEST_RULE`.
+            ``(beta index, lr index)`` by :data:`~descend.lab.best.BEST_RULE`; ``grid_row_best``:
+            the best lr index of each beta (None where every lr diverged); ``beta_default``: the
+            value of ``beta_name`` the plain lr sweep (``lrs``, ``final_losses``, ``labels``) ran with.
         steps, tol, good_factor: as used.
     """
 
@@ -148,6 +150,8 @@ class SweepResult:
     grid_labels: list[list[str]] | None = None
     grid_runs: Runs | None = None
     grid_best: tuple[int, int] | None = None
+    grid_row_best: list[int | None] | None = None
+    beta_default: float | None = None
     rule: str = ""
 
     @property
@@ -171,6 +175,9 @@ class SweepResult:
             "regions": [list(r) for r in self.regions()], "steps": self.steps, "tol": self.tol,
             "good_factor": self.good_factor, "betas": self.betas, "beta_name": self.beta_name,
             "grid_final_losses": self.grid_final_losses, "grid_labels": self.grid_labels,
+            "grid_best_lrs": None if self.grid_row_best is None else [
+                None if i is None else float(self.lrs[i]) for i in self.grid_row_best],
+            "beta_default": self.beta_default,
             "diverged": self.runs.diverged, "steps_to_tol": self.runs.steps_to_tol, "rule": self.rule,
         })
 
@@ -228,6 +235,7 @@ def sweep(
     ):
         raise ValueError(f"good_factor must be a finite number >= 1, got {good_factor!r}")
     cls, display, key = O.resolve(optimizer)
+    name, beta_arr = _grid_keyword(cls, display, key, betas, beta_name, hyper, float(lr_arr[0]))
     obj = Objective(f)
     start = obj.start(x0)
     every = max(1, math.ceil(steps / 10_000))
@@ -241,18 +249,8 @@ def sweep(
         final_losses=runs.final_losses.copy(), initial_loss=initial, labels=labels, best_index=best,
         runs=runs, steps=steps, tol=tol, good_factor=float(good_factor), rule=RULE,
     )
-    if betas is None:
-        if beta_name is not None:
-            raise ValueError("beta_name is only used with betas")
+    if beta_arr is None or name is None:
         return result
-    name = beta_name or BETA_NAMES.get(key or "")
-    if name is None:
-        raise ValueError(f"{display} has no default beta; pass beta_name (one of {', '.join(accepted_keywords(cls))})")
-    if name not in accepted_keywords(cls):
-        raise ValueError(f"beta_name must be a hyperparameter of {display} ({', '.join(accepted_keywords(cls))}), got {name!r}")
-    if name in hyper:
-        raise ValueError(f"{name} is what the heat-map varies; pass its values as betas")
-    beta_arr = _check_values("betas", betas, low_open=False)
     B, L = np.meshgrid(beta_arr, lr_arr, indexing="ij")  # (n_beta, n_lr)
     grid = run_many(obj.fn, start, optimizer, steps=steps, tol=tol, lr=L.ravel(), record_every=every,
                     progress=progress, **{name: B.ravel()}, **hyper)
@@ -263,13 +261,47 @@ def sweep(
     result.betas = beta_arr
     result.beta_name = name
     result.grid_final_losses = finals
-    result.grid_labels = [
+    per_beta = [
         classify(lr_arr, finals[j], initial, div[j], obj.f_star, good_factor=good_factor, tol=tol,
-                 steps_to_tol=grid.steps_to_tol[j * len(lr_arr):(j + 1) * len(lr_arr)])[0]
+                 steps_to_tol=grid.steps_to_tol[j * len(lr_arr):(j + 1) * len(lr_arr)])
         for j in range(len(beta_arr))
     ]
+    result.grid_labels = [labels for labels, _ in per_beta]
+    result.grid_row_best = [best for _, best in per_beta]
     result.grid_runs = grid
+    # (the plain sweep ran with the optimizer's own value of the swept keyword: say which)
+    value = _group(cls, float(lr_arr[0]), hyper).get(name)
+    result.beta_default = float(value) if isinstance(value, int | float) else None
     return result
+
+
+def _group(cls: type, lr: float, hyper: dict[str, Any]) -> dict[str, Any]:
+    """The param group ``cls`` builds from these settings (on a one-element tensor)."""
+    return cls([torch.zeros(1, requires_grad=True)], lr=lr, **hyper).param_groups[0]
+
+
+def _grid_keyword(cls: type, display: str, key: str | None, betas: Any, beta_name: str | None,
+                  hyper: dict[str, Any], lr: float) -> tuple[str | None, np.ndarray | None]:
+    """The keyword the heat-map varies and its values, checked before anything runs (``(None, None)``
+    without ``betas``); a value the optimizer refuses is named with ``betas``."""
+    if betas is None:
+        if beta_name is not None:
+            raise ValueError("beta_name is only used with betas")
+        return None, None
+    name = beta_name or BETA_NAMES.get(key or "")
+    if name is None:
+        raise ValueError(f"{display} has no default beta; pass beta_name (one of {', '.join(accepted_keywords(cls))})")
+    if name not in accepted_keywords(cls):
+        raise ValueError(f"beta_name must be a hyperparameter of {display} ({', '.join(accepted_keywords(cls))}), got {name!r}")
+    if name in hyper:
+        raise ValueError(f"{name} is what the heat-map varies; pass its values as betas")
+    beta_arr = _check_values("betas", betas, low_open=False)
+    for b in beta_arr:
+        try:
+            _group(cls, lr, {**hyper, name: float(b)})
+        except ValueError as e:
+            raise ValueError(f"betas: {display} refuses {name}={b:g} ({e})") from None
+    return name, beta_arr
 
 
 __all__ = ["REGIONS", "GOOD_FACTOR", "RULE", "SweepResult", "sweep", "classify", "regions"]

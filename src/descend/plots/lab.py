@@ -9,6 +9,7 @@ arrow on the edge says so.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,13 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from ..lab._common import n_steps
 from ..lab.best import BEST_RULE
 from ..lab.lr_find import MIN_CURVE, LRFindResult
 from ..lab.race import RACE_NOTE, RaceResult
 from ..lab.results import Run
 from ..lab.sweep import SweepResult
+from .fit import panel_width, wrap
 from .landscape import contour
 
 REGION_COLORS = {
@@ -177,7 +180,7 @@ def _run_label(run: Run) -> str:
     if run.converged and run.f_star is None:
         return f"{run.label}: stationary point (f* unknown) at step {run.steps_to_tol}"
     if run.converged:
-        return f"{run.label}: {run.steps_to_tol} steps"
+        return f"{run.label}: {n_steps(run.steps_to_tol)}"
     return f"{run.label}: not within tol"
 
 
@@ -200,7 +203,8 @@ def race_figure(result: RaceResult, path: str | Path | None = None, *, title: st
         _loss_panel(bx, result.runs, colors, result.f_star, result.tol)
         handles = [Line2D([], [], color=c, linewidth=2.2, label=_run_label(r)) for r, c in zip(result.runs, colors)]
         fig.legend(handles=handles, loc="outside lower center", ncol=min(2, len(handles)), fontsize=9, frameon=False)
-        fig.suptitle(f"{title or _race_title(result)}\n{RACE_NOTE}", fontsize=11)
+        fig.suptitle(wrap(fig, f"{title or _race_title(result)}\n{RACE_NOTE}", fig.get_figwidth() - 0.3, 11),
+                     fontsize=11)
         _save(fig, path)
         return fig
     fig = _new_figure(13.0, 5.6)
@@ -232,7 +236,7 @@ def race_figure(result: RaceResult, path: str | Path | None = None, *, title: st
     ax.set_ylim(box[2], box[3])
     ax.set_xlabel("x")
     ax.set_ylabel("y")
-    ax.set_title(land.title if land is not None else "paths")
+    ax.set_title(wrap(fig, land.title if land is not None else "paths", panel_width(fig, 2), 12))
     extra = []  # only what the panel shows
     if _inside(result.x0, box):
         extra.append(Line2D([], [], marker="o", markerfacecolor="white", markeredgecolor="black", linestyle="none",
@@ -255,7 +259,7 @@ def race_figure(result: RaceResult, path: str | Path | None = None, *, title: st
                 zorder=10, bbox={"fc": "white", "alpha": 0.85, "lw": 0})
     fig.descend_notes = notes  # type: ignore[attr-defined]  (the CLI prints them)
     head = title or _race_title(result)
-    fig.suptitle(f"{head}\n{RACE_NOTE}", fontsize=11)
+    fig.suptitle(wrap(fig, f"{head}\n{RACE_NOTE}", fig.get_figwidth() - 0.3, 11), fontsize=11)
     _save(fig, path)
     return fig
 
@@ -265,7 +269,7 @@ def _race_title(result: RaceResult) -> str:
     what = "f - f*" if result.f_star is not None else "the gradient norm"
     tol = "" if result.tol is None else f", tol {result.tol:g} on {what}"
     fair = f"; fair: each optimizer's best lr of {len(result.lr_grid)} on one grid" if result.fair else ""
-    return f"Race on {name}: {result.steps} steps{tol}{fair}"
+    return f"Race on {name}: {n_steps(result.steps)}{tol}{fair}"
 
 
 def _loss_panel(bx: Axes, runs: list[Run], colors: list[Any], f_star: float | None, tol: float | None) -> None:
@@ -302,10 +306,13 @@ def _loss_panel(bx: Axes, runs: list[Run], colors: list[Any], f_star: float | No
             if min(lows) < low - 0.05 * span:  # a run that ran off towards -inf leaves through the bottom
                 bx.text(0.99, 0.01, "diverged runs fall below the axis", transform=bx.transAxes, fontsize=7,
                         ha="right", va="bottom", color="dimgrey")
-    for run, c in zip(runs, colors):  # runs that blew up end with a cross at the top edge
-        if run.diverged:
-            bx.plot(run.steps, 1.0, marker="x", color=c, markersize=9, mew=2, transform=bx.get_xaxis_transform(),
-                    clip_on=False, linestyle="none")
+    for run, c in zip(runs, colors):  # runs that blew up end with a cross at the top edge; runs that
+        if run.diverged:              # fell without limit (a landscape unbounded below) at the bottom one
+            seen = _gap(run, f_star)
+            seen = seen[np.isfinite(seen)]
+            falling = seen.size > 1 and seen[-1] < seen[0]
+            bx.plot(run.steps, 0.0 if falling else 1.0, marker="x", color=c, markersize=9, mew=2,
+                    transform=bx.get_xaxis_transform(), clip_on=False, linestyle="none")
     if tol is not None and f_star is not None:
         bx.axhline(tol, color="grey", linestyle=":", linewidth=1)
         bx.text(0.01, tol, "tol", transform=bx.get_yaxis_transform(), ha="left", va="bottom", color="grey",
@@ -390,8 +397,9 @@ def _sweep_y(result: SweepResult, finals: np.ndarray) -> tuple[np.ndarray, bool,
 def sweep_figure(result: SweepResult, path: str | Path | None = None, *, title: str | None = None) -> Figure:
     """Final loss against lr (log axes), regions shaded: too small, good, too large, divergent.
 
-    Divergent lrs are drawn as crosses on the top edge (their losses are huge or not numbers);
-    the best lr is a dashed line.
+    Divergent lrs are drawn as crosses on the top edge (their losses are huge or not numbers), or
+    as triangles on the bottom edge where the run left the bound with its loss falling (a landscape
+    unbounded below, such as the saddle); the best lr is a dashed line, named in the legend.
     """
     fig = _new_figure(8.5, 4.8)
     ax = fig.add_subplot()
@@ -416,18 +424,23 @@ def sweep_figure(result: SweepResult, path: str | Path | None = None, *, title: 
         else:
             span = hi_y - lo_y or 1.0
             ax.set_ylim(lo_y - 0.1 * span, hi_y + 0.2 * span)
-    if div.any():  # divergent losses are huge or not numbers: crosses just under the top edge
-        ax.plot(result.lrs[div], np.full(int(div.sum()), 0.96), linestyle="none", marker="x",
-                color=REGION_COLORS["divergent"], markersize=7, mew=2, transform=ax.get_xaxis_transform(), zorder=4)
-    if result.best_lr is not None:
+    # Divergent losses are off the scale: huge or not numbers (crosses under the top edge), or, on a
+    # landscape unbounded below, falling without limit as the point leaves the bound (over the bottom edge)
+    finals = np.asarray(result.final_losses, dtype=np.float64)
+    down = div & np.isfinite(finals) & (finals < result.initial_loss)
+    up = div & ~down
+    for rows, height, marker in ((up, 0.96, "x"), (down, 0.04, "v")):
+        if rows.any():
+            ax.plot(result.lrs[rows], np.full(int(rows.sum()), height), linestyle="none", marker=marker,
+                    color=REGION_COLORS["divergent"], markersize=7, mew=2, transform=ax.get_xaxis_transform(),
+                    zorder=4)
+    best_handle = None
+    if result.best_lr is not None:  # (named in the legend: a label in the axes sat on the curve)
         ax.axvline(result.best_lr, color="black", linestyle="--", linewidth=1)
         reached = result.runs.steps_to_tol[result.best_index]
-        how = f": {reached} steps to tol" if reached is not None else ": lowest final loss (none reached tol)"
-        lo, hi = np.log(result.regions()[0][1]), np.log(result.regions()[-1][2])
-        right_half = (np.log(result.best_lr) - lo) > 0.5 * (hi - lo)  # (the label stays inside the axes)
-        label = f"best lr {result.best_lr:.3g}{how}"
-        ax.text(result.best_lr, 0.02, f"{label} " if right_half else f" {label}", transform=ax.get_xaxis_transform(),
-                fontsize=8, ha="right" if right_half else "left", va="bottom")
+        how = f"{n_steps(reached)} to tol" if reached is not None else "lowest final loss\n(none reached tol)"
+        best_handle = Line2D([], [], color="black", linestyle="--", linewidth=1,
+                             label=f"best lr {result.best_lr:.3g}:\n{how}")
         fig.text(0.01, 0.005, BEST_RULE, fontsize=7, color="dimgrey", ha="left", va="bottom")
     if show_tol:  # only when some run reached it (else the line would sit off the scale)
         ax.axhline(result.tol, color="grey", linestyle=":", linewidth=1)
@@ -436,19 +449,35 @@ def sweep_figure(result: SweepResult, path: str | Path | None = None, *, title: 
     edges = result.regions()
     ax.set_xlim(edges[0][1], edges[-1][2])
     handles = [Patch(color=REGION_COLORS[n], alpha=0.45, label=n) for n in REGION_COLORS if n in result.labels]
-    if div.any():
+    if up.any():
         handles.append(Line2D([], [], marker="x", color=REGION_COLORS["divergent"], linestyle="none", mew=2,
                               label="diverged (off the scale)"))
-    fig.legend(handles=handles, loc="outside right upper", fontsize=8, title="lr region", title_fontsize=8,
-               frameon=False)
+    if down.any():
+        handles.append(Line2D([], [], marker="v", color=REGION_COLORS["divergent"], linestyle="none", mew=2,
+                              label="left the bound, f falling\nwithout limit (off the scale)"))
+    if best_handle is not None:
+        handles.append(best_handle)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="lr region",
+              title_fontsize=8, frameon=False)  # (beside the axes, under the title)
     ax.set_xlabel("learning rate")
     ax.set_ylabel(ylabel)
     ax.grid(True, which="major", alpha=0.3)
     where = result.landscape or "function"
-    ax.set_title(title or f"{result.optimizer} on {where}: final loss after at most {result.steps} steps "
-                 f"({len(result.lrs)} lrs, one vectorized run)", fontsize=10)
+    # (a figure title above the legend too: an axes title ran into the legend beside it)
+    text = title or (f"{result.optimizer}{_setting(result)} on {where}: final loss after at most "
+                     f"{n_steps(result.steps)} ({len(result.lrs)} lrs, one vectorized run)")
+    fig.suptitle(wrap(fig, text, fig.get_figwidth() - 0.3, 10), fontsize=10)
     _save(fig, path)
     return fig
+
+
+def _setting(result: SweepResult) -> str:
+    """`` (beta=0.9, its default)`` when the sweep also ran an lr x beta grid, and the fixed hyperparameters."""
+    parts = [f"{k}={v:g}" if isinstance(v, int | float) and not isinstance(v, bool) else f"{k}={v}"
+             for k, v in result.hyper.items()]
+    if result.beta_default is not None:
+        parts.insert(0, f"{result.beta_name}={result.beta_default:g}, its default")
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def heatmap_figure(result: SweepResult, path: str | Path | None = None, *, title: str | None = None) -> Figure:
@@ -489,7 +518,7 @@ def heatmap_figure(result: SweepResult, path: str | Path | None = None, *, title
     if result.grid_best is not None and result.grid_runs is not None:  # the lab's rule (lab.best)
         j, i = result.grid_best
         reached = result.grid_runs.steps_to_tol[j * len(lrs) + i]
-        best_name = (f"best: {reached} steps to tol (fewest; ties: lowest final loss)" if reached is not None
+        best_name = (f"best: {n_steps(reached)} to tol (fewest; ties: lowest final loss)" if reached is not None
                      else "best: lowest final loss (no cell reached tol)")
         ax.plot(lrs[i], j, marker="*", markersize=14, markerfacecolor="white", markeredgecolor="black",
                 linestyle="none")
@@ -503,8 +532,10 @@ def heatmap_figure(result: SweepResult, path: str | Path | None = None, *, title
                       markersize=12, label=best_name)]
     fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
     where = result.landscape or "function"
-    ax.set_title(title or f"{result.optimizer} on {where}: {label} after at most {result.steps} steps, "
-                 f"lr x {result.beta_name}", fontsize=10)
+    fixed = _setting(dataclasses.replace(result, beta_default=None))
+    text = title or (f"{result.optimizer}{fixed} on {where}: {label} after at most {n_steps(result.steps)}, "
+                     f"lr x {result.beta_name}")
+    fig.suptitle(wrap(fig, text, fig.get_figwidth() - 0.3, 10), fontsize=10)
     _save(fig, path)
     return fig
 
@@ -542,15 +573,17 @@ def lr_find_figure(result: LRFindResult, path: str | Path | None = None, *, titl
         hi = float(max(sm[0], np.max(sm[:k]), np.percentile(raw, 95) if raw.size else -np.inf))
         span = hi - lo if hi > lo else max(abs(hi), 1.0)
         ax.set_ylim(lo - 0.1 * span, hi + 0.25 * span)
-    if len(result.lrs) > 1:
+    if len(result.lrs) > 1 and not short:  # (a few points keep the margins: a marker on the edge is cut)
         ax.set_xlim(result.lrs[0], result.lrs[-1])
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("training loss")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", framealpha=0.9)
+    # (below the axes: inside, the legend hid the start of the curve, where the loss is highest)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     stop = "" if result.stop_reason == "completed" else f"; stopped: {result.stop_reason}"
-    ax.set_title(title or f"lr range test, {result.optimizer}: {len(result.lrs)} steps from "
-                 f"{result.start_lr:.0e} towards {result.end_lr:g}{stop}", fontsize=10)
+    text = title or (f"lr range test, {result.optimizer}: {n_steps(len(result.lrs))} from {result.start_lr:.0e} "
+                     f"towards {result.end_lr:g}{stop}")
+    fig.suptitle(wrap(fig, text, fig.get_figwidth() - 0.3, 10), fontsize=10)
     _save(fig, path)
     return fig
 

@@ -30,10 +30,11 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
 
 from ..lab.race import RACE_NOTE
 from ..landscapes import Landscape
+from .fit import panel_width, wrap
 from .landscape import contour
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
@@ -216,14 +217,21 @@ def _draw_bars(ax: Axes, bars: Bars) -> None:
 
 
 def _references(ax: Axes, panel: Panel) -> None:
-    for value, text in panel.hlines:
+    """The reference lines, each labelled outside the axes at its value (a horizontal line on the right,
+    a vertical one on top): labels written inside the axes covered the curves that cross them."""
+    for value, _ in panel.hlines:
         ax.axhline(value, color="grey", linestyle=":", linewidth=1.1)
-        ax.text(0.99, value, text, transform=ax.get_yaxis_transform(), ha="right", va="bottom", fontsize=7,
-                color="dimgrey", bbox={"fc": "white", "alpha": 0.8, "lw": 0, "pad": 1.0})
-    for value, text in panel.vlines:
+    for value, _ in panel.vlines:
         ax.axvline(value, color="grey", linestyle=":", linewidth=1.1)
-        ax.text(value, 0.99, text, transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=7,
-                color="dimgrey", rotation=90, bbox={"fc": "white", "alpha": 0.8, "lw": 0, "pad": 1.0})
+    for lines, side in ((panel.hlines, "right"), (panel.vlines, "top")):
+        named = [(value, text) for value, text in lines if text]
+        if not named:
+            continue
+        extra = ax.secondary_yaxis("right") if side == "right" else ax.secondary_xaxis("top")
+        axis = extra.yaxis if side == "right" else extra.xaxis
+        axis.set_ticks([value for value, _ in named], [text for _, text in named])
+        axis.set_minor_locator(NullLocator())
+        extra.tick_params(length=0, labelsize=7, labelcolor="dimgrey", pad=2)
 
 
 def panels_figure(
@@ -252,7 +260,8 @@ def panels_figure(
             ax.set_xlim(*panel.xlim)
         if panel.ylim is not None:
             ax.set_ylim(*panel.ylim)
-        ax.set_title(panel.title, fontsize=10)
+        room = panel_width(fig, len(panels), 1.9 if panel.legend == "outside" else 0.8)
+        ax.set_title(wrap(fig, panel.title, room, 10), fontsize=10)
         ax.set_xlabel(panel.xlabel, fontsize=9)
         ax.set_ylabel(panel.ylabel, fontsize=9)
         ax.tick_params(labelsize=8)
@@ -263,12 +272,12 @@ def panels_figure(
             else:
                 ax.legend(fontsize=7.5, loc=panel.legend, framealpha=0.85)
         if panel.note:
-            ax.text(0.01, 0.01, panel.note, transform=ax.transAxes, fontsize=7, ha="left", va="bottom",
+            ax.text(0.01, 0.01, wrap(fig, panel.note, room, 7), transform=ax.transAxes, fontsize=7, ha="left", va="bottom",
                     color="dimgrey", bbox={"fc": "white", "alpha": 0.7, "lw": 0})
     if title:
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(wrap(fig, title, fig.get_figwidth() - 0.3, 11), fontsize=11)
     if caption:
-        fig.supxlabel(caption, fontsize=8, style="italic", color="dimgrey")
+        fig.supxlabel(wrap(fig, caption, fig.get_figwidth() - 0.3, 8), fontsize=8, style="italic", color="dimgrey")
     return fig
 
 
@@ -315,7 +324,7 @@ def gradient_figure(
     ax.text(q[0] - 0.01 * span, q[1] - 0.02 * span, f"({q[0]:.2f}, {q[1]:.2f})\nafter one step, lr {lr:g}",
             color="#1f77b4", fontsize=8, ha="right", va="top", bbox={"fc": "white", "alpha": 0.85, "lw": 0})
     ax.text(p[0] + 0.02 * span, p[1] - 0.02 * span, f"({p[0]:g}, {p[1]:g})", fontsize=8, ha="left", va="top")
-    ax.set_title(f"{landscape.title}: one step of gradient descent", fontsize=10)
+    ax.set_title(wrap(fig, f"{landscape.title}: one step of gradient descent", panel_width(fig, 3), 10), fontsize=10)
     ax.set_xlabel("x")
     ax.set_ylabel("y")
 
@@ -396,7 +405,8 @@ def basins_figure(
                 linestyle="none", zorder=8)
         ax.set_xlim(box[0], box[1])
         ax.set_ylim(box[2], box[3])
-        ax.set_title(f"{title}\n{share:.0%} of the starts reach the global minimum", fontsize=10)
+        ax.set_title(wrap(fig, f"{title}\n{share:.0%} of the starts reach the global minimum", panel_width(fig, len(panels)),
+                          10), fontsize=10)
         ax.set_xlabel("x (start)")
         ax.set_ylabel("y (start)")
     handles = [Patch(color=cmap(i), label=f"start ends in the {lab}" if i < 2 else "start ends elsewhere")
@@ -407,7 +417,8 @@ def basins_figure(
                        linestyle="none", label="local minimum"),
                 Line2D([], [], color="#1f3b73", marker="X", label="path from the white start")]
     fig.legend(handles=handles, loc="outside lower center", ncol=5, fontsize=8, frameon=False)
-    fig.suptitle(f"{landscape.title}: which minimum does each start end in?\n{RACE_NOTE}", fontsize=11)
+    fig.suptitle(wrap(fig, f"{landscape.title}: which minimum does each start end in?\n{RACE_NOTE}",
+                      fig.get_figwidth() - 0.3, 11), fontsize=11)
     return fig
 
 

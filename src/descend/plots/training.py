@@ -17,7 +17,8 @@ only computation is picking the fields out of the records.
   ``p`` (between two metric lines, and after the last one up to the run's
   last record, the lr is drawn as the last one recorded).
 
-Phase switches are drawn as vertical dotted lines on every figure.
+Phase switches are drawn as vertical dotted lines on every figure, and each phase's optimizer (and
+starting lr) is named above the axes, from the iteration where the phase starts.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from .fit import wrap
 
 
 def _records(source: str | Path | Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -51,7 +54,7 @@ def _figure(title: str, ylabel: str, log: bool = False) -> tuple[Figure, Any]:
     fig = Figure(figsize=(7.0, 4.0), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    ax.set_title(title)
+    ax.set_title(wrap(fig, title, fig.get_figwidth() - 0.8, 12))
     ax.set_xlabel("iteration")
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
@@ -60,12 +63,30 @@ def _figure(title: str, ylabel: str, log: bool = False) -> tuple[Figure, Any]:
     return fig, ax
 
 
+def _phase_name(record: Mapping[str, Any]) -> str:
+    name = str(record.get("optimizer", "")) + (" (SWATS)" if record.get("reason") == "swats" else "")
+    lr = record.get("lr")
+    return name + (f", lr {lr:.3g}" if isinstance(lr, int | float) else "")
+
+
 def _phases(ax: Any, records: list[Mapping[str, Any]]) -> None:
-    for r in records:
-        if r.get("type") == "phase" and r.get("iteration", 0) > 0:
-            ax.axvline(r["iteration"], color="gray", linestyle=":", linewidth=1.0)
-            ax.annotate(str(r.get("optimizer", "")), (r["iteration"], 1.0), xycoords=("data", "axes fraction"),
-                        fontsize="x-small", color="gray", rotation=90, va="top", ha="right")
+    """Each phase switch as a dotted line; every phase's optimizer named above the axes where it starts.
+
+    (Above the axes, on a top axis of their own, the names cover no curve and no legend, and each
+    one starts at its phase's first iteration, on the side of the line the phase is on.)
+    """
+    marks = [r for r in records if r.get("type") == "phase" and r.get("iteration") is not None]
+    switches = [r for r in marks if r["iteration"] > 0]
+    if not switches:
+        return
+    for r in switches:
+        ax.axvline(r["iteration"], color="gray", linestyle=":", linewidth=1.0)
+    named = [r for r in marks if r["iteration"] == 0][:1] + switches
+    top = ax.secondary_xaxis("top")
+    top.set_xticks([r["iteration"] for r in named], [_phase_name(r) for r in named])
+    top.tick_params(length=0, labelsize="x-small", labelcolor="dimgray", pad=2)
+    for label in top.get_xticklabels():
+        label.set_horizontalalignment("left")
 
 
 def lr_steps(records: list[Mapping[str, Any]]) -> tuple[list[float], list[float]]:

@@ -19,6 +19,7 @@ was reached), so one broken topic never takes the page down with it;
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import math
 import os
 import platform
@@ -87,6 +88,7 @@ class TourResult:
     machine: dict[str, str]
     quick: bool
     seed: int
+    only: list[str] | None = None  # the topics of a partial page (``--only``), None for the whole tour
 
     def verdicts(self) -> dict[str, str]:
         """``{section id: verdict}`` in page order."""
@@ -170,6 +172,7 @@ def _error_section(t: Topic, err: BaseException, seconds: float, dpi: int) -> Se
 
     fig = panels_figure([Panel(title=f"{t.title}: the experiment failed", legend=None,
                                note=f"{type(err).__name__}: {err}"[:120])], width=7, height=2.5)
+    fig.axes[0].set_axis_off()  # (nothing was measured: no axes with made-up ranges)
     return Section(
         id=t.id, title=t.title, note=t.note, claim=t.claim, quote=t.quote, verdict=DEPENDS,
         rule="no verdict: the experiment raised an error", summary=f"The experiment failed: {err!r}",
@@ -220,6 +223,26 @@ def run_topics(
     return sections
 
 
+PAGE = "index.html"  # the whole tour's page; a partial one (--only) is named after its topics
+MAX_NAME = 120
+
+
+def page_name(only: Sequence[str] | None) -> str:
+    """``index.html`` for the whole tour; ``only-<ids in page order>.html`` for a part of it.
+
+    A partial run never writes ``index.html``: the full report there must not be lost to a
+    run of two topics. (Names longer than :data:`MAX_NAME` end in a short digest of the ids.)
+    """
+    if only is None:
+        return PAGE
+    ids = [t for t in topic_ids() if t in set(only)]
+    name = "only-" + "-".join(ids)
+    if len(name) > MAX_NAME:
+        digest = hashlib.sha256(",".join(ids).encode()).hexdigest()[:8]
+        name = f"only-{len(ids)}-topics-{digest}"
+    return name + ".html"
+
+
 def tour(
     out: str | Path = "runs/tour",
     quick: bool = False,
@@ -235,15 +258,17 @@ def tour(
         out: folder of the page (created).
         quick: shrink step budgets and epochs (the whole tour in about half a minute).
         seed: seeds the models, the data orders and the random starts.
-        only: run only these topic ids (the page then has only those sections).
+        only: run only these topic ids: the page then has only those sections and is written to
+            ``out/only-<ids>.html`` (:func:`page_name`), next to the whole tour's ``index.html``,
+            which it leaves as it was.
         threads: torch threads during the tour (1: the small problems of the tour run fastest on one
             thread and their timings do not depend on the load of other cores); None keeps the setting.
         progress: called as ``progress(event, index, total, topic, section)``, event ``"start"``/``"done"``.
     """
     from .page import write_page
 
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:  # (numpy's seeds)
+        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
     out = Path(out)
     started = _dt.datetime.now().astimezone()
     before = torch.get_num_threads()
@@ -258,8 +283,9 @@ def tour(
         torch.set_num_threads(before)
     seconds = time.perf_counter() - t0
     result = TourResult(
-        path=out / "index.html", sections=sections, seconds=seconds,
+        path=out / page_name(only), sections=sections, seconds=seconds,
         started=started.strftime("%Y-%m-%d %H:%M:%S %Z"), machine=facts, quick=bool(quick), seed=seed,
+        only=None if only is None else [sec.id for sec in sections],
     )
     write_page(result)
     return result

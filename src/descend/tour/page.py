@@ -159,6 +159,9 @@ def render(result: TourResult) -> str:
     facts = {
         "run": result.started,
         "mode": "quick (--quick: small budgets)" if result.quick else "full",
+        **({} if result.only is None else {
+            "topics": f"only {', '.join(result.only)} (--only: a part of the tour; the whole tour's page is "
+                      f"index.html)"}),
         "seed": str(result.seed),
         "total time": f"{result.seconds:.1f} s",
         "verdicts": f"{counts[HELD]} held, {counts[DEPENDS]} depends, {counts[NOT_HELD]} did not hold",

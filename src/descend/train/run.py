@@ -6,13 +6,8 @@ A run folder (``out=``) holds ``metrics.jsonl`` (see :mod:`descend.train.observe
 when the caller's ``on_end`` hook draws them (``descend train`` does), and
 ``changes.jsonl`` when a resume applied changed settings.
 
-**Hints.** A run that ends while its training loss is still falling fast was
-probably given too few iterations: :func:`hints` takes the mean training loss
-of the first, the next-to-last and the last fifth of the run's metric lines
-(or epochs) and says so when the last fifth brought more than 10%
-(``HINT_SHARE``) of the whole decrease (a straight descent brings 20%, a
-converged run about 0%), with the budget to try instead. A loss that moved by
-less than 0.1% (``FLAT``) over the whole run gets a hint that the lr may be too small instead.
+**Hints** (:mod:`descend.train.hints`): a run that ends with its training loss blown up, at a
+linear model's floor, unmoved or still falling fast says so, with what to try.
 """
 
 from __future__ import annotations
@@ -34,6 +29,7 @@ from .. import models
 from . import checkpoint as ckpt
 from . import distributed as dd
 from .config import TrainConfig, lr_of
+from .hints import fit_context, hints
 from .observe import MetricsLog, TensorBoard, clean
 
 if TYPE_CHECKING:
@@ -42,8 +38,6 @@ if TYPE_CHECKING:
 __all__ = ["TrainResult", "TensorBoard", "open_run", "finish", "close", "hints", "train", "build_model"]
 
 RUN_FILES = ("metrics.jsonl", "summary.json", "changes.jsonl", ckpt.NAME)
-HINT_SHARE = 0.10
-FLAT = 1e-3  # a training loss that moved less than this share of itself did not move
 
 
 @dataclass
@@ -150,36 +144,6 @@ def close(tr: Trainer) -> None:
     tr._owns_group = False
 
 
-def hints(history: list[dict[str, Any]], log: list[dict[str, Any]], iterations: int,
-          epochs: int, stream: bool, phases: Any = None) -> list[str]:
-    """Advice for a run that ended while its training loss was still falling (see the module docstring);
-    ``phases``: the run's phases, whose durations make its budget (then lengthening them is the advice)."""
-    series = [r["loss"] for r in log if r.get("loss") is not None]
-    if len(series) < 10:
-        series = [r["train_loss"] for r in history if r.get("train_loss") is not None]
-    if len(series) < 5:
-        return []
-    k = max(1, len(series) // 5)
-    first, before, last = (sum(part) / k for part in (series[:k], series[-2 * k : -k], series[-k:]))
-    if abs(first - last) <= FLAT * abs(first):  # (shares of a change this small are rounding noise)
-        return [f"the training loss barely moved ({first:.6g} -> {last:.6g}, less than {100 * FLAT:g}%): "
-                "the lr may be far too small (an lr of 0 never moves the parameters)"]
-    if not (first > last and before > last) or (before - last) / (first - last) <= HINT_SHARE:
-        return []
-    share = (before - last) / (first - last)
-    longer = f"--iterations {4 * iterations}" if stream or not epochs else f"--epochs {4 * epochs}"
-    if phases and all(isinstance(p.optimizer, str) and p.duration for p in phases):  # (the phases are the budget)
-        longer = "--phases " + ",".join(
-            f"{p.optimizer}:{4 * p.duration}" + ("" if p.lr is None else f":{p.lr:g}") for p in phases)
-    elif phases:
-        longer = "longer phases"
-    return [
-        f"the training loss was still falling fast at the end: the last fifth of the run brought "
-        f"{100 * share:.0f}% of its whole decrease ({first:.4g} -> {last:.4g}), so the run is far from "
-        f"converged after {iterations} iterations; train longer (e.g. {longer}) or with a larger lr"
-    ]
-
-
 def finish(tr: Trainer, status: str, error: Exception | None = None) -> TrainResult:
     """Final evaluation and checkpoint, ``summary.json``, the result, and the ``on_end`` hook."""
     cfg, out = tr.cfg, tr.out
@@ -187,8 +151,8 @@ def finish(tr: Trainer, status: str, error: Exception | None = None) -> TrainRes
     if status == "completed" and out is not None:
         tr.save_checkpoint()
     seconds = tr.elapsed()
-    advice = hints(tr.history, tr.log, tr.iteration, tr.epoch, tr.stream is not None,
-                   tr.cfg.phases) if status == "completed" else []
+    advice = hints(tr.history, tr.log, tr.iteration, tr.epoch, tr.stream is not None, tr.cfg.phases,
+                   fit_context(tr, final)) if status == "completed" else []
     if status == "completed" and tr.iteration < tr.total:
         advice.insert(0, f"the data stream ended after {tr.iteration} of the {tr.total} iterations of the budget")
     advice[:0] = tr.notes  # (a batch clamped to the data, a schedule a resume fitted to the new budget)
