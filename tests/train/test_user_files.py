@@ -96,3 +96,16 @@ def test_a_loss_infinite_before_any_step_blames_the_data_not_the_lr(tmp_path: Pa
             f"scale (the regression targets reach {big:.3g}: their squares pass float32's largest number, 3.4e+38; "
             "rescale them, e.g. divide by 1e+21) and the model") in message
     assert "lower learning rate" not in message
+
+
+def test_a_warning_is_one_line_naming_what_failed(tmp_path: Path) -> None:
+    """TensorBoard cannot write (a file where its folder belongs): the run goes on and the command says
+    so in one 'warning:' line naming that file, without Python's file, line and source of the call."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "tensorboard").write_text("not a folder")
+    r = descend("train", "iris", "--epochs", "1", "--out", "run", "--no-progress", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    warned = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(warned) == 1 and warned[0].startswith("warning: TensorBoard logging cannot start: "), r.stderr
+    assert "(File exists: run/tensorboard)" in warned[0] and "metrics.jsonl holds every record" in warned[0]
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) >= 2

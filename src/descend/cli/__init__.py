@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import importlib
 import math
+import sys
 import time
+import warnings
+from pathlib import Path
 from typing import Annotated, Any
 
 import click
@@ -21,6 +24,9 @@ import typer
 from typer.core import TyperGroup
 
 from .. import __version__
+
+_PACKAGE = Path(__file__).resolve().parents[1]  # descend's own files
+_python_format = warnings.showwarning
 
 # command -> (module that registers it, its one-line help as the module writes it)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -178,6 +184,28 @@ def version() -> None:
     import torch
 
     typer.echo(f"descend {__version__} (torch {torch.__version__})")
+
+
+def _one_line(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
+              line: str | None = None) -> None:
+    """descend's own warnings as the CLI's other messages are, ``warning: ...`` on stderr (Python's
+    format adds the file, the line number and the source line of the call, which say nothing to a
+    user); other packages' warnings keep Python's format."""
+    if not (category.__module__.startswith("descend") or Path(filename).is_relative_to(_PACKAGE)):
+        _python_format(message, category, filename, lineno, file, line)
+        return
+    out = file if file is not None else sys.stderr
+    try:
+        out.write(f"warning: {message}\n")
+    except OSError:  # (stderr closed: as warnings.showwarning, nothing to do)
+        pass
+
+
+@app.callback()
+def _cli(ctx: typer.Context) -> None:
+    previous = warnings.showwarning
+    warnings.showwarning = _one_line
+    ctx.call_on_close(lambda: setattr(warnings, "showwarning", previous))
 
 
 def main() -> None:  # pragma: no cover

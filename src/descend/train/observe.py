@@ -157,7 +157,7 @@ class TensorBoard:
             except OSError:
                 pass
         warnings.warn(
-            f"TensorBoard logging {what}: {self.path} could not be written ({err.strerror or err}); "
+            f"TensorBoard logging {what}: {self.path} could not be written ({_reason(err, self.path)}); "
             f"TensorBoard is off for the rest of this run, training goes on and metrics.jsonl holds every record",
             TensorBoardWarning, stacklevel=3,
         )
@@ -187,6 +187,15 @@ class TensorBoard:
             except OSError as err:
                 self._failed(err, "could not finish")
             self._records = None
+
+
+def _reason(err: OSError, path: Path | None) -> str:
+    """The OS's reason, naming the path it concerns when that is not the event file itself (a file
+    where the log folder belongs gives 'File exists' for the folder, not for the events)."""
+    reason = err.strerror or str(err)
+    if err.filename is not None and path is not None and Path(err.filename) != path:
+        reason += f": {err.filename}"
+    return reason
 
 
 class TensorBoardWarning(UserWarning):
