@@ -98,3 +98,29 @@ def test_a_generator_stays_a_stream() -> None:
     r = Trainer(model, iter(loader()), loss=F.cross_entropy, iterations=25).fit()
     assert r.iterations == 10  # one pass: the stream ended before the budget, and the result says so
     assert r.hints[0] == "the data stream ended after 10 of the 25 iterations of the budget"
+
+
+class _Rows(torch.utils.data.IterableDataset):
+    """An IterableDataset without len(): its DataLoader cannot be asked for its length."""
+
+    def __iter__(self):
+        return iter(zip(X[:200], Y[:200]))
+
+
+def test_the_iterator_of_an_iterable_dataset_loader_trains_as_a_stream_like_the_hand_loop() -> None:
+    with pytest.raises(ValueError, match=r"no len\(\).*iter\(data\)"):  # the advice given for the loader...
+        Trainer(build_model("softmax", DIGITS, seed=0), DataLoader(_Rows(), batch_size=20), iterations=5)
+    model = build_model("softmax", DIGITS, seed=0)  # ...which then works (bool() of the iterator asks len())
+    r = Trainer(model, iter(DataLoader(_Rows(), batch_size=20)), loss=F.cross_entropy, iterations=5,
+                optimizer="sgd", lr=0.1, log_every=1).fit()
+    hand = build_model("softmax", DIGITS, seed=0)
+    opt = optim.SGD(hand.parameters(), lr=0.1)
+    losses = []
+    for _, (xb, yb) in zip(range(5), DataLoader(_Rows(), batch_size=20)):
+        opt.zero_grad()
+        loss = F.cross_entropy(hand(xb), yb)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert (r.status, r.iterations) == ("completed", 5)
+    assert [rec["loss"] for rec in r.log] == pytest.approx(losses, rel=1e-6)

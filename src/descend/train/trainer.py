@@ -193,7 +193,8 @@ class Trainer:
             np.random.seed(self.cfg.seed)
             random.seed(self.cfg.seed)
             self._record(self.phase_log[0])
-        self._emit({"type": "start", "iteration": self.iteration, "epoch": None if self.stream else self.epoch,
+        self._emit({"type": "start", "iteration": self.iteration,
+                    "epoch": None if self.stream is not None else self.epoch,
                     "lr": lr_of(self.optimizer), "resumed": state is not None, "notes": self.notes,
                     "data": self.feed.info().get("note")})
         self.module.train()
