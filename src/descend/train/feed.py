@@ -168,6 +168,12 @@ class Feed:
         with torch.no_grad():
             out = module(x)
         module.train(was)
+        if not isinstance(out, torch.Tensor):
+            raise ValueError(
+                f"the model returns a {type(out).__name__}, not a tensor, so no default loss fits it: give "
+                f"loss=... taking the model's output and the targets, e.g. loss=lambda out, y: "
+                f"F.cross_entropy(out[0], y)"
+            )
         n_out = out.shape[-1] if out.ndim == 2 else 1
         n_classes = self.n_classes or (2 if n_out == 1 else n_out)
         return models.loss_for(self.task, n_classes, n_outputs=n_out)
@@ -254,18 +260,20 @@ def evaluate(feed: Feed, module: torch.nn.Module, loss_fn: Any, split: str, batc
     was = module.training
     module.eval()
     total, correct, n = 0.0, 0, 0
+    scored = feed.task == "classification"  # accuracy: only of a model whose output is the logits tensor
     try:
         for xb, yb in feed.split_batches(split, batch_size):
             out = module(xb)
             total += float(loss_fn(out, yb)) * len(yb)
             n += len(yb)
-            if feed.task == "classification":
+            scored = scored and isinstance(out, torch.Tensor)
+            if scored:
                 correct += int((models.losses.predictions(out) == yb.reshape(-1)).sum())
     finally:
         module.train(was)
     if n == 0:
         return {"loss": float("nan")}
     res = {"loss": total / n}
-    if feed.task == "classification":
+    if scored:
         res["accuracy"] = correct / n
     return res

@@ -1,0 +1,47 @@
+"""A practitioner's own models in the Trainer: outputs that are not one tensor, parameters frozen midway."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from descend.train import Trainer
+
+torch.manual_seed(0)
+X = torch.randn(60, 5)
+Y = (X[:, 0] > 0).long()
+
+
+class TupleNet(nn.Module):
+    """Returns (logits, an auxiliary value), as many research models do."""
+
+    def __init__(self, as_dict: bool = False) -> None:
+        super().__init__()
+        torch.manual_seed(1)
+        self.lin, self.as_dict = nn.Linear(5, 2), as_dict
+
+    def forward(self, x: torch.Tensor):
+        logits = self.lin(x)
+        return {"logits": logits} if self.as_dict else (logits, x.sum())
+
+
+def logits_of(out):
+    return out["logits"] if isinstance(out, dict) else out[0]
+
+
+@pytest.mark.parametrize("as_dict", [False, True], ids=["tuple", "dict"])
+def test_a_model_returning_a_tuple_or_dict_needs_a_loss_and_trains_with_one(as_dict: bool) -> None:
+    with pytest.raises(ValueError, match=f"returns a {'dict' if as_dict else 'tuple'}, not a tensor.*loss="):
+        Trainer(TupleNet(as_dict), (X, Y), epochs=1)
+    model = TupleNet(as_dict)
+    r = Trainer(model, (X, Y), epochs=3, batch_size=20, optimizer="sgd", lr=0.5,
+                loss=lambda out, y: F.cross_entropy(logits_of(out), y), eval_data=(X, Y)).fit()
+    with torch.no_grad():
+        expected = float(F.cross_entropy(model.lin(X), Y))
+    assert r.status == "completed" and r.iterations == 9
+    assert r.final["train_loss"] == pytest.approx(expected, rel=1e-6)
+    assert r.history[-1]["val_loss"] == pytest.approx(expected, rel=1e-6)
+    # which part of the output holds the logits is the loss's business: no accuracy is claimed
+    assert "train_accuracy" not in r.final and "val_accuracy" not in r.history[-1]
