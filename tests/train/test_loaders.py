@@ -124,3 +124,32 @@ def test_the_iterator_of_an_iterable_dataset_loader_trains_as_a_stream_like_the_
         losses.append(loss.item())
     assert (r.status, r.iterations) == ("completed", 5)
     assert [rec["loss"] for rec in r.log] == pytest.approx(losses, rel=1e-6)
+
+
+@pytest.mark.parametrize("where", ["loader", "sampler"])
+def test_a_seeded_shuffling_loader_gives_the_hand_loops_order(where: str) -> None:
+    """Building the Trainer peeks at the first batch (task, default loss); that must not advance
+    the loader's generator, or every epoch's order differs from the hand loop's with the same seed."""
+
+    def seeded() -> DataLoader:
+        g = torch.Generator().manual_seed(3)
+        if where == "loader":
+            return DataLoader(TensorDataset(X, Y), batch_size=108, shuffle=True, generator=g)
+        sampler = torch.utils.data.RandomSampler(TensorDataset(X, Y), generator=g)
+        return DataLoader(TensorDataset(X, Y), batch_size=108, sampler=sampler)
+
+    hand = build_model("softmax", DIGITS, seed=0)
+    opt = optim.SGD(hand.parameters(), lr=0.1)
+    losses = []
+    hand_loader = seeded()
+    for _ in range(2):
+        for xb, yb in hand_loader:
+            opt.zero_grad()
+            loss = F.cross_entropy(hand(xb), yb)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    model = build_model("softmax", DIGITS, seed=0)
+    r = Trainer(model, seeded(), epochs=2, optimizer="sgd", lr=0.1, log_every=1).fit()  # default loss: peeks
+    assert len(r.log) == 20 and [rec["loss"] for rec in r.log] == pytest.approx(losses, rel=1e-6)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), hand.state_dict().values()))

@@ -10,7 +10,9 @@ a re-iterable of batches           a ``torch.utils.data.DataLoader`` or a list o
                                    one pass is one epoch, iterated again for the next one, so
                                    ``epochs`` and ``iterations`` work as for a Dataset;
                                    ``sampler.set_epoch(epoch)`` is called first when the
-                                   loader's sampler has it (``DistributedSampler``)
+                                   loader's sampler has it (``DistributedSampler``); the peek
+                                   at its first batch (task, default loss) leaves the loader's
+                                   and its sampler's generators as they were
 a one-shot iterator (generator)    a stream: consumed once, needs an iteration budget
 =================================  ============================================================
 
@@ -50,6 +52,29 @@ def set_epoch(loader: Any, epoch: int) -> None:
         if sampler is not None and callable(getattr(sampler, "set_epoch", None)):
             sampler.set_epoch(epoch)
             return
+
+
+def _generators(loader: Any) -> list[torch.Generator]:
+    """The random generators a loader's iteration draws from (its own, its sampler's)."""
+    out: list[torch.Generator] = []
+    for obj in (loader, getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None),
+                getattr(getattr(loader, "batch_sampler", None), "sampler", None)):
+        gen = getattr(obj, "generator", None)
+        if isinstance(gen, torch.Generator) and all(gen is not g for g in out):
+            out.append(gen)
+    return out
+
+
+def first_batch(source: Any) -> Any:
+    """The first batch of a re-iterable source, or None; the generators of a DataLoader (its own and
+    its sampler's) are put back as they were, so the training epochs see the order they would have."""
+    gens = _generators(source)
+    states = [g.get_state() for g in gens]
+    try:
+        return next(iter(source), None)
+    finally:
+        for g, state in zip(gens, states):
+            g.set_state(state)
 
 
 class Feed:
@@ -131,8 +156,9 @@ class Feed:
                 continue
             if _is_pair(source):
                 return source[1]
-            for _, yb in islice(iter(source), 1):
-                return yb
+            batch = first_batch(source)
+            if batch is not None:
+                return batch[1]
         return None
 
     def _task(self, y: torch.Tensor | None) -> tuple[str | None, int | None]:
@@ -154,8 +180,9 @@ class Feed:
         if self.dataset is not None:
             return self.dataset.X_train[:1]
         if self.loader is not None:
-            for xb, _ in islice(iter(self.loader), 1):
-                return xb[:1].to(self.device)
+            batch = first_batch(self.loader)
+            if batch is not None:
+                return batch[0][:1].to(self.device)
         return None
 
     def default_loss(self, module: torch.nn.Module) -> Any:
