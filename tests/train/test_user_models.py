@@ -45,3 +45,49 @@ def test_a_model_returning_a_tuple_or_dict_needs_a_loss_and_trains_with_one(as_d
     assert r.history[-1]["val_loss"] == pytest.approx(expected, rel=1e-6)
     # which part of the output holds the logits is the loss's business: no accuracy is claimed
     assert "train_accuracy" not in r.final and "val_accuracy" not in r.history[-1]
+
+
+def two_layers() -> nn.Sequential:
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 2))
+
+
+def unfreeze_at(model: nn.Module, iteration: int):
+    """A callback that unfreezes the first layer after ``iteration`` steps."""
+
+    def callback(tr: Trainer) -> None:
+        if tr.iteration == iteration:
+            model[0].requires_grad_(True)
+
+    return callback
+
+
+def test_unfreezing_in_a_callback_trains_the_layer_as_the_hand_loop_does() -> None:
+    model = two_layers()
+    model[0].requires_grad_(False)
+    Trainer(model, (X, Y), iterations=6, batch_size=20, shuffle=False, clip_norm=0.1, callback=unfreeze_at(model, 2),
+            optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=0.5)).fit()
+    hand = two_layers()
+    hand[0].requires_grad_(False)
+    opt = torch.optim.SGD(hand.parameters(), lr=0.5)
+    for step in range(6):
+        xb, yb = X[step % 3 * 20 : step % 3 * 20 + 20], Y[step % 3 * 20 : step % 3 * 20 + 20]
+        opt.zero_grad()
+        F.cross_entropy(hand(xb), yb).backward()
+        torch.nn.utils.clip_grad_norm_(hand.parameters(), 0.1)  # the unfrozen layer's gradient counts too
+        opt.step()
+        if step + 1 == 2:
+            hand[0].requires_grad_(True)
+    assert not torch.equal(model[0].weight, two_layers()[0].weight)  # the layer trained after its unfreezing
+    for a, b in zip(model.state_dict().values(), hand.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_unfreezing_a_layer_the_optimizer_lacks_is_refused_not_ignored() -> None:
+    model = two_layers()
+    model[0].requires_grad_(False)
+    trainer = Trainer(model, (X, Y), iterations=6, batch_size=20, optimizer="sgd", lr=0.5,
+                      callback=unfreeze_at(model, 2))
+    with pytest.raises(ValueError, match=r"parameters 0\.weight, 0\.bias were unfrozen .* at iteration 2.*never train"):
+        trainer.fit()
+    assert trainer.iteration == 2

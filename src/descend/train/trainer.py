@@ -90,7 +90,9 @@ class Trainer:
         loss: ``loss(outputs, targets) -> scalar``; default: cross-entropy for
             classifiers (binary CE for one logit), MSE for regression.
         eval_data: the splits to evaluate when ``data`` has none (see :mod:`descend.train.feed`).
-        callback: called as ``callback(trainer)`` after every iteration.
+        callback: called as ``callback(trainer)`` after every iteration; it may freeze or unfreeze
+            parameters (``requires_grad_``); one it unfreezes must be in the optimizer, so build that
+            on every parameter (``optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=0.1)``).
         on_progress: called with every record (see "Hooks").
         on_end: called with the :class:`TrainResult`; may return figure paths.
     """
@@ -239,6 +241,7 @@ class Trainer:
                 self.save_checkpoint()
             if self.callback is not None:
                 self.callback(self)
+                self._check_trainable()  # (a callback may freeze or unfreeze parameters)
             if it >= self.total:
                 return
 
@@ -282,6 +285,24 @@ class Trainer:
                 loss = self.loss_fn(out, yb)
                 self._note_loss(loss, n, it, lrs)
                 (loss if scales is None else loss * scales[i]).backward()
+
+    def _check_trainable(self) -> None:
+        """Follow parameters frozen or unfrozen since the last step (clipping covers the trainable ones);
+        refuse an unfrozen one the optimizer does not hold, which would silently never train."""
+        params = [p for p in self.module.parameters() if p.requires_grad]
+        if len(params) == len(self._params) and all(a is b for a, b in zip(params, self._params)):
+            return
+        held = {id(p) for g in self.optimizer.param_groups for p in g["params"]}
+        missing = [n for n, p in self.module.named_parameters() if p.requires_grad and id(p) not in held]
+        if missing:
+            raise ValueError(
+                f"parameters {', '.join(missing)} were unfrozen (requires_grad=True) at iteration "
+                f"{self.iteration}, but the optimizer ({optimizer_name(self.optimizer)}) was built without "
+                f"them, on the parameters then trainable, so they would never train. To unfreeze during a "
+                f"run, build the optimizer on every parameter (frozen ones, having no gradient, are skipped): "
+                f"optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=0.1)"
+            )
+        self._params = params
 
     def _note_loss(self, loss: torch.Tensor, n: int, it: int, lrs: list[float] | None) -> None:
         if self._cpu:
