@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -91,3 +93,21 @@ def test_unfreezing_a_layer_the_optimizer_lacks_is_refused_not_ignored() -> None
     with pytest.raises(ValueError, match=r"parameters 0\.weight, 0\.bias were unfrozen .* at iteration 2.*never train"):
         trainer.fit()
     assert trainer.iteration == 2
+
+
+def test_ctrl_c_leaves_a_summary_saying_where_the_run_stopped_and_the_run_resumes(tmp_path) -> None:
+    def stop_at_3(tr: Trainer) -> None:
+        if tr.iteration == 3:
+            raise KeyboardInterrupt
+
+    drawn = []
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(two_layers(), (X, Y), iterations=6, batch_size=20, out=tmp_path, checkpoint_every=2,
+                callback=stop_at_3, on_end=drawn.append).fit()
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert (summary["status"], summary["iterations"], summary["budget"]) == ("interrupted", 3, 6)
+    assert summary["error"] == ("interrupted (KeyboardInterrupt) after 3 of 6 iterations; resume=True (--resume) "
+                                "continues from its checkpoint of iteration 2")
+    assert drawn == []  # no figures drawn on the way out
+    r = Trainer(two_layers(), (X, Y), iterations=6, batch_size=20, out=tmp_path, checkpoint_every=2).fit(resume=True)
+    assert (r.status, r.iterations) == ("completed", 6)

@@ -144,7 +144,7 @@ def close(tr: Trainer) -> None:
     tr._owns_group = False
 
 
-def finish(tr: Trainer, status: str, error: Exception | None = None) -> TrainResult:
+def finish(tr: Trainer, status: str, error: Exception | str | None = None) -> TrainResult:
     """Final evaluation and checkpoint, ``summary.json``, the result, and the ``on_end`` hook."""
     cfg, out = tr.cfg, tr.out
     final = tr.final_metrics() if cfg.evaluate and status == "completed" else {}
@@ -184,7 +184,7 @@ def finish(tr: Trainer, status: str, error: Exception | None = None) -> TrainRes
         metrics=out / "metrics.jsonl" if out else None, summary=out / "summary.json" if out else None,
         hints=advice, budget=tr.total,
     )
-    if tr.on_end is not None and tr.rank == 0:
+    if tr.on_end is not None and tr.rank == 0 and status != "interrupted":  # (Ctrl-C: out at once)
         tr.metrics.close()
         figures = tr.on_end(result)
         if figures:
@@ -193,6 +193,14 @@ def finish(tr: Trainer, status: str, error: Exception | None = None) -> TrainRes
                 summary["figures"] = [str(p) for p in result.figures]
                 ckpt.atomic_write_bytes(out / "summary.json", _json(summary))
     return result
+
+
+def interruption(tr: Trainer) -> str:
+    """What ``summary.json`` says of a run stopped by KeyboardInterrupt (Ctrl-C)."""
+    last = tr.last_checkpoint
+    then = (f"resume=True (--resume) continues from its checkpoint of iteration {last[1]}" if last else
+            "no checkpoint was written (checkpoint_every), so it cannot be resumed")
+    return f"interrupted (KeyboardInterrupt) after {tr.iteration} of {tr.total} iterations; {then}"
 
 
 def _json(obj: Any) -> bytes:

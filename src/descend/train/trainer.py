@@ -47,6 +47,10 @@ on accelerators at every metric line; descend optimizers check every gradient
 before changing anything. Either raises :class:`TrainingDiverged` with the
 iteration, the lr, the last good checkpoint and advice; ``summary.json``
 records the failure and no checkpoint is written from a non-finite state.
+
+**Ctrl-C.** A ``KeyboardInterrupt`` writes ``summary.json`` with status ``"interrupted"``, the
+iteration reached and the checkpoint to resume from (no final evaluation, checkpoint or
+``on_end``), then propagates.
 """
 
 from __future__ import annotations
@@ -205,6 +209,9 @@ class Trainer:
             return run.finish(self, "completed")
         except TrainingDiverged as err:
             run.finish(self, "diverged", err)
+            raise
+        except KeyboardInterrupt:  # Ctrl-C: summary.json says where the run stopped and how to go on
+            run.finish(self, "interrupted", run.interruption(self))
             raise
         finally:
             run.close(self)
