@@ -111,3 +111,32 @@ def test_ctrl_c_leaves_a_summary_saying_where_the_run_stopped_and_the_run_resume
     assert drawn == []  # no figures drawn on the way out
     r = Trainer(two_layers(), (X, Y), iterations=6, batch_size=20, out=tmp_path, checkpoint_every=2).fit(resume=True)
     assert (r.status, r.iterations) == ("completed", 6)
+
+
+def test_an_optimizer_built_on_another_model_is_refused_not_reported_as_a_run() -> None:
+    model = two_layers()
+    stray = torch.optim.SGD(two_layers().parameters(), lr=0.1)  # a copy, as after a re-instantiation
+    with pytest.raises(ValueError, match=r"holds 4 of its 4 parameters that are not the model's"):
+        Trainer(model, (X, Y), epochs=1, optimizer=stray)
+    with pytest.raises(ValueError, match="not the model's"):  # a factory that ignores its argument
+        Trainer(model, (X, Y), epochs=1, optimizer=lambda m: torch.optim.SGD(two_layers().parameters(), lr=0.1))
+    own = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = model[0].weight.clone()
+    assert Trainer(model, (X, Y), epochs=1, optimizer=own).fit().status == "completed"
+    assert not torch.equal(before, model[0].weight)
+
+
+@pytest.mark.parametrize(("loss", "got"), [
+    (lambda out, y: F.cross_entropy(out, y, reduction="none"), r"a tensor of shape \(60,\)"),
+    (lambda out, y: 1.0, "float"),
+])
+def test_a_loss_that_is_not_one_number_is_named(loss, got: str) -> None:
+    with pytest.raises(ValueError, match=f"loss must return one number as a tensor.*got {got}; reduce it"):
+        Trainer(two_layers(), (X, Y), epochs=1, batch_size=None, loss=loss).fit()
+
+
+def test_hooks_and_options_are_checked_when_the_trainer_is_built() -> None:
+    with pytest.raises(ValueError, match="callback must be a function or None, got 3"):
+        Trainer(two_layers(), (X, Y), epochs=1, callback=3)
+    with pytest.raises(ValueError, match="unknown training option 'epoch'; did you mean 'epochs'\\?"):
+        Trainer(two_layers(), (X, Y), epoch=1)

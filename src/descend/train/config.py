@@ -18,6 +18,7 @@ by name (``"adam"``, ``"cosine"``) or as objects:
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -262,6 +263,19 @@ class TrainConfig:
         return out
 
 
+def with_options(cfg: TrainConfig, options: Mapping[str, Any]) -> TrainConfig:
+    """``cfg`` with the fields ``options`` names replaced; a name that is no field is a ValueError
+    naming it, the closest field and the list."""
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    for key in options:
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"unknown training option {key!r}; {hint}the options (TrainConfig fields) are "
+                             f"{', '.join(names)}")
+    return dataclasses.replace(cfg, **options) if options else cfg
+
+
 def jsonable(value: Any) -> Any:
     """``value`` with everything JSON cannot hold replaced by its repr (phases as dicts)."""
     if isinstance(value, Phase):
@@ -315,7 +329,7 @@ def make_optimizer(
     from .parts import PartOptimizer
 
     if isinstance(spec, torch.optim.Optimizer | PartOptimizer):
-        return spec
+        return _owned(spec, model)
     if isinstance(spec, Mapping):
         return PartOptimizer(model, spec)
     if isinstance(spec, str) or (isinstance(spec, type) and issubclass(spec, torch.optim.Optimizer)):
@@ -336,11 +350,27 @@ def make_optimizer(
                 f"an optimizer factory must return an optimizer (with param_groups and step), "
                 f"got {type(built).__name__}"
             )
-        return built
+        return _owned(built, model)
     raise ValueError(
         f"optimizer must be a name ({', '.join(optim.names())}), an optimizer class, a callable "
         f"model -> optimizer, a mapping of parts or an optimizer, got {spec!r}"
     )
+
+
+def _owned(opt: Any, model: nn.Module) -> Any:
+    """``opt``, or a ValueError when it holds parameters that are not ``model``'s: it would step
+    those and leave the model as it was, while the run reports a training that did not happen."""
+    mine = {id(p) for p in model.parameters()}
+    held = [p for g in opt.param_groups for p in g["params"]]
+    foreign = sum(id(p) not in mine for p in held)
+    if foreign:
+        raise ValueError(
+            f"the optimizer ({type(opt).__name__}) holds {foreign} of its {len(held)} parameters that are not "
+            f"the model's (built on another model or a copy of it?), so training would not change the model; "
+            f"build it on this model's parameters, or pass a factory: optimizer=lambda m: "
+            f"torch.optim.SGD(m.parameters(), lr=0.1)"
+        )
+    return opt
 
 
 def optimizer_name(opt: Any) -> str:

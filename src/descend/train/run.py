@@ -28,7 +28,7 @@ from .. import data as D
 from .. import models
 from . import checkpoint as ckpt
 from . import distributed as dd
-from .config import TrainConfig, lr_of
+from .config import TrainConfig, lr_of, with_options
 from .hints import fit_context, hints
 from .observe import MetricsLog, TensorBoard, clean
 
@@ -238,9 +238,7 @@ def train(
     """
     from .trainer import Trainer
 
-    cfg = config or TrainConfig()
-    if options:
-        cfg = dataclasses.replace(cfg, **options)
+    cfg = with_options(config or TrainConfig(), options)
     if isinstance(model, str):
         key = model.strip().lower()
         if key not in models.names():

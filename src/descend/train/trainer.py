@@ -55,7 +55,6 @@ iteration reached and the checkpoint to resume from (no final evaluation, checkp
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 import time
@@ -74,7 +73,7 @@ from . import checkpoint as ckpt
 from . import distributed as dd
 from . import phases as ph
 from . import run
-from .config import TrainConfig, lr_of, optimizer_name, trainable
+from .config import TrainConfig, lr_of, optimizer_name, trainable, with_options
 from .errors import TrainingDiverged
 from .feed import SPLITS, Feed, evaluate
 from .run import TrainResult
@@ -114,8 +113,10 @@ class Trainer:
         on_end: Callable[[TrainResult], Any] | None = None,
         **overrides: Any,
     ) -> None:
-        cfg = config or TrainConfig()
-        self.cfg = cfg = dataclasses.replace(cfg, **overrides) if overrides else cfg
+        for name, hook in (("loss", loss), ("callback", callback), ("on_progress", on_progress), ("on_end", on_end)):
+            if hook is not None and not callable(hook):
+                raise ValueError(f"{name} must be a function or None, got {hook!r}")
+        self.cfg = cfg = with_options(config or TrainConfig(), overrides)
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         try:
@@ -312,6 +313,10 @@ class Trainer:
         self._params = params
 
     def _note_loss(self, loss: torch.Tensor, n: int, it: int, lrs: list[float] | None) -> None:
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            got = f"a tensor of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else type(loss).__name__
+            raise ValueError(f"loss must return one number as a tensor (the batch's mean loss, which backward() "
+                             f"needs), got {got}; reduce it, e.g. reduction='mean' or .mean()")
         if self._cpu:
             v = loss.item()
             if not math.isfinite(v) and self.world == 1:
