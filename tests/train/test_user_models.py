@@ -140,3 +140,19 @@ def test_hooks_and_options_are_checked_when_the_trainer_is_built() -> None:
         Trainer(two_layers(), (X, Y), epochs=1, callback=3)
     with pytest.raises(ValueError, match="unknown training option 'epoch'; did you mean 'epochs'\\?"):
         Trainer(two_layers(), (X, Y), epoch=1)
+
+
+@pytest.mark.parametrize(("data", "got"), [
+    ([{"x": X, "y": Y}], r"a dict with keys \['x', 'y'\]"),
+    ([(X, Y, Y)], "a tuple of 3 items"),
+    ([X, Y], r"a tensor of shape \(60, 5\) \(for the whole data set at once pass the tuple \(X, y\)\)"),
+], ids=["dicts", "triples", "list [X, y]"])
+def test_batches_that_are_not_input_target_pairs_are_named(data, got: str) -> None:
+    with pytest.raises(ValueError, match=f"each batch of data must be an \\(inputs, targets\\) pair, got {got}"):
+        Trainer(two_layers(), data, epochs=1, loss=F.cross_entropy)
+
+
+def test_a_stream_of_dicts_is_named_at_its_first_step() -> None:
+    stream = ({"x": X[i : i + 20], "y": Y[i : i + 20]} for i in (0, 20, 40))
+    with pytest.raises(ValueError, match=r"must be an \(inputs, targets\) pair, got a dict with keys \['x', 'y'\]"):
+        Trainer(two_layers(), stream, iterations=3, loss=F.cross_entropy).fit()

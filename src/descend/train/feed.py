@@ -77,6 +77,22 @@ def first_batch(source: Any) -> Any:
             g.set_state(state)
 
 
+def pair(batch: Any) -> tuple[Any, Any]:
+    """``(inputs, targets)`` of one batch, or a ValueError saying what the batch is instead."""
+    if isinstance(batch, tuple | list) and len(batch) == 2:
+        return batch[0], batch[1]
+    if isinstance(batch, Mapping):
+        got = f"a {type(batch).__name__} with keys {list(batch)}"
+    elif isinstance(batch, tuple | list):
+        got = f"a {type(batch).__name__} of {len(batch)} items"
+    elif isinstance(batch, torch.Tensor):
+        got = f"a tensor of shape {tuple(batch.shape)} (for the whole data set at once pass the tuple (X, y))"
+    else:
+        got = type(batch).__name__
+    raise ValueError(f"each batch of data must be an (inputs, targets) pair, got {got}; give the DataLoader a "
+                     f"collate_fn that returns (inputs, targets), or map the batches to such pairs")
+
+
 class Feed:
     """The training batches and the evaluation splits of a run (see the module docstring)."""
 
@@ -158,7 +174,7 @@ class Feed:
                 return source[1]
             batch = first_batch(source)
             if batch is not None:
-                return batch[1]
+                return pair(batch)[1]
         return None
 
     def _task(self, y: torch.Tensor | None) -> tuple[str | None, int | None]:
@@ -182,7 +198,7 @@ class Feed:
         if self.loader is not None:
             batch = first_batch(self.loader)
             if batch is not None:
-                return batch[0][:1].to(self.device)
+                return pair(batch)[0][:1].to(self.device)
         return None
 
     def default_loss(self, module: torch.nn.Module) -> Any:
@@ -239,9 +255,12 @@ class Feed:
         return [s / sum(sizes) for s in sizes]  # the group's loss is the mean over its examples
 
     def _to(self, group: list[Any]) -> list[Any]:
-        if self.batches is not None or self.device.type == "cpu":
-            return [tuple(b) for b in group]
-        return [(x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)) for x, y in group]
+        if self.batches is not None:
+            return group
+        pairs = [pair(b) for b in group]
+        if self.device.type == "cpu":
+            return pairs
+        return [(x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)) for x, y in pairs]
 
     def skip_stream(self, n: int) -> None:
         """Resume a stream: drop the ``n`` batches the checkpointed run had consumed."""
@@ -264,7 +283,8 @@ class Feed:
             for i in range(0, len(X), batch_size):
                 yield X[i : i + batch_size], y[i : i + batch_size]
             return
-        for xb, yb in source:
+        for batch in source:
+            xb, yb = pair(batch)
             yield xb.to(self.device), yb.to(self.device)
 
     def info(self) -> dict[str, Any]:
