@@ -156,3 +156,31 @@ def test_a_stream_of_dicts_is_named_at_its_first_step() -> None:
     stream = ({"x": X[i : i + 20], "y": Y[i : i + 20]} for i in (0, 20, 40))
     with pytest.raises(ValueError, match=r"must be an \(inputs, targets\) pair, got a dict with keys \['x', 'y'\]"):
         Trainer(two_layers(), stream, iterations=3, loss=F.cross_entropy).fit()
+
+
+class Casting(nn.Module):
+    """A float64 model that casts its inputs itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = two_layers().double()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.double())
+
+
+def test_a_float64_model_on_float32_inputs_is_named_unless_it_casts_them() -> None:
+    with pytest.raises(ValueError, match=r"parameters are torch.float64 but the data's inputs are torch.float32"):
+        Trainer(two_layers().double(), (X, Y), epochs=1)
+    model = two_layers().double()
+    r = Trainer(model, (X.double(), Y), epochs=2, batch_size=None, optimizer="sgd", lr=0.5).fit()
+    hand = two_layers().double()
+    opt = torch.optim.SGD(hand.parameters(), lr=0.5)
+    for _ in range(2):
+        opt.zero_grad()
+        F.cross_entropy(hand(X.double()), Y).backward()
+        opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), hand.state_dict().values()))
+    with torch.no_grad():
+        assert r.final["train_loss"] == pytest.approx(F.cross_entropy(hand(X.double()), Y).item(), rel=1e-12)
+    assert Trainer(Casting(), (X, Y), epochs=1).fit().status == "completed"

@@ -141,6 +141,7 @@ class Trainer:
         self.dataset = self.feed.dataset
         self.task, self.n_classes = self.feed.task, self.feed.n_classes
         self.batches_per_epoch, self.iterations_per_epoch = self.feed.batches_per_epoch, self.feed.iterations_per_epoch
+        self._check_dtype()
         self.loss_fn = loss or self.feed.default_loss(self.module)
         self._cpu = self.device.type == "cpu"
         self.phases = ph.plan(cfg, self.iterations_per_epoch)
@@ -172,6 +173,26 @@ class Trainer:
                              "(pip install 'descend[logging]'); leave tensorboard=None to use it when present")
         self.last_checkpoint: tuple[Path, int] | None = None
         self._elapsed0 = 0.0
+
+    def _check_dtype(self) -> None:
+        """A clear error for inputs of another float dtype than the model's (float32 data, a .double()
+        model), which torch reports from deep inside the forward; a model that casts them is let be."""
+        dtypes = {p.dtype for p in self.module.parameters() if p.is_floating_point()}
+        x = self.feed.example_input() if len(dtypes) == 1 else None
+        if x is None or not x.is_floating_point() or x.dtype in dtypes:
+            return
+        was = self.module.training
+        try:
+            with torch.no_grad():
+                self.module.eval()(x)
+        except RuntimeError:
+            (dtype,) = dtypes
+            raise ValueError(
+                f"the model's parameters are {dtype} but the data's inputs are {x.dtype}; convert one to "
+                f"the other, e.g. the data with X.to({dtype}) or the model with model.to({x.dtype})"
+            ) from None
+        finally:
+            self.module.train(was)
 
     def _build_phase(self, index: int, carry: list[float] | None) -> tuple[Any, Scheduler | None]:
         return ph.build(self.cfg, self.phases[index], self.module, self.iterations_per_epoch, carry)
