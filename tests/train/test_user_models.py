@@ -184,3 +184,26 @@ def test_a_float64_model_on_float32_inputs_is_named_unless_it_casts_them() -> No
     with torch.no_grad():
         assert r.final["train_loss"] == pytest.approx(F.cross_entropy(hand(X.double()), Y).item(), rel=1e-12)
     assert Trainer(Casting(), (X, Y), epochs=1).fit().status == "completed"
+
+
+def test_a_callback_stops_the_run_early_and_the_summary_says_so(tmp_path) -> None:
+    def stop_at_4(tr: Trainer) -> None:
+        if tr.iteration == 4:
+            tr.stop("validation loss stopped improving")
+
+    model = two_layers()
+    r = Trainer(model, (X, Y), iterations=9, batch_size=20, shuffle=False, optimizer="sgd", lr=0.5, out=tmp_path,
+                callback=stop_at_4).fit()
+    hand = two_layers()
+    opt = torch.optim.SGD(hand.parameters(), lr=0.5)
+    for step in range(4):
+        opt.zero_grad()
+        F.cross_entropy(hand(X[step % 3 * 20 : step % 3 * 20 + 20]), Y[step % 3 * 20 : step % 3 * 20 + 20]).backward()
+        opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), hand.state_dict().values()))
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert (r.status, r.iterations, summary["status"], summary["iterations"]) == ("stopped", 4, "stopped", 4)
+    assert r.hints[0] == "stopped early after 4 of the 9 iterations of the budget: validation loss stopped improving"
+    with torch.no_grad():
+        assert r.final["train_loss"] == pytest.approx(F.cross_entropy(hand(X), Y).item(), rel=1e-6)
+    assert (tmp_path / "checkpoint.pt").exists()

@@ -44,6 +44,8 @@ RUN_FILES = ("metrics.jsonl", "summary.json", "changes.jsonl", ckpt.NAME)
 class TrainResult:
     """What a run produced.
 
+    ``status``: ``"completed"``, ``"stopped"`` (early, by ``trainer.stop()``), ``"diverged"`` or
+    ``"interrupted"`` (the last two in ``summary.json``: fit raises);
     ``final``: ``train_loss``/``train_accuracy``/``val_*``/``test_*`` of the final
     parameters (accuracies for classifiers only), e.g. ``result.final["test_accuracy"]``;
     ``history``: one record per epoch (``train_loss``, ``val_loss``, ``val_accuracy``, ``lr``...);
@@ -147,13 +149,17 @@ def close(tr: Trainer) -> None:
 def finish(tr: Trainer, status: str, error: Exception | str | None = None) -> TrainResult:
     """Final evaluation and checkpoint, ``summary.json``, the result, and the ``on_end`` hook."""
     cfg, out = tr.cfg, tr.out
-    final = tr.final_metrics() if cfg.evaluate and status == "completed" else {}
-    if status == "completed" and out is not None:
+    ended = status in ("completed", "stopped")  # (a callback's trainer.stop(): ended well, early)
+    final = tr.final_metrics() if cfg.evaluate and ended else {}
+    if ended and out is not None:
         tr.save_checkpoint()
     seconds = tr.elapsed()
     advice = hints(tr.history, tr.log, tr.iteration, tr.epoch, tr.stream is not None, tr.cfg.phases,
-                   fit_context(tr, final)) if status == "completed" else []
-    if status == "completed" and tr.iteration < tr.total:
+                   fit_context(tr, final)) if ended else []
+    if status == "stopped":
+        advice.insert(0, f"stopped early after {tr.iteration} of the {tr.total} iterations of the budget: "
+                         f"{tr.stop_reason}")
+    elif status == "completed" and tr.iteration < tr.total:
         advice.insert(0, f"the data stream ended after {tr.iteration} of the {tr.total} iterations of the budget")
     advice[:0] = tr.notes  # (a batch clamped to the data, a schedule a resume fitted to the new budget)
     summary: dict[str, Any] = {

@@ -96,6 +96,7 @@ class Trainer:
         callback: called as ``callback(trainer)`` after every iteration; it may freeze or unfreeze
             parameters (``requires_grad_``); one it unfreezes must be in the optimizer, so build that
             on every parameter (``optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=0.1)``).
+            ``trainer.stop(reason)`` ends the run after this iteration (early stopping).
         on_progress: called with every record (see "Hooks").
         on_end: called with the :class:`TrainResult`; may return figure paths.
     """
@@ -172,6 +173,7 @@ class Trainer:
             raise ValueError("tensorboard=True but the tensorboard package is not installed "
                              "(pip install 'descend[logging]'); leave tensorboard=None to use it when present")
         self.last_checkpoint: tuple[Path, int] | None = None
+        self.stop_reason: str | None = None
         self._elapsed0 = 0.0
 
     def _check_dtype(self) -> None:
@@ -228,7 +230,7 @@ class Trainer:
         self.module.train()
         try:
             self._train()
-            return run.finish(self, "completed")
+            return run.finish(self, "stopped" if self.stop_reason is not None else "completed")
         except TrainingDiverged as err:
             run.finish(self, "diverged", err)
             raise
@@ -271,6 +273,8 @@ class Trainer:
             if self.callback is not None:
                 self.callback(self)
                 self._check_trainable()  # (a callback may freeze or unfreeze parameters)
+                if self.stop_reason is not None:
+                    return
             if it >= self.total:
                 return
 
@@ -444,6 +448,12 @@ class Trainer:
         if self.on_progress is not None and self.rank == 0 and self.cfg.progress is not False:
             epochs = self.total // self.iterations_per_epoch if self.iterations_per_epoch else None
             self.on_progress({**rec, "total": self.total, "epochs": epochs})
+
+    def stop(self, reason: str = "the callback stopped the run") -> None:
+        """Stop after the current iteration (call it from ``callback``: early stopping). The run ends as
+        one that completed, with final metrics, checkpoint and summary, but status ``"stopped"``
+        and ``reason`` first among the hints."""
+        self.stop_reason = str(reason)
 
     @property
     def notes(self) -> list[str]:
