@@ -153,3 +153,17 @@ def test_a_seeded_shuffling_loader_gives_the_hand_loops_order(where: str) -> Non
     r = Trainer(model, seeded(), epochs=2, optimizer="sgd", lr=0.1, log_every=1).fit()  # default loss: peeks
     assert len(r.log) == 20 and [rec["loss"] for rec in r.log] == pytest.approx(losses, rel=1e-6)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), hand.state_dict().values()))
+
+
+def test_building_the_trainer_reads_one_batch_of_the_loader_once() -> None:
+    """Task, default loss and dtype check share one peek: a loader with workers starts them once."""
+
+    class Counting(DataLoader):
+        passes = 0
+
+        def __iter__(self):
+            Counting.passes += 1
+            return super().__iter__()
+
+    Trainer(build_model("softmax", DIGITS, seed=0), Counting(TensorDataset(X, Y), batch_size=108), epochs=1)
+    assert Counting.passes == 1

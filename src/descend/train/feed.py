@@ -103,6 +103,7 @@ class Feed:
         self.stream: Iterator | None = None
         self.dataset: D.Dataset | None = None
         self.splits: dict[str, Any] = {}
+        self._peeked: dict[int, Any] = {}  # id(source) -> its first batch
         X = y = None
         if isinstance(data, D.Dataset):
             self.dataset = data if device.type == "cpu" else data.to(device)
@@ -166,13 +167,19 @@ class Feed:
                 )
             self.splits[split] = value
 
+    def _first_batch(self, source: Any) -> Any:
+        """:func:`first_batch`, once per source (a loader with workers starts them for each peek)."""
+        if id(source) not in self._peeked:
+            self._peeked[id(source)] = first_batch(source)
+        return self._peeked[id(source)]
+
     def _first_targets(self) -> torch.Tensor | None:
         for source in (self.loader, self.splits.get("val"), self.splits.get("test")):
             if source is None:
                 continue
             if _is_pair(source):
                 return source[1]
-            batch = first_batch(source)
+            batch = self._first_batch(source)
             if batch is not None:
                 return pair(batch)[1]
         return None
@@ -196,7 +203,7 @@ class Feed:
         if self.dataset is not None:
             return self.dataset.X_train[:1]
         if self.loader is not None:
-            batch = first_batch(self.loader)
+            batch = self._first_batch(self.loader)
             if batch is not None:
                 return pair(batch)[0][:1].to(self.device)
         return None
