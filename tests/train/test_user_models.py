@@ -207,3 +207,15 @@ def test_a_callback_stops_the_run_early_and_the_summary_says_so(tmp_path) -> Non
     with torch.no_grad():
         assert r.final["train_loss"] == pytest.approx(F.cross_entropy(hand(X), Y).item(), rel=1e-6)
     assert (tmp_path / "checkpoint.pt").exists()
+
+
+def test_a_one_example_last_batch_under_batchnorm_points_to_drop_last() -> None:
+    def bn() -> nn.Sequential:
+        torch.manual_seed(1)
+        return nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+
+    with pytest.raises(ValueError, match=r"a training batch of 1 example reached the model's BatchNorm at iteration 3 "
+                                         r"\(epoch 1\).*use drop_last=True"):
+        Trainer(bn(), (X[:41], Y[:41]), epochs=1, batch_size=20).fit()
+    r = Trainer(bn(), (X[:41], Y[:41]), epochs=2, batch_size=20, drop_last=True).fit()
+    assert (r.status, r.iterations) == ("completed", 4)

@@ -252,7 +252,10 @@ class Trainer:
             swats = self.swats if self.phase_index == 0 else None
             if swats is not None:
                 swats.before_step()
-            self._step(group, scales, it, lrs)  # forward, backward, clip, optimizer step
+            try:
+                self._step(group, scales, it, lrs)  # forward, backward, clip, optimizer step
+            except ValueError as err:
+                raise self._explained(err, group) from err
             self.iteration = it
             self.consumed += len(group)
             switch = swats is not None and swats.after_step()
@@ -318,6 +321,20 @@ class Trainer:
                 loss = self.loss_fn(out, yb)
                 self._note_loss(loss, n, it, lrs)
                 (loss if scales is None else loss * scales[i]).backward()
+
+    def _explained(self, err: ValueError, group: Sequence) -> ValueError:
+        """BatchNorm's refusal of a one-example batch, told in the run's terms (the last batch of an
+        epoch that the batch size does not divide); other errors as they are."""
+        if "more than 1 value per channel" not in str(err):
+            return err
+        size = min(int(xb.shape[0]) for xb, _ in group)
+        where = f" (epoch {self.epoch + 1})" if self.stream is None else ""
+        return ValueError(
+            f"a training batch of {size} example reached the model's BatchNorm at iteration {self.iteration + 1}"
+            f"{where}, which needs at least 2 in training mode ({err}); this is the rest of an epoch "
+            f"the batch size does not divide: use drop_last=True (DataLoader(..., drop_last=True) for a loader) or "
+            f"another batch size"
+        )
 
     def _check_trainable(self) -> None:
         """Follow parameters frozen or unfrozen since the last step (clipping covers the trainable ones);
