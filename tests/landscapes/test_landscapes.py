@@ -355,3 +355,47 @@ def test_replacing_f_or_grad_turns_the_fused_form_off() -> None:
     xy = torch.tensor([[0.5, -0.3]], dtype=torch.float64)
     f, g = W.value_and_grad(xy)
     assert len(calls) == 2 and torch.equal(f, L.f(xy)) and torch.equal(g, L.grad(xy))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("x**(9**9**9)", "expression 'x**(9**9**9)' cannot be evaluated: OverflowError"),
+        ("9**9**9 + y", "expression '9**9**9 + y' cannot be evaluated: OverflowError"),
+        ("sin(x, y)", "sin takes exactly one argument, as in sin(x); got 2 positional and 0 keyword"),
+        ("exp()", "exp takes exactly one argument, as in exp(x); got 0 positional and 0 keyword"),
+        ("log(input=x)", "log takes exactly one argument, as in log(x); got 0 positional and 1 keyword"),
+        ("x * 'ab' * 10**9", "may only use real numbers, found 'ab'"),
+        ("None", "may only use real numbers, found None"),
+        ("1j * x", "may only use real numbers, found 1j"),
+    ],
+)
+def test_from_expression_rejects_what_it_cannot_evaluate_at_once(text: str, message: str) -> None:
+    # 9**9**9 used to be computed as a Python integer (the call never returned); calls of the
+    # wrong arity failed inside from_function's probe with torch's own words
+    with pytest.raises(ValueError) as err:
+        landscapes.from_expression(text)
+    assert message in str(err.value)
+
+
+def test_from_expression_numbers_are_floats_with_the_same_values() -> None:
+    L = landscapes.from_expression("2**10 * x**2 + 7 % 4 * y")
+    assert float(L([3.0, 2.0])) == 1024 * 9 + 3 * 2
+    assert torch.equal(L.grad([3.0, 2.0]), torch.tensor([1024 * 6.0, 3.0], dtype=torch.float64))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"box": "abcd"}, "box must be (xmin, xmax, ymin, ymax): 4 finite numbers, got 'abcd'"),
+        ({"box": (0, float("inf"), 0, 1)}, "box must be (xmin, xmax, ymin, ymax): 4 finite numbers, got (0, inf, 0, 1)"),
+        ({"start": "ab"}, "start must be a finite point (x, y): 2 finite numbers, got 'ab'"),
+        ({"start": (1.0, None)}, "start must be a finite point (x, y): 2 finite numbers, got (1.0, None)"),
+        ({"minima": [(0, 0), ("a", 0)]}, "minima[1] must be (x, y) or (x, y, kind): 2 finite numbers, got ('a', 0)"),
+    ],
+)
+def test_from_function_names_the_argument_that_is_not_numbers(kwargs: dict, message: str) -> None:
+    # these used to raise "could not convert string to float: 'a'" (or a TypeError), naming nothing
+    with pytest.raises(ValueError) as err:
+        landscapes.from_expression("x**2 + y**2", **kwargs)
+    assert str(err.value) == message

@@ -226,13 +226,10 @@ def from_function(
     """
     if not callable(fn):
         raise ValueError(f"fn must be a callable fn(x, y) -> tensor, got {fn!r}")
-    if len(box) != 4:
-        raise ValueError(f"box must be (xmin, xmax, ymin, ymax), got {box!r}")
-    xmin, xmax, ymin, ymax = (float(v) for v in box)
+    xmin, xmax, ymin, ymax = _numbers("box", box, 4, "(xmin, xmax, ymin, ymax)")
     if start is None:
         start = (xmin + 0.75 * (xmax - xmin), ymin + 0.75 * (ymax - ymin))
-    if len(start) != 2 or not all(math.isfinite(float(s)) for s in start):
-        raise ValueError(f"start must be a finite point (x, y), got {start!r}")
+    start = _numbers("start", start, 2, "a finite point (x, y)")
 
     def f(xy: Tensor) -> Tensor:
         return fn(xy[..., 0], xy[..., 1])
@@ -255,7 +252,8 @@ def from_function(
     for i, m in enumerate(minima):
         if not isinstance(m, Sequence) or isinstance(m, str) or len(m) not in (2, 3):
             raise ValueError(f"minima[{i}] must be (x, y) or (x, y, kind), got {m!r}")
-        found.append(Minimum(float(m[0]), float(m[1]), str(m[2]) if len(m) == 3 else "global"))
+        x, y = _numbers(f"minima[{i}]", m[:2], 2, "(x, y) or (x, y, kind)")
+        found.append(Minimum(x, y, str(m[2]) if len(m) == 3 else "global"))
     if f_star is not None:
         if isinstance(f_star, bool) or not isinstance(f_star, int | float) or not math.isfinite(f_star):
             raise ValueError(f"f_star must be a finite number or None, got {f_star!r}")
@@ -274,3 +272,14 @@ def from_function(
         log_levels=log_levels,
         note=note or "A user-supplied function; derivatives by autograd.",
     )
+
+
+def _numbers(name: str, value: Any, n: int, form: str) -> tuple[float, ...]:
+    """``value`` as ``n`` finite floats, or a ValueError naming ``name``, its value and ``form``."""
+    try:
+        out = tuple(float(v) for v in value) if not isinstance(value, str | bytes) else ()
+    except (TypeError, ValueError):
+        out = ()
+    if len(out) != n or not all(math.isfinite(v) for v in out):
+        raise ValueError(f"{name} must be {form}: {n} finite numbers, got {value!r}")
+    return out
