@@ -399,3 +399,24 @@ def test_from_function_names_the_argument_that_is_not_numbers(kwargs: dict, mess
     with pytest.raises(ValueError) as err:
         landscapes.from_expression("x**2 + y**2", **kwargs)
     assert str(err.value) == message
+
+
+def test_an_f_star_that_f_goes_below_is_refused_before_a_run_calls_it_converged() -> None:
+    from descend.lab import minimize
+
+    # x**2 + y**2 with f_star=5 was accepted, and a run from (1, 1) was "converged" at step 0 with f = 2
+    with pytest.raises(ValueError) as err:
+        landscapes.from_expression("x**2 + y**2", f_star=5)
+    assert str(err.value) == ("f_star = 5 is not the minimum: f(0, 0) = 0 is lower; give the global minimum "
+                              "value (or no f_star when it is unknown)")
+    with pytest.raises(ValueError) as err:
+        landscapes.from_expression("x**2 + y**2", minima=[(1, 1)])
+    assert str(err.value).startswith("f at the global minima = 2 is not the minimum: f(0, 0) = 0 is lower")
+    with pytest.raises(ValueError) as err:
+        landscapes.from_expression("-x**2 - y**2", f_star=0, box=(-1, 1, -1, 1), start=(0.5, 0.5))
+    assert "f(-1, -1) = -2 is lower" in str(err.value)
+    # a true f_star (NaN regions of log skipped) is kept, and a run reaches it
+    L = landscapes.from_expression("(x - 1)**2 + y**2 + 3", f_star=3)
+    assert L.f_star == 3.0 and landscapes.from_expression("log(x) + y**2", f_star=-3, box=(0.1, 1, -1, 1)).f_star == -3
+    run = minimize(L, [0.0, 0.0], "newton", steps=5)
+    assert run.converged and run.steps_to_tol == 1 and run.path[1].tolist() == pytest.approx([1.0, 0.0], abs=1e-15)

@@ -248,6 +248,7 @@ def from_function(
             f"shape (3,), got {shape}"
         )
 
+    given = f_star is not None
     found: list[Minimum] = []
     for i, m in enumerate(minima):
         if not isinstance(m, Sequence) or isinstance(m, str) or len(m) not in (2, 3):
@@ -261,6 +262,10 @@ def from_function(
     elif any(m.kind == "global" for m in found):
         pts = torch.tensor([m.point for m in found if m.kind == "global"], dtype=torch.float64)
         f_star = float(f(pts).min())
+    if f_star is not None:
+        what = ("f_star", "give the global minimum value (or no f_star when it is unknown)") if given else (
+            "f at the global minima", "list the global minima (or none when they are unknown)")
+        _check_f_star(f, f_star, (xmin, xmax, ymin, ymax), start, *what)
     return Landscape(
         name=name,
         title=title if title is not None else name,
@@ -283,3 +288,20 @@ def _numbers(name: str, value: Any, n: int, form: str) -> tuple[float, ...]:
     if len(out) != n or not all(math.isfinite(v) for v in out):
         raise ValueError(f"{name} must be {form}: {n} finite numbers, got {value!r}")
     return out
+
+
+def _check_f_star(f: PointFn, f_star: float, box: tuple[float, ...], start: Sequence[float], what: str,
+                  fix: str) -> None:
+    """Refuse an ``f_star`` that ``f`` goes below on a 65 x 65 grid of the box or at the start: runs
+    would count ``f - f_star < tol`` as converged wherever ``f`` is lower than the claimed minimum."""
+    xs = torch.linspace(box[0], box[1], 65, dtype=torch.float64)
+    ys = torch.linspace(box[2], box[3], 65, dtype=torch.float64)
+    pts = torch.cat([torch.cartesian_prod(xs, ys), torch.tensor([list(start)], dtype=torch.float64)])
+    with torch.no_grad():
+        vals = f(pts).to(torch.float64)
+    vals = torch.where(torch.isfinite(vals), vals, torch.inf)
+    i = int(vals.argmin())
+    if float(vals[i]) < f_star - 1e-6 * (1.0 + abs(f_star)):
+        x, y = (float(v) for v in pts[i])
+        raise ValueError(f"{what} = {f_star:.6g} is not the minimum: f({x:.6g}, {y:.6g}) = {float(vals[i]):.6g} "
+                         f"is lower; {fix}")
