@@ -420,3 +420,6 @@ def test_an_f_star_that_f_goes_below_is_refused_before_a_run_calls_it_converged(
     assert L.f_star == 3.0 and landscapes.from_expression("log(x) + y**2", f_star=-3, box=(0.1, 1, -1, 1)).f_star == -3
     run = minimize(L, [0.0, 0.0], "newton", steps=5)
     assert run.converged and run.steps_to_tol == 1 and run.path[1].tolist() == pytest.approx([1.0, 0.0], abs=1e-15)
+    # a function that only runs on the probe's shape (3,) is still made; the grid check steps aside
+    w = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    assert landscapes.from_function(lambda x, y: x**2 + w * y**2, f_star=0.0).f_star == 0.0

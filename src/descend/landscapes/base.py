@@ -297,8 +297,11 @@ def _check_f_star(f: PointFn, f_star: float, box: tuple[float, ...], start: Sequ
     xs = torch.linspace(box[0], box[1], 65, dtype=torch.float64)
     ys = torch.linspace(box[2], box[3], 65, dtype=torch.float64)
     pts = torch.cat([torch.cartesian_prod(xs, ys), torch.tensor([list(start)], dtype=torch.float64)])
-    with torch.no_grad():
-        vals = f(pts).to(torch.float64)
+    try:
+        with torch.no_grad():
+            vals = torch.as_tensor(f(pts)).to(torch.float64).reshape(len(pts))
+    except Exception:  # noqa: BLE001 (a function that fails on this grid is checked where it runs)
+        return
     vals = torch.where(torch.isfinite(vals), vals, torch.inf)
     i = int(vals.argmin())
     if float(vals[i]) < f_star - 1e-6 * (1.0 + abs(f_star)):
