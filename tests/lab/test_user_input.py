@@ -13,7 +13,7 @@ from matplotlib.text import Annotation
 import descend.plots.lab as plab
 from descend import landscapes
 from descend.cli.lab import register
-from descend.lab import BEST_RULE, MAX_STEPS, best_index, minimize, race, sweep
+from descend.lab import BEST_RULE, MAX_STEPS, best_index, minimize, minimize_many, race, sweep
 from tests.cli_app import invoke as invoke_with
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -207,3 +207,22 @@ def test_a_start_given_by_another_name_points_to_x0() -> None:
 
     with pytest.raises(ValueError, match=r"start=\(1, 1\): the start point is x0 \(minimize's second argument\)"):
         lab.minimize("x**2+y**2", optimizer="gd", start=(1, 1))
+
+
+def test_a_start_where_f_is_not_finite_is_refused_not_reported_diverged() -> None:
+    # 1/x from (0, 1) used to be "diverged" at step 0 (no step taken), and a sweep called every lr divergent
+    one_over_x = landscapes.from_expression("1/x + y**2")
+    with pytest.raises(ValueError) as err:
+        minimize(one_over_x, [0.0, 1.0], "gd", lr=0.1, steps=10)
+    assert str(err.value) == "f at x0 = (0, 1) is inf with gradient norm inf: start where f and its gradient are finite"
+    with pytest.raises(ValueError, match=r"f at x0 = \(-1, 1\) is nan with gradient norm nan"):
+        race(landscapes.from_expression("sqrt(x) + y**2"), ["gd", "adam"], x0=[-1.0, 1.0], steps=10)
+    with pytest.raises(ValueError, match=r"runs\[1\]: f at x0 = \(0, 0\) is -inf"):
+        minimize_many("log(x**2 + y**2)", [{"optimizer": "gd", "x0": [1.0, 1.0]}, {"optimizer": "adam", "x0": [0, 0]}])
+    with pytest.raises(ValueError, match=r"x0 must be a finite point, got \(nan, 0\)"):
+        minimize("bowl", [float("nan"), 0.0])
+    res = invoke("sweep", "1/x + y**2", "--start", "0,1", "--num", "4", "--steps", "20")
+    assert res.exit_code == 2 and "f at x0 = (0, 1) is inf" in words(res.output) and "divergent" not in res.output
+    # a finite start is run as before: one GD step on x**2 + 10 y**2 is x - lr * (2x, 20y)
+    run = minimize(landscapes.from_expression("x**2 + 10*y**2"), [1.0, 1.0], "gd", lr=0.01, steps=1, tol=None)
+    assert run.path[1].tolist() == pytest.approx([0.98, 0.8], abs=1e-15) and not run.diverged

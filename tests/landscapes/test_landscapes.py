@@ -355,3 +355,71 @@ def test_replacing_f_or_grad_turns_the_fused_form_off() -> None:
     xy = torch.tensor([[0.5, -0.3]], dtype=torch.float64)
     f, g = W.value_and_grad(xy)
     assert len(calls) == 2 and torch.equal(f, L.f(xy)) and torch.equal(g, L.grad(xy))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("x**(9**9**9)", "expression 'x**(9**9**9)' cannot be evaluated: OverflowError"),
+        ("9**9**9 + y", "expression '9**9**9 + y' cannot be evaluated: OverflowError"),
+        ("sin(x, y)", "sin takes exactly one argument, as in sin(x); got 2 positional and 0 keyword"),
+        ("exp()", "exp takes exactly one argument, as in exp(x); got 0 positional and 0 keyword"),
+        ("log(input=x)", "log takes exactly one argument, as in log(x); got 0 positional and 1 keyword"),
+        ("x * 'ab' * 10**9", "may only use real numbers, found 'ab'"),
+        ("None", "may only use real numbers, found None"),
+        ("1j * x", "may only use real numbers, found 1j"),
+    ],
+)
+def test_from_expression_rejects_what_it_cannot_evaluate_at_once(text: str, message: str) -> None:
+    # 9**9**9 used to be computed as a Python integer (the call never returned); calls of the
+    # wrong arity failed inside from_function's probe with torch's own words
+    with pytest.raises(ValueError) as err:
+        landscapes.from_expression(text)
+    assert message in str(err.value)
+
+
+def test_from_expression_numbers_are_floats_with_the_same_values() -> None:
+    L = landscapes.from_expression("2**10 * x**2 + 7 % 4 * y")
+    assert float(L([3.0, 2.0])) == 1024 * 9 + 3 * 2
+    assert torch.equal(L.grad([3.0, 2.0]), torch.tensor([1024 * 6.0, 3.0], dtype=torch.float64))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"box": "abcd"}, "box must be (xmin, xmax, ymin, ymax): 4 finite numbers, got 'abcd'"),
+        ({"box": (0, float("inf"), 0, 1)}, "box must be (xmin, xmax, ymin, ymax): 4 finite numbers, got (0, inf, 0, 1)"),
+        ({"start": "ab"}, "start must be a finite point (x, y): 2 finite numbers, got 'ab'"),
+        ({"start": (1.0, None)}, "start must be a finite point (x, y): 2 finite numbers, got (1.0, None)"),
+        ({"minima": [(0, 0), ("a", 0)]}, "minima[1] must be (x, y) or (x, y, kind): 2 finite numbers, got ('a', 0)"),
+    ],
+)
+def test_from_function_names_the_argument_that_is_not_numbers(kwargs: dict, message: str) -> None:
+    # these used to raise "could not convert string to float: 'a'" (or a TypeError), naming nothing
+    with pytest.raises(ValueError) as err:
+        landscapes.from_expression("x**2 + y**2", **kwargs)
+    assert str(err.value) == message
+
+
+def test_an_f_star_that_f_goes_below_is_refused_before_a_run_calls_it_converged() -> None:
+    from descend.lab import minimize
+
+    # x**2 + y**2 with f_star=5 was accepted, and a run from (1, 1) was "converged" at step 0 with f = 2
+    with pytest.raises(ValueError) as err:
+        landscapes.from_expression("x**2 + y**2", f_star=5)
+    assert str(err.value) == ("f_star = 5 is not the minimum: f(0, 0) = 0 is lower; give the global minimum "
+                              "value (or no f_star when it is unknown)")
+    with pytest.raises(ValueError) as err:
+        landscapes.from_expression("x**2 + y**2", minima=[(1, 1)])
+    assert str(err.value).startswith("f at the global minima = 2 is not the minimum: f(0, 0) = 0 is lower")
+    with pytest.raises(ValueError) as err:
+        landscapes.from_expression("-x**2 - y**2", f_star=0, box=(-1, 1, -1, 1), start=(0.5, 0.5))
+    assert "f(-1, -1) = -2 is lower" in str(err.value)
+    # a true f_star (NaN regions of log skipped) is kept, and a run reaches it
+    L = landscapes.from_expression("(x - 1)**2 + y**2 + 3", f_star=3)
+    assert L.f_star == 3.0 and landscapes.from_expression("log(x) + y**2", f_star=-3, box=(0.1, 1, -1, 1)).f_star == -3
+    run = minimize(L, [0.0, 0.0], "newton", steps=5)
+    assert run.converged and run.steps_to_tol == 1 and run.path[1].tolist() == pytest.approx([1.0, 0.0], abs=1e-15)
+    # a function that only runs on the probe's shape (3,) is still made; the grid check steps aside
+    w = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    assert landscapes.from_function(lambda x, y: x**2 + w * y**2, f_star=0.0).f_star == 0.0

@@ -81,6 +81,19 @@ class Objective:
         if self.landscape is not None and shape != (2,):
             raise ValueError(f"{name} must be a 2-D point (x, y) on landscape {self.name!r}, got shape {shape}")
 
+    def check_start(self, x: Tensor, name: str = "x0") -> None:
+        """Refuse a start where ``x``, ``f`` or its gradient is NaN or infinite: a run from there
+        would be reported "diverged" at step 0 without a step taken."""
+        self.check_point_shape(tuple(x.shape), name)
+        point = ", ".join(f"{float(v):.6g}" for v in x.reshape(-1)[:4]) + (", ..." if x.numel() > 4 else "")
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{name} must be a finite point, got ({point})")
+        v, g = self.value_grad(x)
+        if not (bool(torch.isfinite(v).all()) and bool(torch.isfinite(g).all())):
+            raise ValueError(f"f at {name} = ({point}) is {float(v):.6g} with gradient norm "
+                             f"{float(torch.linalg.vector_norm(g.to(torch.float64))):.6g}: start where f and its "
+                             "gradient are finite")
+
     # one point -------------------------------------------------------------------
     def value_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(f(x), grad f(x))`` for one point, both detached."""

@@ -186,6 +186,7 @@ def race(
         raise ValueError(f"fair must be True or False, got {fair!r}")
     obj = Objective(f)
     start = obj.start(x0)
+    obj.check_start(start)
     grid = None
     if fair:
         grid = np.asarray(DEFAULT_LR_GRID if lr_grid is None else lr_grid, dtype=np.float64).reshape(-1)

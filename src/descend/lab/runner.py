@@ -131,7 +131,7 @@ def minimize(
     obj = Objective(f)
     steps, tol, record_every, bound = _settings(obj, steps, tol, record_every, bound)
     x = obj.start(x0)
-    obj.check_point_shape(tuple(x.shape), "x0")
+    obj.check_start(x)
     row = _row(x, optimizer, schedule, hyper)
     return run_rows(obj, [row], steps=steps, tol=tol, record_every=record_every, bound=bound,
                     progress=progress)[0]
@@ -185,7 +185,7 @@ def minimize_many(
             steps, tol, record_every, bound = _settings(
                 obj, kw.get("steps", 1000), kw.get("tol", 1e-8), kw.get("record_every", 1), kw.get("bound"))
             x = obj.start(kw.get("x0"))
-            obj.check_point_shape(tuple(x.shape), "x0")
+            obj.check_start(x)
             hyper = {k: v for k, v in kw.items() if k not in RUN_KEYS}
             row = _row(x, kw.get("optimizer", "gd"), kw.get("schedule"), hyper)
         except ValueError as e:

@@ -238,6 +238,7 @@ def sweep(
     name, beta_arr = _grid_keyword(cls, display, key, betas, beta_name, hyper, float(lr_arr[0]))
     obj = Objective(f)
     start = obj.start(x0)
+    obj.check_start(start)
     every = max(1, math.ceil(steps / 10_000))
     runs = run_many(obj.fn, start, optimizer, steps=steps, tol=tol, lr=lr_arr, record_every=every,
                     progress=progress, **hyper)

@@ -226,13 +226,10 @@ def from_function(
     """
     if not callable(fn):
         raise ValueError(f"fn must be a callable fn(x, y) -> tensor, got {fn!r}")
-    if len(box) != 4:
-        raise ValueError(f"box must be (xmin, xmax, ymin, ymax), got {box!r}")
-    xmin, xmax, ymin, ymax = (float(v) for v in box)
+    xmin, xmax, ymin, ymax = _numbers("box", box, 4, "(xmin, xmax, ymin, ymax)")
     if start is None:
         start = (xmin + 0.75 * (xmax - xmin), ymin + 0.75 * (ymax - ymin))
-    if len(start) != 2 or not all(math.isfinite(float(s)) for s in start):
-        raise ValueError(f"start must be a finite point (x, y), got {start!r}")
+    start = _numbers("start", start, 2, "a finite point (x, y)")
 
     def f(xy: Tensor) -> Tensor:
         return fn(xy[..., 0], xy[..., 1])
@@ -251,11 +248,13 @@ def from_function(
             f"shape (3,), got {shape}"
         )
 
+    given = f_star is not None
     found: list[Minimum] = []
     for i, m in enumerate(minima):
         if not isinstance(m, Sequence) or isinstance(m, str) or len(m) not in (2, 3):
             raise ValueError(f"minima[{i}] must be (x, y) or (x, y, kind), got {m!r}")
-        found.append(Minimum(float(m[0]), float(m[1]), str(m[2]) if len(m) == 3 else "global"))
+        x, y = _numbers(f"minima[{i}]", m[:2], 2, "(x, y) or (x, y, kind)")
+        found.append(Minimum(x, y, str(m[2]) if len(m) == 3 else "global"))
     if f_star is not None:
         if isinstance(f_star, bool) or not isinstance(f_star, int | float) or not math.isfinite(f_star):
             raise ValueError(f"f_star must be a finite number or None, got {f_star!r}")
@@ -263,6 +262,10 @@ def from_function(
     elif any(m.kind == "global" for m in found):
         pts = torch.tensor([m.point for m in found if m.kind == "global"], dtype=torch.float64)
         f_star = float(f(pts).min())
+    if f_star is not None:
+        what = ("f_star", "give the global minimum value (or no f_star when it is unknown)") if given else (
+            "f at the global minima", "list the global minima (or none when they are unknown)")
+        _check_f_star(f, f_star, (xmin, xmax, ymin, ymax), start, *what)
     return Landscape(
         name=name,
         title=title if title is not None else name,
@@ -274,3 +277,34 @@ def from_function(
         log_levels=log_levels,
         note=note or "A user-supplied function; derivatives by autograd.",
     )
+
+
+def _numbers(name: str, value: Any, n: int, form: str) -> tuple[float, ...]:
+    """``value`` as ``n`` finite floats, or a ValueError naming ``name``, its value and ``form``."""
+    try:
+        out = tuple(float(v) for v in value) if not isinstance(value, str | bytes) else ()
+    except (TypeError, ValueError):
+        out = ()
+    if len(out) != n or not all(math.isfinite(v) for v in out):
+        raise ValueError(f"{name} must be {form}: {n} finite numbers, got {value!r}")
+    return out
+
+
+def _check_f_star(f: PointFn, f_star: float, box: tuple[float, ...], start: Sequence[float], what: str,
+                  fix: str) -> None:
+    """Refuse an ``f_star`` that ``f`` goes below on a 65 x 65 grid of the box or at the start: runs
+    would count ``f - f_star < tol`` as converged wherever ``f`` is lower than the claimed minimum."""
+    xs = torch.linspace(box[0], box[1], 65, dtype=torch.float64)
+    ys = torch.linspace(box[2], box[3], 65, dtype=torch.float64)
+    pts = torch.cat([torch.cartesian_prod(xs, ys), torch.tensor([list(start)], dtype=torch.float64)])
+    try:
+        with torch.no_grad():
+            vals = torch.as_tensor(f(pts)).to(torch.float64).reshape(len(pts))
+    except Exception:  # noqa: BLE001 (a function that fails on this grid is checked where it runs)
+        return
+    vals = torch.where(torch.isfinite(vals), vals, torch.inf)
+    i = int(vals.argmin())
+    if float(vals[i]) < f_star - 1e-6 * (1.0 + abs(f_star)):
+        x, y = (float(v) for v in pts[i])
+        raise ValueError(f"{what} = {f_star:.6g} is not the minimum: f({x:.6g}, {y:.6g}) = {float(vals[i]):.6g} "
+                         f"is lower; {fix}")

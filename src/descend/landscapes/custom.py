@@ -49,6 +49,15 @@ def from_expression(text: str, **kwargs: Any) -> Landscape:
                              f"{', '.join(FUNCTIONS)}")
         if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id in FUNCTIONS):
             raise ValueError(f"expression {text!r} may only call {', '.join(FUNCTIONS)}")
+        if isinstance(node, ast.Call) and (len(node.args) != 1 or node.keywords):
+            fname = node.func.id  # type: ignore[attr-defined]
+            raise ValueError(f"expression {text!r}: {fname} takes exactly one argument, as in {fname}(x); "
+                             f"got {len(node.args)} positional and {len(node.keywords)} keyword")
+        if isinstance(node, ast.Constant):
+            if isinstance(node.value, bool) or not isinstance(node.value, int | float):
+                raise ValueError(f"expression {text!r} may only use real numbers, found {node.value!r}")
+            # a float, so that 9**9**9 overflows at once instead of computing an integer for ever
+            node.value = float(node.value)
     code = compile(tree, "<expression>", "eval")
     env: dict[str, Any] = {name: getattr(torch, name) for name in FUNCTIONS}
     env.update(pi=math.pi, e=math.e, __builtins__={})
@@ -57,6 +66,10 @@ def from_expression(text: str, **kwargs: Any) -> Landscape:
         out = eval(code, env, {"x": x, "y": y})  # noqa: S307 (a checked tree of arithmetic and torch calls)
         return out if isinstance(out, torch.Tensor) else torch.full_like(x, float(out))
 
+    try:
+        fn(torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64))
+    except Exception as err:  # e.g. 9**9**9 overflows: say so for the expression, not deep in a run
+        raise ValueError(f"expression {text!r} cannot be evaluated: {type(err).__name__}: {err}") from None
     kwargs.setdefault("name", str(text).strip())
     return from_function(fn, **kwargs)
 
