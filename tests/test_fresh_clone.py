@@ -1,0 +1,36 @@
+"""What a newcomer saw running the README's and ``--help``'s commands from a fresh clone, run as the real command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def descend(*args: str) -> subprocess.CompletedProcess:
+    """The real ``descend`` command of this environment, importing this checkout's code."""
+    env = {**os.environ, "COLUMNS": "200",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
+    exe = Path(sys.executable).parent / "descend"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from descend.cli import app; app()"]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def table_rows(output: str) -> list[list[str]]:
+    """The body rows of the Rich table printed, cells stripped."""
+    return [[c.strip() for c in line.split("│")[1:-1]] for line in output.splitlines() if line.count("│") >= 3]
+
+
+def test_sweep_table_gives_each_stretch_of_a_region_its_own_row() -> None:
+    # rastrigin's divergent lrs lie between good ones: the table said "good 0.001 to 0.896 (61)" and
+    # "divergent 0.416 to 1 (3)", two ranges that overlap
+    res = descend("sweep", "rastrigin", "-o", "rmsprop", "--steps", "300")
+    assert res.returncode == 0, res.stderr
+    rows = table_rows(res.stdout)
+    assert rows == [["good", "0.001", "0.373", "55"], ["divergent", "0.416", "0.416", "1"],
+                    ["good", "0.464", "0.464", "1"], ["divergent", "0.518", "0.518", "1"],
+                    ["good", "0.578", "0.896", "5"], ["divergent", "1", "1", "1"]]
+    assert sum(int(r[3]) for r in rows) == 64
