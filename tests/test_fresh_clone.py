@@ -34,3 +34,12 @@ def test_sweep_table_gives_each_stretch_of_a_region_its_own_row() -> None:
                     ["good", "0.464", "0.464", "1"], ["divergent", "0.518", "0.518", "1"],
                     ["good", "0.578", "0.896", "5"], ["divergent", "1", "1", "1"]]
     assert sum(int(r[3]) for r in rows) == 64
+
+
+def test_schedule_over_ten_steps_prints_every_step() -> None:
+    # the --help example printed steps 0-4 and 6-9: step 5 was left out of a 10-step table
+    res = descend("schedule", "inverse-time:rate=1", "--lr", "0.2", "--steps", "10")
+    assert res.returncode == 0, res.stderr
+    rows = table_rows(res.stdout)
+    assert [int(r[0]) for r in rows] == list(range(10))
+    assert [float(r[1]) for r in rows] == [float(f"{0.2 / (1 + n):.6g}") for n in range(10)]
