@@ -43,3 +43,22 @@ def test_schedule_over_ten_steps_prints_every_step() -> None:
     rows = table_rows(res.stdout)
     assert [int(r[0]) for r in rows] == list(range(10))
     assert [float(r[1]) for r in rows] == [float(f"{0.2 / (1 + n):.6g}") for n in range(10)]
+
+
+def test_whole_float_targets_name_the_command_line_option(tmp_path) -> None:
+    # linnerud's Weight written as floats ("191.0"): the note told a command-line user to "give
+    # task='classification'", a Python keyword, and not the --task option
+    import sklearn.datasets
+
+    b = sklearn.datasets.load_linnerud()
+    lines = [",".join([*b.feature_names, "Weight"])]
+    lines += [",".join(str(float(v)) for v in [*x, t[0]]) for x, t in zip(b.data, b.target, strict=True)]
+    csv = tmp_path / "linnerud.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    res = descend("train", str(csv), "--target", "Weight", "--model", "linear", "--epochs", "1",
+                  "--out", str(tmp_path / "run"))
+    assert res.returncode == 0, res.stderr
+    first = " ".join(res.stdout.split()).split(" data: ", 1)[-1]
+    assert ("20 rows, 3 features, 1 target(s); task regression (inferred from the floating-point numbers in "
+            "'Weight'; all whole: if they are class labels, give task='classification' or --task classification)"
+            ) in first

@@ -257,9 +257,10 @@ def _targets(path: Path, column: str, raw: np.ndarray, task: str | None) -> tupl
         whole = numbers is not None and not integral and bool(np.all(np.isfinite(numbers))) and \
             bool(np.all(numbers == np.round(numbers)))
         how = ("integer labels" if integral else "text labels" if numbers is None else
-               "floating-point numbers (all whole: if they are class labels, give task='classification')"
-               if whole else "numbers with a fraction")
+               "floating-point numbers" if whole else "numbers with a fraction")
         how = f"inferred from the {how} in {column!r}"
+        if whole:
+            how += "; all whole: if they are class labels, give task='classification' or --task classification"
         if integral and numbers is not None:
             k, n = len(np.unique(numbers)), len(numbers)
             if k > MANY_CLASSES and k * MIN_PER_CLASS > n:
