@@ -62,3 +62,27 @@ def test_whole_float_targets_name_the_command_line_option(tmp_path) -> None:
     assert ("20 rows, 3 features, 1 target(s); task regression (inferred from the floating-point numbers in "
             "'Weight'; all whole: if they are class labels, give task='classification' or --task classification)"
             ) in first
+
+
+def test_train_prints_the_run_folder_on_one_line(tmp_path) -> None:
+    # the caption under the results table wrapped at the table's width: "run folder:" on one line and
+    # the path, centred, on the next (runs/breast_cancer-logistic-sgd-<time>), or the path cut in two
+    out = tmp_path / "a-run-folder-with-a-name-longer-than-the-results-table"
+    res = descend("train", "diabetes", "--model", "linear", "--epochs", "1", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert [line.strip() for line in res.stdout.splitlines() if "run folder:" in line] == [f"run folder: {out}"]
+
+
+def test_no_progress_still_says_what_was_read_from_the_file(tmp_path) -> None:
+    # --no-progress also dropped the "data: ..." line (and the phase hand-offs): the Trainer calls
+    # on_progress only when progress is not False, and that line comes through it
+    csv = tmp_path / "moons.csv"
+    csv.write_text("a,b,label\n" + "".join(f"{i % 7 / 7},{i % 5 / 5},{['no', 'yes'][i % 2]}\n" for i in range(40)))
+    res = descend("train", str(csv), "--target", "label", "--phases", "adam:1,sgd:1", "--no-progress",
+                  "--out", str(tmp_path / "run"))
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0] == ("data: moons.csv: 40 rows, 2 features, 2 classes (no: 20, yes: 20); task classification "
+                        "(inferred from the text labels in 'label')")
+    assert "phase 2: SGD from iteration 1, lr 0.01" in lines
+    assert not [line for line in lines if line.startswith("iteration ")]  # and still no progress lines
