@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -86,3 +88,20 @@ def test_no_progress_still_says_what_was_read_from_the_file(tmp_path) -> None:
                         "(inferred from the text labels in 'label')")
     assert "phase 2: SGD from iteration 1, lr 0.01" in lines
     assert not [line for line in lines if line.startswith("iteration ")]  # and still no progress lines
+
+
+def test_classification_of_numbers_with_a_fraction_is_refused(tmp_path) -> None:
+    # make_regression's y with --task classification trained 200 one-example classes (0.00% on
+    # validation and test) instead of saying that 12.34 is not a class label
+    import sklearn.datasets
+
+    X, y = sklearn.datasets.make_regression(60, 3, noise=1.0, random_state=0)
+    np.savez(tmp_path / "reg.npz", X=X, y=y)
+    res = descend("train", str(tmp_path / "reg.npz"), "--task", "classification", "--out", str(tmp_path / "run"))
+    assert res.returncode == 2, res.stdout
+    first = next(v for v in y if v != round(v))
+    assert " ".join(res.stderr.split()) == (
+        f"error: data file {tmp_path / 'reg.npz'}: target 'y' holds numbers with a fraction ({first:g}), which "
+        f"are not class labels; classification needs integer or text labels (a quantity is task='regression', "
+        f"--task regression)")
+    assert not (tmp_path / "run").exists()

@@ -283,6 +283,13 @@ def _targets(path: Path, column: str, raw: np.ndarray, task: str | None) -> tupl
     if raw.ndim != 1 and not (raw.ndim == 2 and raw.shape[1] == 1):
         raise ValueError(f"data file {path}: class labels {column!r} must be one per row, got shape {raw.shape}")
     flat = raw.reshape(-1)
+    if numbers is not None and not bool(np.all(numbers == np.round(numbers))):
+        example = next(v for v in numbers.reshape(-1) if v != np.round(v))  # (NaN too: not a label either)
+        raise ValueError(
+            f"data file {path}: target {column!r} holds numbers with a fraction ({example:g}), which are not "
+            f"class labels; classification needs integer or text labels (a quantity is task='regression', "
+            f"--task regression)"
+        )
     if numbers is not None:
         values, y = np.unique(numbers.reshape(-1), return_inverse=True)
         classes = [_label(v) for v in values]
