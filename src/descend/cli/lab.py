@@ -27,7 +27,7 @@ from ..lab.best import BEST_RULE
 from ..lab.engine import MAX_STEPS
 from ..lab.lr_find import LRFindResult, lr_find
 from ..lab.race import RACE_NOTE, EntryError, RaceResult, race
-from ..lab.sweep import REGIONS, SweepResult, sweep
+from ..lab.sweep import SweepResult, stretches, sweep
 from ..spec import parse, parse_options
 from .files import output_path
 
@@ -268,10 +268,11 @@ def sweep_command(
                   f"{n_steps(steps)}, one vectorized run")
     for col in ("region", "lrs from", "lrs to", "count"):
         table.add_column(col, justify="left" if col == "region" else "right")
-    for name in REGIONS:
-        idx = [i for i, lab in enumerate(result.labels) if lab == name]
-        if idx:
-            table.add_row(name, f"{result.lrs[idx[0]]:.3g}", f"{result.lrs[idx[-1]]:.3g}", str(len(idx)))
+    # one row per stretch of neighbouring lrs with one label, in lr order: a region that the grid
+    # enters twice (rastrigin's divergent lrs between good ones) gets a row per stretch, so no two
+    # rows' ranges overlap
+    for label, first, stop in stretches(result.labels):
+        table.add_row(label, f"{result.lrs[first]:.3g}", f"{result.lrs[stop - 1]:.3g}", str(stop - first))
     console.print(table)
     what = "f - f*" if result.f_star is not None else "f"
     if result.best_index is not None:

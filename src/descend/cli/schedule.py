@@ -26,7 +26,9 @@ __all__ = ["register", "sample_steps", "schedule_cmd", "schedule_command"]
 
 
 def sample_steps(steps: int, count: int = 9) -> list[int]:
-    """A few steps to print: 0, 1, evenly spaced ones and the last."""
+    """A few steps to print: 0, 1, evenly spaced ones and the last; every step when there are few."""
+    if steps <= count + 1:  # (as many rows as the spaced picks would give: none left out)
+        return list(range(steps))
     picks = {0, min(1, steps - 1), steps - 1}
     picks.update(round(i * (steps - 1) / (count - 1)) for i in range(count))
     return sorted(picks)

@@ -94,7 +94,7 @@ class Show:
             self.console.print(f"resumed at iteration {ev['iteration']} of {ev['total']}", markup=False)
         if kind == "start" and ev.get("data"):  # your own file: what was read from it
             self.say(f"data: {ev['data']}")
-        if kind == "start":  # (printed again with the hints at the end, also with --no-progress)
+        if kind == "start" and self.mode != "off":  # (printed again with the hints at the end, always)
             for note in ev.get("notes") or ():
                 self.say(f"note: {note}")
 
@@ -156,7 +156,10 @@ def summary_table(summary: dict[str, Any]) -> Table:
     """The end-of-run table: final losses and accuracies, iterations, time, run folder."""
     title = (f"{summary.get('status', 'run')}: {summary.get('iterations')} iterations, "
              f"{summary.get('epochs')} epochs, {summary.get('seconds', 0.0):.1f} s")
-    table = Table(title=title, min_width=len(title) + 4)
+    caption = f"run folder: {summary['run_dir']}" if summary.get("run_dir") else None
+    # wide enough for the title and the caption: a caption wider than the table wrapped at its width,
+    # which split the folder's path over two lines
+    table = Table(title=title, caption=caption, min_width=max(len(title) + 4, len(caption or "")))
     table.add_column("split")
     table.add_column("loss", justify="right")
     table.add_column("accuracy", justify="right")
@@ -166,8 +169,6 @@ def summary_table(summary: dict[str, Any]) -> Table:
             continue
         acc = summary.get(f"{split}_accuracy")
         table.add_row(label, f"{loss:.6g}", "-" if acc is None else f"{100 * acc:.2f}%")
-    if summary.get("run_dir"):
-        table.caption = f"run folder: {summary['run_dir']}"
     return table
 
 
@@ -318,6 +319,9 @@ def train_cmd(
         cfg.overwrite = overwrite
         mode = "off" if not cfg.progress or int(os.environ.get("RANK", "0")) else "bar" if console.is_terminal else "lines"
         show = Show(console, mode)
+        # --no-progress hides the bar and the lines, not what was read from your file or the phase
+        # hand-offs: the Trainer calls on_progress only when progress is not False
+        cfg.progress = None
         from ..train.run import train
 
         result = train(cfg.dataset, cfg.model, cfg, resume=resume, apply_changes=apply_changes,

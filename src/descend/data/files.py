@@ -257,9 +257,10 @@ def _targets(path: Path, column: str, raw: np.ndarray, task: str | None) -> tupl
         whole = numbers is not None and not integral and bool(np.all(np.isfinite(numbers))) and \
             bool(np.all(numbers == np.round(numbers)))
         how = ("integer labels" if integral else "text labels" if numbers is None else
-               "floating-point numbers (all whole: if they are class labels, give task='classification')"
-               if whole else "numbers with a fraction")
+               "floating-point numbers" if whole else "numbers with a fraction")
         how = f"inferred from the {how} in {column!r}"
+        if whole:
+            how += "; all whole: if they are class labels, give task='classification' or --task classification"
         if integral and numbers is not None:
             k, n = len(np.unique(numbers)), len(numbers)
             if k > MANY_CLASSES and k * MIN_PER_CLASS > n:
@@ -282,6 +283,13 @@ def _targets(path: Path, column: str, raw: np.ndarray, task: str | None) -> tupl
     if raw.ndim != 1 and not (raw.ndim == 2 and raw.shape[1] == 1):
         raise ValueError(f"data file {path}: class labels {column!r} must be one per row, got shape {raw.shape}")
     flat = raw.reshape(-1)
+    if numbers is not None and not bool(np.all(numbers == np.round(numbers))):
+        example = next(v for v in numbers.reshape(-1) if v != np.round(v))  # (NaN too: not a label either)
+        raise ValueError(
+            f"data file {path}: target {column!r} holds numbers with a fraction ({example:g}), which are not "
+            f"class labels; classification needs integer or text labels (a quantity is task='regression', "
+            f"--task regression)"
+        )
     if numbers is not None:
         values, y = np.unique(numbers.reshape(-1), return_inverse=True)
         classes = [_label(v) for v in values]

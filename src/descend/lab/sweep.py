@@ -103,11 +103,16 @@ def regions(lrs: np.ndarray, labels: Sequence[str]) -> list[tuple[str, float, fl
     lo_edge = lrs[0] ** 2 / mids[0]
     hi_edge = lrs[-1] ** 2 / mids[-1]
     edges = np.concatenate([[lo_edge], mids, [hi_edge]])
-    out: list[tuple[str, float, float]] = []
+    return [(label, float(edges[i]), float(edges[j])) for label, i, j in stretches(labels)]
+
+
+def stretches(labels: Sequence[str]) -> list[tuple[str, int, int]]:
+    """Runs of neighbouring equal labels as ``(label, first index, index after the last)``, in order."""
+    out: list[tuple[str, int, int]] = []
     start = 0
     for i in range(1, len(labels) + 1):
         if i == len(labels) or labels[i] != labels[start]:
-            out.append((labels[start], float(edges[start]), float(edges[i])))
+            out.append((labels[start], start, i))
             start = i
     return out
 
@@ -305,4 +310,4 @@ def _grid_keyword(cls: type, display: str, key: str | None, betas: Any, beta_nam
     return name, beta_arr
 
 
-__all__ = ["REGIONS", "GOOD_FACTOR", "RULE", "SweepResult", "sweep", "classify", "regions"]
+__all__ = ["REGIONS", "GOOD_FACTOR", "RULE", "SweepResult", "sweep", "classify", "regions", "stretches"]
