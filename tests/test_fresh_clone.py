@@ -2,23 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def descend(*args: str) -> subprocess.CompletedProcess:
-    """The real ``descend`` command of this environment, importing this checkout's code."""
-    env = {**os.environ, "COLUMNS": "200",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
-    exe = Path(sys.executable).parent / "descend"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from descend.cli import app; app()"]
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, timeout=120)
+from tests.cli_app import descend
 
 
 def table_rows(output: str) -> list[list[str]]:

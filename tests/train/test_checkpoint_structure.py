@@ -5,9 +5,6 @@ words, by the API and by ``descend train --resume``, before anything changes: no
 from __future__ import annotations
 
 import copy
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,18 +15,10 @@ import torch
 from descend import data
 from descend.train import CheckpointError, TrainConfig, Trainer, build_model, load_checkpoint, train
 from descend.train import checkpoint as ckpt
+from tests.cli_app import descend
 
-ROOT = Path(__file__).resolve().parents[2]
 IRIS = data.load("iris")
 RUN = dict(lr=0.1, epochs=2, batch_size=32, schedule="cosine", progress=False, plots=False, tensorboard=False)
-
-
-def descend(*args: str) -> subprocess.CompletedProcess:
-    """The installed ``descend`` command, importing this checkout's code."""
-    script = Path(sys.executable).with_name("descend")
-    cmd = [str(script)] if script.exists() else [sys.executable, "-c", "from descend.cli import app; app()"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "COLUMNS": "200"}
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, timeout=300)
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

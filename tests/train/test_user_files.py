@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,15 +10,7 @@ import pytest
 
 from descend import data
 from descend.train import TrainingDiverged, train
-
-SCRIPT = Path(sys.executable).with_name("descend")
-
-
-def descend(*args: object, cwd: Path) -> subprocess.CompletedProcess:
-    """The installed ``descend`` command (the entry point itself when the script is not beside python)."""
-    cmd = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-c", "from descend.cli import app; app()"]
-    return subprocess.run([*cmd, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "COLUMNS": "200"})
+from tests.cli_app import descend
 
 
 def flat(text: str) -> str:

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import typer
 from typer.testing import CliRunner
 
 from descend.cli import serve as serve_module
 from descend.cli.serve import is_loopback, register
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.cli_app import descend
 
 
 def make_app() -> typer.Typer:
@@ -67,14 +62,6 @@ def test_serve_help_and_bad_port():
 def test_is_loopback():
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("example.org")
-
-
-
-def descend(*args: str) -> subprocess.CompletedProcess:
-    """The real ``descend`` command of this environment, importing this checkout's code."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
-    exe = Path(sys.executable).parent / "descend"
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, timeout=60)
 
 
 def test_serve_says_why_it_cannot_listen():
