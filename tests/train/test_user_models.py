@@ -116,14 +116,19 @@ def test_ctrl_c_leaves_a_summary_saying_where_the_run_stopped_and_the_run_resume
 def test_an_optimizer_built_on_another_model_is_refused_not_reported_as_a_run() -> None:
     model = two_layers()
     stray = torch.optim.SGD(two_layers().parameters(), lr=0.1)  # a copy, as after a re-instantiation
-    with pytest.raises(ValueError, match=r"holds 4 of its 4 parameters that are not the model's"):
+    with pytest.raises(ValueError, match=r"holds none of the model's parameters \(its 4 are another model's"):
         Trainer(model, (X, Y), epochs=1, optimizer=stray)
-    with pytest.raises(ValueError, match="not the model's"):  # a factory that ignores its argument
+    with pytest.raises(ValueError, match="holds none of the model's"):  # a factory that ignores its argument
         Trainer(model, (X, Y), epochs=1, optimizer=lambda m: torch.optim.SGD(two_layers().parameters(), lr=0.1))
     own = torch.optim.SGD(model.parameters(), lr=0.1)
     before = model[0].weight.clone()
     assert Trainer(model, (X, Y), epochs=1, optimizer=own).fit().status == "completed"
     assert not torch.equal(before, model[0].weight)
+    # a parameter of the user's own beside the model's (a learnable loss temperature) trains with it
+    temperature = torch.nn.Parameter(torch.ones(()))
+    both = torch.optim.SGD([*model.parameters(), temperature], lr=0.1)
+    Trainer(model, (X, Y), epochs=1, optimizer=both, loss=lambda out, y: F.cross_entropy(out / temperature, y)).fit()
+    assert temperature.item() != 1.0
 
 
 @pytest.mark.parametrize(("loss", "got"), [

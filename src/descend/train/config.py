@@ -358,17 +358,16 @@ def make_optimizer(
 
 
 def _owned(opt: Any, model: nn.Module) -> Any:
-    """``opt``, or a ValueError when it holds parameters that are not ``model``'s: it would step
-    those and leave the model as it was, while the run reports a training that did not happen."""
+    """``opt``, or a ValueError when it holds none of ``model``'s parameters (built on another model or
+    a copy): it would step those and leave the model as it was, while the run reports a training that
+    did not happen. Parameters of its own beside the model's (a learnable loss weight) are the user's."""
     mine = {id(p) for p in model.parameters()}
     held = [p for g in opt.param_groups for p in g["params"]]
-    foreign = sum(id(p) not in mine for p in held)
-    if foreign:
+    if mine and held and not any(id(p) in mine for p in held):
         raise ValueError(
-            f"the optimizer ({type(opt).__name__}) holds {foreign} of its {len(held)} parameters that are not "
-            f"the model's (built on another model or a copy of it?), so training would not change the model; "
-            f"build it on this model's parameters, or pass a factory: optimizer=lambda m: "
-            f"torch.optim.SGD(m.parameters(), lr=0.1)"
+            f"the optimizer ({type(opt).__name__}) holds none of the model's parameters (its {len(held)} "
+            f"are another model's, or a copy's), so training would not change the model; build it on this "
+            f"model's parameters, or pass a factory: optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=0.1)"
         )
     return opt
 
