@@ -144,7 +144,7 @@ def test_changed_settings_are_refused_with_the_differences_or_applied_and_record
     r = invoke("--out", out, "--resume", "--epochs", "4", "--lr", "0.5", "--weight-decay", "0.1", "--dropout", "0.2")
     text = flat(r.output)
     assert r.exit_code == 2 and "was written with other settings" in text
-    for diff in ("lr: None saved, 0.5 given", "weight_decay: 0.0 saved, 0.1 given", "'dropout': 0.2"):
+    for diff in ("lr: the default saved, 0.5 given", "weight_decay: 0.0 saved, 0.1 given", "'dropout': 0.2"):
         assert diff in text
     assert "--apply-changes" in text and (out / "checkpoint.pt").read_bytes() == before
     r = invoke("--out", out, "--resume", "--epochs", "4", "--lr", "0.5", "--weight-decay", "0.1", "--dropout", "0.2",
@@ -288,3 +288,14 @@ def test_resuming_on_another_data_set_says_so(tmp_path) -> None:
     text = flat(r.output)
     assert r.exit_code == 2 and "dataset: 'digits' saved, 'iris' given cannot change on resume" in text
     assert "()" not in text
+
+
+def test_a_resume_below_the_checkpoint_says_how_far_the_run_got(tmp_path: Path) -> None:
+    """The first run took the default epochs (enough for 500 iterations: 3 per epoch on iris' 90 training
+    examples at batch 30, so 167 epochs); resuming with --epochs 30 names the default, the epoch reached and both budgets."""
+    out = tmp_path / "run"
+    assert invoke("iris", "--model", "softmax", "--batch-size", "30", "--out", out, "--no-progress").exit_code == 0
+    r = invoke("--out", out, "--resume", "--epochs", "30")
+    assert r.exit_code == 2
+    assert ("is at iteration 501 (epoch 167), past this run's budget 90 (epochs: the default saved, 30 given); "
+            "give a budget of at least 501 iterations or 167 epochs") in flat(r.output)

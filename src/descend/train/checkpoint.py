@@ -373,7 +373,10 @@ def changed_settings(saved: dict[str, Any], given: dict[str, Any]) -> dict[str, 
 
 
 def describe_changes(changes: dict[str, tuple[Any, Any]]) -> str:
-    return "; ".join(f"{k}: {a!r} saved, {b!r} given" for k, (a, b) in changes.items())
+    def shown(v: Any) -> str:
+        return "the default" if v is None else repr(v)
+
+    return "; ".join(f"{k}: {shown(a)} saved, {shown(b)} given" for k, (a, b) in changes.items())
 
 
 def _check_changes(path: Path, tr: Any, state: dict[str, Any], apply_changes: bool) -> dict[str, tuple[Any, Any]]:
@@ -396,8 +399,9 @@ def _check_changes(path: Path, tr: Any, state: dict[str, Any], apply_changes: bo
     if state["iteration"] > tr.total:
         why = f" ({describe_changes(budget)})" if budget else ""
         raise CheckpointError(
-            f"checkpoint {path} is at iteration {state['iteration']}, past this run's budget {tr.total}{why}; "
-            f"give a budget of at least {state['iteration']} iterations"
+            f"checkpoint {path} is at iteration {state['iteration']} (epoch {state['epoch']}), past this run's "
+            f"budget {tr.total}{why}; give a budget of at least {state['iteration']} iterations"
+            + (f" or {state['epoch']} epochs" if tr.iterations_per_epoch else "")
         )
     return changes
 
