@@ -36,7 +36,7 @@ import torch
 import torch.optim.optimizer as _torch_optimizer
 
 from . import checks as _checks
-from . import compat, engine, fused, launch, lowstate, rules, spellings
+from . import compat, engine, fused, launch, lowstate, rules, spellings, states
 from ._validate import NONNEG, Spec, as_number, check, check_broadcast, check_choice
 
 NONFINITE = ("raise", "skip", "ignore")
@@ -360,8 +360,7 @@ class Optimizer(torch.optim.Optimizer):
         torch.optim does.
         """
         check_choice("match", match, ("name", "position"))
-        if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
-            raise ValueError("state_dict must be a dict with 'state' and 'param_groups', as returned by state_dict()")
+        states.check_layout(state_dict)
         state_dict = compat.match_names(self, state_dict, strict, match)
         if "descend" not in state_dict:
             if compat.written_by_descend(self, state_dict):  # with its marker dropped on the way
@@ -400,13 +399,13 @@ class Optimizer(torch.optim.Optimizer):
                     continue
                 if set(st) != expected:
                     raise ValueError(
-                        f"state of {self._param_name(group, i)} has keys {sorted(st)}, expected "
+                        f"state of {self._param_name(group, i)} in param group {gi} has keys {sorted(st)}, expected "
                         f"{sorted(expected)} for descend.optim.{mine} with these options"
                     )
                 for key, value in st.items():
                     if isinstance(value, torch.Tensor) and value.shape != p.shape:
                         raise ValueError(
-                            f"state '{key}' of {self._param_name(group, i)} has shape "
+                            f"state '{key}' of {self._param_name(group, i)} in param group {gi} has shape "
                             f"{tuple(value.shape)}, the parameter has shape {tuple(p.shape)}"
                         )
         rest = {k: v for k, v in state_dict.items() if k != "descend"}

@@ -53,6 +53,7 @@ from typing import Any, ClassVar
 import torch
 
 from ._validate import as_number, check
+from .states import at_init, step_count
 
 IMPL_FLAGS = ("foreach", "fused", "capturable", "differentiable")
 
@@ -68,6 +69,7 @@ class Twin:
     conventions: dict[str, Any] = field(default_factory=dict)  # our keyword -> what torch always does
     step: bool = True  # torch keeps a step count in the state
     marker: str = "lr"  # a param-group key every state dict of the twin has
+    at_init: tuple[str, str, str] | None = None  # state torch gives every parameter: ours, theirs, group key
 
     @property
     def group_aliases(self) -> dict[str, tuple[str, ...]]:
@@ -89,7 +91,7 @@ TWINS: dict[str, Twin] = {
     "Nesterov": Twin("SGD", {"momentum": ("beta",)}, {"nesterov": True}, _SGD_STATE,
                      {"l1": 0.0, "lookahead": False}, step=False, marker="nesterov"),
     "Adagrad": Twin("Adagrad", state={"G": "sum"}, conventions={"eps_mode": "outside", "l1": 0.0},
-                    marker="lr_decay"),
+                    marker="lr_decay", at_init=("G", "sum", "initial_accumulator_value")),
     "RMSprop": Twin("RMSprop", {"alpha": ("beta",)},
                     state={"S": "square_avg", "mean": "grad_avg", "buf": "momentum_buffer"},
                     conventions={"eps_mode": "outside", "l1": 0.0}, marker="alpha"),
@@ -141,12 +143,16 @@ def _split(cls: type, cls_name: str, theirs: str, value: Any, ours: tuple[str, .
     return out
 
 
+# torch's switches that descend cannot honour when True, and why
+REFUSED = {"capturable": "descend's step counter is a host integer, so the step cannot be captured in a "
+                         "CUDA graph",
+           "differentiable": "descend's step runs under torch.no_grad"}
+
+
 def _impl(cls_name: str, flags: dict[str, Any], impl_given: bool) -> str | None:
     """The ``impl`` that torch's foreach/fused/capturable/differentiable ask for (None: no change)."""
     foreach, fused = flags.get("foreach"), flags.get("fused")
-    for name, why in (("capturable", "descend's step counter is a host integer, so the step cannot be "
-                                     "captured in a CUDA graph"),
-                      ("differentiable", "descend's step runs under torch.no_grad")):
+    for name, why in REFUSED.items():
         if flags.get(name, False):
             raise ValueError(f"{cls_name}: {name}=True is not supported ({why}); leave {name}=False")
     if foreach is None and fused is None:
@@ -437,7 +443,7 @@ def from_torch(opt: Any, state_dict: dict[str, Any]) -> dict[str, Any]:
                          f"{len(opt.param_groups)}")
     back = {theirs: ours for ours, theirs in twin.state.items()}
     groups, group_of = [], {}
-    for saved, current in zip(saved_groups, opt.param_groups):
+    for gi, (saved, current) in enumerate(zip(saved_groups, opt.param_groups)):
         if twin.marker not in saved:
             raise ValueError(
                 f"state_dict was not saved by a descend optimizer (no 'descend' entry) nor by torch.optim.{twin.torch} "
@@ -449,6 +455,13 @@ def from_torch(opt: Any, state_dict: dict[str, Any]) -> dict[str, Any]:
                 raise ValueError(
                     f"state_dict was saved with {key}={saved[key]!r}, descend.optim.{name} computes "
                     f"{key}={only!r}; {_ADVICE[(name, key)]}"
+                )
+        for key, why in REFUSED.items():
+            if saved.get(key):
+                raise ValueError(
+                    f"param group {gi} of the state_dict has {key}={saved[key]!r}, which descend.optim.{name} "
+                    f"cannot honour ({why}); save it from torch.optim.{twin.torch} with {key}=False, or set "
+                    f"state_dict['param_groups'][{gi}][{key!r}] = False to continue without it"
                 )
         group = {k: v for k, v in current.items() if k != "params"}
         for key, value in saved.items():
@@ -467,21 +480,22 @@ def from_torch(opt: Any, state_dict: dict[str, Any]) -> dict[str, Any]:
                 f"state of parameter {pid} has key {unknown[0]!r}, which torch.optim.{twin.torch} does not "
                 f"write; expected some of {sorted(['step', *back])}"
             )
-        converted = _entry(opt, group_of.get(pid), twin, st)
+        converted = _entry(opt, group_of.get(pid), twin, st, pid)
         if converted is not None:
             state[pid] = converted
     return {"state": state, "param_groups": groups,
             "descend": {"optimizer": name, "format": 1, "from": f"torch.optim.{twin.torch}"}}
 
 
-def _entry(opt: Any, group: dict[str, Any] | None, twin: Twin, st: dict[str, Any]) -> dict[str, Any] | None:
+def _entry(opt: Any, group: dict[str, Any] | None, twin: Twin, st: dict[str, Any],
+           pid: Any = "") -> dict[str, Any] | None:
     """One parameter's torch.optim state (its twin's keys, a tensor ``step``) in descend's names;
     None for a state with nothing to carry over."""
     back = {theirs: ours for ours, theirs in twin.state.items()}
     converted: dict[str, Any] = {}
     for key, value in st.items():
         if key == "step":
-            converted["step"] = int(value.item() if isinstance(value, torch.Tensor) else value)
+            converted["step"] = step_count(pid, value)
         elif key in back and value is not None:
             ours = back[key]
             scale = _scale(opt, group, ours) if group is not None else 1.0
@@ -521,7 +535,7 @@ def to_torch(opt: Any, state_dict: dict[str, Any]) -> dict[str, Any]:
     torch_keys = [k for k in signature if k not in ("self", "params")]
     ours_of = {theirs: ours for theirs, ours in twin.keywords.items()}
     own = set(opt.defaults) | {"params", "param_names"} | {n for ns in twin.keywords.values() for n in ns}
-    groups, group_of = [], {}
+    groups, group_of, seen = [], {}, {}
     for saved, live in zip(state_dict["param_groups"], opt.param_groups):
         _gaps(opt, saved, twin, name, "the run resumed under torch")
         group: dict[str, Any] = {}
@@ -534,6 +548,7 @@ def to_torch(opt: Any, state_dict: dict[str, Any]) -> dict[str, Any]:
                 group[key] = saved[key]
             else:
                 group[key] = signature[key].default
+            group[key] = _as_written(group[key], signature[key].default, seen)
         group.update({k: v for k, v in twin.fixed.items()})
         group.update({k: v for k, v in saved.items() if k not in own and k not in group})
         group["params"] = list(saved["params"])
@@ -556,4 +571,17 @@ def to_torch(opt: Any, state_dict: dict[str, Any]) -> dict[str, Any]:
             out[twin.state[key]] = value if _is_one(scale) else value / scale
         if out.keys() - {"step"}:
             state[pid] = out
+    if twin.at_init is not None:
+        state = at_init(twin.at_init, state, groups, opt)
     return {"state": state, "param_groups": groups}
+
+
+def _as_written(value: Any, default: Any, seen: dict[Any, Any]) -> Any:
+    """``value`` as torch writes it, so that the exported dict pickles as torch's own does: its
+    default where the two are equal (``0``, not ``0.0``), one tuple for equal ``betas``."""
+    if type(value) in (int, float) and type(default) in (int, float) and value == default:
+        return default
+    if type(value) is tuple and all(type(v) in (int, float) for v in value):
+        return seen.setdefault(value, value)  # (torch's groups share the tuple of its defaults)
+    return value
+

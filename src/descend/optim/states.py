@@ -1,9 +1,12 @@
 """A parameter's state as the plan finds it: shapes that still fit, and exactly the tensors the
 group's options use now (:func:`conform`). Both run when the step plan is built
-(:func:`descend.optim.engine.build`), before anything is written."""
+(:func:`descend.optim.engine.build`), before anything is written. And a loaded state dict's
+layout and torch.optim's ``step`` counts, checked before they are converted (:func:`check_layout`,
+:func:`step_count`)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -42,3 +45,62 @@ def conform(opt: Any, p: torch.Tensor, st: dict[str, Any], group: dict[str, Any]
         if k not in keys and k in st:
             del st[k]
     return bool(missing)
+
+
+# ---------------------------------------------------------------------- loaded state dicts
+def check_layout(state_dict: Any) -> None:
+    """Refuse, with the entry named, a state dict whose layout is not ``state_dict()``'s: a dict
+    ``state`` of per-parameter dicts and a list ``param_groups`` of dicts each with ``params``."""
+    if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
+        raise ValueError("state_dict must be a dict with 'state' and 'param_groups', as returned by state_dict()")
+    state, groups = state_dict["state"], state_dict["param_groups"]
+    if not isinstance(state, dict):
+        raise ValueError(f"state_dict['state'] must be a dict (parameter id -> its state), got "
+                         f"{type(state).__name__}")
+    for pid, st in state.items():
+        if st is not None and not isinstance(st, dict):
+            raise ValueError(f"state_dict['state'][{pid!r}] must be a dict of the parameter's state, got "
+                             f"{type(st).__name__}")
+    if not isinstance(groups, (list, tuple)):
+        raise ValueError(f"state_dict['param_groups'] must be a list of dicts, got {type(groups).__name__}")
+    for gi, group in enumerate(groups):
+        if not isinstance(group, dict) or not isinstance(group.get("params"), (list, tuple)):
+            raise ValueError(f"state_dict['param_groups'][{gi}] must be a dict with a list 'params' (the "
+                             f"ids of its parameters in 'state'), got {_brief(group)}")
+
+
+def _brief(value: Any) -> str:
+    if isinstance(value, dict):
+        return f"a dict with keys {sorted(map(str, value))}"
+    return type(value).__name__
+
+
+def step_count(pid: Any, value: Any) -> int:
+    """torch.optim's ``step`` of parameter ``pid`` (an int, or a one-element tensor, float in the
+    torch versions that keep it on the device) as descend's integer count."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"state of parameter {pid}: step must be a number or a one-element tensor, got a "
+                             f"tensor of shape {tuple(value.shape)}")
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value < 0 or value != int(value):
+        raise ValueError(f"state of parameter {pid}: step must be a whole number of steps >= 0, got {value!r}")
+    return int(value)
+
+
+def at_init(keys: tuple[str, str, str], state: dict[Any, Any], groups: list[dict[str, Any]],
+            opt: Any) -> dict[Any, Any]:
+    """An exported torch.optim ``state`` with the entry torch gives every parameter when it is
+    built (Adagrad's ``sum``, step 0) for those that have not stepped: torch's step reads it.
+    It holds what descend would start from: a state loaded at step 0, else the group's
+    ``initial_accumulator_value``. ``keys``: (descend's key, torch's, the group key of the start)."""
+    ours, theirs, value_key = keys
+    out = {}
+    for group, current in zip(groups, opt.param_groups):
+        for pid, p in zip(group["params"], current["params"]):
+            held = opt.state.get(p, {}).get(ours)
+            start = held.clone(memory_format=torch.preserve_format) if held is not None else \
+                torch.zeros_like(p, memory_format=torch.preserve_format).add_(current[value_key])
+            out[pid] = state[pid] if pid in state else {"step": torch.tensor(0.0), theirs: start}
+    return {**out, **state}
