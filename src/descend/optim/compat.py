@@ -38,7 +38,9 @@ State dicts: :func:`from_torch` turns a ``torch.optim`` state dict into
 descend's (``exp_avg`` -> ``V`` and so on; called by ``load_state_dict``) and
 :func:`to_torch` does the reverse (``state_dict(format="torch")``). When the
 optimizer was built from ``named_parameters()``, :func:`match_names` pairs the
-saved state with parameters by name instead of by position.
+saved state with parameters by name instead of by position. The export is
+torch's own dict, as many bytes (Adagrad's holds a step-0 entry for every parameter,
+as torch's does); a loaded group with ``capturable``/``differentiable`` True is refused.
 """
 
 from __future__ import annotations
