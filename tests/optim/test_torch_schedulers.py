@@ -18,6 +18,7 @@ from torch.optim import lr_scheduler as L
 from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 
 import descend.optim as O
+import descend.schedules as S
 from descend.optim import fused
 
 TOL = 1e-12
@@ -305,3 +306,54 @@ def test_fused_follows_the_cycled_lr_and_momentum_without_recompiling(oname, mak
     assert ours[0] == theirs[0] and ours[1] == theirs[1] and len({str(x) for x in ours[1]}) > 1
     assert counts[1:] == [counts[0]] * 19  # lr and momentum are 0-d tensors to the compiled step
     assert max((a - b).abs().max().item() for a, b in zip(theirs[3], ours[3])) <= TOL
+
+
+# ------------------------------------------------------------------ a torch scheduler beside descend's Scheduler
+def adam_with(make_torch):
+    m = model()
+    opt = O.Adam(groups(m), lr=0.01)
+    return m, opt, make_torch(opt)
+
+
+@pytest.mark.parametrize("first", ["torch", "descend"])
+def test_a_torch_scheduler_and_descends_scheduler_on_one_lr_are_refused(first):
+    """torch composes two of its schedulers; descend's Scheduler sets schedule(t) outright, so the one
+    stepped last would silently win. Refused, whichever was built first."""
+    m, opt, _ = adam_with(lambda o: None)
+    match = (r"a torch.optim.lr_scheduler scheduler was built on this Adam and sets its 'lr'.*"
+             r"Drive 'lr' with one of them")
+    if first == "torch":
+        L.ExponentialLR(opt, 0.9)
+        with pytest.raises(ValueError, match=match):
+            S.Scheduler(opt, S.cosine(0.02, 20))
+        return
+    ours = S.Scheduler(opt, S.cosine(0.02, 20))
+    theirs = L.ExponentialLR(opt, 0.9)
+    train_step(m, opt, 0)
+    theirs.step()
+    with pytest.raises(ValueError, match=match):
+        ours.step()
+
+
+def test_descends_scheduler_on_a_key_the_torch_scheduler_leaves_alone_is_allowed():
+    m, opt, theirs = adam_with(lambda o: L.OneCycleLR(o, 0.05, total_steps=10, cycle_momentum=False))
+    decay = S.Scheduler(opt, S.cosine(0.1, 10), key="weight_decay")
+    beta1 = S.Scheduler(opt, S.cosine(0.9, 10), key="beta1")  # OneCycleLR does not cycle it here
+    for t in range(3):
+        train_step(m, opt, t)
+        theirs.step()
+        decay.step()
+        beta1.step()
+    assert [g["weight_decay"] for g in opt.param_groups] == [S.cosine(0.1, 10)(3)] * 3
+    assert opt.param_groups[0]["betas"][0] == S.cosine(0.9, 10)(3)
+    assert theirs.get_last_lr() == [g["lr"] for g in opt.param_groups]
+    _, opt, _ = adam_with(lambda o: L.OneCycleLR(o, 0.05, total_steps=10))  # cycles beta1
+    with pytest.raises(ValueError, match="sets its 'beta1'"):
+        S.Scheduler(opt, S.cosine(0.9, 10), key="beta1")
+    momentum = O.Momentum(groups(model()), momentum=0.9)
+    L.CyclicLR(momentum, 0.001, 0.05)
+    with pytest.raises(ValueError, match="sets its 'beta'"):  # Momentum's name of torch's momentum
+        S.Scheduler(momentum, S.cosine(0.9, 10), key="beta")
+    rmsprop = O.RMSprop(groups(model()), momentum=0.5)
+    L.CyclicLR(rmsprop, 0.001, 0.05)
+    S.Scheduler(rmsprop, S.cosine(0.9, 10), key="beta")  # RMSprop's beta is torch's alpha: not cycled
