@@ -222,6 +222,38 @@ def test_scheduler_and_optimizer_state_resume_exactly(sname, oname):
     assert all(torch.equal(a, b) for a, b in zip(ref[3], m.parameters()))
 
 
+@pytest.mark.parametrize("oname", ["Adam", "AdamW", "SGDm", "Momentum", "RMSprop"])
+@pytest.mark.parametrize("direction", ["torch-to-descend", "descend-to-torch"])
+def test_resume_across_libraries_under_one_cycle(direction, oname):
+    """Stop a OneCycleLR run at step 12 under one library, go on under the other (descend's state
+    in torch's format one way, torch's state loaded by descend the other): torch's own run, exactly."""
+    make_sched = lambda o: L.OneCycleLR(o, [0.05, 0.04, 0.03], total_steps=30)  # noqa: E731
+    theirs_opt, ours_opt = OPTS[oname]
+    first, then = (theirs_opt, ours_opt) if direction == "torch-to-descend" else (ours_opt, theirs_opt)
+    ref = history(theirs_opt, make_sched, 30)
+    m = model()
+    opt = first(groups(m), "foreach") if first is ours_opt else first(groups(m))
+    sched = make_sched(opt)
+    for t in range(12):
+        train_step(m, opt, t)
+        sched.step()
+    saved = opt.state_dict(format="torch") if first is ours_opt else opt.state_dict()
+    assert "descend" not in saved
+    m2 = model()
+    m2.load_state_dict(m.state_dict())
+    opt2 = then(groups(m2), "foreach") if then is ours_opt else then(groups(m2))
+    sched2 = make_sched(opt2)
+    opt2.load_state_dict(saved)
+    sched2.load_state_dict(sched.state_dict())
+    for t in range(12, 30):
+        train_step(m2, opt2, t)
+        sched2.step()
+    assert [g["lr"] for g in opt2.param_groups] == ref[0][-1] == sched2.get_last_lr()
+    assert [momentum_of(g) for g in opt2.param_groups] == ref[1][-1]
+    gap = max((a - b).abs().max().item() for a, b in zip(ref[3], m2.parameters()))
+    assert gap <= (0 if oname in BITWISE else TOL)
+
+
 @pytest.mark.parametrize("make", [lambda o, e: L.StepLR(o, 3, 0.5, last_epoch=e),
                                   lambda o, e: L.CosineAnnealingLR(o, 10, last_epoch=e),
                                   lambda o, e: L.CyclicLR(o, 0.001, 0.05, 4, last_epoch=e)],
