@@ -4,7 +4,7 @@ One small float64 model with three param groups (two lrs given, one left at the 
 twice, with the torch.optim twin and with the descend optimizer, under the same scheduler. The lr
 histories (and the momentum or beta1 ones where the scheduler cycles them) and ``get_last_lr()``
 must be equal, and the parameters bitwise equal where descend's step is torch's to the bit in
-float64 (the multi-tensor SGD, Momentum and RMSprop steps), else within 1e-12.
+float64 (the multi-tensor SGD, Momentum, RMSprop and Adagrad steps), else within 1e-12.
 (tests/optim/test_torch_compat.py covers one OneCycleLR and one CyclicLR per optimizer and the
 recovered beta1; this file covers every scheduler, mode and option.)
 """
@@ -23,7 +23,7 @@ from descend.optim import fused
 
 TOL = 1e-12
 IMPLS = ["eager", "foreach"]
-BITWISE = {"SGD", "SGDm", "Momentum", "RMSprop"}  # their foreach steps are torch's to the bit in float64
+BITWISE = {"SGD", "SGDm", "Momentum", "RMSprop", "Adagrad"}  # foreach steps: torch's to the bit
 
 
 def model():
@@ -56,6 +56,11 @@ OPTS = {
              lambda g, i: O.SGD(g, lr=0.05, momentum=0.9, impl=i)),
     "Momentum": (lambda g: torch.optim.SGD(g, lr=0.05, momentum=0.9),  # torch's rule: p -= lr * buf
                  lambda g, i: O.Momentum(g, lr=0.05, momentum=0.9, lr_inside=False, first_step="grad", impl=i)),
+    "Nesterov": (lambda g: torch.optim.SGD(g, lr=0.05, momentum=0.9, nesterov=True),
+                 lambda g, i: O.Nesterov(g, lr=0.05, momentum=0.9, nesterov=True, lr_inside=False, impl=i)),
+    "Adagrad": (lambda g: torch.optim.Adagrad(g, lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1),
+                lambda g, i: O.Adagrad(g, lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1, eps=1e-10,
+                                       eps_mode="outside", impl=i)),
     "Adam": (lambda g: torch.optim.Adam(g, lr=0.01), lambda g, i: O.Adam(g, lr=0.01, impl=i)),
     "AdamW": (lambda g: torch.optim.AdamW(g, lr=0.01, weight_decay=0.1),
               lambda g, i: O.AdamW(g, lr=0.01, weight_decay=0.1, impl=i)),
@@ -120,7 +125,7 @@ LR_SCHEDULERS = {
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize("oname", ["SGDm", "Adam", "RMSprop"])
+@pytest.mark.parametrize("oname", ["SGDm", "Adam", "RMSprop", "Adagrad"])
 @pytest.mark.parametrize("sname", sorted(LR_SCHEDULERS))
 def test_every_lr_scheduler_drives_descend_as_torch(sname, oname, impl):
     lrs = assert_same_run(oname, impl, LR_SCHEDULERS[sname])[0]
@@ -152,7 +157,7 @@ CYCLIC_MODES = {
 
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("cycle_momentum", [True, False])
-@pytest.mark.parametrize("oname", ["Momentum", "SGDm", "Adam", "AdamW", "RMSprop"])
+@pytest.mark.parametrize("oname", ["Momentum", "Nesterov", "SGD", "SGDm", "Adam", "AdamW", "RMSprop"])
 @pytest.mark.parametrize("mode", sorted(CYCLIC_MODES))
 def test_cyclic_lr_every_mode(mode, oname, cycle_momentum, impl):
     kw = CYCLIC_MODES[mode]
@@ -162,7 +167,7 @@ def test_cyclic_lr_every_mode(mode, oname, cycle_momentum, impl):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize("oname", ["Momentum", "SGDm", "Adam", "AdamW", "RMSprop"])
+@pytest.mark.parametrize("oname", ["Momentum", "Nesterov", "SGD", "SGDm", "Adam", "AdamW", "RMSprop"])
 @pytest.mark.parametrize("kw", [dict(three_phase=False), dict(three_phase=True, anneal_strategy="linear"),
                                 dict(cycle_momentum=False, div_factor=10.0, final_div_factor=100.0)],
                          ids=["two-phase", "three-phase", "no-momentum"])
