@@ -387,6 +387,10 @@ def test_descends_scheduler_on_a_key_the_torch_scheduler_leaves_alone_is_allowed
     _, opt, _ = adam_with(lambda o: L.OneCycleLR(o, 0.05, total_steps=10))  # cycles beta1
     with pytest.raises(ValueError, match="sets its 'beta1'"):
         S.Scheduler(opt, S.cosine(0.9, 10), key="beta1")
+    torch_adam = torch.optim.Adam(groups(model()))  # key="beta1" drives torch's betas[0]
+    L.OneCycleLR(torch_adam, 0.05, total_steps=10)
+    with pytest.raises(ValueError, match="built on this Adam and sets its 'beta1'"):
+        S.Scheduler(torch_adam, S.cosine(0.9, 10), key="beta1")
     momentum = O.Momentum(groups(model()), momentum=0.9)
     L.CyclicLR(momentum, 0.001, 0.05)
     with pytest.raises(ValueError, match="sets its 'beta'"):  # Momentum's name of torch's momentum

@@ -158,8 +158,8 @@ def _torch_cycled(optimizer: Any) -> set[str]:
     keys = {"lr"}
     for group in optimizer.param_groups:
         if "max_momentum" in group and "base_momentum" in group:  # cycle_momentum=True
-            cycled = "betas" if "betas" in group else "momentum"
-            keys |= {cycled, *aliases.get(cycled, ())[:1]}  # (betas: beta1 only; beta2 is not cycled)
+            # betas[0], which key="beta1" drives on torch's Adam too (beta2 is not cycled)
+            keys |= {"betas", "beta1"} if "betas" in group else {"momentum", *aliases.get("momentum", ())}
     return keys
 
 
