@@ -370,6 +370,7 @@ def test_a_torch_scheduler_and_descends_scheduler_on_one_lr_are_refused(first):
     theirs.step()
     with pytest.raises(ValueError, match=match):
         ours.step()
+    assert ours.t == 0 and [g["lr"] for g in opt.param_groups] == theirs.get_last_lr()  # nothing moved
 
 
 def test_descends_scheduler_on_a_key_the_torch_scheduler_leaves_alone_is_allowed():

@@ -362,6 +362,7 @@ class Scheduler:
 
     def step(self, metric: SupportsFloat | None = None) -> None:
         """Advance ``t`` by one and set ``schedule(t)``; with a metric, observe it first."""
+        self._refuse_torch_scheduler()  # (before t or a plateau moves)
         if metric is not None:
             self._observe(metric)
         self.t += 1
@@ -369,6 +370,7 @@ class Scheduler:
 
     def observe(self, metric: SupportsFloat) -> None:
         """Feed ``metric`` to the plateau schedules without advancing ``t``; apply any reduction now."""
+        self._refuse_torch_scheduler()
         self._observe(metric)
         self._apply()
 
