@@ -52,6 +52,13 @@ checks that the schedules are the ones saved: by repr (an address, `` at
 tells apart two lambdas of the same repr (their code, defaults and closure).
 Tensor lrs (``group["lr"]`` a tensor) are updated in place.
 
+**Beside a torch scheduler.** Two ``torch.optim.lr_scheduler`` schedulers on one optimizer compose
+(each multiplies the lr the other set); a Scheduler sets ``schedule(t)`` outright and cannot compose,
+so with a torch scheduler driving the same key (the lr; the momentum, ``beta1`` or Momentum's ``beta``
+where OneCycleLR or CyclicLR cycles it) the one stepped last would silently win. The Scheduler refuses
+that with a ValueError, at construction or at its next step when the torch scheduler came later.
+Other keys (``weight_decay``, or ``beta1`` under ``cycle_momentum=False``) are fine.
+
 **Plateau.** ``step(metric)`` is ``observe(metric)`` then ``step()``; the
 metric is what the step just finished measured. ``observe(metric)`` alone
 feeds the plateau schedules without advancing ``t`` (e.g. an iteration-based
@@ -74,6 +81,7 @@ from typing import Any, SupportsFloat
 import torch
 
 from ..optim import _validate as ranges
+from ..optim.compat import twin_of
 from . import _validate as check
 from .base import Schedule, identity, without_addresses
 from .cycles import Cyclic, OneCycle
@@ -136,6 +144,23 @@ def _check_value(optimizer: Any, key: str, value: Any, i: int, t: int) -> None:
 _TORCH_RANGES = {"lr": ranges.NONNEG, "beta1": ranges.UNIT_OPEN, "beta2": ranges.UNIT_OPEN,
                  "weight_decay": ranges.NONNEG, "eps": ranges.NONNEG, "momentum": ranges.NONNEG,
                  "dampening": ranges.NONNEG, "alpha": ranges.NONNEG}
+
+
+def _torch_cycled(optimizer: Any) -> set[str]:
+    """The param-group keys a torch.optim.lr_scheduler scheduler built on ``optimizer`` writes at its
+    steps: the lr, and the momentum (torch's ``momentum`` or ``betas``, with descend's spellings of it)
+    where OneCycleLR or CyclicLR cycles it. Empty when no torch scheduler was ever built on it (each one
+    wraps ``optimizer.step`` and marks the wrapper ``_wrapped_by_lr_sched``)."""
+    if not hasattr(getattr(optimizer, "step", None), "_wrapped_by_lr_sched"):
+        return set()
+    found = twin_of(type(optimizer))
+    aliases = found[1].group_aliases if found else {}  # torch's key -> descend's (Momentum: momentum -> beta)
+    keys = {"lr"}
+    for group in optimizer.param_groups:
+        if "max_momentum" in group and "base_momentum" in group:  # cycle_momentum=True
+            # betas[0], which key="beta1" drives on torch's Adam too (beta2 is not cycled)
+            keys |= {"betas", "beta1"} if "betas" in group else {"momentum", *aliases.get("momentum", ())}
+    return keys
 
 
 def _shown(bases: list[Any]) -> str:
@@ -291,7 +316,23 @@ class Scheduler:
             out.append(value)
         return out
 
+    def _refuse_torch_scheduler(self) -> None:
+        """Two torch schedulers on one optimizer compose (each multiplies the lr the other set); this
+        Scheduler sets ``schedule(t)`` outright, so beside a torch scheduler driving the same key the one
+        stepped last would silently win. Refused instead, whichever was built first."""
+        if self.key not in _torch_cycled(self.optimizer):
+            return
+        raise ValueError(
+            f"a torch.optim.lr_scheduler scheduler was built on this {type(self.optimizer).__name__} and sets its "
+            f"{self.key!r} at each of its steps (it wrapped optimizer.step); this Scheduler sets {self.key!r} "
+            f"too, and the one stepped last would silently undo the other (torch composes two of its own "
+            f"schedulers; descend's Scheduler sets schedule(t) outright and does not compose). Drive "
+            f"{self.key!r} with one of them: the torch scheduler alone, or this Scheduler on an optimizer no "
+            f"torch scheduler was built on"
+        )
+
     def _apply(self) -> None:
+        self._refuse_torch_scheduler()
         groups = self.optimizer.param_groups
         if len(groups) > len(self.schedules) and self.shared:
             # a group added mid-run (progressive unfreezing): its value when added is its base, and it
@@ -321,6 +362,7 @@ class Scheduler:
 
     def step(self, metric: SupportsFloat | None = None) -> None:
         """Advance ``t`` by one and set ``schedule(t)``; with a metric, observe it first."""
+        self._refuse_torch_scheduler()  # (before t or a plateau moves)
         if metric is not None:
             self._observe(metric)
         self.t += 1
@@ -328,6 +370,7 @@ class Scheduler:
 
     def observe(self, metric: SupportsFloat) -> None:
         """Feed ``metric`` to the plateau schedules without advancing ``t``; apply any reduction now."""
+        self._refuse_torch_scheduler()
         self._observe(metric)
         self._apply()
 
