@@ -266,3 +266,24 @@ def test_a_sparse_gradient_is_refused_clearly_and_changes_nothing(impl, dtype):
     # (the compiled path lays out its state when it plans: step 0, buffers of zeros)
     assert all(st.get("step", 0) == 0 and all(not v.any() for k, v in st.items() if k != "step")
                for st in opt.state.values())
+
+
+@pytest.mark.parametrize("impl", ["eager", "foreach", "fused"])
+def test_complex_parameters_beside_real_ones_under_state_dtype_get_an_error_that_says_what_to_do(impl):
+    """state_dtype is one setting for the whole optimizer: "use state_dtype=None for it" left a
+    model with real and complex parameters without a way out. Nothing is stepped."""
+    real = torch.nn.Parameter(torch.ones(3))
+    z = torch.nn.Parameter(torch.ones(2, dtype=torch.complex64))
+    opt = O.Adam([real, z], lr=0.1, impl=impl, state_dtype=BF16)
+    real.grad, z.grad = torch.ones(3), torch.ones(2, dtype=torch.complex64)
+    with pytest.raises(ValueError, match=r"state_dtype=torch.bfloat16 needs real floating-point parameters, got a "
+                                         r"torch.complex64 parameter of shape \(2,\); .*give this one an "
+                                         r"optimizer of its own with state_dtype=None"):
+        opt.step()
+    assert torch.equal(real, torch.ones(3)) and torch.equal(z, torch.ones(2, dtype=torch.complex64))
+    rest = O.Adam([z], lr=0.1, impl=impl)  # the way out the message gives
+    opt = O.Adam([real], lr=0.1, impl=impl, state_dtype=BF16)
+    opt.step()
+    rest.step()
+    assert opt.state[real]["V"].dtype == BF16 and rest.state[z]["V"].dtype == torch.complex64
+    assert torch.allclose(z, torch.full((2,), 0.9 + 0j, dtype=torch.complex64))  # (Adam: lr * sign, per part)

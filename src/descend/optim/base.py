@@ -315,7 +315,8 @@ class Optimizer(torch.optim.Optimizer):
         if not p.is_floating_point():
             raise ValueError(
                 f"state_dtype={self.state_dtype} needs real floating-point parameters, got a "
-                f"{p.dtype} parameter of shape {tuple(p.shape)}; use state_dtype=None for it"
+                f"{p.dtype} parameter of shape {tuple(p.shape)}; state_dtype applies to all of an "
+                f"optimizer's parameters: give this one an optimizer of its own with state_dtype=None"
             )
         return self.state_dtype
 
