@@ -315,7 +315,8 @@ class Optimizer(torch.optim.Optimizer):
         if not p.is_floating_point():
             raise ValueError(
                 f"state_dtype={self.state_dtype} needs real floating-point parameters, got a "
-                f"{p.dtype} parameter of shape {tuple(p.shape)}; use state_dtype=None for it"
+                f"{p.dtype} parameter of shape {tuple(p.shape)}; state_dtype applies to all of an "
+                f"optimizer's parameters: give this one an optimizer of its own with state_dtype=None"
             )
         return self.state_dtype
 
@@ -519,9 +520,11 @@ class Optimizer(torch.optim.Optimizer):
         """
         rule = self._rule(group)[0]
         hypers = self._hypers(group, step)
-        if pairs:  # a tensor hyperparameter of shape (N, 1) meets (N, 2, 2) real pairs
-            hypers = {k: v.unsqueeze(-1) if isinstance(v, torch.Tensor) and v.dim() else v
-                      for k, v in hypers.items()}
+        # a tensor hyperparameter of shape (N, 1) is taken at x's precision, as a number is (a float64
+        # lr would promote a float32 row's arithmetic to float64), and meets (N, 2, 2) real pairs with an axis more
+        hypers = {k: (v.to(x.dtype).unsqueeze(-1) if pairs else v.to(x.dtype))
+                  if isinstance(v, torch.Tensor) and v.dim() and v.is_floating_point() else v
+                  for k, v in hypers.items()}
         g = rules.prepare_grad(x if point is None else point, g, maximize=group["maximize"],
                                weight_decay=self._l2(group), l1=group["l1"])
         return rule(x, g, *states, **hypers)

@@ -468,7 +468,7 @@ def prepare(program: Any, like: dict[str, torch.Tensor], values: dict[str, Any],
         _SOURCES[key] = (fn, leaves, syms, list(code.co_varnames[:code.co_argcount]), {})
         program._keep = program  # the id above stays this program's
     fn, leaves, syms, names, direct = _SOURCES[key]
-    dtype = torch.float32 if P.dtype in LOW else P.dtype
+    dtype = scalar_dtype(like.values())
     numbers = [float(s.fn(values)) for s in syms]
     # on the CPU the 0-d scalars are the caller's slots, rewritten in place (fixed addresses)
     kept = P.device.type == "cpu" and slots is not None
@@ -492,6 +492,19 @@ def prepare(program: Any, like: dict[str, torch.Tensor], values: dict[str, Any],
     if rounded:  # 0-d int64 tensors: a new seed every step without recompiling
         extra += scalar_args([seeds[t] for t in rounded], torch.int64, 2)  # type: ignore[index]
     return Prepared(fn, leaves, names, direct, (P.device, *[like[k].dtype for k in leaves]), extra, fixed)
+
+
+def scalar_dtype(tensors: Any) -> torch.dtype:
+    """The dtype of a kernel's 0-d scalars: the widest of its tensors (float32 for fp16/bf16).
+
+    The eager path multiplies by Python floats, which torch takes at each operand's own
+    precision; a float32 scalar would round ``beta2 = 0.999`` to 24 bits also where it
+    meets float64 state (``state_dtype=torch.float64`` beside float32 parameters). A
+    float64 scalar is rounded to float32 where it meets a float32 tensor, as a Python
+    float is, so it changes nothing there.
+    """
+    dtypes = {t.dtype for t in tensors}
+    return torch.float64 if torch.float64 in dtypes else torch.float32
 
 
 class Prepared:
