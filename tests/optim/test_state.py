@@ -262,6 +262,28 @@ def test_tensor_lr_equals_separate_runs(name):
         assert torch.equal(X[i].detach(), x.detach()), (i, X[i], x)
 
 
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_a_float32_tensor_lr_equals_separate_float32_runs(name):
+    """In float32 the scalar part (lr / (1 - beta1^t), AdamW's lr * decay) is computed in float64
+    and rounded once, as a number's run does in Python floats; rounding it twice made the rows
+    with lr 0.01 and 0.3 drift from their own runs in the last bit."""
+    cls, kw = TENSOR_LR[name]
+    lrs = torch.tensor([[1e-3], [3e-3], [1e-2], [0.3]])
+    x0 = torch.randn(4, 5, generator=torch.Generator().manual_seed(0))
+
+    def run(lr, x):
+        p = x.clone().requires_grad_()
+        opt = cls([p], lr=lr, weight_decay=0.1, impl="eager", **kw)
+        for k in range(20):
+            p.grad = torch.sin(p.detach() * 3 + k)
+            opt.step()
+        return p.detach()
+
+    batch = run(lrs, x0)
+    for i in range(4):
+        assert torch.equal(batch[i:i + 1], run(lrs[i].item(), x0[i:i + 1])), i
+
+
 def test_tensor_beta_sweeps_too():
     betas = torch.tensor([[0.0], [0.5], [0.9]], dtype=torch.float64)
     X = torch.ones(3, 2, dtype=torch.float64, requires_grad=True)

@@ -207,10 +207,36 @@ def adam_scalars(
 
 def div(a: Number, b: Number) -> Number:
     """``a / b``, a true division also when only ``b`` is a tensor (torch computes
-    ``number / tensor`` as ``number * (1 / tensor)``, which can differ in the last bit)."""
+    ``number / tensor`` as ``number * (1 / tensor)``, which can differ in the last bit);
+    in float64 for a tensor of hyperparameters (:func:`_wide`)."""
+    like = _wide(a, b)
+    if like is not None:
+        return torch.as_tensor(a, dtype=torch.float64, device=like) / torch.as_tensor(b, dtype=torch.float64, device=like)
     if isinstance(b, Tensor) and not isinstance(a, Tensor):
         return torch.div(torch.as_tensor(a, dtype=b.dtype, device=b.device), b)
     return a / b
+
+
+def mul(a: Number, b: Number) -> Number:
+    """``a * b`` of two hyperparameters inside a rule, rounded once to the tensor's dtype
+    (:func:`_wide`)."""
+    like = _wide(a, b)
+    if like is None:
+        return a * b
+    dtype = (a if isinstance(a, Tensor) else b).dtype  # type: ignore[union-attr]
+    wide = torch.as_tensor(a, dtype=torch.float64, device=like) * torch.as_tensor(b, dtype=torch.float64, device=like)
+    return wide.to(dtype)
+
+
+def _wide(*xs: Number) -> torch.device | None:
+    """Where a tensor of hyperparameters (shape (N, 1)) is among ``xs``, its device: the scalar
+    arithmetic on it is then done in float64 and rounded once, where it meets the parameter, as
+    each value's own run does in Python floats (float32 steps rounded the product of a float32
+    lr and a number, or a quotient, twice, so AdamW's and Adam's rows drifted in the last bit)."""
+    for x in xs:
+        if isinstance(x, Tensor) and x.dim() and x.is_floating_point() and x.device.type != "mps":
+            return x.device
+    return None
 
 
 def _pow(x: Number, k: float) -> Number:
@@ -219,7 +245,7 @@ def _pow(x: Number, k: float) -> Number:
     other routes, e.g. rsqrt for -0.5, that differ in the last bit)."""
     if isinstance(x, Tensor):
         out = x.detach().to("cpu", torch.float64, copy=True).apply_(lambda b: b**k)
-        return out.to(device=x.device, dtype=x.dtype)
+        return out.to(device=x.device, dtype=torch.float64 if _wide(x) else x.dtype)
     return x**k
 
 
@@ -254,7 +280,7 @@ def adam(
     ``decay`` is AdamW's decoupled weight decay: ``p = p - lr * decay * p`` first.
     """
     if not _is_zero(decay):
-        p = p - lr * decay * p
+        p = p - mul(lr, decay) * p
     V = ema(V, g, beta1)
     S = ema(S, g * g, beta2)
     if S_max is not None:
