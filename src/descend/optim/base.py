@@ -36,7 +36,7 @@ import torch
 import torch.optim.optimizer as _torch_optimizer
 
 from . import checks as _checks
-from . import compat, engine, fused, launch, lowstate, rules, spellings
+from . import compat, engine, fused, hooks, launch, lowstate, rules, spellings
 from ._validate import NONNEG, Spec, as_number, check, check_broadcast, check_choice
 
 NONFINITE = ("raise", "skip", "ignore")
@@ -342,14 +342,16 @@ class Optimizer(torch.optim.Optimizer):
     def state_dict(self, format: str = "descend") -> dict[str, Any]:
         """The state; ``format="torch"`` gives it as this optimizer's torch.optim twin saves it."""
         check_choice("format", format, ("descend", "torch"))
-        sd = super().state_dict()
+        hooks.save_pre(self)  # (the hooks run around descend's work, as torch runs them around its own)
+        with hooks.held(self, hooks.SAVE):
+            sd = super().state_dict()
         # no packed buffers; no entries for parameters that have not stepped yet (as torch.optim: the
         # compiled path lays out the state of every parameter it packs, at step 0, before its first step)
         sd["state"] = {k: engine.compact(v) for k, v in sd["state"].items() if v and v.get("step") != 0}
         if format == "torch":
-            return compat.to_torch(self, sd)
+            return hooks.save_post(self, compat.to_torch(self, sd))
         sd["descend"] = {"optimizer": type(self).__name__, "format": 1}
-        return sd
+        return hooks.save_post(self, sd)
 
     def load_state_dict(self, state_dict: dict[str, Any], *, strict: bool = True, match: str = "name") -> None:
         """Load a descend or torch.optim state dict; parameters are matched by name when both have names.
@@ -360,6 +362,7 @@ class Optimizer(torch.optim.Optimizer):
         torch.optim does.
         """
         check_choice("match", match, ("name", "position"))
+        state_dict = hooks.load_pre(self, state_dict)  # (a pre-hook may repair the dict before it is read)
         if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
             raise ValueError("state_dict must be a dict with 'state' and 'param_groups', as returned by state_dict()")
         state_dict = compat.match_names(self, state_dict, strict, match)
@@ -410,9 +413,11 @@ class Optimizer(torch.optim.Optimizer):
                             f"{tuple(value.shape)}, the parameter has shape {tuple(p.shape)}"
                         )
         rest = {k: v for k, v in state_dict.items() if k != "descend"}
-        super().load_state_dict(rest)
+        with hooks.held(self, hooks.LOAD):
+            super().load_state_dict(rest)
         self.param_groups[:] = [compat.sync_group(self, g) for g in self.param_groups]
         self._plans = None  # the loaded state tensors replace the packed views; re-planned lazily
+        hooks.load_post(self)
 
     # ------------------------------------------------------------------ step
     @staticmethod
