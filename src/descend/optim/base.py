@@ -217,6 +217,11 @@ class Optimizer(torch.optim.Optimizer):
         raw = param_group.get("params")
         if raw is None:
             raise ValueError("a param group needs a 'params' entry: a list of tensors (it may be empty)")
+        if isinstance(raw, (set, frozenset)):  # (torch.optim's TypeError)
+            raise TypeError(
+                f"a param group's 'params' is a set of {len(raw)} tensors, whose order changes between "
+                "runs (saved state would meet other parameters); pass a list or tuple of tensors"
+            )
         # (an empty group is allowed, as in torch.optim: nanoGPT-style code builds a no-decay group
         # that can be empty)
         items = [raw] if isinstance(raw, torch.Tensor) else list(raw)
