@@ -448,3 +448,74 @@ def test_lightning_and_accelerate_wrappers_step_as_torch(impl):
         ends.append((ps, len(called), isinstance(wrapped, type(opt)), wrapped.param_groups[0]["lr"]))
     assert gap(ends[0][0], ends[1][0]) < TOL
     assert ends[0][1:] == ends[1][1:] == (4, True, 0.01)
+
+
+class Lookahead(torch.optim.Optimizer):
+    """timm.optim.Lookahead, cut down: it keeps its slow weights in the base optimizer's
+    state and its counters in the base optimizer's param groups."""
+
+    def __init__(self, base, alpha=0.5, k=2):
+        self.base, self.param_groups, self.defaults = base, base.param_groups, base.defaults
+        self.state = {}
+        for group in base.param_groups:
+            group.update(lookahead_alpha=alpha, lookahead_k=k, lookahead_step=0)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = self.base.step(closure)
+        for group in self.base.param_groups:
+            group["lookahead_step"] += 1
+            if group["lookahead_step"] % group["lookahead_k"] == 0:
+                for p in group["params"]:
+                    slow = self.base.state[p].setdefault("lookahead_slow_buff", p.detach().clone())
+                    slow.add_(p - slow, alpha=group["lookahead_alpha"])
+                    p.copy_(slow)
+        return loss
+
+    def state_dict(self):
+        return self.base.state_dict()
+
+    def load_state_dict(self, state_dict):
+        self.base.load_state_dict(state_dict)
+        self.param_groups = self.base.param_groups
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("name", ["sgd_as_torch", "adam"])
+def test_a_wrapper_that_keeps_its_own_state_in_the_optimizers_resumes_as_torch(name, impl):
+    ends = []
+    for side in "dt":
+        ps = params()
+        d, t = pair(name, ps, ps, impl)
+        opt = Lookahead(d if side == "d" else t)
+        for s in range(3):
+            set_grads(ps, s)
+            opt.step()
+        sd = opt.state_dict()
+        assert "lookahead_slow_buff" in sd["state"][0] and sd["param_groups"][0]["lookahead_step"] == 3
+        ps2 = [p.detach().clone().requires_grad_() for p in ps]
+        d2, t2 = pair(name, ps2, ps2, impl)
+        fresh = Lookahead(d2 if side == "d" else t2)
+        fresh.load_state_dict(sd)
+        for s in range(3, 6):
+            set_grads(ps2, s)
+            fresh.step()
+        ends.append(ps2)
+    assert gap(*ends) < TOL
+
+
+def test_state_that_does_not_fit_its_options_is_still_refused_by_name():
+    """(only keys of no option pass through: a state of amsgrad under amsgrad=False, or one
+    without its second moment, is refused as before)"""
+    ps = params()
+    src = O.Adam(ps, lr=0.01, amsgrad=True)
+    set_grads(ps, 0)
+    src.step()
+    sd = src.state_dict()
+    sd["param_groups"][0]["amsgrad"] = False
+    with pytest.raises(ValueError, match=r"has keys \['S', 'S_max', 'V', 'step'\], expected \['S', 'V', 'step'\]"):
+        O.Adam(params(1), lr=0.01).load_state_dict(sd)
+    sd = src.state_dict()
+    del sd["state"][0]["S"]
+    with pytest.raises(ValueError, match=r"has keys \['S_max', 'V', 'step'\], expected \['S', 'S_max', 'V', 'step'\]"):
+        O.Adam(params(1), lr=0.01).load_state_dict(sd)

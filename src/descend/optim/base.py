@@ -402,17 +402,20 @@ class Optimizer(torch.optim.Optimizer):
                 )
             merged = {**group, **{k: v for k, v in saved.items() if k != "params"}}
             expected = set(self._state_keys(merged)) | {"step"}
+            # (keys of no option of this optimizer were put there by a wrapper, as timm's Lookahead
+            # keeps its slow weights in the base optimizer's state: torch.optim loads them as they are)
+            own = set(self._all_state_keys(merged)) | {"step"}
             for i, (pid, p) in enumerate(zip(saved["params"], group["params"])):
                 st = state_dict["state"].get(pid)
                 if not st:  # (None, or {}: a parameter that had not stepped)
                     continue
-                if set(st) != expected:
+                if set(st) & own != expected:
                     raise ValueError(
                         f"state of {self._param_name(group, i)} has keys {sorted(st)}, expected "
                         f"{sorted(expected)} for descend.optim.{mine} with these options"
                     )
                 for key, value in st.items():
-                    if isinstance(value, torch.Tensor) and value.shape != p.shape:
+                    if key in own and isinstance(value, torch.Tensor) and value.shape != p.shape:
                         raise ValueError(
                             f"state '{key}' of {self._param_name(group, i)} has shape "
                             f"{tuple(value.shape)}, the parameter has shape {tuple(p.shape)}"
