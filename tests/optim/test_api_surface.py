@@ -180,16 +180,17 @@ def test_a_load_pre_hook_repairs_a_checkpoint_before_it_is_read(name):
     assert gap(dps, tps) < TOL
 
 
-def test_a_load_post_hook_sees_the_loaded_hyperparameters_under_both_spellings():
+def test_load_hooks_see_torchs_dict_as_given_and_the_loaded_hyperparameters_under_both_spellings():
     src = torch.optim.Adam(params(), lr=0.01, betas=(0.5, 0.9))
     set_grads(src.param_groups[0]["params"], 0)
     src.step()
     opt = O.Adam(params(1), lr=0.01)
     seen = []
+    opt.register_load_state_dict_pre_hook(lambda o, sd: seen.append(sorted(sd["state"][0])))
     opt.register_load_state_dict_post_hook(lambda o: seen.append((o.param_groups[0]["beta1"],
                                                                    o.param_groups[0]["betas"])))
     opt.load_state_dict(src.state_dict())
-    assert seen == [(0.5, (0.5, 0.9))]
+    assert seen == [["exp_avg", "exp_avg_sq", "step"], (0.5, (0.5, 0.9))]  # (the pre-hook: torch's dict as given)
 
 
 # ------------------------------------------------------------------ param groups
