@@ -7,7 +7,7 @@ inside its own method, which would put them in the middle of that work: a load
 pre-hook that repairs a checkpoint (drops a param group, renames keys) would run
 after descend had refused it, and a save post-hook would see the dict before
 descend finished it (with descend's keys when ``format="torch"`` was asked for).
-:func:`held` keeps torch's method from running them; :func:`state_dict_pre` and
+:func:`held` keeps torch's method from running them; :func:`save_pre` and
 friends run them at the boundary, with torch's calling conventions.
 """
 
