@@ -36,7 +36,7 @@ import torch
 import torch.optim.optimizer as _torch_optimizer
 
 from . import checks as _checks
-from . import compat, engine, fused, launch, lowstate, rules, spellings, states
+from . import compat, engine, fused, hooks, launch, lowstate, rules, spellings, states
 from ._validate import NONNEG, Spec, as_number, check, check_broadcast, check_choice
 
 NONFINITE = ("raise", "skip", "ignore")
@@ -217,6 +217,11 @@ class Optimizer(torch.optim.Optimizer):
         raw = param_group.get("params")
         if raw is None:
             raise ValueError("a param group needs a 'params' entry: a list of tensors (it may be empty)")
+        if isinstance(raw, (set, frozenset)):  # (torch.optim's TypeError)
+            raise TypeError(
+                f"a param group's 'params' is a set of {len(raw)} tensors, whose order changes between "
+                "runs (saved state would meet other parameters); pass a list or tuple of tensors"
+            )
         # (an empty group is allowed, as in torch.optim: nanoGPT-style code builds a no-decay group
         # that can be empty)
         items = [raw] if isinstance(raw, torch.Tensor) else list(raw)
@@ -343,14 +348,16 @@ class Optimizer(torch.optim.Optimizer):
     def state_dict(self, format: str = "descend") -> dict[str, Any]:
         """The state; ``format="torch"`` gives it as this optimizer's torch.optim twin saves it."""
         check_choice("format", format, ("descend", "torch"))
-        sd = super().state_dict()
+        hooks.save_pre(self)  # (the hooks run around descend's work, as torch runs them around its own)
+        with hooks.held(self, hooks.SAVE):
+            sd = super().state_dict()
         # no packed buffers; no entries for parameters that have not stepped yet (as torch.optim: the
         # compiled path lays out the state of every parameter it packs, at step 0, before its first step)
         sd["state"] = {k: engine.compact(v) for k, v in sd["state"].items() if v and v.get("step") != 0}
         if format == "torch":
-            return compat.to_torch(self, sd)
+            return hooks.save_post(self, compat.to_torch(self, sd))
         sd["descend"] = {"optimizer": type(self).__name__, "format": 1}
-        return sd
+        return hooks.save_post(self, sd)
 
     def load_state_dict(self, state_dict: dict[str, Any], *, strict: bool = True, match: str = "name") -> None:
         """Load a descend or torch.optim state dict; parameters are matched by name when both have names.
@@ -361,6 +368,7 @@ class Optimizer(torch.optim.Optimizer):
         torch.optim does.
         """
         check_choice("match", match, ("name", "position"))
+        state_dict = hooks.load_pre(self, state_dict)  # (a pre-hook may repair the dict before it is read)
         states.check_layout(state_dict)
         state_dict = compat.match_names(self, state_dict, strict, match)
         if "descend" not in state_dict:
@@ -394,25 +402,30 @@ class Optimizer(torch.optim.Optimizer):
                 )
             merged = {**group, **{k: v for k, v in saved.items() if k != "params"}}
             expected = set(self._state_keys(merged)) | {"step"}
+            # (keys of no option of this optimizer were put there by a wrapper, as timm's Lookahead
+            # keeps its slow weights in the base optimizer's state: torch.optim loads them as they are)
+            own = set(self._all_state_keys(merged)) | {"step"}
             for i, (pid, p) in enumerate(zip(saved["params"], group["params"])):
                 st = state_dict["state"].get(pid)
                 if not st:  # (None, or {}: a parameter that had not stepped)
                     continue
-                if set(st) != expected:
+                if set(st) & own != expected:
                     raise ValueError(
                         f"state of {self._param_name(group, i)} in param group {gi} has keys {sorted(st)}, expected "
                         f"{sorted(expected)} for descend.optim.{mine} with these options"
                     )
                 for key, value in st.items():
-                    if isinstance(value, torch.Tensor) and value.shape != p.shape:
+                    if key in own and isinstance(value, torch.Tensor) and value.shape != p.shape:
                         raise ValueError(
                             f"state '{key}' of {self._param_name(group, i)} in param group {gi} has shape "
                             f"{tuple(value.shape)}, the parameter has shape {tuple(p.shape)}"
                         )
         rest = {k: v for k, v in state_dict.items() if k != "descend"}
-        super().load_state_dict(rest)
+        with hooks.held(self, hooks.LOAD):
+            super().load_state_dict(rest)
         self.param_groups[:] = [compat.sync_group(self, g) for g in self.param_groups]
         self._plans = None  # the loaded state tensors replace the packed views; re-planned lazily
+        hooks.load_post(self)
 
     # ------------------------------------------------------------------ step
     @staticmethod

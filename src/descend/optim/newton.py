@@ -155,6 +155,8 @@ class Newton(Optimizer):
     def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ()  # only the step count: Newton keeps no running averages
 
+    _all_state_keys = _state_keys  # (under every option)
+
     def _fusable(self, group: dict[str, Any]) -> str | None:
         return "Newton solves a linear system, not an element-wise update"
 
