@@ -310,21 +310,29 @@ class Feed:
 
 @torch.no_grad()
 def evaluate(feed: Feed, module: torch.nn.Module, loss_fn: Any, split: str, batch_size: int) -> dict[str, float]:
-    """Mean loss (and accuracy for classifiers) of ``module`` on ``split``, in eval mode."""
+    """Mean loss (and accuracy for classifiers) of ``module`` on ``split``, in eval mode.
+
+    torch's random state is put back afterwards: iterating a DataLoader draws a seed from torch's
+    generator (even an unshuffled one), so evaluating on a loader would otherwise change the dropout
+    masks and the shuffled order of the training after it: the run would differ from one without
+    that evaluation, and from the hand-written loop."""
     was = module.training
     module.eval()
     total, correct, n = 0.0, 0, 0
     scored = feed.task == "classification"  # accuracy: only of a model whose output is the logits tensor
-    try:
-        for xb, yb in feed.split_batches(split, batch_size):
-            out = module(xb)
-            total += float(loss_fn(out, yb)) * len(yb)
-            n += len(yb)
-            scored = scored and isinstance(out, torch.Tensor)
-            if scored:
-                correct += int((models.losses.predictions(out) == yb.reshape(-1)).sum())
-    finally:
-        module.train(was)
+    device = feed.device
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        try:
+            for xb, yb in feed.split_batches(split, batch_size):
+                out = module(xb)
+                total += float(loss_fn(out, yb)) * len(yb)
+                n += len(yb)
+                scored = scored and isinstance(out, torch.Tensor)
+                if scored:
+                    correct += int((models.losses.predictions(out) == yb.reshape(-1)).sum())
+        finally:
+            module.train(was)
     if n == 0:
         return {"loss": float("nan")}
     res = {"loss": total / n}
