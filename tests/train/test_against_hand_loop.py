@@ -450,3 +450,24 @@ def test_descend_train_on_a_csv_records_what_the_hand_loop_computes(tmp_path) ->
             logits = hand(xs)
             assert summary[f"{split}_loss"] == pytest.approx(loss_fn(logits, ys).item(), rel=1e-6)
             assert summary[f"{split}_accuracy"] == float((models.losses.predictions(logits) == ys).double().mean())
+
+
+def test_summary_json_of_a_loader_run_says_the_loaders_batches(tmp_path) -> None:
+    """The run's batch_size, shuffle and drop_last (64, True, False by default) apply to tensors; the
+    loader's own made the batches, and summary.json's data says so (it said nothing of them)."""
+    loader = DataLoader(TensorDataset(X, Y), batch_size=16, shuffle=False, drop_last=True)
+    model = net()
+    r = Trainer(model, loader, epochs=2, out=tmp_path, loss=F.cross_entropy, progress=False,
+                optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=0.1)).fit()
+    hand = net()
+    losses = hand_loop(hand, torch.optim.SGD(hand.parameters(), lr=0.1), 2, lambda e: loader)
+    same(model, hand)
+    assert losses_of(r) == losses
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert {k: s["data"][k] for k in ("kind", "batch_size", "shuffle", "drop_last", "batches_per_epoch")} == {
+        "kind": "loader", "batch_size": 16, "shuffle": False, "drop_last": True, "batches_per_epoch": 3}
+    assert (s["iterations"], s["epochs"], s["iterations_per_epoch"]) == (6, 2, 3)
+    shuffled = Trainer(net(), shuffling_loader(), epochs=1, out=tmp_path / "b", loss=F.cross_entropy,
+                       progress=False).fit()
+    s = json.loads((shuffled.summary).read_text())
+    assert (s["data"]["batch_size"], s["data"]["shuffle"], s["data"]["drop_last"]) == (16, True, False)

@@ -130,6 +130,8 @@ class TrainConfig:
         or max(10 epochs, 500 iterations) in whole epochs. batch_size: None for full-batch gradient descent, 1 for
         pure SGD. shuffle, drop_last, seed (data order, dropout, model init in
         :func:`~descend.train.train`), data_seed (the train/val/test split).
+        batch_size, shuffle and drop_last apply to a Dataset or an (X, y) pair; a
+        DataLoader's own make its batches (``summary.json``'s ``data`` records them).
 
     Evaluation and observability:
         eval_every (epochs; 0: only at the end), eval_interval (iterations; for

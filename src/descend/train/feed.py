@@ -305,7 +305,25 @@ class Feed:
             out.update(batch_size=self.batches.batch_size, n_train=self.batches.n)
         if self.loader is not None:
             out["batches_per_epoch"] = self.batches_per_epoch
+            out.update(loader_settings(self.loader))
         return out
+
+
+def loader_settings(loader: Any) -> dict[str, Any]:
+    """A DataLoader's own ``batch_size``, ``shuffle`` and ``drop_last`` (what its batches are; the
+    run's ``batch_size``, ``shuffle`` and ``drop_last`` apply only to tensors), ``{}`` for anything else.
+    ``batch_size`` is None under a batch sampler of the user's; ``shuffle`` None for a sampler that is
+    neither sequential nor random."""
+    if not isinstance(loader, torch.utils.data.DataLoader):
+        return {}
+    sampler = loader.sampler
+    if isinstance(sampler, torch.utils.data.RandomSampler | torch.utils.data.SequentialSampler):
+        shuffle = isinstance(sampler, torch.utils.data.RandomSampler)
+    else:
+        shuffle = getattr(sampler, "shuffle", None)  # DistributedSampler's
+    custom = loader.batch_size is None
+    return {"batch_size": loader.batch_size, "shuffle": None if custom else shuffle,
+            "drop_last": None if custom else loader.drop_last}
 
 
 @torch.no_grad()
