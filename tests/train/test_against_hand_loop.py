@@ -471,3 +471,26 @@ def test_summary_json_of_a_loader_run_says_the_loaders_batches(tmp_path) -> None
                        progress=False).fit()
     s = json.loads((shuffled.summary).read_text())
     assert (s["data"]["batch_size"], s["data"]["shuffle"], s["data"]["drop_last"]) == (16, True, False)
+
+
+@pytest.mark.parametrize(("options", "optimizer", "message"), [
+    ({"weight_decay": 0.5}, lambda m: torch.optim.SGD(m.parameters(), lr=0.1),
+     r"weight_decay=0.5 is passed only to an optimizer given by name or class .* is a function"),
+    ({"weight_decay": 0.5, "l1": 0.1}, {"a": "sgd", "bn": "sgd", "b": "sgd", "scale": "sgd"},
+     r"weight_decay=0.5, l1=0.1 are passed only .* is a mapping of parts"),
+    ({"optimizer_options": {"momentum": 0.9}}, "instance",
+     r"optimizer_options \{'momentum': 0.9\} are passed only .* an optimizer instance \(SGD\)"),
+], ids=["weight_decay beside a factory", "weight_decay and l1 beside parts", "options beside an instance"])
+def test_options_no_optimizer_receives_are_refused_not_recorded(options, optimizer, message) -> None:
+    """They were dropped while summary.json recorded them as the run's settings: the run trained
+    without the weight decay it listed."""
+    model = net()
+    if optimizer == "instance":
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=message):
+        Trainer(model, (X, Y), epochs=1, optimizer=optimizer, loss=F.cross_entropy, **options)
+    # where some phase takes them by name, they go to that phase only (as documented)
+    cfg = TrainConfig(phases=[Phase(1, "sgd", lr=0.1), Phase(1, lambda m: torch.optim.SGD(m.parameters(), lr=0.1))],
+                      weight_decay=0.5, batch_size=16, progress=False)
+    trainer = Trainer(model, (X, Y), cfg, loss=F.cross_entropy)
+    assert trainer.optimizer.param_groups[0]["weight_decay"] == 0.5

@@ -107,7 +107,8 @@ class TrainConfig:
     Optimization:
         optimizer, lr, optimizer_options: the optimizer spec, its lr and extra
             keywords (``{"beta1": 0.8}``); ``weight_decay`` (L2) and ``l1`` are
-            passed to descend optimizers built by name or class. A phase's lr is
+            passed to descend optimizers built by name or class (beside only a function,
+            mapping or instance, which carries its own, these options are a ValueError). A phase's lr is
             ``Phase.lr``, else ``lr``, else the ``base_lr`` of a schedule given as
             an object, else the optimizer's default (Adam 1e-3, SGD 0.01, ...).
         schedule, schedule_unit, warmup: a schedule (object or name) applied per
@@ -334,7 +335,7 @@ def make_optimizer(
         return _owned(spec, model)
     if isinstance(spec, Mapping):
         return PartOptimizer(model, spec)
-    if isinstance(spec, str) or (isinstance(spec, type) and issubclass(spec, torch.optim.Optimizer)):
+    if by_name(spec):
         params = trainable(model)
         if not params:
             raise ValueError("the model has no trainable parameters (every parameter is frozen)")
@@ -357,6 +358,42 @@ def make_optimizer(
         f"optimizer must be a name ({', '.join(optim.names())}), an optimizer class, a callable "
         f"model -> optimizer, a mapping of parts or an optimizer, got {spec!r}"
     )
+
+
+def by_name(spec: OptimizerSpec) -> bool:
+    """Whether ``spec`` is a name or an optimizer class: the kinds the run's lr and options are given to."""
+    return isinstance(spec, str) or (isinstance(spec, type) and issubclass(spec, torch.optim.Optimizer))
+
+
+def check_options_reach(specs: Sequence[Any], cfg: TrainConfig) -> None:
+    """A ValueError for options no optimizer of the run would receive: ``optimizer_options`` (or a
+    phase's ``options``) beside a function, mapping or instance, which carries its own, and
+    ``weight_decay``/``l1`` when no phase builds its optimizer by name or class. They were ignored
+    while ``summary.json`` recorded them as the run's settings."""
+    for i, spec in enumerate(specs):
+        if spec.options and not by_name(spec.optimizer):
+            where = f"phase {i + 1}'s options" if cfg.phases else "optimizer_options"
+            raise ValueError(
+                f"{where} {dict(spec.options)} are passed only to an optimizer given by name or class, but this one is "
+                f"{_kind(spec.optimizer)}, which is built with options of its own: give them where it is built "
+                f"(e.g. optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9))"
+            )
+    given = {name: getattr(cfg, name) for name in ("weight_decay", "l1") if getattr(cfg, name)}
+    if given and not any(by_name(spec.optimizer) for spec in specs):
+        shown = ", ".join(f"{k}={v}" for k, v in given.items())
+        raise ValueError(
+            f"{shown} {'is' if len(given) == 1 else 'are'} passed only to an optimizer given by name or class "
+            f"(optimizer='sgd', torch.optim.SGD), but "
+            f"the optimizer is {_kind(specs[0].optimizer)}, which is built with options of its own: give "
+            f"{', '.join(given)} where it is built (e.g. torch.optim.SGD(m.parameters(), lr=0.1, weight_decay=0.01); "
+            f"descend.optim.decay_groups for a mask), or name the optimizer"
+        )
+
+
+def _kind(spec: Any) -> str:
+    if isinstance(spec, Mapping):
+        return "a mapping of parts"
+    return "a function" if callable(spec) else f"an optimizer instance ({type(spec).__name__})"
 
 
 def _owned(opt: Any, model: nn.Module) -> Any:
