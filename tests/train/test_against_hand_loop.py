@@ -494,3 +494,36 @@ def test_options_no_optimizer_receives_are_refused_not_recorded(options, optimiz
                       weight_decay=0.5, batch_size=16, progress=False)
     trainer = Trainer(model, (X, Y), cfg, loss=F.cross_entropy)
     assert trainer.optimizer.param_groups[0]["weight_decay"] == 0.5
+
+
+@pytest.mark.parametrize("per", ["iteration", "epoch"])
+def test_a_torch_scheduler_stepped_from_the_callback_equals_the_hand_loop(per: str) -> None:
+    """A torch scheduler is not a descend schedule: given as schedule= it is refused, saying how to
+    drive it (it was refused with only its repr); the way it names gives the hand loop's run."""
+    model = net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.2)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [2, 5], 0.5)
+    with pytest.raises(ValueError, match=r"got torch's MultiStepLR, .*optimizer=opt.*callback=lambda tr: sched.step\(\)"):
+        Trainer(model, (X, Y), epochs=3, optimizer=opt, schedule=sched, loss=F.cross_entropy)
+
+    def callback(tr: Trainer) -> None:
+        if per == "iteration" or tr.batch_in_epoch == 0:
+            sched.step()
+
+    r = Trainer(model, (X, Y), epochs=3, batch_size=16, optimizer=opt, callback=callback, loss=F.cross_entropy,
+                log_every=1, progress=False).fit()
+    hand = net()
+    hopt = torch.optim.SGD(hand.parameters(), lr=0.2)
+    hsched = torch.optim.lr_scheduler.MultiStepLR(hopt, [2, 5], 0.5)
+    lrs: list[float] = []
+
+    def batches(epoch):
+        for batch in descend_order(16)(epoch):
+            lrs.append(hopt.param_groups[0]["lr"])
+            yield batch
+
+    steps = {"after_step": hsched.step} if per == "iteration" else {"after_epoch": lambda e: hsched.step()}
+    losses = hand_loop(hand, hopt, 3, batches, **steps)
+    same(model, hand)
+    assert losses_of(r) == losses and [x["lr"] for x in r.log] == lrs
+    assert lrs[-1] == (0.05 if per == "iteration" else 0.1)

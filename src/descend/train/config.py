@@ -440,6 +440,14 @@ def make_schedule(
         if not warmup:
             return None
         spec = "constant"
+    if isinstance(spec, torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau):
+        raise ValueError(
+            f"schedule must be a descend schedule or a spec such as 'cosine', got torch's "
+            f"{type(spec).__name__}, which is built on an optimizer: pass that optimizer (optimizer=opt) and "
+            f"step the scheduler from the callback, callback=lambda tr: sched.step() after every iteration, or "
+            f"once an epoch: if tr.batch_in_epoch == 0 (the epoch just ended); or use the descend schedule of "
+            f"the same name (descend.schedules)"
+        )
     if not isinstance(spec, str):
         raise ValueError(f"schedule must be a descend schedule or a spec such as 'cosine', got {spec!r}")
     if warmup and warmup >= steps:
