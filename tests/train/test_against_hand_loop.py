@@ -527,3 +527,24 @@ def test_a_torch_scheduler_stepped_from_the_callback_equals_the_hand_loop(per: s
     same(model, hand)
     assert losses_of(r) == losses and [x["lr"] for x in r.log] == lrs
     assert lrs[-1] == (0.05 if per == "iteration" else 0.1)
+
+
+def test_batchnorm_without_running_statistics_and_the_default_loss() -> None:
+    """Such a BatchNorm normalizes by the batch also in eval mode; the Trainer's one-example probe
+    of the output size (for the default loss) failed on it with torch's 'more than 1 value per channel'."""
+
+    def batch_stats_net() -> nn.Sequential:
+        torch.manual_seed(6)
+        return nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8, track_running_stats=False), nn.ReLU(),
+                             nn.Linear(8, 2)).double()
+
+    model = batch_stats_net()
+    r = Trainer(model, (X, Y), epochs=2, batch_size=16, optimizer="sgd", lr=0.1, eval_data=(XV, YV),
+                progress=False).fit()
+    hand = batch_stats_net()
+    losses = hand_loop(hand, torch.optim.SGD(hand.parameters(), lr=0.1), 2, descend_order(16))
+    same(model, hand)
+    assert losses_of(r) == losses
+    hand.eval()
+    with torch.no_grad():
+        assert r.final["val_loss"] == pytest.approx(F.cross_entropy(hand(XV), YV).item(), rel=1e-15)

@@ -197,15 +197,16 @@ class Feed:
         return ("classification" if classification else "regression"), (int(y.max()) + 1 if classification else None)
 
     def example_input(self) -> torch.Tensor | None:
-        """One training input (to probe the model's output size)."""
+        """Two training inputs (one if there is one) to probe the model's output size: a BatchNorm that
+        keeps no running statistics normalizes by the batch's also in eval mode, and refuses one example."""
         if self.batches is not None:
-            return self.batches.X[:1]
+            return self.batches.X[:2]
         if self.dataset is not None:
-            return self.dataset.X_train[:1]
+            return self.dataset.X_train[:2]
         if self.loader is not None:
             batch = self._first_batch(self.loader)
             if batch is not None:
-                return pair(batch)[0][:1].to(self.device)
+                return pair(batch)[0][:2].to(self.device)
         return None
 
     def default_loss(self, module: torch.nn.Module) -> Any:
