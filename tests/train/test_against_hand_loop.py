@@ -548,3 +548,31 @@ def test_batchnorm_without_running_statistics_and_the_default_loss() -> None:
     hand.eval()
     with torch.no_grad():
         assert r.final["val_loss"] == pytest.approx(F.cross_entropy(hand(XV), YV).item(), rel=1e-15)
+
+
+def test_a_plateau_with_validation_every_other_epoch_sees_only_validation_losses() -> None:
+    """With eval_every=2 the plateau was fed the training loss on the epochs without validation and the
+    validation loss on the others, and compared one with the other: reductions that no loss called for."""
+    model = net()
+    r = Trainer(model, (X, Y), epochs=6, batch_size=16, optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=0.5),
+                schedule=schedules.plateau(schedules.constant(0.5), factor=0.5, patience=0), schedule_unit="epoch",
+                eval_every=2, loss=F.cross_entropy, eval_data=(XV, YV), progress=False).fit()
+    hand = net()
+    opt = torch.optim.SGD(hand.parameters(), lr=0.5)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=0)
+    val: list[float] = []
+    lrs: list[float] = []
+
+    def after_epoch(epoch: int) -> None:
+        lrs.append(opt.param_groups[0]["lr"])
+        if epoch % 2 == 1:
+            hand.eval()
+            with torch.no_grad():
+                val.append(F.cross_entropy(hand(XV), YV).item())
+            hand.train()
+            sched.step(val[-1])
+
+    losses = hand_loop(hand, opt, 6, descend_order(16), after_epoch=after_epoch)
+    same(model, hand)
+    assert losses_of(r) == losses and [h["val_loss"] for h in r.history if "val_loss" in h] == val
+    assert [h["lr"] for h in r.history] == lrs
