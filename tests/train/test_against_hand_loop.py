@@ -576,3 +576,33 @@ def test_a_plateau_with_validation_every_other_epoch_sees_only_validation_losses
     same(model, hand)
     assert losses_of(r) == losses and [h["val_loss"] for h in r.history if "val_loss" in h] == val
     assert [h["lr"] for h in r.history] == lrs
+
+
+def test_a_stream_feeds_a_plateau_its_validation_losses() -> None:
+    """A stream has no epochs; its evaluations (eval_interval) were recorded but never reached a
+    plateau schedule, whose lr then stayed where it started."""
+    order = [b for e in range(3) for b in descend_order(16)(e)]
+    model = net()
+    trainer = Trainer(model, iter(order), iterations=12, eval_interval=3, eval_data=(XV, YV), loss=F.cross_entropy,
+                      optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=0.5), log_every=1, progress=False,
+                      schedule=schedules.plateau(schedules.constant(0.5), factor=0.5, patience=0))
+    r = trainer.fit()
+    hand = net()
+    opt = torch.optim.SGD(hand.parameters(), lr=0.5)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=0)
+    torch.manual_seed(0)
+    lrs, val = [], []
+    for i, (xb, yb) in enumerate(order, 1):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.zero_grad()
+        F.cross_entropy(hand(xb), yb).backward()
+        opt.step()
+        if i % 3 == 0:
+            hand.eval()
+            with torch.no_grad():
+                val.append(F.cross_entropy(hand(XV), YV).item())
+            hand.train()
+            sched.step(val[-1])
+    same(model, hand)
+    assert [h["val_loss"] for h in r.history] == val and [x["lr"] for x in r.log] == lrs
+    assert val[-1] > val[-2] and trainer.optimizer.param_groups[0]["lr"] == opt.param_groups[0]["lr"] == 0.25

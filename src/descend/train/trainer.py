@@ -429,6 +429,8 @@ class Trainer:
         if not (self.cfg.evaluate and self.feed.has("val")):
             return
         ev = self.evaluate("val")
+        if self.scheduler is not None and self.scheduler.needs_metric:  # (a plateau: as at an epoch's end)
+            self.scheduler.observe(ev["loss"])
         rec = {"type": "eval", "iteration": self.iteration, "phase": self.phase_index,
                **{f"val_{k}": v for k, v in ev.items()}, "elapsed": self.elapsed()}
         self.history.append(rec)
