@@ -606,3 +606,22 @@ def test_a_stream_feeds_a_plateau_its_validation_losses() -> None:
     same(model, hand)
     assert [h["val_loss"] for h in r.history] == val and [x["lr"] for x in r.log] == lrs
     assert val[-1] > val[-2] and trainer.optimizer.param_groups[0]["lr"] == opt.param_groups[0]["lr"] == 0.25
+
+
+def test_the_final_train_metrics_of_a_shuffling_drop_last_loader_cover_every_example() -> None:
+    """They were one more pass over the training loader, which dropped 2 of the 50 examples (a random
+    2: it shuffles), so the final train loss was that of a random subset."""
+    loader = DataLoader(TensorDataset(X, Y), batch_size=16, shuffle=True, drop_last=True)
+    model = net()
+    r = Trainer(model, loader, epochs=2, loss=F.cross_entropy, progress=False,
+                optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=0.1)).fit()
+    hand = net()
+    losses = hand_loop(hand, torch.optim.SGD(hand.parameters(), lr=0.1), 2, lambda e: loader)
+    same(model, hand)
+    assert losses_of(r) == losses and r.iterations == 6
+    hand.eval()
+    with torch.no_grad():  # in order, in the loader's batches of 16, the last one of 2 kept
+        total = sum(F.cross_entropy(hand(X[i : i + 16]), Y[i : i + 16]).item() * len(Y[i : i + 16])
+                    for i in range(0, 50, 16))
+        correct = int((hand(X).argmax(1) == Y).sum())
+    assert r.final["train_loss"] == total / 50 and r.final["train_accuracy"] == correct / 50

@@ -122,7 +122,7 @@ class Feed:
             )
         self._eval_data(eval_data)
         if self.loader is not None:
-            self.splits.setdefault("train", self.loader)  # final train metrics: one pass in eval mode
+            self.splits.setdefault("train", every_example(self.loader))  # final train metrics: one pass
         self.task, self.n_classes = self._task(y)
         self.kind = "batches" if X is not None else "loader" if self.loader is not None else "stream"
         k = cfg.accumulate
@@ -308,6 +308,22 @@ class Feed:
             out["batches_per_epoch"] = self.batches_per_epoch
             out.update(loader_settings(self.loader))
         return out
+
+
+def every_example(loader: Any) -> Any:
+    """``loader`` for evaluating on its examples: a plain DataLoader that shuffles or drops its last
+    batch is replaced by one over the same data, in order and whole (with the same batch size and
+    collate function); the final train metrics were otherwise those of a random subset. Anything else
+    (a list of batches, a sampler of the user's) is evaluated as it is."""
+    if not isinstance(loader, torch.utils.data.DataLoader) or loader.batch_size is None:
+        return loader
+    sampler = loader.sampler
+    if type(sampler) is torch.utils.data.SequentialSampler and not loader.drop_last:
+        return loader
+    if type(sampler) not in (torch.utils.data.RandomSampler, torch.utils.data.SequentialSampler):
+        return loader
+    return torch.utils.data.DataLoader(loader.dataset, batch_size=loader.batch_size, collate_fn=loader.collate_fn,
+                                       num_workers=loader.num_workers, pin_memory=loader.pin_memory)
 
 
 def loader_settings(loader: Any) -> dict[str, Any]:
