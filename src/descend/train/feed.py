@@ -322,8 +322,11 @@ def every_example(loader: Any) -> Any:
         return loader
     if type(sampler) not in (torch.utils.data.RandomSampler, torch.utils.data.SequentialSampler):
         return loader
-    return torch.utils.data.DataLoader(loader.dataset, batch_size=loader.batch_size, collate_fn=loader.collate_fn,
-                                       num_workers=loader.num_workers, pin_memory=loader.pin_memory)
+    return torch.utils.data.DataLoader(
+        loader.dataset, batch_size=loader.batch_size, collate_fn=loader.collate_fn, num_workers=loader.num_workers,
+        pin_memory=loader.pin_memory, worker_init_fn=loader.worker_init_fn, timeout=loader.timeout,
+        multiprocessing_context=loader.multiprocessing_context if loader.num_workers else None,
+    )
 
 
 def loader_settings(loader: Any) -> dict[str, Any]:
