@@ -1,14 +1,11 @@
 """The Trainer against the loop a user writes by hand with torch.optim, on setups no one chose.
 
-Each test writes the hand loop in full (``torch.manual_seed(seed)``, then ``for epoch: for xb, yb:
-zero_grad; loss.backward(); step; scheduler``) beside the Trainer run with the same seed, data order
-and model, in float64, and asks for the same final parameters and buffers bit for bit, the same
-per-epoch training losses (the example-weighted mean of the batch losses, as the loop sums them)
-and the counts the Trainer reports. (tests/train/test_phases.py and test_loaders.py compare the
-bundled-set and loader paths on plain models; here: BatchNorm, dropout, frozen and free parameters,
-tuple and dict outputs, parts without gradients, schedules, masks, loaders evaluated on.)
+Beside each Trainer run, the hand loop (``hand_loop``: seed, then ``for epoch: for xb, yb: zero_grad;
+backward; step; scheduler``) with the same seed, data order and model, in float64: the same final
+parameters and buffers bit for bit, the same per-epoch training losses and counts. (test_phases.py and
+test_loaders.py do this for plain models; here BatchNorm, dropout, frozen and free parameters, tuple and
+dict outputs, parts without gradients, schedules, masks, loaders evaluated on.)
 """
-
 from __future__ import annotations
 
 import json
@@ -57,14 +54,18 @@ def same(a: nn.Module, b: nn.Module) -> None:
 
 
 def hand_loop(model: nn.Module, opt: torch.optim.Optimizer, epochs: int, batches: Callable[[int], object],
-              loss_fn=F.cross_entropy, after_step=lambda: None, after_epoch=lambda e: None, seed: int = 0):
-    """The loop of the brief; returns each epoch's mean training loss over its examples."""
+              loss_fn=F.cross_entropy, after_step=lambda: None, after_epoch=lambda e: None, seed: int = 0,
+              lrs: list[float] | None = None):
+    """The loop of the brief; returns each epoch's mean training loss over its examples (``lrs``:
+    gets the lr of every step)."""
     torch.manual_seed(seed)
     model.train()
     losses = []
     for epoch in range(epochs):
         total, n = 0.0, 0
         for xb, yb in batches(epoch):
+            if lrs is not None:
+                lrs.append(opt.param_groups[0]["lr"])
             opt.zero_grad()
             loss = loss_fn(model(xb), yb)
             loss.backward()
@@ -75,6 +76,26 @@ def hand_loop(model: nn.Module, opt: torch.optim.Optimizer, epochs: int, batches
         losses.append(total / n)
         after_epoch(epoch)
     return losses
+
+
+class Holding:
+    """The hand loop's ``opt``: the optimizers held now (a phase's one, or one per part), stepped together."""
+
+    def __init__(self, *opts: torch.optim.Optimizer) -> None:
+        self.opts, self.steps = list(opts), 0
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return [g for o in self.opts for g in o.param_groups]
+
+    def zero_grad(self) -> None:
+        for o in self.opts:
+            o.zero_grad()
+
+    def step(self) -> None:
+        for o in self.opts:
+            o.step()
+        self.steps += 1
 
 
 def descend_order(batch_size, shuffle=True, drop_last=False):
@@ -118,15 +139,14 @@ def test_a_frozen_layer_with_clipping_and_an_optimizer_by_name() -> None:
             clip_norm=0.05, loss=F.cross_entropy, progress=False).fit()
     hand = net()
     hand.a.requires_grad_(False)
-    opt = torch.optim.SGD(hand.parameters(), lr=0.5, momentum=0.9)  # frozen ones: no gradient, skipped
 
-    torch.manual_seed(0)
-    for epoch in range(3):
-        for xb, yb in descend_order(16)(epoch):
-            opt.zero_grad()
-            F.cross_entropy(hand(xb), yb).backward()
+    class Clipped(Holding):
+        def step(self) -> None:
             torch.nn.utils.clip_grad_norm_(hand.parameters(), 0.05)
-            opt.step()
+            super().step()
+
+    # frozen parameters have no gradient: the optimizer skips them
+    hand_loop(hand, Clipped(torch.optim.SGD(hand.parameters(), lr=0.5, momentum=0.9)), 3, descend_order(16))
     same(model, hand)
     assert torch.equal(model.a.weight, net().a.weight)
 
@@ -173,25 +193,16 @@ def test_phases_switch_at_an_iteration_inside_an_epoch() -> None:
                       iterations=12, batch_size=16, log_every=1, progress=False)
     r = Trainer(model, (X, Y), cfg, loss=F.cross_entropy).fit()
     hand = net()
-    state = {"opt": torch.optim.Adam(hand.parameters(), lr=0.01), "steps": 0}
+    held = Holding(torch.optim.Adam(hand.parameters(), lr=0.01))
     lrs: list[float] = []
 
     def batches(epoch):
         for batch in descend_order(16)(epoch):
-            if state["steps"] == 5:  # the hand-off: a fresh optimizer, no state carried
-                state["opt"] = torch.optim.SGD(hand.parameters(), lr=0.1)
-            lrs.append(state["opt"].param_groups[0]["lr"])
+            if held.steps == 5:  # the hand-off: a fresh optimizer, no state carried
+                held.opts = [torch.optim.SGD(hand.parameters(), lr=0.1)]
             yield batch
 
-    class Current:  # the loop's `opt` is whichever optimizer the phase holds
-        def zero_grad(self):
-            state["opt"].zero_grad()
-
-        def step(self):
-            state["opt"].step()
-            state["steps"] += 1
-
-    losses = hand_loop(hand, Current(), 3, batches)
+    losses = hand_loop(hand, held, 3, batches, lrs=lrs)
     same(model, hand)
     assert losses_of(r) == losses
     assert [(p["iteration"], p["optimizer"], p["lr"]) for p in r.phases] == [(0, "Adam", 0.01), (5, "SGD", 0.1)]
@@ -206,30 +217,17 @@ def test_phases_at_an_epoch_with_per_epoch_descend_schedules_equal_torch_steplr(
                       schedule_unit="epoch", batch_size=16, log_every=1, progress=False)
     r = Trainer(model, (X, Y), cfg, loss=F.cross_entropy).fit()
     hand = net()
-    opt = torch.optim.Adam(hand.parameters(), lr=0.01)
-    sched = torch.optim.lr_scheduler.StepLR(opt, 1, 0.5)
-    state = {"opt": opt, "sched": sched}
+    held = Holding(torch.optim.Adam(hand.parameters(), lr=0.01))
+    scheds = [torch.optim.lr_scheduler.StepLR(held.opts[0], 1, 0.5)]
     lrs: list[float] = []
 
-    def batches(epoch):
-        for batch in descend_order(16)(epoch):
-            lrs.append(state["opt"].param_groups[0]["lr"])
-            yield batch
-
     def after_epoch(epoch: int) -> None:
-        state["sched"].step()
+        scheds[-1].step()
         if epoch == 1:
-            state["opt"] = torch.optim.SGD(hand.parameters(), lr=0.2)
-            state["sched"] = torch.optim.lr_scheduler.StepLR(state["opt"], 1, 0.5)
+            held.opts = [torch.optim.SGD(hand.parameters(), lr=0.2)]
+            scheds.append(torch.optim.lr_scheduler.StepLR(held.opts[0], 1, 0.5))
 
-    class Current:
-        def zero_grad(self):
-            state["opt"].zero_grad()
-
-        def step(self):
-            state["opt"].step()
-
-    losses = hand_loop(hand, Current(), 4, batches, after_epoch=after_epoch)
+    losses = hand_loop(hand, held, 4, descend_order(16), after_epoch=after_epoch, lrs=lrs)
     same(model, hand)
     assert losses_of(r) == losses and [x["lr"] for x in r.log] == lrs
     assert lrs == [0.01] * 4 + [0.005] * 4 + [0.2] * 4 + [0.1] * 4
@@ -263,17 +261,7 @@ def test_per_part_optimizers_where_a_part_has_no_gradient_every_other_step(aux) 
     hand = Gated().double()
     opts = [torch.optim.SGD(hand.body.parameters(), lr=0.1), aux[0](hand.aux.parameters(), **aux[1]),
             torch.optim.SGD(hand.head.parameters(), lr=0.1)]
-
-    class All:
-        def zero_grad(self):
-            for o in opts:
-                o.zero_grad()
-
-        def step(self):
-            for o in opts:
-                o.step()
-
-    losses = hand_loop(hand, All(), 3, descend_order(16))
+    losses = hand_loop(hand, Holding(*opts), 3, descend_order(16))
     same(model, hand)
     assert losses_of(r) == losses and hand.calls == model.calls == 12
     assert opts[1].state[hand.aux.weight]["step" if aux[0] is torch.optim.Adam else "momentum_buffer"] is not None
@@ -288,12 +276,7 @@ def test_a_descend_schedule_per_iteration_equals_a_torch_scheduler() -> None:
     sched = torch.optim.lr_scheduler.StepLR(opt, 2, 0.5)
     lrs: list[float] = []
 
-    def batches(epoch):
-        for batch in descend_order(16)(epoch):
-            lrs.append(opt.param_groups[0]["lr"])
-            yield batch
-
-    losses = hand_loop(hand, opt, 3, batches, after_step=sched.step)
+    losses = hand_loop(hand, opt, 3, descend_order(16), after_step=sched.step, lrs=lrs)
     same(model, hand)
     assert losses_of(r) == losses and [x["lr"] for x in r.log] == lrs == [0.1 * 0.5 ** (i // 2) for i in range(12)]
 
@@ -406,13 +389,8 @@ def test_an_iteration_budget_ending_inside_an_epoch_counts_what_ran(tmp_path) ->
     r = Trainer(model, (X, Y), iterations=10, batch_size=16, loss=F.cross_entropy, out=tmp_path, log_every=3,
                 optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=0.1), progress=False).fit()
     hand = net()
-    opt = torch.optim.SGD(hand.parameters(), lr=0.1)
-    torch.manual_seed(0)
     steps = [b for e in range(3) for b in descend_order(16)(e)][:10]
-    for xb, yb in steps:
-        opt.zero_grad()
-        F.cross_entropy(hand(xb), yb).backward()
-        opt.step()
+    hand_loop(hand, torch.optim.SGD(hand.parameters(), lr=0.1), 1, lambda e: steps)
     same(model, hand)
     assert (r.iterations, r.epochs, len(r.history)) == (10, 2, 2)
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -517,13 +495,8 @@ def test_a_torch_scheduler_stepped_from_the_callback_equals_the_hand_loop(per: s
     hsched = torch.optim.lr_scheduler.MultiStepLR(hopt, [2, 5], 0.5)
     lrs: list[float] = []
 
-    def batches(epoch):
-        for batch in descend_order(16)(epoch):
-            lrs.append(hopt.param_groups[0]["lr"])
-            yield batch
-
     steps = {"after_step": hsched.step} if per == "iteration" else {"after_epoch": lambda e: hsched.step()}
-    losses = hand_loop(hand, hopt, 3, batches, **steps)
+    losses = hand_loop(hand, hopt, 3, descend_order(16), lrs=lrs, **steps)
     same(model, hand)
     assert losses_of(r) == losses and [x["lr"] for x in r.log] == lrs
     assert lrs[-1] == (0.05 if per == "iteration" else 0.1)
