@@ -107,13 +107,16 @@ class TrainConfig:
     Optimization:
         optimizer, lr, optimizer_options: the optimizer spec, its lr and extra
             keywords (``{"beta1": 0.8}``); ``weight_decay`` (L2) and ``l1`` are
-            passed to descend optimizers built by name or class. A phase's lr is
+            passed to descend optimizers built by name or class (beside only a function,
+            mapping or instance, which carries its own, these options are a ValueError). A phase's lr is
             ``Phase.lr``, else ``lr``, else the ``base_lr`` of a schedule given as
             an object, else the optimizer's default (Adam 1e-3, SGD 0.01, ...).
         schedule, schedule_unit, warmup: a schedule (object or name) applied per
             ``"iteration"`` or per ``"epoch"``; ``warmup`` (in schedule units)
             prepends a linear warmup to a schedule given by name (to a constant lr
-            when there is no schedule).
+            when there is no schedule). A ``plateau`` schedule is fed the validation loss at
+            each evaluation (``eval_every``; ``eval_interval`` for a stream), or the epoch's
+            training loss in a run that does not evaluate on validation data during training.
         phases: a sequence of :class:`Phase` (or ``"adam:10,sgd:10"``); replaces
             ``optimizer``/``lr``/``schedule``. ``carry_lr``: each phase starts from
             the lr the previous phase's last step used instead of its own lr.
@@ -130,6 +133,8 @@ class TrainConfig:
         or max(10 epochs, 500 iterations) in whole epochs. batch_size: None for full-batch gradient descent, 1 for
         pure SGD. shuffle, drop_last, seed (data order, dropout, model init in
         :func:`~descend.train.train`), data_seed (the train/val/test split).
+        batch_size, shuffle and drop_last apply to a Dataset or an (X, y) pair; a
+        DataLoader's own make its batches (``summary.json``'s ``data`` records them).
 
     Evaluation and observability:
         eval_every (epochs; 0: only at the end), eval_interval (iterations; for
@@ -332,7 +337,7 @@ def make_optimizer(
         return _owned(spec, model)
     if isinstance(spec, Mapping):
         return PartOptimizer(model, spec)
-    if isinstance(spec, str) or (isinstance(spec, type) and issubclass(spec, torch.optim.Optimizer)):
+    if by_name(spec):
         params = trainable(model)
         if not params:
             raise ValueError("the model has no trainable parameters (every parameter is frozen)")
@@ -355,6 +360,42 @@ def make_optimizer(
         f"optimizer must be a name ({', '.join(optim.names())}), an optimizer class, a callable "
         f"model -> optimizer, a mapping of parts or an optimizer, got {spec!r}"
     )
+
+
+def by_name(spec: OptimizerSpec) -> bool:
+    """Whether ``spec`` is a name or an optimizer class: the kinds the run's lr and options are given to."""
+    return isinstance(spec, str) or (isinstance(spec, type) and issubclass(spec, torch.optim.Optimizer))
+
+
+def check_options_reach(specs: Sequence[Any], cfg: TrainConfig) -> None:
+    """A ValueError for options no optimizer of the run would receive: ``optimizer_options`` (or a
+    phase's ``options``) beside a function, mapping or instance, which carries its own, and
+    ``weight_decay``/``l1`` when no phase builds its optimizer by name or class. They were ignored
+    while ``summary.json`` recorded them as the run's settings."""
+    for i, spec in enumerate(specs):
+        if spec.options and not by_name(spec.optimizer):
+            where = f"phase {i + 1}'s options" if cfg.phases else "optimizer_options"
+            raise ValueError(
+                f"{where} {dict(spec.options)} are passed only to an optimizer given by name or class, but this one is "
+                f"{_kind(spec.optimizer)}, which is built with options of its own: give them where it is built "
+                f"(e.g. optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9))"
+            )
+    given = {name: getattr(cfg, name) for name in ("weight_decay", "l1") if getattr(cfg, name)}
+    if given and not any(by_name(spec.optimizer) for spec in specs):
+        shown = ", ".join(f"{k}={v}" for k, v in given.items())
+        raise ValueError(
+            f"{shown} {'is' if len(given) == 1 else 'are'} passed only to an optimizer given by name or class "
+            f"(optimizer='sgd', torch.optim.SGD), but "
+            f"the optimizer is {_kind(specs[0].optimizer)}, which is built with options of its own: give "
+            f"{', '.join(given)} where it is built (e.g. torch.optim.SGD(m.parameters(), lr=0.1, weight_decay=0.01); "
+            f"descend.optim.decay_groups for a mask), or name the optimizer"
+        )
+
+
+def _kind(spec: Any) -> str:
+    if isinstance(spec, Mapping):
+        return "a mapping of parts"
+    return "a function" if callable(spec) else f"an optimizer instance ({type(spec).__name__})"
 
 
 def _owned(opt: Any, model: nn.Module) -> Any:
@@ -401,6 +442,14 @@ def make_schedule(
         if not warmup:
             return None
         spec = "constant"
+    if isinstance(spec, torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau):
+        raise ValueError(
+            f"schedule must be a descend schedule or a spec such as 'cosine', got torch's "
+            f"{type(spec).__name__}, which is built on an optimizer: pass that optimizer (optimizer=opt) and "
+            f"step the scheduler from the callback, callback=lambda tr: sched.step() after every iteration, or "
+            f"once an epoch: if tr.batch_in_epoch == 0 (the epoch just ended); or use the descend schedule of "
+            f"the same name (descend.schedules)"
+        )
     if not isinstance(spec, str):
         raise ValueError(f"schedule must be a descend schedule or a spec such as 'cosine', got {spec!r}")
     if warmup and warmup >= steps:

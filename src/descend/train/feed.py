@@ -122,7 +122,7 @@ class Feed:
             )
         self._eval_data(eval_data)
         if self.loader is not None:
-            self.splits.setdefault("train", self.loader)  # final train metrics: one pass in eval mode
+            self.splits.setdefault("train", every_example(self.loader))  # final train metrics: one pass
         self.task, self.n_classes = self._task(y)
         self.kind = "batches" if X is not None else "loader" if self.loader is not None else "stream"
         k = cfg.accumulate
@@ -197,15 +197,16 @@ class Feed:
         return ("classification" if classification else "regression"), (int(y.max()) + 1 if classification else None)
 
     def example_input(self) -> torch.Tensor | None:
-        """One training input (to probe the model's output size)."""
+        """Two training inputs (one if there is one) to probe the model's output size: a BatchNorm that
+        keeps no running statistics normalizes by the batch's also in eval mode, and refuses one example."""
         if self.batches is not None:
-            return self.batches.X[:1]
+            return self.batches.X[:2]
         if self.dataset is not None:
-            return self.dataset.X_train[:1]
+            return self.dataset.X_train[:2]
         if self.loader is not None:
             batch = self._first_batch(self.loader)
             if batch is not None:
-                return pair(batch)[0][:1].to(self.device)
+                return pair(batch)[0][:2].to(self.device)
         return None
 
     def default_loss(self, module: torch.nn.Module) -> Any:
@@ -305,26 +306,71 @@ class Feed:
             out.update(batch_size=self.batches.batch_size, n_train=self.batches.n)
         if self.loader is not None:
             out["batches_per_epoch"] = self.batches_per_epoch
+            out.update(loader_settings(self.loader))
         return out
+
+
+def every_example(loader: Any) -> Any:
+    """``loader`` for evaluating on its examples: a plain DataLoader that shuffles or drops its last
+    batch is replaced by one over the same data, in order and whole (with the same batch size and
+    collate function); the final train metrics were otherwise those of a random subset. Anything else
+    (a list of batches, a sampler of the user's) is evaluated as it is."""
+    if not isinstance(loader, torch.utils.data.DataLoader) or loader.batch_size is None:
+        return loader
+    sampler = loader.sampler
+    if type(sampler) is torch.utils.data.SequentialSampler and not loader.drop_last:
+        return loader
+    if type(sampler) not in (torch.utils.data.RandomSampler, torch.utils.data.SequentialSampler):
+        return loader
+    return torch.utils.data.DataLoader(
+        loader.dataset, batch_size=loader.batch_size, collate_fn=loader.collate_fn, num_workers=loader.num_workers,
+        pin_memory=loader.pin_memory, worker_init_fn=loader.worker_init_fn, timeout=loader.timeout,
+        multiprocessing_context=loader.multiprocessing_context if loader.num_workers else None,
+    )
+
+
+def loader_settings(loader: Any) -> dict[str, Any]:
+    """A DataLoader's own ``batch_size``, ``shuffle`` and ``drop_last`` (what its batches are; the
+    run's ``batch_size``, ``shuffle`` and ``drop_last`` apply only to tensors), ``{}`` for anything else.
+    ``batch_size`` is None under a batch sampler of the user's; ``shuffle`` None for a sampler that is
+    neither sequential nor random."""
+    if not isinstance(loader, torch.utils.data.DataLoader):
+        return {}
+    sampler = loader.sampler
+    if isinstance(sampler, torch.utils.data.RandomSampler | torch.utils.data.SequentialSampler):
+        shuffle = isinstance(sampler, torch.utils.data.RandomSampler)
+    else:
+        shuffle = getattr(sampler, "shuffle", None)  # DistributedSampler's
+    custom = loader.batch_size is None
+    return {"batch_size": loader.batch_size, "shuffle": None if custom else shuffle,
+            "drop_last": None if custom else loader.drop_last}
 
 
 @torch.no_grad()
 def evaluate(feed: Feed, module: torch.nn.Module, loss_fn: Any, split: str, batch_size: int) -> dict[str, float]:
-    """Mean loss (and accuracy for classifiers) of ``module`` on ``split``, in eval mode."""
+    """Mean loss (and accuracy for classifiers) of ``module`` on ``split``, in eval mode.
+
+    torch's random state is put back afterwards: iterating a DataLoader draws a seed from torch's
+    generator (even an unshuffled one), so evaluating on a loader would otherwise change the dropout
+    masks and the shuffled order of the training after it: the run would differ from one without
+    that evaluation, and from the hand-written loop."""
     was = module.training
     module.eval()
     total, correct, n = 0.0, 0, 0
     scored = feed.task == "classification"  # accuracy: only of a model whose output is the logits tensor
-    try:
-        for xb, yb in feed.split_batches(split, batch_size):
-            out = module(xb)
-            total += float(loss_fn(out, yb)) * len(yb)
-            n += len(yb)
-            scored = scored and isinstance(out, torch.Tensor)
-            if scored:
-                correct += int((models.losses.predictions(out) == yb.reshape(-1)).sum())
-    finally:
-        module.train(was)
+    device = feed.device
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        try:
+            for xb, yb in feed.split_batches(split, batch_size):
+                out = module(xb)
+                total += float(loss_fn(out, yb)) * len(yb)
+                n += len(yb)
+                scored = scored and isinstance(out, torch.Tensor)
+                if scored:
+                    correct += int((models.losses.predictions(out) == yb.reshape(-1)).sum())
+        finally:
+            module.train(was)
     if n == 0:
         return {"loss": float("nan")}
     res = {"loss": total / n}

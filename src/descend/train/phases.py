@@ -53,7 +53,7 @@ from torch import nn
 
 from .. import optim
 from ..schedules import Schedule, Scheduler
-from .config import Phase, TrainConfig, lr_of, make_optimizer, make_schedule
+from .config import Phase, TrainConfig, check_options_reach, lr_of, make_optimizer, make_schedule
 
 # With no budget given: 10 epochs, or more epochs on a small data set, so that a run
 # takes at least this many optimizer steps (wine in batches of 64 has 2 per epoch).
@@ -71,6 +71,7 @@ def plan(cfg: TrainConfig, ipe: int) -> list[dict[str, Any]]:
     specs = list(cfg.phases) if cfg.phases else [
         Phase(None, cfg.optimizer, cfg.schedule, cfg.lr, unit=unit, options=cfg.optimizer_options)
     ]
+    check_options_reach(specs, cfg)
 
     def iters(n: int, u: str) -> int:
         if u == "epoch" and not ipe:

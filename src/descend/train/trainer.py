@@ -401,8 +401,11 @@ class Trainer:
         train_loss = dd.reduced_mean(self._ev, self._en, self.world, self.device)
         rec: dict[str, Any] = {"type": "epoch", "epoch": self.epoch + 1, "iteration": self.iteration,
                                "phase": self.phase_index, "train_loss": train_loss}
-        metric = train_loss
-        if cfg.evaluate and cfg.eval_every and (self.epoch + 1) % cfg.eval_every == 0 and self.feed.has("val"):
+        # a plateau follows the validation loss when the run evaluates on one, at those epochs only
+        # (not the training loss in between: the two are not comparable), else the training loss
+        validates = bool(cfg.evaluate and cfg.eval_every and self.feed.has("val"))
+        metric = None if validates else train_loss
+        if validates and (self.epoch + 1) % cfg.eval_every == 0:
             ev = self.evaluate("val")
             rec["val_loss"] = metric = ev["loss"]
             if "accuracy" in ev:
@@ -411,7 +414,7 @@ class Trainer:
         if self.scheduler is not None:
             if self.scheduler.unit == "epoch":
                 self.scheduler.step(metric if self.scheduler.needs_metric else None)
-            elif self.scheduler.needs_metric:
+            elif self.scheduler.needs_metric and metric is not None:
                 self.scheduler.observe(metric)
         rec["elapsed"] = self.elapsed()
         self.history.append(rec)
@@ -426,6 +429,8 @@ class Trainer:
         if not (self.cfg.evaluate and self.feed.has("val")):
             return
         ev = self.evaluate("val")
+        if self.scheduler is not None and self.scheduler.needs_metric:  # (a plateau: as at an epoch's end)
+            self.scheduler.observe(ev["loss"])
         rec = {"type": "eval", "iteration": self.iteration, "phase": self.phase_index,
                **{f"val_{k}": v for k, v in ev.items()}, "elapsed": self.elapsed()}
         self.history.append(rec)
