@@ -116,7 +116,9 @@ class TrainConfig:
             prepends a linear warmup to a schedule given by name (to a constant lr
             when there is no schedule). A ``plateau`` schedule is fed the validation loss at
             each evaluation (``eval_every``; ``eval_interval`` for a stream), or the epoch's
-            training loss in a run that does not evaluate on validation data during training.
+            training loss in a run that does not evaluate on validation data during training
+            (a stream: the mean training loss of each ``eval_interval`` iterations; a stream
+            with a plateau and no ``eval_interval`` is refused, as its lr would never move).
         phases: a sequence of :class:`Phase` (or ``"adam:10,sgd:10"``); replaces
             ``optimizer``/``lr``/``schedule``. ``carry_lr``: each phase starts from
             the lr the previous phase's last step used instead of its own lr.

@@ -68,7 +68,7 @@ import torch
 from torch import nn
 
 from .. import optim
-from ..schedules import Scheduler
+from ..schedules import Schedule, Scheduler
 from . import checkpoint as ckpt
 from . import distributed as dd
 from . import phases as ph
@@ -147,6 +147,7 @@ class Trainer:
         self._cpu = self.device.type == "cpu"
         self.phases = ph.plan(cfg, self.iterations_per_epoch)
         self.total = self.phases[-1]["end"]
+        self._check_stream_plateau()
         self.swats: ph.Swats | None = None
         self.phase_index = 0
         self._set_phase(*self._build_phase(0, None))
@@ -175,6 +176,23 @@ class Trainer:
         self.last_checkpoint: tuple[Path, int] | None = None
         self.stop_reason: str | None = None
         self._elapsed0 = 0.0
+
+    def _check_stream_plateau(self) -> None:
+        """A plateau follows a loss taken at each epoch's end; a stream has no epochs, so it is fed every
+        ``eval_interval`` iterations (see ``_evaluate_stream``): without one it would never be fed, and
+        its lr would silently never move."""
+        if self.stream is None or self.cfg.eval_interval is not None:
+            return
+        for i, phase in enumerate(self.phases):
+            schedule = phase["spec"].schedule
+            if isinstance(schedule, Schedule) and schedule.stateful:
+                where = f"phase {i + 1}'s schedule" if self.cfg.phases else "schedule"
+                raise ValueError(
+                    f"{where} {schedule!r} is a plateau, which follows a loss, but this run trains from a stream, "
+                    f"which has no epochs to take one at, and gives no eval_interval: its lr would never move. "
+                    f"Give eval_interval=N: every N iterations the plateau is fed the validation loss (give "
+                    f"eval_data) or, without validation data, the mean training loss of those N iterations"
+                )
 
     def _check_dtype(self) -> None:
         """A clear error for inputs of another float dtype than the model's (float32 data, a .double()
@@ -426,10 +444,18 @@ class Trainer:
         self._ev, self._en = [], []
 
     def _evaluate_stream(self) -> None:
-        if not (self.cfg.evaluate and self.feed.has("val")):
+        """Every ``eval_interval`` iterations of a stream, as at an epoch's end: evaluate on val, and feed
+        a plateau the validation loss, or the mean training loss of these iterations when the run does
+        not evaluate on validation data (the window then starts over)."""
+        plateau = self.scheduler is not None and self.scheduler.needs_metric
+        validates = bool(self.cfg.evaluate and self.feed.has("val"))
+        if plateau and not validates:
+            self.scheduler.observe(dd.reduced_mean(self._ev, self._en, self.world, self.device))
+        self._ev, self._en = [], []
+        if not validates:
             return
         ev = self.evaluate("val")
-        if self.scheduler is not None and self.scheduler.needs_metric:  # (a plateau: as at an epoch's end)
+        if plateau:
             self.scheduler.observe(ev["loss"])
         rec = {"type": "eval", "iteration": self.iteration, "phase": self.phase_index,
                **{f"val_{k}": v for k, v in ev.items()}, "elapsed": self.elapsed()}
