@@ -26,7 +26,11 @@ from descend.train.observe import TIMING_FIELDS
 from tests.train.test_against_hand_loop import (
     XV,
     YV,
+    Holding,
+    X,
+    Y,
     descend_order,
+    hand_loop,
     net,
     same,
 )
@@ -105,3 +109,35 @@ def test_a_stream_without_validation_feeds_a_plateau_the_training_loss_of_each_i
     assert [x["lr"] for x in r.log] == lrs
     assert lrs == [0.5] * 12 + [0.25] * 3 and fed[3] > fed[2]  # one interval's loss rose: the lr halved
     assert trainer.optimizer.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
+
+
+# ---------------------------------------------------------------------------- 2. clipping
+
+
+@pytest.mark.parametrize("clip", [{"clip_norm": 0.05}, {"clip_value": 0.01}], ids=["clip_norm", "clip_value"])
+def test_clipping_covers_a_loss_temperature_the_optimizer_holds_beside_the_model(clip) -> None:
+    """The temperature's gradient was neither clipped nor counted in the norm: the Trainer clipped the
+    model's parameters only, where the hand loop clips everything its optimizer steps."""
+
+    def run_with(model: nn.Module, temp: nn.Parameter):
+        return torch.optim.SGD([*model.parameters(), temp], lr=0.5, momentum=0.9), \
+            (lambda out, y: F.cross_entropy(out / temp, y))
+
+    model, temp = net(), nn.Parameter(torch.tensor(2.0, dtype=torch.float64))
+    opt, loss = run_with(model, temp)
+    Trainer(model, (X, Y), epochs=3, batch_size=16, optimizer=opt, loss=loss, progress=False, **clip).fit()
+    hand, htemp = net(), nn.Parameter(torch.tensor(2.0, dtype=torch.float64))
+    hopt, hloss = run_with(hand, htemp)
+
+    class Clipped(Holding):
+        def step(self) -> None:
+            params = [p for g in self.param_groups for p in g["params"]]
+            if "clip_norm" in clip:
+                torch.nn.utils.clip_grad_norm_(params, clip["clip_norm"])
+            else:
+                torch.nn.utils.clip_grad_value_(params, clip["clip_value"])
+            super().step()
+
+    hand_loop(hand, Clipped(hopt), 3, descend_order(16), loss_fn=hloss)
+    same(model, hand)
+    assert temp.item() == htemp.item() != 2.0

@@ -125,7 +125,10 @@ class TrainConfig:
         swats: start with the optimizer (Adam or AdamW) and switch to SGD by
             the SWATS criterion (see :mod:`descend.train.phases`); ``swats_eps``
             is its tolerance.
-        clip_norm, clip_value: gradient clipping by global L2 norm / by value.
+        clip_norm, clip_value: gradient clipping by global L2 norm / by value, over every
+            parameter the optimizer steps (its param groups: the model's, and any it holds beside
+            them such as a learnable loss temperature), as a hand-written loop's
+            ``clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], clip_norm)``.
         accumulate: micro-batches per optimizer step (gradient accumulation).
 
     Budget and data:

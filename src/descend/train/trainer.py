@@ -315,16 +315,25 @@ class Trainer:
             loss.backward()
         else:
             self._accumulate(group, scales, it, lrs)
-        if self.cfg.clip_norm is not None:
-            norm = torch.nn.utils.clip_grad_norm_(self._params, self.cfg.clip_norm, foreach=True)
-            if not math.isfinite(float(norm)):
-                raise self._diverged(it, lrs, "the gradient norm", float(norm))
-        if self.cfg.clip_value is not None:
-            torch.nn.utils.clip_grad_value_(self._params, self.cfg.clip_value, foreach=True)
+        if self.cfg.clip_norm is not None or self.cfg.clip_value is not None:
+            self._clip(it, lrs)
         try:
             opt.step()
         except optim.NonFiniteGradientError:
             raise self._diverged(it, lrs, "a gradient", None) from None
+
+    def _clip(self, it: int, lrs: list[float] | None) -> None:
+        """Clip the gradients of every parameter the optimizer steps: those of its param groups, the
+        model's and any it holds beside them (a learnable loss temperature), in their order, as a hand
+        loop's ``clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], c)``; a parameter
+        without a gradient (frozen) is left out, as torch does."""
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        if self.cfg.clip_norm is not None:
+            norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.clip_norm, foreach=True)
+            if not math.isfinite(float(norm)):
+                raise self._diverged(it, lrs, "the gradient norm", float(norm))
+        if self.cfg.clip_value is not None:
+            torch.nn.utils.clip_grad_value_(params, self.cfg.clip_value, foreach=True)
 
     def _accumulate(self, group: Sequence, scales: list[float] | None, it: int, lrs: list[float] | None) -> None:
         """Backward over several batches (or a shard under DDP), each loss weighted by ``scales``."""
@@ -355,8 +364,7 @@ class Trainer:
         )
 
     def _check_trainable(self) -> None:
-        """Follow parameters frozen or unfrozen since the last step (clipping covers the trainable ones);
-        refuse an unfrozen one the optimizer does not hold, which would silently never train."""
+        """Follow parameters frozen or unfrozen since the last step; refuse an unfrozen one the optimizer does not hold, which would silently never train."""
         params = [p for p in self.module.parameters() if p.requires_grad]
         if len(params) == len(self._params) and all(a is b for a, b in zip(params, self._params)):
             return
