@@ -12,6 +12,11 @@ it is the scheduler run of the SIGKILL test.
 """
 from __future__ import annotations
 
+import argparse
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +26,7 @@ from torch import nn
 from torch.utils.data import IterableDataset
 
 from descend import schedules
-from descend.train import Phase, Trainer
+from descend.train import CheckpointError, Phase, Trainer, load_checkpoint, read_metrics
 from descend.train.observe import TIMING_FIELDS
 from tests.train.test_against_hand_loop import (
     XV,
@@ -141,3 +146,139 @@ def test_clipping_covers_a_loss_temperature_the_optimizer_holds_beside_the_model
     hand_loop(hand, Clipped(hopt), 3, descend_order(16), loss_fn=hloss)
     same(model, hand)
     assert temp.item() == htemp.item() != 2.0
+
+
+# ---------------------------------------------------------------------------- 3. a torch scheduler, resumed
+
+
+def scheduled_run(out: Path, stop_at: int | None = None, resume: bool = False, register: bool = True,
+                  names: tuple[str, ...] = ("sched",), kill: bool = False):
+    """Momentum SGD with a torch StepLR stepped from the callback after every iteration, dropout (RNG),
+    14 iterations over 4-iteration epochs, a checkpoint every 4; ``stop_at``: a crash there."""
+    model = net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+    sched = torch.optim.lr_scheduler.StepLR(opt, 3, 0.5)
+
+    def callback(trainer: Trainer) -> None:
+        sched.step()
+        if trainer.iteration == stop_at:
+            if kill:
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise Stop
+
+    trainer = Trainer(model, (X, Y), iterations=14, batch_size=16, optimizer=opt, callback=callback,
+                      loss=F.cross_entropy, checkpoint_every=4, out=out, log_every=1, progress=False, plots=False,
+                      extra_state={n: sched for n in names} if register else None)
+    return trainer.fit(resume=resume), model, sched
+
+
+@pytest.mark.parametrize("k", [6, 8], ids=["mid-way", "at a checkpoint's iteration"])
+def test_a_torch_scheduler_given_as_extra_state_resumes_bitwise(k, tmp_path) -> None:
+    ref, ref_model, ref_sched = scheduled_run(tmp_path / "ref")
+    assert [x["lr"] for x in ref.log] == [0.5 * 0.5 ** (i // 3) for i in range(14)]
+    with pytest.raises(Stop):
+        scheduled_run(tmp_path / "run", stop_at=k)
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["extra_state"]["sched"]["last_epoch"] == 4
+    r, model, sched = scheduled_run(tmp_path / "run", resume=True)
+    same(model, ref_model)
+    assert sched.state_dict() == ref_sched.state_dict() and sched.last_epoch == 14
+    assert untimed(r.log) == untimed(ref.log) and untimed(r.history) == untimed(ref.history)
+    assert untimed(read_metrics(tmp_path / "run" / "metrics.jsonl")) == untimed(read_metrics(tmp_path / "ref" /
+                                                                                             "metrics.jsonl"))
+
+
+def test_an_optimizer_instance_whose_lr_a_schedule_moved_resumes(tmp_path) -> None:
+    """Its repr (lr included) was recorded as the run's optimizer setting at each checkpoint, so a
+    resume, given the same optimizer built afresh, was refused as changed settings."""
+
+    def go(out: Path, stop_at: int | None = None, resume: bool = False):
+        model = net()
+
+        def callback(trainer: Trainer) -> None:
+            if trainer.iteration == stop_at:
+                raise Stop
+
+        r = Trainer(model, (X, Y), iterations=12, batch_size=16, optimizer=sgd(model), schedule="cosine",
+                    callback=callback, loss=F.cross_entropy, checkpoint_every=4, out=out, log_every=1,
+                    progress=False, plots=False).fit(resume=resume)
+        return r, model
+
+    ref, ref_model = go(tmp_path / "ref")
+    with pytest.raises(Stop):
+        go(tmp_path / "run", stop_at=6)
+    r, model = go(tmp_path / "run", resume=True)
+    same(model, ref_model)
+    assert untimed(r.log) == untimed(ref.log)
+    assert {**r.config, "out": None} == {**ref.config, "out": None} and "lr: 0.5\n" in r.config["optimizer"]
+
+
+def test_a_torch_scheduler_not_given_is_warned_of_and_its_resume_refused(tmp_path) -> None:
+    with pytest.warns(UserWarning, match=r"torch LR scheduler was built on the optimizer \(SGD\).*extra_state="):
+        with pytest.raises(Stop):
+            scheduled_run(tmp_path, stop_at=6, register=False)
+    with pytest.raises(CheckpointError, match=r"cannot be resumed exactly: a torch LR scheduler.*its first step.*"
+                                              r"extra_state=\{'sched': sched\}"), pytest.warns(UserWarning):
+        scheduled_run(tmp_path, resume=True, register=False)
+    with pytest.raises(CheckpointError, match=r"holds extra state for none, but this run's extra_state gives "
+                                              r"'sched'.*start over"):
+        scheduled_run(tmp_path, resume=True)
+
+
+def test_extra_state_under_other_names_or_of_the_wrong_kind_is_refused(tmp_path) -> None:
+    with pytest.raises(Stop):
+        scheduled_run(tmp_path, stop_at=6)
+    with pytest.raises(CheckpointError, match=r"holds extra state for 'sched', but this run's extra_state gives "
+                                              r"'lr', 'sched'; give the objects of the run that wrote it"):
+        scheduled_run(tmp_path, resume=True, names=("sched", "lr"))
+    with pytest.raises(ValueError, match=r"extra_state\['ema'\] must have state_dict\(\) and load_state_dict\(\).* "
+                                         r"got int"):
+        Trainer(net(), (X, Y), extra_state={"ema": 3}, loss=F.cross_entropy)
+    with pytest.raises(ValueError, match=r"extra_state must be a mapping.*got list"):
+        Trainer(net(), (X, Y), extra_state=[3], loss=F.cross_entropy)
+
+    class Opaque:  # a state torch.load(weights_only=True) refuses: the checkpoint would not read back
+        def state_dict(self) -> dict:
+            return {"thing": Stop()}
+
+        def load_state_dict(self, state: dict) -> None:
+            pass
+
+    with pytest.raises(ValueError, match=r"extra_state\['opaque'\]\.state_dict\(\) holds something a checkpoint "
+                                         r"cannot hold"):
+        Trainer(net(), (X, Y), iterations=4, batch_size=16, checkpoint_every=2, out=tmp_path / "opaque",
+                extra_state={"opaque": Opaque()}, loss=F.cross_entropy, progress=False, plots=False).fit()
+    assert not (tmp_path / "opaque" / "checkpoint.pt").exists()
+
+
+def test_sigkill_then_resume_with_a_torch_scheduler_is_bitwise(tmp_path) -> None:
+    def script(*args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "tests.train.test_trainer_gaps", "--out", str(tmp_path / "run"), *args]
+        return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+
+    proc = script("--kill-after", "10")
+    assert proc.returncode == -9, proc.stderr
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["iteration"] == 8
+    proc = script("--resume", "--result", str(tmp_path / "run.pt"))
+    assert proc.returncode == 0, proc.stderr
+    ref, ref_model, ref_sched = scheduled_run(tmp_path / "ref")
+    got = torch.load(tmp_path / "run.pt")
+    assert got["sched"] == ref_sched.state_dict()
+    assert all(torch.equal(got["model"][k], v) for k, v in ref_model.state_dict().items())
+    assert untimed(got["log"]) == untimed(ref.log) and untimed(got["history"]) == untimed(ref.history)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--result")
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--kill-after", type=int)
+    args = ap.parse_args()
+    torch.set_num_threads(1)  # (as tests/train/conftest.py has it for the reference run)
+    r, model, sched = scheduled_run(Path(args.out), stop_at=args.kill_after, resume=args.resume, kill=True)
+    torch.save({"model": model.state_dict(), "sched": sched.state_dict(), "log": r.log, "history": r.history},
+               args.result)
+
+
+if __name__ == "__main__":
+    main()

@@ -12,7 +12,7 @@ takes ``ceil(ceil(n / b) / accumulate)`` iterations. The loop, in full::
             epoch finished?  -> evaluate on val, per-epoch scheduler step, epoch record
             every log_every  -> metric line (and on_progress)
             phase finished?  -> next phase's optimizer and scheduler (see descend.train.phases)
-            every checkpoint_every -> checkpoint; then callback(trainer)
+            callback(trainer); then every checkpoint_every -> checkpoint
     final evaluation of train/val/test, final checkpoint, summary.json, on_end(result)
 
 Where the work lives: the batches in :mod:`~descend.train.feed`, phases and
@@ -58,7 +58,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -71,8 +71,8 @@ from .. import optim
 from ..schedules import Schedule, Scheduler
 from . import checkpoint as ckpt
 from . import distributed as dd
+from . import extra, run
 from . import phases as ph
-from . import run
 from .config import TrainConfig, lr_of, optimizer_name, trainable, with_options
 from .errors import TrainingDiverged
 from .feed import SPLITS, Feed, evaluate
@@ -99,6 +99,9 @@ class Trainer:
             ``trainer.stop(reason)`` ends the run after this iteration (early stopping).
         on_progress: called with every record (see "Hooks").
         on_end: called with the :class:`TrainResult`; may return figure paths.
+        extra_state: ``{name: object}`` whose ``state_dict()`` every checkpoint holds and a resume loads
+            back (``load_state_dict``): a torch LR scheduler stepped from ``callback``
+            (``extra_state={"sched": sched}``), an EMA; see :mod:`descend.train.extra`.
     """
 
     def __init__(
@@ -112,12 +115,17 @@ class Trainer:
         callback: Callable[[Trainer], None] | None = None,
         on_progress: Hook | None = None,
         on_end: Callable[[TrainResult], Any] | None = None,
+        extra_state: Mapping[str, Any] | None = None,
         **overrides: Any,
     ) -> None:
         for name, hook in (("loss", loss), ("callback", callback), ("on_progress", on_progress), ("on_end", on_end)):
             if hook is not None and not callable(hook):
                 raise ValueError(f"{name} must be a function or None, got {hook!r}")
         self.cfg = cfg = with_options(config or TrainConfig(), overrides)
+        # the settings as given, before a Scheduler sets an lr on an optimizer given as an instance (whose
+        # repr shows it): what checkpoints and summary.json record, and what a resume compares
+        self.settings = cfg.resolved()
+        self.extra_state = extra.check(extra_state)
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         try:
@@ -133,6 +141,7 @@ class Trainer:
             dd.leave(self._owns_group)
             raise
         self.callback, self.on_progress, self.on_end = callback, on_progress, on_end
+        extra.warn_unsaved(self)
 
     def _build(self, model: nn.Module, data: Any, eval_data: Any, loss: Any) -> None:
         cfg = self.cfg
@@ -289,13 +298,13 @@ class Trainer:
                 self._log_iteration(lrs[0])
             if it < self.total and (switch or it == self._phase_end):
                 self._next_phase(lrs, "swats" if switch else "planned")
-            if every and it % every == 0 and it < self.total:
-                self.save_checkpoint()
             if self.callback is not None:
                 self.callback(self)
                 self._check_trainable()  # (a callback may freeze or unfreeze parameters)
                 if self.stop_reason is not None:
-                    return
+                    return  # (the final checkpoint follows)
+            if every and it % every == 0 and it < self.total:
+                self.save_checkpoint()  # (after the callback: it holds what the callback did at this iteration)
             if it >= self.total:
                 return
 
