@@ -213,6 +213,11 @@ def test_an_optimizer_instance_whose_lr_a_schedule_moved_resumes(tmp_path) -> No
 
 
 def test_a_torch_scheduler_not_given_is_warned_of_and_its_resume_refused(tmp_path) -> None:
+    model = net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    with pytest.raises(ValueError, match=r"callback=lambda tr: sched.step\(\).*give it as extra_state=\{'sched': "
+                                         r"sched\} so that checkpoints hold it"):  # (the way the refusal names)
+        Trainer(model, (X, Y), optimizer=opt, schedule=torch.optim.lr_scheduler.StepLR(opt, 3), loss=F.cross_entropy)
     with pytest.warns(UserWarning, match=r"torch LR scheduler was built on the optimizer \(SGD\).*extra_state="):
         with pytest.raises(Stop):
             scheduled_run(tmp_path, stop_at=6, register=False)

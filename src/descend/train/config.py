@@ -452,8 +452,9 @@ def make_schedule(
             f"schedule must be a descend schedule or a spec such as 'cosine', got torch's "
             f"{type(spec).__name__}, which is built on an optimizer: pass that optimizer (optimizer=opt) and "
             f"step the scheduler from the callback, callback=lambda tr: sched.step() after every iteration, or "
-            f"once an epoch: if tr.batch_in_epoch == 0 (the epoch just ended); or use the descend schedule of "
-            f"the same name (descend.schedules)"
+            f"once an epoch: if tr.batch_in_epoch == 0 (the epoch just ended), and give it as "
+            f"extra_state={{'sched': sched}} so that checkpoints hold it and a resume restores it; or use the "
+            f"descend schedule of the same name (descend.schedules)"
         )
     if not isinstance(spec, str):
         raise ValueError(f"schedule must be a descend schedule or a spec such as 'cosine', got {spec!r}")
