@@ -70,7 +70,7 @@ def warn_unsaved(tr: Any) -> None:
         return
     warnings.warn(f"{_unsaved(tr)}: a resume from this run's checkpoints could not restore the scheduler and "
                   f"is refused; give it to the Trainer, extra_state={{'sched': sched}}, to checkpoint it",
-                  UserWarning, stacklevel=4)
+                  UserWarning, stacklevel=3)  # (the line that builds the Trainer)
 
 
 def gather(tr: Any) -> dict[str, Any]:
