@@ -1,7 +1,7 @@
 """A small training run for the resume tests, run as ``python -m tests.train._killable``.
 
-``--kill-after K`` SIGKILLs the process right after iteration K (after any
-checkpoint of that iteration); ``--kill-in-write K`` SIGKILLs it in the middle
+``--kill-after K`` SIGKILLs the process in the callback of iteration K (before
+any checkpoint of that iteration); ``--kill-in-write K`` SIGKILLs it in the middle
 of writing the checkpoint of iteration K (half of the temporary file written).
 Without a kill the run finishes and saves its final parameters and records to
 ``--result``.

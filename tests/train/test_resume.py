@@ -106,12 +106,13 @@ def test_resume_after_a_crash_at_iteration_k_is_bitwise_the_uninterrupted_run(na
     with pytest.raises(Stop):
         run(name, tmp_path, stop_at=k)
     every = CONFIGS[name]["cfg"]().checkpoint_every
-    if k < every:  # crashed before the first checkpoint: nothing to resume, start over
+    if k <= every:  # crashed before the first checkpoint: nothing to resume, start over
         with pytest.raises(CheckpointError, match="no checkpoint at .*--overwrite"):
             run(name, tmp_path, resume=True)
         _, result, model = run(name, tmp_path, overwrite=True)
     else:
-        assert load_checkpoint(tmp_path / "checkpoint.pt")["iteration"] == k // every * every
+        # (the crash is in iteration k's callback, before that iteration's checkpoint)
+        assert load_checkpoint(tmp_path / "checkpoint.pt")["iteration"] == (k - 1) // every * every
         _, result, model = run(name, tmp_path, resume=True)
     assert same_params(model.state_dict(), ref_params)
     assert result.final == ref.final

@@ -62,8 +62,8 @@ from pathlib import Path
 from descend.train import train
 out, ready, go = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 
-def wait_after_the_first_step(tr):
-    if tr.iteration == 1:
+def wait_after_the_first_checkpoint(tr):  # (written after iteration 1's callback)
+    if tr.iteration == 2:
         ready.write_text("ready")
         for _ in range(6000):  # until the test says go (at most 10 minutes)
             if go.exists():
@@ -71,7 +71,7 @@ def wait_after_the_first_step(tr):
             time.sleep(0.1)
 
 r = train("iris", "softmax", optimizer="sgd", lr=0.1, epochs=2, batch_size=30, out=out, progress=False,
-          plots=False, tensorboard=False, checkpoint_every=1, overwrite=True, callback=wait_after_the_first_step)
+          plots=False, tensorboard=False, checkpoint_every=1, overwrite=True, callback=wait_after_the_first_checkpoint)
 print(r.status, r.iterations)
 """
 
@@ -82,7 +82,7 @@ def test_a_second_run_in_a_folder_whose_run_is_going_is_refused(tmp_path: Path) 
     first = subprocess.Popen([sys.executable, "-c", HOLD, str(run), str(ready), str(go)], cwd=ROOT,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        while not ready.exists():  # (its first step is done: it holds the folder)
+        while not ready.exists():  # (its first checkpoint is written: it holds the folder)
             assert first.poll() is None, first.communicate()
             time.sleep(0.05)
         before = files(run)

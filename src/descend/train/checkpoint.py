@@ -24,6 +24,7 @@ these *corrupt*, in those words; it never suggests
 ``fingerprint``     batch size, seed, data size, phases...: what must match to resume
 ``config``          the run's resolved :class:`~descend.train.TrainConfig`
 ``changes``         settings changed on resume (``apply_changes=True``), with the iteration
+``extra_state``     ``{name: state_dict()}`` of the Trainer's ``extra_state`` (a torch scheduler)
 ==================  ==========================================================
 
 The trainer's side (what goes in, how a run is restored from it, and which
@@ -55,7 +56,7 @@ import numpy as np
 import torch
 
 from ..schedules.base import without_addresses
-from . import schema
+from . import extra, schema
 from .config import trainable
 from .errors import CheckpointError
 from .phases import Swats, swats_phase
@@ -328,7 +329,7 @@ def trainer_state(tr: Any) -> dict[str, Any]:
         "running": {"ev": floats(tr._ev), "en": list(tr._en), "wv": floats(tr._wv), "wn": list(tr._wn)},
         "history": tr.history, "log": tr.log, "phase_log": tr.phase_log,
         "metrics_offset": tr.metrics.offset(), "metrics_sha256": tr.metrics.digest(), "fingerprint": fingerprint(tr),
-        "elapsed": tr.elapsed(), "config": tr.cfg.resolved(), "changes": tr.changes,
+        "elapsed": tr.elapsed(), "config": tr.settings, "changes": tr.changes, "extra_state": extra.gather(tr),
     }
 
 
@@ -380,7 +381,7 @@ def describe_changes(changes: dict[str, tuple[Any, Any]]) -> str:
 
 
 def _check_changes(path: Path, tr: Any, state: dict[str, Any], apply_changes: bool) -> dict[str, tuple[Any, Any]]:
-    changes = changed_settings(state["config"], tr.cfg.resolved())
+    changes = changed_settings(state["config"], tr.settings)
     budget = {k: v for k, v in changes.items() if k in BUDGET}
     rest = {k: v for k, v in changes.items() if k not in BUDGET}
     blocked = [k for k in rest if k not in APPLICABLE]
@@ -449,7 +450,9 @@ def restore(tr: Any, resume: bool | str | Path, apply_changes: bool = False) -> 
     except schema.BadState as err:
         raise CheckpointError(f"checkpoint {path} does not fit this run: {err}; resume it with the model and "
                               f"settings of the run that wrote it") from None
+    extra.check_saved(tr, path, state)
     _restore_optimizer(tr, path, state, changes)
+    extra.load(tr, path, state)
     tr.iteration, tr.epoch = state["iteration"], state["epoch"]
     tr.batch_in_epoch, tr.consumed = state["batch_in_epoch"], state["consumed"]
     r = state["running"]

@@ -116,14 +116,19 @@ class TrainConfig:
             prepends a linear warmup to a schedule given by name (to a constant lr
             when there is no schedule). A ``plateau`` schedule is fed the validation loss at
             each evaluation (``eval_every``; ``eval_interval`` for a stream), or the epoch's
-            training loss in a run that does not evaluate on validation data during training.
+            training loss in a run that does not evaluate on validation data during training
+            (a stream: the mean training loss of each ``eval_interval`` iterations; a stream
+            with a plateau and no ``eval_interval`` is refused, as its lr would never move).
         phases: a sequence of :class:`Phase` (or ``"adam:10,sgd:10"``); replaces
             ``optimizer``/``lr``/``schedule``. ``carry_lr``: each phase starts from
             the lr the previous phase's last step used instead of its own lr.
         swats: start with the optimizer (Adam or AdamW) and switch to SGD by
             the SWATS criterion (see :mod:`descend.train.phases`); ``swats_eps``
             is its tolerance.
-        clip_norm, clip_value: gradient clipping by global L2 norm / by value.
+        clip_norm, clip_value: gradient clipping by global L2 norm / by value, over every
+            parameter the optimizer steps (its param groups: the model's, and any it holds beside
+            them such as a learnable loss temperature), as a hand-written loop's
+            ``clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], clip_norm)``.
         accumulate: micro-batches per optimizer step (gradient accumulation).
 
     Budget and data:
@@ -447,8 +452,9 @@ def make_schedule(
             f"schedule must be a descend schedule or a spec such as 'cosine', got torch's "
             f"{type(spec).__name__}, which is built on an optimizer: pass that optimizer (optimizer=opt) and "
             f"step the scheduler from the callback, callback=lambda tr: sched.step() after every iteration, or "
-            f"once an epoch: if tr.batch_in_epoch == 0 (the epoch just ended); or use the descend schedule of "
-            f"the same name (descend.schedules)"
+            f"once an epoch: if tr.batch_in_epoch == 0 (the epoch just ended), and give it as "
+            f"extra_state={{'sched': sched}} so that checkpoints hold it and a resume restores it; or use the "
+            f"descend schedule of the same name (descend.schedules)"
         )
     if not isinstance(spec, str):
         raise ValueError(f"schedule must be a descend schedule or a spec such as 'cosine', got {spec!r}")

@@ -168,7 +168,7 @@ def finish(tr: Trainer, status: str, error: Exception | str | None = None) -> Tr
         "batches_per_epoch": tr.batches_per_epoch or None, "budget": tr.total,
         "data": {**tr.feed.info(), "world_size": tr.world},
         "model": {"class": type(tr.module).__name__, "parameters": models.n_parameters(tr.module)},
-        "config": cfg.resolved(), "phases": tr.phase_log, "hints": advice, "changes": tr.changes,
+        "config": tr.settings, "phases": tr.phase_log, "hints": advice, "changes": tr.changes,
         "lr": lr_of(tr.optimizer),
     }
     if error is not None:
@@ -185,7 +185,7 @@ def finish(tr: Trainer, status: str, error: Exception | str | None = None) -> Tr
     tr.summary = summary
     result = TrainResult(
         status=status, iterations=tr.iteration, epochs=tr.epoch, seconds=seconds, final=final,
-        history=tr.history, log=tr.log, phases=tr.phase_log, config=cfg.resolved(),
+        history=tr.history, log=tr.log, phases=tr.phase_log, config=tr.settings,
         run_dir=out, checkpoint=tr.last_checkpoint[0] if tr.last_checkpoint else None,
         metrics=out / "metrics.jsonl" if out else None, summary=out / "summary.json" if out else None,
         hints=advice, budget=tr.total,

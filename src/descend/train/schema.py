@@ -36,7 +36,7 @@ REQUIRED = (
     "scheduler", "swats", "rng", "running", "history", "log", "phase_log", "metrics_offset", "fingerprint",
     "elapsed", "config",
 )
-OPTIONAL = ("optimizer_name", "metrics_sha256", "changes")
+OPTIONAL = ("optimizer_name", "metrics_sha256", "changes", "extra_state")
 COUNTS = ("iteration", "epoch", "batch_in_epoch", "consumed", "phase", "metrics_offset")
 # fields of the metric records (history, log, phase_log) that the run reads back as numbers
 _RECORD_COUNTS = ("iteration", "epoch", "phase")
@@ -206,6 +206,10 @@ def check_state(state: Any) -> None:
     changes = state.get("changes")
     _expect(changes is None or (isinstance(changes, list) and all(isinstance(c, dict) for c in changes)),
             "changes", changes, "a list of records")
+    ex = state.get("extra_state")
+    _expect(ex is None or (isinstance(ex, dict) and all(isinstance(k, str) and isinstance(v, dict)
+                                                         for k, v in ex.items())),
+            "extra_state", ex, "a dict of names to state dicts (the Trainer's extra_state)")
 
 
 def check_for_run(state: dict[str, Any], tr: Any) -> None:

@@ -12,7 +12,7 @@ takes ``ceil(ceil(n / b) / accumulate)`` iterations. The loop, in full::
             epoch finished?  -> evaluate on val, per-epoch scheduler step, epoch record
             every log_every  -> metric line (and on_progress)
             phase finished?  -> next phase's optimizer and scheduler (see descend.train.phases)
-            every checkpoint_every -> checkpoint; then callback(trainer)
+            callback(trainer); then every checkpoint_every -> checkpoint
     final evaluation of train/val/test, final checkpoint, summary.json, on_end(result)
 
 Where the work lives: the batches in :mod:`~descend.train.feed`, phases and
@@ -58,7 +58,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -68,11 +68,11 @@ import torch
 from torch import nn
 
 from .. import optim
-from ..schedules import Scheduler
+from ..schedules import Schedule, Scheduler
 from . import checkpoint as ckpt
 from . import distributed as dd
+from . import extra, run
 from . import phases as ph
-from . import run
 from .config import TrainConfig, lr_of, optimizer_name, trainable, with_options
 from .errors import TrainingDiverged
 from .feed import SPLITS, Feed, evaluate
@@ -99,6 +99,9 @@ class Trainer:
             ``trainer.stop(reason)`` ends the run after this iteration (early stopping).
         on_progress: called with every record (see "Hooks").
         on_end: called with the :class:`TrainResult`; may return figure paths.
+        extra_state: ``{name: object}`` whose ``state_dict()`` every checkpoint holds and a resume loads
+            back (``load_state_dict``): a torch LR scheduler stepped from ``callback``
+            (``extra_state={"sched": sched}``), an EMA; see :mod:`descend.train.extra`.
     """
 
     def __init__(
@@ -112,12 +115,17 @@ class Trainer:
         callback: Callable[[Trainer], None] | None = None,
         on_progress: Hook | None = None,
         on_end: Callable[[TrainResult], Any] | None = None,
+        extra_state: Mapping[str, Any] | None = None,
         **overrides: Any,
     ) -> None:
         for name, hook in (("loss", loss), ("callback", callback), ("on_progress", on_progress), ("on_end", on_end)):
             if hook is not None and not callable(hook):
                 raise ValueError(f"{name} must be a function or None, got {hook!r}")
         self.cfg = cfg = with_options(config or TrainConfig(), overrides)
+        # the settings as given, before a Scheduler sets an lr on an optimizer given as an instance (whose
+        # repr shows it): what checkpoints and summary.json record, and what a resume compares
+        self.settings = cfg.resolved()
+        self.extra_state = extra.check(extra_state)
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         try:
@@ -133,6 +141,7 @@ class Trainer:
             dd.leave(self._owns_group)
             raise
         self.callback, self.on_progress, self.on_end = callback, on_progress, on_end
+        extra.warn_unsaved(self)
 
     def _build(self, model: nn.Module, data: Any, eval_data: Any, loss: Any) -> None:
         cfg = self.cfg
@@ -147,6 +156,7 @@ class Trainer:
         self._cpu = self.device.type == "cpu"
         self.phases = ph.plan(cfg, self.iterations_per_epoch)
         self.total = self.phases[-1]["end"]
+        self._check_stream_plateau()
         self.swats: ph.Swats | None = None
         self.phase_index = 0
         self._set_phase(*self._build_phase(0, None))
@@ -175,6 +185,23 @@ class Trainer:
         self.last_checkpoint: tuple[Path, int] | None = None
         self.stop_reason: str | None = None
         self._elapsed0 = 0.0
+
+    def _check_stream_plateau(self) -> None:
+        """A plateau follows a loss taken at each epoch's end; a stream has no epochs, so it is fed every
+        ``eval_interval`` iterations (see ``_evaluate_stream``): without one it would never be fed, and
+        its lr would silently never move."""
+        if self.stream is None or self.cfg.eval_interval is not None:
+            return
+        for i, phase in enumerate(self.phases):
+            schedule = phase["spec"].schedule
+            if isinstance(schedule, Schedule) and schedule.stateful:
+                where = f"phase {i + 1}'s schedule" if self.cfg.phases else "schedule"
+                raise ValueError(
+                    f"{where} {schedule!r} is a plateau, which follows a loss, but this run trains from a stream, "
+                    f"which has no epochs to take one at, and gives no eval_interval: its lr would never move. "
+                    f"Give eval_interval=N: every N iterations the plateau is fed the validation loss (give "
+                    f"eval_data) or, without validation data, the mean training loss of those N iterations"
+                )
 
     def _check_dtype(self) -> None:
         """A clear error for inputs of another float dtype than the model's (float32 data, a .double()
@@ -271,13 +298,13 @@ class Trainer:
                 self._log_iteration(lrs[0])
             if it < self.total and (switch or it == self._phase_end):
                 self._next_phase(lrs, "swats" if switch else "planned")
-            if every and it % every == 0 and it < self.total:
-                self.save_checkpoint()
             if self.callback is not None:
                 self.callback(self)
                 self._check_trainable()  # (a callback may freeze or unfreeze parameters)
                 if self.stop_reason is not None:
-                    return
+                    return  # (the final checkpoint follows)
+            if every and it % every == 0 and it < self.total:
+                self.save_checkpoint()  # (after the callback: it holds what the callback did at this iteration)
             if it >= self.total:
                 return
 
@@ -297,16 +324,25 @@ class Trainer:
             loss.backward()
         else:
             self._accumulate(group, scales, it, lrs)
-        if self.cfg.clip_norm is not None:
-            norm = torch.nn.utils.clip_grad_norm_(self._params, self.cfg.clip_norm, foreach=True)
-            if not math.isfinite(float(norm)):
-                raise self._diverged(it, lrs, "the gradient norm", float(norm))
-        if self.cfg.clip_value is not None:
-            torch.nn.utils.clip_grad_value_(self._params, self.cfg.clip_value, foreach=True)
+        if self.cfg.clip_norm is not None or self.cfg.clip_value is not None:
+            self._clip(it, lrs)
         try:
             opt.step()
         except optim.NonFiniteGradientError:
             raise self._diverged(it, lrs, "a gradient", None) from None
+
+    def _clip(self, it: int, lrs: list[float] | None) -> None:
+        """Clip the gradients of every parameter the optimizer steps: those of its param groups, the
+        model's and any it holds beside them (a learnable loss temperature), in their order, as a hand
+        loop's ``clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], c)``; a parameter
+        without a gradient (frozen) is left out, as torch does."""
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        if self.cfg.clip_norm is not None:
+            norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.clip_norm, foreach=True)
+            if not math.isfinite(float(norm)):
+                raise self._diverged(it, lrs, "the gradient norm", float(norm))
+        if self.cfg.clip_value is not None:
+            torch.nn.utils.clip_grad_value_(params, self.cfg.clip_value, foreach=True)
 
     def _accumulate(self, group: Sequence, scales: list[float] | None, it: int, lrs: list[float] | None) -> None:
         """Backward over several batches (or a shard under DDP), each loss weighted by ``scales``."""
@@ -337,8 +373,7 @@ class Trainer:
         )
 
     def _check_trainable(self) -> None:
-        """Follow parameters frozen or unfrozen since the last step (clipping covers the trainable ones);
-        refuse an unfrozen one the optimizer does not hold, which would silently never train."""
+        """Follow parameters frozen or unfrozen since the last step; refuse an unfrozen one the optimizer does not hold, which would silently never train."""
         params = [p for p in self.module.parameters() if p.requires_grad]
         if len(params) == len(self._params) and all(a is b for a, b in zip(params, self._params)):
             return
@@ -426,10 +461,18 @@ class Trainer:
         self._ev, self._en = [], []
 
     def _evaluate_stream(self) -> None:
-        if not (self.cfg.evaluate and self.feed.has("val")):
+        """Every ``eval_interval`` iterations of a stream, as at an epoch's end: evaluate on val, and feed
+        a plateau the validation loss, or the mean training loss of these iterations when the run does
+        not evaluate on validation data (the window then starts over)."""
+        plateau = self.scheduler is not None and self.scheduler.needs_metric
+        validates = bool(self.cfg.evaluate and self.feed.has("val"))
+        if plateau and not validates:
+            self.scheduler.observe(dd.reduced_mean(self._ev, self._en, self.world, self.device))
+        self._ev, self._en = [], []
+        if not validates:
             return
         ev = self.evaluate("val")
-        if self.scheduler is not None and self.scheduler.needs_metric:  # (a plateau: as at an epoch's end)
+        if plateau:
             self.scheduler.observe(ev["loss"])
         rec = {"type": "eval", "iteration": self.iteration, "phase": self.phase_index,
                **{f"val_{k}": v for k, v in ev.items()}, "elapsed": self.elapsed()}
