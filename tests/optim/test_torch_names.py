@@ -13,8 +13,6 @@ import copy
 import functools
 import io
 import pickle
-import statistics
-import time
 from collections import defaultdict
 
 import pytest
@@ -168,3 +166,91 @@ def test_a_key_of_another_torch_optimizer_is_refused_even_under_the_twins_group_
                                          r"write \(another torch.optim optimizer does\)"):
         opt.load_state_dict(sd)
     assert not opt.state
+
+
+# ------------------------------------------------------------------ reading opt.state by torch's names
+def one_step(cls, **kw):
+    p = torch.randn(4, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64, requires_grad=True)
+    opt = cls([p], lr=0.1, **kw)
+    p.grad = torch.ones_like(p)
+    opt.step()
+    return opt, p
+
+
+@pytest.mark.parametrize("cls, kw, theirs, ours, scale", [
+    (O.Adam, {}, "exp_avg", "V", "the same values as torch's"),
+    (O.Adam, {}, "exp_avg_sq", "S", "the same values as torch's"),
+    (O.AdamW, {"amsgrad": True}, "max_exp_avg_sq", "S_max", "the same values as torch's"),
+    (O.SGD, {"momentum": 0.9}, "momentum_buffer", "v", "the same values as torch's"),
+    (O.Momentum, {}, "momentum_buffer", "v", "lr x torch's momentum_buffer where lr sits inside the buffer"),
+    (O.Nesterov, {}, "momentum_buffer", "v", "lr x torch's momentum_buffer where lr sits inside the buffer"),
+    (O.RMSprop, {"centered": True}, "square_avg", "S", "the same values as torch's"),
+    (O.RMSprop, {"centered": True}, "grad_avg", "mean", "the same values as torch's"),
+    (O.Adagrad, {}, "sum", "G", "the same values as torch's"),
+], ids=lambda v: v.__name__ if isinstance(v, type) else None)
+def test_a_torch_name_read_from_descends_state_names_descends_key_and_its_scaling(cls, kw, theirs, ours, scale):
+    opt, p = one_step(cls, **kw)
+    st = opt.state[p]
+    with pytest.raises(KeyError) as caught:
+        st[theirs]
+    message = caught.value.args[0]
+    assert message.startswith(f"'{theirs}' is torch.optim.")
+    assert f"descend.optim.{cls.__name__} keeps that state under '{ours}' ({scale}" in message
+    assert f"opt.state[p]['{ours}']" in message and "state_dict(format='torch')" in message
+    # not aliased: the torch name is not there, and descend's tensor is where it was
+    assert theirs not in st and st.get(theirs) is None and isinstance(st[ours], torch.Tensor)
+    assert set(st) == {"step", ours} | ({"S", "V"} if cls in (O.Adam, O.AdamW) else set()) | \
+        ({"S_max"} if kw.get("amsgrad") else set()) | ({"S"} if ours == "mean" else {"mean"} if kw.get("centered") else set())
+
+
+def test_a_torch_name_the_optimizer_does_not_keep_and_an_unknown_key_stay_clear():
+    opt, p = one_step(O.Adam)
+    with pytest.raises(KeyError, match="'square_avg' is torch.optim's name of a state tensor that descend.optim.Adam "
+                                       r"does not keep; .*this one holds \['S', 'V', 'step'\]"):
+        opt.state[p]["square_avg"]
+    with pytest.raises(KeyError) as caught:
+        opt.state[p]["no_such_key"]
+    assert caught.value.args == ("no_such_key",)  # (a plain miss is a plain KeyError)
+    opt, p = one_step(O.RMSprop)  # momentum 0: no buffer now
+    with pytest.raises(KeyError, match=r"under 'buf' .*holds \['S', 'step'\] \(not 'buf': the group's options do "
+                                       r"not use it now\)"):
+        opt.state[p]["momentum_buffer"]
+
+
+def test_torch_code_that_reads_exp_avg_gets_the_message_after_a_load_a_copy_and_a_pickle():
+    opt, p = one_step(O.Adam)
+    loaded = O.Adam([p], lr=0.1)
+    loaded.load_state_dict(opt.state_dict())
+    for o in (loaded, copy.deepcopy(opt), pickle.loads(pickle.dumps(opt))):
+        (q,) = o.param_groups[0]["params"]
+        with pytest.raises(KeyError, match="keeps that state under 'V'"):
+            o.state[q]["exp_avg"]
+        assert torch.equal(o.state[q]["V"], opt.state[p]["V"])
+
+
+def test_the_saved_state_is_plain_dicts_and_loads_with_weights_only():
+    opt, p = one_step(O.Adam)
+    for fmt in ("descend", "torch"):
+        sd = opt.state_dict(format=fmt)
+        assert type(sd["state"][0]) is dict
+        back = through_file(sd)
+        assert sorted(back["state"][0]) == (["S", "V", "step"] if fmt == "descend" else ["exp_avg", "exp_avg_sq", "step"])
+        assert torch.equal(back["state"][0]["V" if fmt == "descend" else "exp_avg"], opt.state[p]["V"])
+
+
+def test_state_put_in_from_outside_is_kept_as_given_and_steps_on():
+    """(Lightning's optimizer_to_device writes ``opt.state[p] = {...}``; the object written is the one used)"""
+    ends = []
+    for outside in (False, True):
+        opt, p = one_step(O.Adam)
+        if outside:
+            given = {k: v.clone() if torch.is_tensor(v) else v for k, v in opt.state[p].items()}
+            opt.state[p] = given
+            assert opt.state[p] is given
+        for _ in range(3):
+            p.grad = torch.full_like(p, 0.5)
+            opt.step()
+        if outside:
+            assert given["step"] == 4 and given["V"] is opt.state[p]["V"]
+        ends.append(p.detach().clone())
+    assert torch.equal(*ends)

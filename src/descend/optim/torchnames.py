@@ -58,20 +58,21 @@ def _stepped(cls: type, kwargs: dict[str, Any]) -> set[str]:
             opt = cls(ps, **kwargs)
         except (ValueError, TypeError, RuntimeError):
             continue
-
-        def closure() -> torch.Tensor:
-            opt.zero_grad()
-            loss = sum((p * p).sum() for p in ps)
-            loss.backward()  # type: ignore[union-attr]
-            return loss  # type: ignore[return-value]
-
         try:
             for _ in range(2):
-                opt.step(closure)
+                opt.step(functools.partial(_loss, opt, ps))
         except (ValueError, TypeError, RuntimeError):
             return set()
         return {k for st in opt.state.values() for k in st}
     return set()
+
+
+def _loss(opt: Any, ps: list[torch.Tensor]) -> torch.Tensor:
+    """The closure of :func:`_stepped` (LBFGS calls it): a sum of squares, differentiated."""
+    opt.zero_grad()
+    loss = torch.stack([(p * p).sum() for p in ps]).sum()
+    loss.backward()
+    return loss
 
 
 # ---------------------------------------------------------------------- per-parameter state
@@ -105,8 +106,9 @@ def explain(name: str, key: str, held: list[str]) -> str:
                 f"uses the notes' names (this one holds {held}); opt.state_dict(format='torch') gives "
                 f"a twin's state under torch's names")
     scale = _SCALES.get((name, ours[0]), "the same values as torch's")
+    unused = "" if ours[0] in held else f" (not {ours[0]!r}: the group's options do not use it now)"
     return (f"{key!r} is torch.optim.{twin.torch}'s name; {where} keeps that state under {ours[0]!r} "  # type: ignore[union-attr]
-            f"({scale}); this state holds {held}. Read opt.state[p][{ours[0]!r}], or "
+            f"({scale}); this state holds {held}{unused}. Read opt.state[p][{ours[0]!r}], or "
             f"opt.state_dict(format='torch') for torch's names and values")
 
 
