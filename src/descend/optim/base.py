@@ -205,7 +205,7 @@ class Optimizer(torch.optim.Optimizer):
                 "or a list of tensors"
             )
         super().__init__(params, defaults)
-        self.state = engine.State(dict, self.state)  # (counts resets from outside: see engine.State)
+        self.state = engine.state_of(self, self.state)  # (counts resets from outside: see engine.State)
         self._planned_groups = list(self.param_groups)
 
     # ------------------------------------------------------------------ groups
@@ -342,8 +342,8 @@ class Optimizer(torch.optim.Optimizer):
         super().__setstate__(state)
         self._plans, self._staging, self._plan_key, self._plan_state = None, False, [], (None, 0, [])
         self._plain, self._planned_groups, self._fresh = [], list(self.param_groups), {}
-        if type(self.state) is not engine.State:
-            self.state = engine.State(dict, self.state)
+        if type(self.state) is not engine.State:  # (torch's load_state_dict: fresh dicts of the loaded state)
+            self.state = engine.state_of(self, self.state, fresh=True)
 
     def state_dict(self, format: str = "descend") -> dict[str, Any]:
         """The state; ``format="torch"`` gives it as this optimizer's torch.optim twin saves it."""

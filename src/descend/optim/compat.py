@@ -56,6 +56,7 @@ import torch
 
 from ._validate import as_number, check
 from .states import at_init, step_count
+from .torchnames import torch_state_keys
 
 IMPL_FLAGS = ("foreach", "fused", "capturable", "differentiable")
 
@@ -474,13 +475,14 @@ def from_torch(opt: Any, state_dict: dict[str, Any]) -> dict[str, Any]:
         _gaps(opt, group, twin, name, "the loaded run")
         groups.append(group)
         group_of.update({pid: group for pid in saved["params"]})
-    state = {}
+    state, written = {}, torch_state_keys()
     for pid, st in state_dict["state"].items():
-        unknown = [k for k in st if k != "step" and k not in back]
+        # (a key no torch.optim optimizer writes was put there by a wrapper: it passes through)
+        unknown = [k for k in st if k != "step" and k not in back and k in written]
         if unknown:
             raise ValueError(
                 f"state of parameter {pid} has key {unknown[0]!r}, which torch.optim.{twin.torch} does not "
-                f"write; expected some of {sorted(['step', *back])}"
+                f"write (another torch.optim optimizer does); expected some of {sorted(['step', *back])}"
             )
         converted = _entry(opt, group_of.get(pid), twin, st, pid)
         if converted is not None:
@@ -502,6 +504,8 @@ def _entry(opt: Any, group: dict[str, Any] | None, twin: Twin, st: dict[str, Any
             ours = back[key]
             scale = _scale(opt, group, ours) if group is not None else 1.0
             converted[ours] = value * scale if not _is_one(scale) else value
+        elif key not in twin.state.values():  # a wrapper's (timm's Lookahead: lookahead_slow_buff)
+            converted[key] = value
     if not converted or converted.keys() == {"step"} and not twin.step:
         return None
     if not twin.step:
@@ -536,7 +540,10 @@ def to_torch(opt: Any, state_dict: dict[str, Any]) -> dict[str, Any]:
     signature = inspect.signature(getattr(torch.optim, twin.torch).__init__).parameters
     torch_keys = [k for k in signature if k not in ("self", "params")]
     ours_of = {theirs: ours for theirs, ours in twin.keywords.items()}
-    own = set(opt.defaults) | {"params", "param_names"} | {n for ns in twin.keywords.values() for n in ns}
+    from .registry import accepted_keywords  # (the registry imports this module)
+
+    # descend's keys (not all of opt.defaults: timm's Lookahead adds its counters there, kept as torch's)
+    own = {*accepted_keywords(type(opt)), "params", "param_names", *(n for ns in twin.keywords.values() for n in ns)}
     groups, group_of, seen = [], {}, {}
     for saved, live in zip(state_dict["param_groups"], opt.param_groups):
         _gaps(opt, saved, twin, name, "the run resumed under torch")
@@ -565,6 +572,9 @@ def to_torch(opt: Any, state_dict: dict[str, Any]) -> dict[str, Any]:
             out["step"] = torch.tensor(float(st.get("step", 0)))
         for key, value in st.items():
             if key == "step" or value is None:
+                continue
+            if key not in twin.state:  # a wrapper's, as it was written
+                out[key] = value
                 continue
             scale = _scale(opt, group_of[pid], key) if pid in group_of else 1.0
             if isinstance(scale, (int, float)) and scale == 0:

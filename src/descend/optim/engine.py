@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch.autograd.graph import increment_version
 
-from . import compat, foreach, fused, lowstate, native, rules, states, trace
+from . import compat, foreach, fused, lowstate, native, rules, states, torchnames, trace
 from .foreach import Many
 
 AUTO_MIN_NUMEL = 1_000_000
@@ -55,6 +55,7 @@ _PTR = torch.Tensor.data_ptr  # (unbound: half the time of operator.methodcaller
 _NUMEL = torch.Tensor.numel
 _CONTIGUOUS = torch.Tensor.is_contiguous
 _NONES = itertools.repeat(None)
+_GETITEM = dict.__getitem__  # (a missing key still reaches ParamState.__missing__)
 PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
@@ -65,7 +66,8 @@ class State(collections.defaultdict):
     (``opt.state.clear()``, ``del opt.state[p]``, ``opt.state[p] = {}``, as code written
     for torch.optim does to restart the moments) changes :attr:`changes`, so the next
     step plans again with the dicts that are there now. Reading an entry costs what
-    it costs in a defaultdict.
+    it costs in a defaultdict; new entries are :class:`~descend.optim.torchnames.ParamState`
+    dicts (:func:`state_of`), which name torch's keys when read by them.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -103,6 +105,17 @@ class State(collections.defaultdict):
     def __ior__(self, other: Any) -> State:
         self.update(other)
         return self
+
+
+def state_of(opt: Any, entries: Any, fresh: bool = False) -> State:
+    """``opt.state`` as a :class:`State` whose new entries are ``opt``'s per-parameter state class
+    (a dict that names torch's keys when read by them: :mod:`descend.optim.torchnames`). ``fresh``:
+    the entries were just made (loaded, unpickled) and take that class too; otherwise the dicts put
+    in from outside stay the objects they are."""
+    kind = torchnames.state_type(opt)
+    if fresh:
+        entries = {p: kind(st) if type(st) is dict else st for p, st in entries.items()}
+    return State(kind, entries)
 
 
 def own_call_size(device: torch.device) -> int:
@@ -193,7 +206,7 @@ def passes(opt: Any, group: dict[str, Any], p: torch.Tensor) -> int:
 def build(opt: Any) -> list[Part]:
     """The step plan of ``opt`` as its groups, parameters and state are now (see :func:`valid`)."""
     if type(opt.state) is not State:  # (torch's load_state_dict and unpickling set a plain defaultdict)
-        opt.state = State(dict, opt.state)
+        opt.state = state_of(opt, opt.state)
     parts: list[Part] = []
     frozen: list[torch.Tensor] = []
     opt._fresh = {}
@@ -423,7 +436,7 @@ def _foreach(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
     params, grads = (_shards(w.params), _shards(w.grads)) if part.local else (w.params, w.grads)
 
     def stored(k: str) -> list[torch.Tensor]:
-        ts = [st[k] for st in sts]
+        ts = list(map(_GETITEM, sts, itertools.repeat(k)))  # (a comprehension's st[k] is slower on ParamState)
         return _shards(ts) if part.local else ts
 
     if ok is not None and part.local:
