@@ -91,3 +91,13 @@ STATE = [c for c in CASES if "state" in c.tags]
 
 def ids(cases: list[Case]) -> list[str]:
     return [c.name for c in cases]
+
+
+def stepped(cls, **kw):
+    """The state dict of ``cls`` (torch's or descend's) after two steps of a ones gradient on one 4x3 float64 matrix."""
+    ps = [torch.randn(4, 3, dtype=torch.float64, requires_grad=True)]
+    opt = cls(ps, **kw)
+    for _ in range(2):
+        ps[0].grad = torch.ones_like(ps[0])
+        opt.step()
+    return opt.state_dict()

@@ -18,6 +18,8 @@ from torch import nn
 
 import descend.optim as O
 
+from .cases import stepped
+
 K, N = 6, 8  # steps before the interchange, steps after
 
 # (torch class, torch defaults, the second group's options, descend class, descend-only keywords):
@@ -242,15 +244,6 @@ def test_an_option_descend_cannot_honour_is_named_with_its_group(flag, why):
                                          rf"descend.optim.Adam cannot honour \(.*{why}\)"):
         ours.load_state_dict(saved)
     assert not ours.state  # nothing was loaded
-
-
-def stepped(cls, **kw):
-    ps = [torch.randn(4, 3, dtype=torch.float64, requires_grad=True)]
-    opt = cls(ps, **kw)
-    for _ in range(2):
-        ps[0].grad = torch.ones_like(ps[0])
-        opt.step()
-    return opt.state_dict()
 
 
 @pytest.mark.parametrize("theirs, ours, shown", [  # (ids: torch's optimizer -> descend's)

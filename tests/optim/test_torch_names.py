@@ -21,6 +21,8 @@ import torch
 import descend.optim as O
 from descend.optim.torchnames import torch_state_keys
 
+from .cases import stepped
+
 
 class Lookahead(torch.optim.Optimizer):
     """timm.optim.Lookahead (timm 1.0), as written there: its slow weights live in the base
@@ -134,15 +136,6 @@ def test_the_refused_keys_are_collected_from_torchs_own_optimizers():
                 "momentum_buffer", "sum", "acc_delta", "prev", "step_size", "eta", "ax", "row_var"):
         assert key in keys, key
     assert "lookahead_slow_buff" not in keys
-
-
-def stepped(cls, **kw):
-    ps = [torch.randn(4, 3, dtype=torch.float64, requires_grad=True)]
-    opt = cls(ps, **kw)
-    for _ in range(2):
-        ps[0].grad = torch.ones_like(ps[0])
-        opt.step()
-    return opt.state_dict()
 
 
 RMSPROP = functools.partial(O.RMSprop, eps_mode="outside")  # (torch's eps: no warning)
