@@ -58,6 +58,14 @@ def set_grads(ps, t):
         p.grad = torch.randn(p.shape, generator=gen, dtype=torch.float64)
 
 
+def step_both(d, t, ds, ts, s):
+    """One step of descend's ``d`` and torch's ``t`` on the same gradients (those of step ``s``)."""
+    set_grads(ds, s)
+    set_grads(ts, s)
+    d.step()
+    t.step()
+
+
 def gap(xs, ys):
     return max((x - y).abs().max().item() for x, y in zip(xs, ys, strict=True))
 
@@ -200,18 +208,12 @@ def test_a_group_added_after_some_steps_steps_as_torchs(name, impl):
     ds, ts = params(), params()
     d, t = pair(name, ds, ts, impl)
     for s in range(3):
-        set_grads(ds, s)
-        set_grads(ts, s)
-        d.step()
-        t.step()
+        step_both(d, t, ds, ts, s)
     d_new, t_new = params(7, 3), params(7, 3)
     d.add_param_group({"params": d_new, "lr": 0.02, "tag": "head"})
     t.add_param_group({"params": t_new, "lr": 0.02, "tag": "head"})
     for s in range(3, 6):
-        set_grads(ds + d_new, s)
-        set_grads(ts + t_new, s)
-        d.step()
-        t.step()
+        step_both(d, t, ds + d_new, ts + t_new, s)
     assert gap(ds + d_new, ts + t_new) < TOL
     assert d.state[d_new[0]]["step"] == 3
     assert d.param_groups[1]["tag"] == d.state_dict()["param_groups"][1]["tag"] == "head"
@@ -247,10 +249,7 @@ def test_lr_set_in_param_groups_as_float_int_or_tensor(name, lr, impl):
         if s == 2:
             for opt in (d, t):
                 opt.param_groups[0]["lr"] = torch.tensor(0.003, dtype=torch.float64) if lr == "tensor" else lr
-        set_grads(ds, s)
-        set_grads(ts, s)
-        d.step()
-        t.step()
+        step_both(d, t, ds, ts, s)
     assert gap(ds, ts) < TOL * 10
     assert d.state_dict()["param_groups"][0]["note"] == t.state_dict()["param_groups"][0]["note"] == [1, 2]
 
@@ -264,10 +263,7 @@ def test_hyperparameters_changed_in_param_groups_mid_run_take_effect_as_in_torch
         if s == 2:
             for opt in (d, t):
                 opt.param_groups[0].update(CHANGES[name])
-        set_grads(ds, s)
-        set_grads(ts, s)
-        d.step()
-        t.step()
+        step_both(d, t, ds, ts, s)
     assert gap(ds, ts) < TOL
     # (the change really changed the trajectory: without it the parameters end elsewhere)
     unchanged = params()
@@ -316,10 +312,7 @@ def test_deepcopy_pickle_repr_and_defaults_against_torch(name, impl):
     ds, ts = params(), params()
     d, t = pair(name, ds, ts, impl)
     for s in range(2):
-        set_grads(ds, s)
-        set_grads(ts, s)
-        d.step()
-        t.step()
+        step_both(d, t, ds, ts, s)
     d_copy, t_copy = copy.deepcopy(d), copy.deepcopy(t)
     d_pickled, t_pickled = pickle.loads(pickle.dumps(d)), pickle.loads(pickle.dumps(t))
     for dd, tt in ((d_copy, t_copy), (d_pickled, t_pickled), (d, t)):

@@ -104,6 +104,15 @@ def descend_order(batch_size, shuffle=True, drop_last=False):
     return b.iter_epoch
 
 
+def held_out(model: nn.Module, loss: Callable = F.cross_entropy) -> float:
+    """The validation loss of ``model`` in eval mode, as the Trainer evaluates it; back to train mode after."""
+    model.eval()
+    with torch.no_grad():
+        value = loss(model(XV), YV).item()
+    model.train()
+    return value
+
+
 def losses_of(r) -> list[float]:
     return [h["train_loss"] for h in r.history]
 
@@ -175,10 +184,7 @@ def test_tuple_and_dict_outputs_with_an_auxiliary_loss(as_dict: bool) -> None:
     val: list[float] = []
 
     def evaluate(epoch: int) -> None:
-        hand.eval()
-        with torch.no_grad():
-            val.append(loss(hand(XV), YV).item())
-        hand.train()
+        val.append(held_out(hand, loss))
 
     losses = hand_loop(hand, opt, 3, descend_order(16), loss, after_epoch=evaluate)
     same(model, hand)
@@ -281,22 +287,25 @@ def test_a_descend_schedule_per_iteration_equals_a_torch_scheduler() -> None:
     assert losses_of(r) == losses and [x["lr"] for x in r.log] == lrs == [0.1 * 0.5 ** (i // 2) for i in range(12)]
 
 
-def test_a_plateau_schedule_on_the_validation_loss_equals_reduce_lr_on_plateau() -> None:
+def plateau_pair(**options: object) -> tuple:
+    """A Trainer run of 6 epochs under a plateau on a constant 0.5 (SGD), and the hand loop's model,
+    torch SGD and ReduceLROnPlateau with the same settings, not yet run."""
     model = net()
     r = Trainer(model, (X, Y), epochs=6, batch_size=16, optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=0.5),
                 schedule=schedules.plateau(schedules.constant(0.5), factor=0.5, patience=0), schedule_unit="epoch",
-                loss=F.cross_entropy, eval_data=(XV, YV), progress=False).fit()
+                loss=F.cross_entropy, eval_data=(XV, YV), progress=False, **options).fit()
     hand = net()
     opt = torch.optim.SGD(hand.parameters(), lr=0.5)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=0)
+    return r, model, hand, opt, torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=0)
+
+
+def test_a_plateau_schedule_on_the_validation_loss_equals_reduce_lr_on_plateau() -> None:
+    r, model, hand, opt, sched = plateau_pair()
     val: list[float] = []
     lrs: list[float] = []
 
     def after_epoch(epoch: int) -> None:
-        hand.eval()
-        with torch.no_grad():
-            val.append(F.cross_entropy(hand(XV), YV).item())
-        hand.train()
+        val.append(held_out(hand, F.cross_entropy))
         lrs.append(opt.param_groups[0]["lr"])  # the lr this epoch trained with
         sched.step(val[-1])
 
@@ -526,23 +535,14 @@ def test_batchnorm_without_running_statistics_and_the_default_loss() -> None:
 def test_a_plateau_with_validation_every_other_epoch_sees_only_validation_losses() -> None:
     """With eval_every=2 the plateau was fed the training loss on the epochs without validation and the
     validation loss on the others, and compared one with the other: reductions that no loss called for."""
-    model = net()
-    r = Trainer(model, (X, Y), epochs=6, batch_size=16, optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=0.5),
-                schedule=schedules.plateau(schedules.constant(0.5), factor=0.5, patience=0), schedule_unit="epoch",
-                eval_every=2, loss=F.cross_entropy, eval_data=(XV, YV), progress=False).fit()
-    hand = net()
-    opt = torch.optim.SGD(hand.parameters(), lr=0.5)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=0)
+    r, model, hand, opt, sched = plateau_pair(eval_every=2)
     val: list[float] = []
     lrs: list[float] = []
 
     def after_epoch(epoch: int) -> None:
         lrs.append(opt.param_groups[0]["lr"])
         if epoch % 2 == 1:
-            hand.eval()
-            with torch.no_grad():
-                val.append(F.cross_entropy(hand(XV), YV).item())
-            hand.train()
+            val.append(held_out(hand, F.cross_entropy))
             sched.step(val[-1])
 
     losses = hand_loop(hand, opt, 6, descend_order(16), after_epoch=after_epoch)
@@ -571,10 +571,7 @@ def test_a_stream_feeds_a_plateau_its_validation_losses() -> None:
         F.cross_entropy(hand(xb), yb).backward()
         opt.step()
         if i % 3 == 0:
-            hand.eval()
-            with torch.no_grad():
-                val.append(F.cross_entropy(hand(XV), YV).item())
-            hand.train()
+            val.append(held_out(hand, F.cross_entropy))
             sched.step(val[-1])
     same(model, hand)
     assert [h["val_loss"] for h in r.history] == val and [x["lr"] for x in r.log] == lrs
