@@ -9,6 +9,7 @@ reads the checks on the host, :func:`finite_flag` keeps them on the device (the
 
 from __future__ import annotations
 
+import array
 import cmath
 import math
 
@@ -38,6 +39,7 @@ def grad_checks(work: list[Work]) -> list[torch.Tensor]:
     """
     out: list[torch.Tensor] = []
     scan: dict[torch.dtype, list[torch.Tensor]] = {}
+    arrays: dict[torch.dtype, tuple[array.array, array.array]] = {}
     if len(work) == 1 and work[0].part.scan and len(work[0].grads) == 1 and work[0].grads[0].numel() <= TINY:
         # one tiny gradient (a 2-D problem): its values read in Python, faster than any call
         g = work[0].grads[0]
@@ -48,13 +50,18 @@ def grad_checks(work: list[Work]) -> list[torch.Tensor]:
         rest = []
         packed = part.kind == "fused" and w.whole and part.synced and bool(part.small)
         if packed and (part.scan or part.params[0].dtype in _DOT):  # (fused parts hold no subclasses)
-            engine.gather_grads(part, [w.grads[j] for j in part.small])
+            engine.gather_grads(part, w)
             w.gathered = True
             G = part.scratch[1]  # type: ignore[index]
             if part.scan:
                 scan.setdefault(G.dtype, []).append(G)
             else:
                 out.append(torch.dot(G, G))
+        if part.scan and w.gptrs is not None:  # (bulk.grads read them all plain: addresses and sizes)
+            at = arrays.setdefault(part.params[0].dtype, (array.array("q"), array.array("q")))
+            at[0].extend(engine.picked(w.gptrs, part.big) if w.gathered else w.gptrs)
+            at[1].extend(engine.picked(w.gnumels, part.big) if w.gathered else w.gnumels)
+            continue
         grads = [g for j, g in enumerate(w.grads) if j not in part.small_set] if w.gathered else w.grads
         if part.scan:
             dtype = part.params[0].dtype
@@ -84,6 +91,9 @@ def grad_checks(work: list[Work]) -> list[torch.Tensor]:
             out.append(torch.stack(torch._foreach_norm(rest, 2, **kw)).sum())
     for ts in scan.values():
         if ts and not native.finite(ts):
+            out.append(_NAN)
+    for dtype, (ptrs, counts) in arrays.items():
+        if ptrs and not native.finite_at(ptrs, counts, dtype):
             out.append(_NAN)
     return out
 

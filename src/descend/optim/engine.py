@@ -26,6 +26,7 @@ is written, so a step is applied fully or not at all.
 
 from __future__ import annotations
 
+import array
 import collections
 import itertools
 import operator
@@ -35,8 +36,9 @@ from typing import Any
 import torch
 from torch.autograd.graph import increment_version
 
-from . import compat, foreach, fused, lowstate, native, rules, states, torchnames, trace
+from . import bulk, compat, foreach, fused, lowstate, native, rules, states, trace
 from .foreach import Many
+from .states import State, state_of  # noqa: F401 (opt.state's type; base.py reads them here)
 
 AUTO_MIN_NUMEL = 1_000_000
 AUTO_MIN_TENSORS = 1_000
@@ -59,65 +61,6 @@ _GETITEM = dict.__getitem__  # (a missing key still reaches ParamState.__missing
 PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
-class State(collections.defaultdict):
-    """``opt.state``: torch's ``defaultdict(dict)`` that counts the changes of its entries.
-
-    A step plan holds every parameter's state dict. Resetting state from outside
-    (``opt.state.clear()``, ``del opt.state[p]``, ``opt.state[p] = {}``, as code written
-    for torch.optim does to restart the moments) changes :attr:`changes`, so the next
-    step plans again with the dicts that are there now. Reading an entry costs what
-    it costs in a defaultdict; new entries are :class:`~descend.optim.torchnames.ParamState`
-    dicts (:func:`state_of`), which name torch's keys when read by them.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.changes = 0
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        self.changes += 1
-        super().__setitem__(key, value)
-
-    def __delitem__(self, key: Any) -> None:
-        self.changes += 1
-        super().__delitem__(key)
-
-    def clear(self) -> None:
-        self.changes += 1
-        super().clear()
-
-    def pop(self, *args: Any) -> Any:
-        self.changes += 1
-        return super().pop(*args)
-
-    def popitem(self) -> tuple[Any, Any]:
-        self.changes += 1
-        return super().popitem()
-
-    def setdefault(self, key: Any, default: Any = None) -> Any:
-        self.changes += 1
-        return super().setdefault(key, default)
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        self.changes += 1
-        super().update(*args, **kwargs)
-
-    def __ior__(self, other: Any) -> State:
-        self.update(other)
-        return self
-
-
-def state_of(opt: Any, entries: Any, fresh: bool = False) -> State:
-    """``opt.state`` as a :class:`State` whose new entries are ``opt``'s per-parameter state class
-    (a dict that names torch's keys when read by them: :mod:`descend.optim.torchnames`). ``fresh``:
-    the entries were just made (loaded, unpickled) and take that class too; otherwise the dicts put
-    in from outside stay the objects they are."""
-    kind = torchnames.state_type(opt)
-    if fresh:
-        entries = {p: kind(st) if type(st) is dict else st for p, st in entries.items()}
-    return State(kind, entries)
-
-
 def own_call_size(device: torch.device) -> int:
     """The size from which a fused parameter gets a kernel call of its own on ``device``."""
     return BIG if device.type == "cpu" else BIG_ACCELERATOR
@@ -132,6 +75,7 @@ class Part:
     params: list[torch.Tensor]
     kind: str
     ptrs: list[int]
+    ptr_arr: Any = None  # ptrs as an int64 array (compared with bulk.ptrs)
     states: list[dict[str, Any]] = field(default_factory=list)
     keys: tuple[str, ...] = ()  # the state tensors the group's options use (opt._state_keys) when planned
     # each parameter's element count and contiguity when planned: ``p.data = p.data[:k]`` or
@@ -162,6 +106,7 @@ class Part:
     # fused CPU parts: the step's kernels and copies as one native program (launch.Launch), or None
     launch: Any = None
     big_numels: list[int] = field(default_factory=list)  # the large tensors' element counts
+    big_counts: Any = None  # the same as an int64 array
     big_at: tuple[list, list] = field(default_factory=lambda: ([], []))  # (state dict, key) of their state
 
 
@@ -239,6 +184,7 @@ def build(opt: Any) -> list[Part]:
                 part.states.append(st)
             part.synced = len({st.get("step", 0) for st in part.states}) == 1
             part.any_big = any(p.numel() >= BIG for p in ps)
+            part.ptr_arr = array.array("q", part.ptrs)
             part.scan = ps[0].device.type == "cpu" and ps[0].dtype in native.KINDS and \
                 all(type(p) in PLAIN for p in ps) and native.library() is not None
             if part.kind == "fused":
@@ -266,6 +212,7 @@ def _pack(opt: Any, part: Part) -> None:
         for k in keys:
             part.big_at[0].append(part.states[j])
             part.big_at[1].append(k)
+    part.big_counts = array.array("q", part.big_numels)
     if not part.small:
         return
     part.small_set = frozenset(part.small)
@@ -297,10 +244,32 @@ def _pack(opt: Any, part: Part) -> None:
     part.packer = native.Packer.make(small)
 
 
-def gather_grads(part: Part, grads: list[torch.Tensor]) -> None:
-    """The packed parameters' gradients (``grads``, in part.small's order) into the scratch."""
+def gather_grads(part: Part, w: Work) -> None:
+    """The packed parameters' gradients into the scratch (byte copies where they are plain)."""
+    if part.packer is not None:
+        ptrs = small_ptrs(w)
+        if ptrs is not None:
+            part.packer.copy_in(ptrs, part.scratch[1])  # type: ignore[index]
+            return
+    grads = [w.grads[j] for j in part.small]
     if part.packer is None or not part.packer.gather(grads, part.scratch[1]):  # type: ignore[index]
         torch._foreach_copy_(part.gviews, grads)
+
+
+def picked(a: Any, idx: list[int]) -> Any:
+    """Entries ``idx`` (increasing) of the int64 array ``a``: all of it when they are all."""
+    if len(idx) == len(a):
+        return a
+    return array.array("q", [a[i] for i in idx] if len(idx) <= 1 else operator.itemgetter(*idx)(a))
+
+
+def small_ptrs(w: Work) -> Any:
+    """The packed parameters' gradients' addresses when :func:`bulk.grads` read them all
+    plain and of the packed sizes (byte copies apply), else None."""
+    part = w.part
+    if w.gptrs is None or picked(w.gnumels, part.small) != part.packer.counts:  # type: ignore[union-attr]
+        return None
+    return picked(w.gptrs, part.small)
 
 
 def valid(opt: Any, parts: list[Part]) -> bool:
@@ -314,7 +283,9 @@ def valid(opt: Any, parts: list[Part]) -> bool:
         return False  # a parameter left out as frozen takes part now
     for part in parts:
         ps = part.params
-        if list(map(_PTR, ps)) != part.ptrs or opt._state_keys(part.group) != part.keys:
+        now = bulk.ptrs(ps) if part.scan else None
+        if (now != part.ptr_arr if now is not None else list(map(_PTR, ps)) != part.ptrs) \
+                or opt._state_keys(part.group) != part.keys:
             return False
         if part.kind == "fused" and (part.numels != list(map(_NUMEL, ps))
                                      or part.contiguous != list(map(_CONTIGUOUS, ps))):
@@ -344,13 +315,23 @@ class Work:
     states: list[dict[str, Any]]
     whole: bool
     gathered: bool = False  # fused parts: the packed gradients are already in the scratch buffer
+    # every gradient there and plain (CPU parts, read by bulk.grads): their addresses and sizes
+    gptrs: Any = None
+    gnumels: Any = None
 
 
 def collect(opt: Any, parts: list[Part]) -> list[Work]:
     """This step's work: the parameters that have gradients (sparse ones refused)."""
     out = []
     for part in parts:
-        gs = list(map(_GRAD, part.params))
+        got = bulk.grads(part.params) if part.scan else None
+        if got is not None and not got[1] & (bulk.NONE | bulk.SPARSE):  # (read in one C++ call)
+            w = Work(part, part.params, got[0], part.states, True)
+            if not got[1]:
+                w.gptrs, w.gnumels = got[2], got[3]
+            out.append(w)
+            continue
+        gs = got[0] if got is not None else list(map(_GRAD, part.params))
         ps, sts, whole = part.params, part.states, True
         if not all(map(operator.is_not, gs, _NONES)):
             keep = [j for j, g in enumerate(gs) if g is not None]
@@ -588,7 +569,7 @@ def _fused(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
         else:
             torch._foreach_copy_(part.views, [w.params[j] for j in part.small])
         if not w.gathered:
-            gather_grads(part, [w.grads[j] for j in part.small])
+            gather_grads(part, w)
         apply_flat(P, G, [part.flat.get(k) for k in keys])
         if packer is not None:
             packer.scatter_params(P)

@@ -63,9 +63,15 @@ def _stage_native(opt: Any, w: Work) -> Any:
     if c.program is None:
         return None
     dtype = w.params[0].dtype
-    grads = [w.grads[j] for j in part.big]
-    if grads and not (native.dense(grads, dtype) and list(map(_NUMEL, grads)) == part.big_numels):
-        return None
+    if w.gptrs is not None:  # (bulk.grads read every gradient plain: addresses and sizes)
+        if part.big and engine.picked(w.gnumels, part.big) != part.big_counts:
+            return None
+        ptrs = engine.picked(w.gptrs, part.big)
+    else:
+        grads = [w.grads[j] for j in part.big]
+        if grads and not (native.dense(grads, dtype) and list(map(_NUMEL, grads)) == part.big_numels):
+            return None
+        ptrs = list(map(_PTR, grads))
     states = list(map(dict.get, *part.big_at)) if part.big else []
     made = part.launch
     if made is not None and made.program is c.program and made.seed_keys == tuple(c.seeds) \
@@ -76,21 +82,23 @@ def _stage_native(opt: Any, w: Work) -> Any:
         if made is None:
             return None
     code = made.code
-    ptrs = list(map(_PTR, grads))
     for i, k in made.grad_places:
         code[i] = ptrs[k]
     copy = None
     if part.small and opt.nonfinite == "ignore":  # else the check gathers them (grad_checks)
-        gs = [w.grads[j] for j in part.small]
-        if native.plain(gs, dtype) and list(map(_NUMEL, gs)) == part.packer.numels:  # type: ignore[union-attr]
-            copy = native.Copy(part.packer, array.array("q", map(_PTR, gs)), part.scratch[1], 1)  # type: ignore
+        small = engine.small_ptrs(w)
+        gs = [w.grads[j] for j in part.small] if small is None else None
+        if small is None and native.plain(gs, dtype) and list(map(_NUMEL, gs)) == part.packer.numels:  # type: ignore
+            small = array.array("q", map(_PTR, gs))
+        if small is not None:
+            copy = native.Copy(part.packer, small, part.scratch[1], 1)  # type: ignore
 
     def run() -> None:
         if copy is not None:  # (the copy holds the gradients' pointers until here)
             native.launch(array.array("q", copy.op) + code)
         else:
             if part.small and not w.gathered:  # (by torch where a byte copy would not be exact)
-                engine.gather_grads(part, [w.grads[j] for j in part.small])
+                engine.gather_grads(part, w)
             native.launch(code)
         if made.big_params:
             torch._C._increment_version(made.big_params)

@@ -265,48 +265,56 @@ def _compiler() -> str | None:
 FLAG_SETS = (["-O3", "-march=native", "-fopenmp"], ["-O3", "-fopenmp"], ["-O3"])
 
 
-def _load() -> tuple[Any, Any, Any] | None:
-    global error
+def build(prefix: str, source: str, flag_sets: tuple, extra: list[str], key: str) -> tuple[Any, str | None]:
+    """Compile ``source`` into ``<cache>/<prefix>-<hash>.so`` once per machine: ``(path, None)``,
+    or ``(None, why)``. Each of ``flag_sets`` is tried in turn (``extra`` follows each); a
+    build that failed leaves a ``.failed`` file so that later processes do not try again."""
     from .fused import cache_home
 
     cxx = _compiler()
     if cxx is None:
-        error = "no C++ compiler found ($CXX, g++, c++, clang++)"
-        return None
-    key = hashlib.sha256("\n".join([SOURCE, cxx, str(os.stat(cxx).st_mtime), repr(FLAG_SETS),
-                                    platform.machine(), _cpu_flags()]).encode()).hexdigest()[:20]
+        return None, "no C++ compiler found ($CXX, g++, c++, clang++)"
+    key = hashlib.sha256("\n".join([source, cxx, str(os.stat(cxx).st_mtime), repr(flag_sets), repr(extra),
+                                    key, platform.machine(), _cpu_flags()]).encode()).hexdigest()[:20]
     home = cache_home()
-    path = home / f"native-{key}.so"
-    failed = home / f"native-{key}.failed"  # a build that failed once is not retried by every process
-    if not path.exists():
-        if failed.exists():
-            error = failed.read_text(errors="replace")
-            return None
-        try:
-            home.mkdir(parents=True, exist_ok=True)
-            src = home / f"native-{key}.{os.getpid()}.cpp"
-            tmp = home / f"native-{key}.{os.getpid()}.so"
-            src.write_text(SOURCE)
-            errors = []
-            for flags in FLAG_SETS:
-                done = subprocess.run([cxx, *flags, "-shared", "-fPIC", str(src), "-o", str(tmp)],
-                                      capture_output=True, text=True, timeout=120)
-                if done.returncode == 0:
-                    break
-                errors.append(f"{cxx} {' '.join(flags)}: {done.stderr.strip()[-300:]}")
-            src.unlink(missing_ok=True)
-            if done.returncode != 0:
-                tmp.unlink(missing_ok=True)
-                error = "building the native library failed:\n" + "\n".join(errors)
-                try:
-                    failed.write_text(error)
-                except OSError:
-                    pass
-                return None
-            os.replace(tmp, path)  # whole or not at all, for processes building at once
-        except (OSError, subprocess.SubprocessError) as e:
-            error = f"building {path} failed: {e}"
-            return None
+    path = home / f"{prefix}-{key}.so"
+    failed = home / f"{prefix}-{key}.failed"
+    if path.exists():
+        return path, None
+    if failed.exists():
+        return None, failed.read_text(errors="replace")
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        src = home / f"{prefix}-{key}.{os.getpid()}.cpp"
+        tmp = home / f"{prefix}-{key}.{os.getpid()}.so"
+        src.write_text(source)
+        errors = []
+        for flags in flag_sets:
+            done = subprocess.run([cxx, *flags, "-shared", "-fPIC", str(src), "-o", str(tmp), *extra],
+                                  capture_output=True, text=True, timeout=300)
+            if done.returncode == 0:
+                break
+            errors.append(f"{cxx} {' '.join(flags)}: {done.stderr.strip()[-300:]}")
+        src.unlink(missing_ok=True)
+        if done.returncode != 0:
+            tmp.unlink(missing_ok=True)
+            why = f"building the {prefix} library failed:\n" + "\n".join(errors)
+            try:
+                failed.write_text(why)
+            except OSError:
+                pass
+            return None, why
+        os.replace(tmp, path)  # whole or not at all, for processes building at once
+    except (OSError, subprocess.SubprocessError) as e:
+        return None, f"building {path} failed: {e}"
+    return path, None
+
+
+def _load() -> tuple[Any, Any, Any] | None:
+    global error
+    path, error = build("native", SOURCE, FLAG_SETS, [], "")
+    if path is None:
+        return None
     try:
         lib = ctypes.CDLL(str(path))
     except OSError as e:
@@ -347,11 +355,15 @@ def finite(ts: list[torch.Tensor]) -> bool | None:
     lib = library()
     if lib is None:
         return None
-    counts = array.array("q", map(_NUMEL, ts))
-    ptrs = array.array("q", map(_PTR, ts))
-    nbytes = sum(counts) * ts[0].element_size()
-    return bool(lib[1](ptrs.buffer_info()[0], counts.buffer_info()[0], len(ts), KINDS[ts[0].dtype],
-                       _threads(nbytes)))
+    return finite_at(array.array("q", map(_PTR, ts)), array.array("q", map(_NUMEL, ts)), ts[0].dtype)
+
+
+def finite_at(ptrs: array.array, counts: array.array, dtype: torch.dtype) -> bool:
+    """:func:`finite` of the tensors of ``dtype`` at addresses ``ptrs`` with ``counts`` elements
+    (read by :func:`bulk.grads`); the library must be there."""
+    nbytes = sum(counts) * dtype.itemsize
+    return bool(library()[1](ptrs.buffer_info()[0], counts.buffer_info()[0], len(ptrs),  # type: ignore[index]
+                             KINDS[dtype], _threads(nbytes)))
 
 
 class Packer:
@@ -363,6 +375,7 @@ class Packer:
         self.fn = fn
         self.n = len(params)
         self.numels = [p.numel() for p in params]
+        self.counts = array.array("q", self.numels)
         offsets = array.array("q", [0])
         for p in params:
             offsets.append(offsets[-1] + p.numel() * p.element_size())
@@ -399,6 +412,10 @@ class Packer:
             return False
         self._run(array.array("q", map(_PTR, ts)), flat, 1)
         return True
+
+    def copy_in(self, ptrs: array.array, flat: torch.Tensor) -> None:
+        """Copy the plain tensors at ``ptrs``, of this packer's sizes and dtype, into ``flat``."""
+        self._run(ptrs, flat, 1)
 
 
 # Kernels are called through :func:`launch` only where pointers and 64-bit integers are passed

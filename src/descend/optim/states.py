@@ -6,10 +6,13 @@ layout and torch.optim's ``step`` counts, checked before they are converted (:fu
 
 from __future__ import annotations
 
+import collections
 import math
 from typing import Any
 
 import torch
+
+from . import torchnames
 
 
 def check_shapes(opt: Any, group: dict[str, Any], p: torch.Tensor, st: dict[str, Any]) -> None:
@@ -104,3 +107,62 @@ def at_init(keys: tuple[str, str, str], state: dict[Any, Any], groups: list[dict
                 torch.zeros_like(p, memory_format=torch.preserve_format).add_(current[value_key])
             out[pid] = state[pid] if pid in state else {"step": torch.tensor(0.0), theirs: start}
     return {**out, **state}
+
+
+class State(collections.defaultdict):
+    """``opt.state``: torch's ``defaultdict(dict)`` that counts the changes of its entries.
+
+    A step plan holds every parameter's state dict. Resetting state from outside
+    (``opt.state.clear()``, ``del opt.state[p]``, ``opt.state[p] = {}``, as code written
+    for torch.optim does to restart the moments) changes :attr:`changes`, so the next
+    step plans again with the dicts that are there now. Reading an entry costs what
+    it costs in a defaultdict; new entries are :class:`~descend.optim.torchnames.ParamState`
+    dicts (:func:`state_of`), which name torch's keys when read by them.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.changes = 0
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.changes += 1
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        self.changes += 1
+        super().__delitem__(key)
+
+    def clear(self) -> None:
+        self.changes += 1
+        super().clear()
+
+    def pop(self, *args: Any) -> Any:
+        self.changes += 1
+        return super().pop(*args)
+
+    def popitem(self) -> tuple[Any, Any]:
+        self.changes += 1
+        return super().popitem()
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        self.changes += 1
+        return super().setdefault(key, default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self.changes += 1
+        super().update(*args, **kwargs)
+
+    def __ior__(self, other: Any) -> State:
+        self.update(other)
+        return self
+
+
+def state_of(opt: Any, entries: Any, fresh: bool = False) -> State:
+    """``opt.state`` as a :class:`State` whose new entries are ``opt``'s per-parameter state class
+    (a dict that names torch's keys when read by them: :mod:`descend.optim.torchnames`). ``fresh``:
+    the entries were just made (loaded, unpickled) and take that class too; otherwise the dicts put
+    in from outside stay the objects they are."""
+    kind = torchnames.state_type(opt)
+    if fresh:
+        entries = {p: kind(st) if type(st) is dict else st for p, st in entries.items()}
+    return State(kind, entries)

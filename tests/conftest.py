@@ -1,0 +1,14 @@
+"""Session set-up shared by every test."""
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _bulk_library_ready():
+    """The step's C++ reader of gradients (descend.optim.bulk) is built in the background by
+    the first step; the tests wait for it once, so that every step takes the same path
+    (tests/optim/test_bulk.py runs the Python path it replaces against it)."""
+    from descend.optim import bulk
+
+    bulk.library(wait=True)
+    yield
