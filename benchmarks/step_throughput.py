@@ -47,7 +47,7 @@ from pathlib import Path
 import torch
 
 import descend.optim as O
-from descend.optim import fused
+from descend.optim import bulk, fused
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAM_SETS = next((p for p in (ROOT.parent / "shared" / "bench" / "param_sets.json",
@@ -259,6 +259,7 @@ def main() -> None:
     global DEVICE
     DEVICE = check_device(ap, args.device)
     torch.set_num_threads(args.threads)
+    bulk.library(wait=True)  # (built in the background once per machine: every step takes it)
     default = ["2", "10k", "200k", "many-small", "transformer"] + ([] if args.quick else ["resnet50"])
     sets = param_sets(ap, args.sets.split(",") if args.sets else None)
     if not args.sets:

@@ -44,6 +44,7 @@ from rich.table import Table
 
 from descend import data, optim
 from descend.models import cross_entropy
+from descend.optim import bulk
 from descend.train import TrainConfig, Trainer, build_model
 from step_throughput import check_device, round_order
 
@@ -146,6 +147,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     check_device(ap, args.device)
+    bulk.library(wait=True)  # (built in the background once per machine: every step takes it)
     rounds = args.rounds or (5 if args.quick else 15)
     epochs = args.epochs or (10 if args.quick else 20)
     if args.threads:

@@ -45,7 +45,10 @@ def test_grads_reads_what_torch_says():
     assert list(counts) == [0 if p.grad is None else p.grad.numel() for p in ps]
     ps[1].grad = torch.zeros(5)
     assert bulk.grads(ps)[1] == 0
-    assert bulk.ptrs(ps).tolist() == [p.data_ptr() for p in ps]
+    assert bulk.layout(ps) == bulk.layout_of([p.data_ptr() for p in ps], [p.numel() for p in ps],
+                                             [p.is_contiguous() for p in ps])
+    t = torch.randn(3, 4).t()
+    assert bulk.layout([t]).tolist() == [t.data_ptr(), 12, 0]
 
 
 @pytest.mark.parametrize("make", [
@@ -67,14 +70,15 @@ def test_grads_flags_sparse_and_refuses_what_it_cannot_read():
     emb(torch.tensor([1, 4])).sum().backward()
     assert bulk.grads([emb.weight])[1] == bulk.SPARSE
     sub = torch.randn(3).as_subclass(type("Sub", (torch.Tensor,), {})).requires_grad_()
-    assert bulk.grads([sub]) is None and bulk.ptrs([sub]) is None  # (a parameter that is a subclass)
-    assert bulk.grads([]) is None and bulk.ptrs([torch.randn(2), 3]) is None
+    assert bulk.grads([sub]) is None and bulk.layout([sub]) is None  # (a parameter that is a subclass)
+    assert bulk.grads([]) is None and bulk.layout([torch.randn(2), 3]) is None
     assert bulk.grads((torch.randn(2, requires_grad=True),)) is None  # (a tuple, not a list)
 
 
 def _python_path(monkeypatch):
     monkeypatch.setattr(bulk, "grads", lambda params: None)
-    monkeypatch.setattr(bulk, "ptrs", lambda ts: None)
+    monkeypatch.setattr(bulk, "layout", lambda ts: None)
+    monkeypatch.setattr(bulk, "same", lambda dicts, keys, refs: None)
 
 
 # 1200 small tensors (auto takes the compiled path from 1000) and two large ones, which the
@@ -166,3 +170,14 @@ def test_a_library_that_does_not_build_is_not_tried_again(tmp_path, monkeypatch)
     assert list(tmp_path.glob("broken-*.failed"))
     again = native.build("broken", "this is not C++", ([],), [], "")
     assert again == (None, why)
+
+
+def test_same_is_dict_get_identity():
+    from descend.optim.torchnames import ParamState
+
+    a, b = torch.zeros(2), torch.zeros(2)
+    d1, d2 = {"V": a}, ParamState({"S": b})
+    assert bulk.same([d1, d2], ["V", "S"], [a, b]) is True
+    assert bulk.same([d1, d2], ["V", "S"], [a, a]) is False
+    assert bulk.same([d1, d2], ["V", "V"], [a, b]) is False  # (missing: no __missing__ is called)
+    assert bulk.same([d1], ["V", "S"], [a]) is None and bulk.same([3], ["V"], [a]) is None

@@ -6,8 +6,8 @@ and how many are there. In Python that is a ``map`` per question over the tensor
 about 0.1 ms per question on 2000 tensors (torch's binding per attribute), ten of them
 a step: on the many-small set (1M parameters in 2000 tensors) more than the update.
 :func:`grads` asks them all in C++ through torch's own headers, in about 20 µs for 2000
-tensors, and :func:`ptrs` reads the parameters' addresses the same way (the plan's check
-that no parameter moved).
+tensors; :func:`layout` reads the parameters' addresses, sizes and contiguity and
+:func:`same` the packed state's identity the same way (the plan's check that nothing moved).
 
 The library is compiled against the installed torch (its headers and libraries, the
 Python headers) once per machine into descend's cache folder, in a background thread
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import array
 import ctypes
+import itertools
 import os
 import sysconfig
 import threading
@@ -82,9 +83,10 @@ extern "C" int64_t descend_grads(PyObject* params, PyObject* out, int64_t* ptrs,
   }
 }
 
-// The data pointers of a list of plain tensors (0 for one without storage); -1 where an
-// element is not a plain tensor or torch raised.
-extern "C" int64_t descend_ptrs(PyObject* ts, int64_t* ptrs) {
+// The layout of a list of plain tensors, three numbers each: data pointer (0 without
+// storage), element count, contiguous (1 or 0). -1 where an element is not a plain tensor
+// or torch raised.
+extern "C" int64_t descend_layout(PyObject* ts, int64_t* out) {
   try {
     if (!PyList_Check(ts)) return -1;
     const Py_ssize_t n = PyList_GET_SIZE(ts);
@@ -92,7 +94,9 @@ extern "C" int64_t descend_ptrs(PyObject* ts, int64_t* ptrs) {
       PyObject* o = PyList_GET_ITEM(ts, i);
       if (!THPVariable_CheckExact(o)) return -1;
       const at::Tensor& t = THPVariable_Unpack(o);
-      ptrs[i] = t.has_storage() ? reinterpret_cast<int64_t>(t.data_ptr()) : 0;
+      out[3 * i] = t.has_storage() ? reinterpret_cast<int64_t>(t.data_ptr()) : 0;
+      out[3 * i + 1] = t.numel();
+      out[3 * i + 2] = t.is_contiguous() ? 1 : 0;
     }
     return 0;
   } catch (...) {
@@ -100,12 +104,35 @@ extern "C" int64_t descend_ptrs(PyObject* ts, int64_t* ptrs) {
     return -1;
   }
 }
+
+// 1 when dicts[i][keys[i]] is refs[i] for every i (a dict lookup: no __missing__), 0 when
+// some entry is missing or another object, -1 where the arguments are not lists of equal
+// length holding dicts.
+extern "C" int64_t descend_same(PyObject* dicts, PyObject* keys, PyObject* refs) {
+  if (!PyList_Check(dicts) || !PyList_Check(keys) || !PyList_Check(refs)) return -1;
+  const Py_ssize_t n = PyList_GET_SIZE(dicts);
+  if (PyList_GET_SIZE(keys) != n || PyList_GET_SIZE(refs) != n) return -1;
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject* d = PyList_GET_ITEM(dicts, i);
+    if (!PyDict_Check(d)) return -1;
+    PyObject* v = PyDict_GetItemWithError(d, PyList_GET_ITEM(keys, i));
+    if (v == nullptr) {
+      if (PyErr_Occurred()) {
+        PyErr_Clear();
+        return -1;
+      }
+      return 0;
+    }
+    if (v != PyList_GET_ITEM(refs, i)) return 0;
+  }
+  return 1;
+}
 """
 
 NONE, SPARSE, OTHER = 1, 2, 4  # the bits :func:`grads` returns
 error: str | None = None  # why the library could not be built or loaded, once that was tried
 _lock = threading.Lock()
-_lib: list = []  # [(grads, ptrs) or None] once loaded or failed
+_lib: list = []  # [(grads, layout, same) or None] once loaded or failed
 _started: list = []  # the build thread, once started
 
 
@@ -130,19 +157,20 @@ def _build() -> None:
             error, lib = why, None
         else:
             cdll = ctypes.PyDLL(str(path))  # (holds the GIL: the functions use Python's API)
-            g, p = cdll.descend_grads, cdll.descend_ptrs
-            g.restype = p.restype = ctypes.c_int64
+            g, p, same = cdll.descend_grads, cdll.descend_layout, cdll.descend_same
+            g.restype = p.restype = same.restype = ctypes.c_int64
             g.argtypes = [ctypes.py_object, ctypes.py_object, ctypes.c_void_p, ctypes.c_void_p]
             p.argtypes = [ctypes.py_object, ctypes.c_void_p]
-            lib = (g, p)
+            same.argtypes = [ctypes.py_object, ctypes.py_object, ctypes.py_object]
+            lib = (g, p, same)
     except Exception as e:  # noqa: BLE001 (any failure leaves the Python path, with its reason)
         error, lib = f"loading the bulk library failed: {e}", None
     with _lock:
         _lib.append(lib)
 
 
-def library(wait: bool = False) -> tuple[Any, Any] | None:
-    """``(grads, ptrs)``, or None while the library is being built (in the background,
+def library(wait: bool = False) -> tuple[Any, Any, Any] | None:
+    """``(grads, layout, same)``, or None while the library is being built (in the background,
     started by the first call) or where it cannot be; ``wait=True`` waits for the build."""
     if _lib:
         return _lib[0]
@@ -173,10 +201,25 @@ def grads(params: list[torch.Tensor]) -> tuple[list[Any], int, array.array, arra
     return None if flags < 0 else (out, flags, ptrs, counts)
 
 
-def ptrs(ts: list[torch.Tensor]) -> array.array | None:
-    """The data pointers of plain tensors ``ts``, or None (ask in Python)."""
+def layout(ts: list[torch.Tensor]) -> array.array | None:
+    """Data pointer, element count and contiguity (1/0) of each of the plain tensors ``ts``,
+    one after another (:func:`layout_of` in Python), or None (ask in Python)."""
     lib = _lib[0] if _lib else library()
     if lib is None:
         return None
-    out = array.array("q", bytes(8 * len(ts)))
+    out = array.array("q", bytes(24 * len(ts)))
     return out if lib[1](ts, out.buffer_info()[0]) == 0 else None
+
+
+def layout_of(ptrs: list[int], numels: list[int], contiguous: list[bool]) -> array.array:
+    """What :func:`layout` answers for tensors of these pointers, counts and contiguity."""
+    return array.array("q", itertools.chain.from_iterable(zip(ptrs, numels, map(int, contiguous))))
+
+
+def same(dicts: list[dict], keys: list[str], refs: list[Any]) -> bool | None:
+    """Whether ``dicts[i].get(keys[i]) is refs[i]`` for every i, or None (ask in Python)."""
+    lib = _lib[0] if _lib else library()
+    if lib is None:
+        return None
+    r = lib[2](dicts, keys, refs)
+    return None if r < 0 else bool(r)

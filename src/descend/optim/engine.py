@@ -75,7 +75,7 @@ class Part:
     params: list[torch.Tensor]
     kind: str
     ptrs: list[int]
-    ptr_arr: Any = None  # ptrs as an int64 array (compared with bulk.ptrs)
+    layout: Any = None  # ptrs, numels and contiguous as bulk.layout reads them (bulk.layout_of)
     states: list[dict[str, Any]] = field(default_factory=list)
     keys: tuple[str, ...] = ()  # the state tensors the group's options use (opt._state_keys) when planned
     # each parameter's element count and contiguity when planned: ``p.data = p.data[:k]`` or
@@ -184,7 +184,7 @@ def build(opt: Any) -> list[Part]:
                 part.states.append(st)
             part.synced = len({st.get("step", 0) for st in part.states}) == 1
             part.any_big = any(p.numel() >= BIG for p in ps)
-            part.ptr_arr = array.array("q", part.ptrs)
+            part.layout = bulk.layout_of(part.ptrs, part.numels, part.contiguous)
             part.scan = ps[0].device.type == "cpu" and ps[0].dtype in native.KINDS and \
                 all(type(p) in PLAIN for p in ps) and native.library() is not None
             if part.kind == "fused":
@@ -283,15 +283,19 @@ def valid(opt: Any, parts: list[Part]) -> bool:
         return False  # a parameter left out as frozen takes part now
     for part in parts:
         ps = part.params
-        now = bulk.ptrs(ps) if part.scan else None
-        if (now != part.ptr_arr if now is not None else list(map(_PTR, ps)) != part.ptrs) \
-                or opt._state_keys(part.group) != part.keys:
+        if opt._state_keys(part.group) != part.keys:
             return False
-        if part.kind == "fused" and (part.numels != list(map(_NUMEL, ps))
-                                     or part.contiguous != list(map(_CONTIGUOUS, ps))):
+        now = bulk.layout(ps) if part.scan else None  # (one C++ call: addresses, sizes, contiguity)
+        if now is not None:
+            if now != part.layout:
+                return False
+        elif list(map(_PTR, ps)) != part.ptrs or part.kind == "fused" and (
+                part.numels != list(map(_NUMEL, ps)) or part.contiguous != list(map(_CONTIGUOUS, ps))):
             return False  # (only the compiled path keeps layouts: packed places, flat aliases)
-        if part.refs and not all(map(operator.is_, map(dict.get, *part.ref_at), part.refs)):
-            return False
+        if part.refs:
+            kept = bulk.same(*part.ref_at, part.refs) if part.scan else None
+            if not (kept if kept is not None else all(map(operator.is_, map(dict.get, *part.ref_at), part.refs))):
+                return False
     return True
 
 
