@@ -99,6 +99,7 @@ class Part:
     local: bool = False  # DTensor parameters (FSDP2): the element-wise update runs on the local shards
     any_big: bool = True  # some parameter is large enough for its gradient to be checked by a dot
     scan: bool = False  # CPU part whose gradients native.finite checks (the library is built)
+    bulk: bool = False  # scan, and enough tensors for bulk's C++ reading to pay (bulk.MIN_TENSORS)
     programs: dict[tuple, Any] = field(default_factory=dict)
     # fused parts: flat aliases of each large parameter and of its state, made once
     aliases: dict[int, tuple] = field(default_factory=dict)
@@ -187,6 +188,7 @@ def build(opt: Any) -> list[Part]:
             part.layout = bulk.layout_of(part.ptrs, part.numels, part.contiguous)
             part.scan = ps[0].device.type == "cpu" and ps[0].dtype in native.KINDS and \
                 all(type(p) in PLAIN for p in ps) and native.library() is not None
+            part.bulk = part.scan and len(ps) >= bulk.MIN_TENSORS
             if part.kind == "fused":
                 _pack(opt, part)
             parts.append(part)
@@ -285,7 +287,7 @@ def valid(opt: Any, parts: list[Part]) -> bool:
         ps = part.params
         if opt._state_keys(part.group) != part.keys:
             return False
-        now = bulk.layout(ps) if part.scan else None  # (one C++ call: addresses, sizes, contiguity)
+        now = bulk.layout(ps) if part.bulk else None  # (one C++ call: addresses, sizes, contiguity)
         if now is not None:
             if now != part.layout:
                 return False
@@ -293,7 +295,7 @@ def valid(opt: Any, parts: list[Part]) -> bool:
                 part.numels != list(map(_NUMEL, ps)) or part.contiguous != list(map(_CONTIGUOUS, ps))):
             return False  # (only the compiled path keeps layouts: packed places, flat aliases)
         if part.refs:
-            kept = bulk.same(*part.ref_at, part.refs) if part.scan else None
+            kept = bulk.same(*part.ref_at, part.refs) if part.bulk else None
             if not (kept if kept is not None else all(map(operator.is_, map(dict.get, *part.ref_at), part.refs))):
                 return False
     return True
@@ -328,7 +330,7 @@ def collect(opt: Any, parts: list[Part]) -> list[Work]:
     """This step's work: the parameters that have gradients (sparse ones refused)."""
     out = []
     for part in parts:
-        got = bulk.grads(part.params) if part.scan else None
+        got = bulk.grads(part.params) if part.bulk else None
         if got is not None and not got[1] & (bulk.NONE | bulk.SPARSE):  # (read in one C++ call)
             w = Work(part, part.params, got[0], part.states, True)
             if not got[1]:
