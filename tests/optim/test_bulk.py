@@ -181,3 +181,22 @@ def test_same_is_dict_get_identity():
     assert bulk.same([d1, d2], ["V", "S"], [a, a]) is False
     assert bulk.same([d1, d2], ["V", "V"], [a, b]) is False  # (missing: no __missing__ is called)
     assert bulk.same([d1], ["V", "S"], [a]) is None and bulk.same([3], ["V"], [a]) is None
+
+
+def test_a_build_is_started_once_in_a_process_of_its_own(tmp_path, monkeypatch):
+    """The library is built by `python -m descend.optim.bulk MARKER`, which outlives the process
+    that started it; while a live process holds the marker no other build starts."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    started = []
+    monkeypatch.setattr(bulk.subprocess, "Popen", lambda args, **kw: started.append((args, kw)))
+    monkeypatch.setattr(bulk, "_builder", [])
+    marker = tmp_path / "bulk-x.building"
+    marker.write_text(str(os.getpid()))  # a live process is building it
+    bulk._start_build(marker)
+    assert started == []
+    marker.write_text(str(gone.pid))  # the process that was building it is gone
+    bulk._start_build(marker)
+    (args, kw), = started
+    assert args == [sys.executable, "-m", "descend.optim.bulk", str(marker)] and kw["start_new_session"]
+    assert marker.read_text() == str(os.getpid())

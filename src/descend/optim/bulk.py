@@ -10,8 +10,9 @@ tensors; :func:`layout` reads the parameters' addresses, sizes and contiguity an
 :func:`same` the packed state's identity the same way (the plan's check that nothing moved).
 
 The library is compiled against the installed torch (its headers and libraries, the
-Python headers) once per machine into descend's cache folder, in a background thread
-started by the first step that could use it (about 16 s on two cores); until it is there,
+Python headers) once per machine into descend's cache folder, by a process of its own
+(``python -m descend.optim.bulk``, about 16-25 s on two cores) that the first step which could
+use it starts, and which outlives a short run that ends first; until it is there,
 and wherever it cannot be built (no compiler or headers: the reason is in :data:`error`),
 the same facts are read in Python, with the same results.
 """
@@ -20,10 +21,16 @@ from __future__ import annotations
 
 import array
 import ctypes
+import functools
+import hashlib
 import itertools
 import os
+import subprocess
+import sys
 import sysconfig
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -134,11 +141,14 @@ NONE, SPARSE, OTHER = 1, 2, 4  # the bits :func:`grads` returns
 # 2.6 µs for one tensor, 4.6 for eight, 6.4 for sixteen (a step's plan check and gradients)
 MIN_TENSORS = 12
 error: str | None = None  # why the library could not be built or loaded, once that was tried
+BUILD_TIMEOUT = 600  # seconds after which a build another process started counts as abandoned
 _lock = threading.Lock()
 _lib: list = []  # [(grads, layout, same) or None] once loaded or failed
-_started: list = []  # the build thread, once started
+_builder: list = []  # the build process this process started
+_next_look = [0.0]  # (time.monotonic) when library() looks at the cache folder again
 
 
+@functools.lru_cache(maxsize=1)
 def _flags() -> tuple[tuple, list[str], str]:
     root = os.path.dirname(torch.__file__)
     inc = [os.path.join(root, "include"), os.path.join(root, "include", "torch", "csrc", "api", "include"),
@@ -151,43 +161,98 @@ def _flags() -> tuple[tuple, list[str], str]:
             f"torch {torch.__version__} {root} python {sysconfig.get_paths()['include']}")
 
 
-def _build() -> None:
+def _build(compile: bool) -> tuple[Any, str | None]:
+    return native.build("bulk", SOURCE, *_flags(), compile=compile)
+
+
+def _load(path: Any) -> tuple[Any, Any, Any] | None:
     global error
     try:
-        flag_sets, extra, key = _flags()
-        path, why = native.build("bulk", SOURCE, flag_sets, extra, key)
-        if path is None:
-            error, lib = why, None
-        else:
-            cdll = ctypes.PyDLL(str(path))  # (holds the GIL: the functions use Python's API)
-            g, p, same = cdll.descend_grads, cdll.descend_layout, cdll.descend_same
-            g.restype = p.restype = same.restype = ctypes.c_int64
-            g.argtypes = [ctypes.py_object, ctypes.py_object, ctypes.c_void_p, ctypes.c_void_p]
-            p.argtypes = [ctypes.py_object, ctypes.c_void_p]
-            same.argtypes = [ctypes.py_object, ctypes.py_object, ctypes.py_object]
-            lib = (g, p, same)
-    except Exception as e:  # noqa: BLE001 (any failure leaves the Python path, with its reason)
-        error, lib = f"loading the bulk library failed: {e}", None
-    with _lock:
-        _lib.append(lib)
+        cdll = ctypes.PyDLL(str(path))  # (holds the GIL: the functions use Python's API)
+        g, p, same = cdll.descend_grads, cdll.descend_layout, cdll.descend_same
+    except (OSError, AttributeError) as e:
+        error = f"loading {path} failed: {e}"
+        return None
+    g.restype = p.restype = same.restype = ctypes.c_int64
+    g.argtypes = [ctypes.py_object, ctypes.py_object, ctypes.c_void_p, ctypes.c_void_p]
+    p.argtypes = [ctypes.py_object, ctypes.c_void_p]
+    same.argtypes = [ctypes.py_object, ctypes.py_object, ctypes.py_object]
+    return g, p, same
+
+
+def _start_build(marker: Path) -> None:
+    """Start the build in a process of its own (``python -m descend.optim.bulk``), which outlives
+    this one: a short run that ends first leaves it to finish, and the next run loads it. The
+    marker keeps other processes from starting one too while it runs."""
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        if marker.exists() and time.time() - marker.stat().st_mtime < BUILD_TIMEOUT and _alive(marker):
+            return  # (another process is building it)
+        marker.write_text(str(os.getpid()))
+    except OSError:
+        return
+    _builder.append(subprocess.Popen([sys.executable, "-m", "descend.optim.bulk", str(marker)],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True))
+
+
+def _alive(marker: Path) -> bool:
+    """Whether the process named in the marker is running."""
+    try:
+        os.kill(int(marker.read_text()), 0)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def library(wait: bool = False) -> tuple[Any, Any, Any] | None:
-    """``(grads, layout, same)``, or None while the library is being built (in the background,
-    started by the first call) or where it cannot be; ``wait=True`` waits for the build."""
+    """``(grads, layout, same)``, or None while the library is being built (by a process of its
+    own, started by the first call on a machine; later calls look for it once a second) or where
+    it cannot be; ``wait=True`` waits for the build."""
+    global error
     if _lib:
         return _lib[0]
     if os.environ.get("DESCEND_BULK", "1") == "0" or native.library() is None:
         return None
+    now = time.monotonic()
+    if not wait and now < _next_look[0]:
+        return None
     with _lock:
-        if not _started:
-            t = threading.Thread(target=_build, name="descend-bulk-build", daemon=True)
-            _started.append(t)
-            t.start()
-    if wait:
-        _started[0].join()
-        return _lib[0] if _lib else None
-    return None
+        if _lib:
+            return _lib[0]
+        _next_look[0] = now + 1.0
+        deadline = now + BUILD_TIMEOUT
+        while True:
+            path, why = _build(compile=False)
+            if path is not None or why is not None:
+                error = why
+                _lib.append(_load(path) if path is not None else None)
+                return _lib[0]
+            if not _builder:
+                _start_build(path_marker())
+            elif _builder[0].poll() is not None:  # (it ended without a library or a reason)
+                error = f"the build process of the bulk library exited with code {_builder[0].returncode}"
+                _lib.append(None)
+                return None
+            if not wait or time.monotonic() > deadline:
+                return None
+            time.sleep(0.2)
+
+
+def path_marker() -> Path:
+    """The file that says a build of this library is under way (next to where it will be)."""
+    from .fused import cache_home
+
+    return cache_home() / f"bulk-{hashlib.sha256(_flags()[2].encode()).hexdigest()[:20]}.building"
+
+
+def main(marker: str) -> None:
+    """The build process: compile (or find) the library, then remove the marker."""
+    Path(marker).write_text(str(os.getpid()))
+    try:
+        _build(compile=True)
+    finally:
+        Path(marker).unlink(missing_ok=True)
 
 
 def grads(params: list[torch.Tensor]) -> tuple[list[Any], int, array.array, array.array] | None:
@@ -226,3 +291,7 @@ def same(dicts: list[dict], keys: list[str], refs: list[Any]) -> bool | None:
         return None
     r = lib[2](dicts, keys, refs)
     return None if r < 0 else bool(r)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -265,10 +265,13 @@ def _compiler() -> str | None:
 FLAG_SETS = (["-O3", "-march=native", "-fopenmp"], ["-O3", "-fopenmp"], ["-O3"])
 
 
-def build(prefix: str, source: str, flag_sets: tuple, extra: list[str], key: str) -> tuple[Any, str | None]:
+def build(prefix: str, source: str, flag_sets: tuple, extra: list[str], key: str,
+          compile: bool = True) -> tuple[Any, str | None]:
     """Compile ``source`` into ``<cache>/<prefix>-<hash>.so`` once per machine: ``(path, None)``,
     or ``(None, why)``. Each of ``flag_sets`` is tried in turn (``extra`` follows each); a
-    build that failed leaves a ``.failed`` file so that later processes do not try again."""
+    build that failed leaves a ``.failed`` file so that later processes do not try again.
+    ``compile=False`` only looks: ``(path, None)`` when built, ``(None, why)`` when failed,
+    ``(None, None)`` when not yet built."""
     from .fused import cache_home
 
     cxx = _compiler()
@@ -283,6 +286,8 @@ def build(prefix: str, source: str, flag_sets: tuple, extra: list[str], key: str
         return path, None
     if failed.exists():
         return None, failed.read_text(errors="replace")
+    if not compile:
+        return None, None
     try:
         home.mkdir(parents=True, exist_ok=True)
         src = home / f"{prefix}-{key}.{os.getpid()}.cpp"
