@@ -87,9 +87,10 @@ def _stage_native(opt: Any, w: Work) -> Any:
     copy = None
     if part.small and opt.nonfinite == "ignore":  # else the check gathers them (grad_checks)
         small = engine.small_ptrs(w)
-        gs = [w.grads[j] for j in part.small] if small is None else None
-        if small is None and native.plain(gs, dtype) and list(map(_NUMEL, gs)) == part.packer.numels:  # type: ignore
-            small = array.array("q", map(_PTR, gs))
+        if small is None:  # (bulk did not read them: ask in Python)
+            gs = [w.grads[j] for j in part.small]
+            if native.plain(gs, dtype) and list(map(_NUMEL, gs)) == part.packer.numels:  # type: ignore
+                small = array.array("q", map(_PTR, gs))
         if small is not None:
             copy = native.Copy(part.packer, small, part.scratch[1], 1)  # type: ignore
 
