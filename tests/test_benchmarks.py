@@ -27,13 +27,16 @@ def test_step_throughput_prints_its_table_and_ratios():
     assert cells[10].endswith("x") and cells[11].endswith(")") and cells[12].endswith("x")
 
 
-def test_bulk_ab_prints_its_table_and_refuses_an_unknown_optimizer():
-    res = bench("benchmarks/bulk_ab.py", "--sets", "10k", "--optimizers", "SGD,Adam", "--rounds", "3")
-    assert res.returncode == 0, res.stderr
-    rows = [line for line in res.stdout.splitlines() if line.startswith("| 10k |")]
-    assert [r.split("|")[2].strip() for r in rows] == ["SGD", "Adam"]
-    assert all(float(c.strip().rstrip("x")) > 0 for r in rows for c in r.strip("|").split("|")[2:])
-    bad = bench("benchmarks/bulk_ab.py", "--optimizers", "Lion")
+def test_native_ab_prints_its_table_and_refuses_an_unknown_optimizer():
+    for without in ("bulk", "replay"):
+        res = bench("benchmarks/native_ab.py", "--sets", "10k", "--optimizers", "SGD,Adam", "--rounds", "3",
+                    "--without", without)
+        assert res.returncode == 0, res.stderr
+        assert f"with and without {without}" in res.stdout
+        rows = [line for line in res.stdout.splitlines() if line.startswith("| 10k |")]
+        assert [r.split("|")[2].strip() for r in rows] == ["SGD", "Adam"]
+        assert all(float(c.strip().rstrip("x")) > 0 for r in rows for c in r.strip("|").split("|")[2:])
+    bad = bench("benchmarks/native_ab.py", "--optimizers", "Lion")
     assert bad.returncode == 2 and "'Lion' is not one of SGD, Momentum, Adam" in bad.stderr
 
 

@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch.autograd.graph import increment_version
 
-from . import bulk, compat, foreach, fused, lowstate, native, rules, states, trace
+from . import bulk, compat, foreach, fused, lowstate, native, replay, rules, states, trace
 from .foreach import Many
 from .states import State, state_of  # noqa: F401 (opt.state's type; base.py reads them here)
 
@@ -101,6 +101,7 @@ class Part:
     scan: bool = False  # CPU part whose gradients native.finite checks (the library is built)
     bulk: bool = False  # scan, and enough tensors for bulk's C++ reading to pay (bulk.MIN_TENSORS)
     programs: dict[tuple, Any] = field(default_factory=dict)
+    replay: Any = None  # foreach CPU parts replayed natively (replay.step): the sizes, an int64 array
     # fused parts: flat aliases of each large parameter and of its state, made once
     aliases: dict[int, tuple] = field(default_factory=dict)
     scalars: dict[tuple, Any] = field(default_factory=dict)  # the kernels' 0-d scalar arguments
@@ -189,6 +190,8 @@ def build(opt: Any) -> list[Part]:
             part.scan = ps[0].device.type == "cpu" and ps[0].dtype in native.KINDS and \
                 all(type(p) in PLAIN for p in ps) and native.library() is not None
             part.bulk = part.scan and len(ps) >= bulk.MIN_TENSORS
+            if part.kind == "foreach" and part.plain and replay.usable(ps):
+                part.replay = array.array("q", part.numels)
             if part.kind == "fused":
                 _pack(opt, part)
             parts.append(part)
@@ -291,9 +294,9 @@ def valid(opt: Any, parts: list[Part]) -> bool:
         if now is not None:
             if now != part.layout:
                 return False
-        elif list(map(_PTR, ps)) != part.ptrs or part.kind == "fused" and (
+        elif list(map(_PTR, ps)) != part.ptrs or (part.kind == "fused" or part.replay is not None) and (
                 part.numels != list(map(_NUMEL, ps)) or part.contiguous != list(map(_CONTIGUOUS, ps))):
-            return False  # (only the compiled path keeps layouts: packed places, flat aliases)
+            return False  # (the compiled path and native replay keep layouts: sizes, flat aliases)
         if part.refs:
             kept = bulk.same(*part.ref_at, part.refs) if part.bulk else None
             if not (kept if kept is not None else all(map(operator.is_, map(dict.get, *part.ref_at), part.refs))):
@@ -437,7 +440,9 @@ def _foreach(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
             for k in program.leaf_names:
                 if k not in leaves:
                     leaves[k] = stored(k)
-            program.run(leaves, values)
+            if part.replay is None or not w.whole or not replay.step(
+                    program, leaves, values, part.ptrs, part.replay, w.gptrs if w.gnumels == part.replay else None):
+                program.run(leaves, values)
             return
     convert = not part.plain
     real = [torch.view_as_real(p) if p.is_complex() else p for p in params]

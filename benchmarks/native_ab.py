@@ -1,15 +1,20 @@
-"""What reading the gradients in one C++ call saves: descend's step with and without the bulk library.
+"""What descend's two step libraries save: its step with and without one of them, and torch's.
+
+* ``--without bulk``: reading every gradient's facts in one C++ call (``descend.optim.bulk``)
+  against a ``map`` in Python per fact (the path taken before that library is built);
+* ``--without replay``: a traced foreach program replayed in one native call
+  (``descend.optim.replay``) against the same program replayed with torch's ``_foreach_*`` ops.
 
 Three optimizers on the same parameters and gradients, timed in interleaved rounds (the order
 reversed every other round), ms per step as medians:
 
-* ``bulk``: descend's default step (the per-tensor facts read by ``descend.optim.bulk``);
-* ``python``: the same optimizer class with ``bulk`` answering None, so every fact is read by a
-  ``map`` in Python (the path taken before the library is built, or where it cannot be);
+* ``with``: descend's default step;
+* ``without``: the same optimizer class with the library switched off for its steps;
 * ``torch``: the torch.optim twin (SGD: foreach; Momentum: SGD momentum foreach; Adam: fused).
 
-    python benchmarks/bulk_ab.py                               # many-small, SGD and Adam
-    python benchmarks/bulk_ab.py --sets many-small,transformer --optimizers SGD,Momentum,Adam
+    python benchmarks/native_ab.py                               # many-small, SGD and Adam, bulk
+    python benchmarks/native_ab.py --without replay --sets 10k,200k,many-small,transformer \
+        --optimizers SGD,Momentum
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import time
 import torch
 
 import descend.optim as O
-from descend.optim import bulk
+from descend.optim import bulk, replay
 from step_throughput import param_sets, params_for
 
 TORCH = {"SGD": lambda ps: torch.optim.SGD(ps, lr=1e-3, foreach=True),
@@ -38,12 +43,25 @@ def without_bulk(opt: torch.optim.Optimizer) -> None:
         bulk.grads, bulk.layout, bulk.same = saved
 
 
+def without_replay(opt: torch.optim.Optimizer) -> None:
+    saved = replay.step
+    replay.step = lambda *a: False
+    try:
+        opt.step()
+    finally:
+        replay.step = saved
+
+
+WITHOUT = {"bulk": without_bulk, "replay": without_replay}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default="many-small")
     ap.add_argument("--optimizers", default="SGD,Adam", help="comma list of " + ",".join(TORCH))
     ap.add_argument("--rounds", type=int, default=40)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--without", default="bulk", choices=sorted(WITHOUT), help="the library switched off")
     args = ap.parse_args()
     names = args.optimizers.split(",")
     for name in names:
@@ -52,16 +70,19 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if bulk.library(wait=True) is None:
         ap.exit(1, f"the bulk library is not available here: {bulk.error}\n")
+    if args.without == "replay" and replay.library() is None:
+        ap.exit(1, f"the replay library is not available here: {replay.error}\n")
     sets = param_sets(ap, args.sets.split(","))
     print(f"torch {torch.__version__}, {args.threads} threads; ms per step, medians of {args.rounds} "
-          "interleaved rounds\n")
-    print("| set | optimizer | bulk | python | torch | bulk / python | bulk / torch | python / torch |")
+          f"interleaved rounds; with and without {args.without}\n")
+    print("| set | optimizer | with | without | torch | with / without | with / torch | without / torch |")
     print("|---|---|---|---|---|---|---|---|")
     for set_name, shapes in sets.items():
         for name in names:
             a = getattr(O, name)(params_for(shapes, 0), lr=1e-3)
             b = getattr(O, name)(params_for(shapes, 0), lr=1e-3)
-            steps = {"bulk": a.step, "python": lambda b=b: without_bulk(b),
+            off = WITHOUT[args.without]
+            steps = {"with": a.step, "without": lambda b=b: off(b),
                      "torch": TORCH[name](params_for(shapes, 0)).step}
             for f in steps.values():
                 f()
@@ -73,8 +94,8 @@ def main() -> None:
                     f()
                     times[k].append(time.perf_counter() - t)
             m = {k: statistics.median(v) * 1e3 for k, v in times.items()}
-            print(f"| {set_name} | {name} | {m['bulk']:.3f} | {m['python']:.3f} | {m['torch']:.3f} "
-                  f"| {m['bulk'] / m['python']:.2f}x | {m['bulk'] / m['torch']:.2f}x | {m['python'] / m['torch']:.2f}x |")
+            print(f"| {set_name} | {name} | {m['with']:.3f} | {m['without']:.3f} | {m['torch']:.3f} "
+                  f"| {m['with'] / m['without']:.2f}x | {m['with'] / m['torch']:.2f}x | {m['without'] / m['torch']:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,196 @@
+"""descend.optim.replay: a traced foreach program replayed in one native call on the CPU.
+
+The replay must give what torch's ``_foreach_*`` ops give on the same program, bit for bit:
+every case of the table, float32 and float64, sizes on both sides of torch's parallel grain
+and of the replay's block, a non-finite gradient let through, and every way a gradient or
+state tensor can be one whose bytes are not plain (then torch's ops replay it).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import descend.optim as O
+from descend.optim import replay
+from .cases import CASES
+
+pytestmark = pytest.mark.skipif(replay.library() is None, reason=f"replay library not built: {replay.error}")
+
+SHAPES = [(37,), (70_001,), (3, 5), (1,), (40_000,), (1025,)]  # odd sizes, > GRAIN, a block and one more
+
+
+def _calls(monkeypatch):
+    """Count the native replays that ran (Code.run returning True)."""
+    ran = []
+    run = replay.Code.run
+
+    def counted(self, *a):
+        ok = run(self, *a)
+        ran.append(ok)
+        return ok
+
+    monkeypatch.setattr(replay.Code, "run", counted)
+    return ran
+
+
+def _trajectory(case, dtype, native, steps=5, nan_at=None, **extra):
+    saved = replay.step
+    if not native:
+        replay.step = lambda *a: False
+    try:
+        torch.manual_seed(0)
+        ps = [torch.nn.Parameter(torch.randn(s, dtype=dtype)) for s in SHAPES]
+        opt = case.make(ps, impl="foreach", **extra)
+        g = torch.Generator().manual_seed(1)
+        for t in range(steps):
+            for p in ps:
+                p.grad = torch.randn(p.shape, dtype=dtype, generator=g)
+            if t == nan_at:
+                ps[1].grad[7] = float("nan")
+                ps[2].grad[0, 0] = float("inf")
+            opt.step()
+    finally:
+        replay.step = saved
+    return ps, opt
+
+
+def _same(a, b):
+    return a.dtype == b.dtype and a.shape == b.shape and torch.equal(a.view(-1).view(torch.uint8),
+                                                                     b.view(-1).view(torch.uint8))
+
+
+def _assert_same(x, y):
+    assert all(_same(a.detach(), b.detach()) for a, b in zip(x[0], y[0]))
+    for a, b in zip(x[1].state.values(), y[1].state.values()):
+        assert a.keys() == b.keys()
+        assert all(_same(a[k], b[k]) if torch.is_tensor(a[k]) else a[k] == b[k] for k in a)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_replay_equals_torchs_foreach_ops_bitwise(case, dtype, monkeypatch):
+    ran = _calls(monkeypatch)
+    fast = _trajectory(case, dtype, native=True)
+    native_ran = any(ran)
+    _assert_same(fast, _trajectory(case, dtype, native=False))
+    if case.cls in (O.SGD, O.Momentum, O.Nesterov):  # (averages: no square root, no maximum)
+        assert native_ran
+    else:
+        assert not native_ran
+
+
+def test_every_sgd_form_equals_torch_sgd_bitwise_on_two_threads(monkeypatch):
+    """torch.optim.SGD (foreach) and descend's SGD replayed natively, float32, 2 threads (the forms
+    whose formula groups as torch's does: Nesterov's look-ahead is grouped otherwise, so it agrees
+    to rounding only, with torch's ops as much as natively)."""
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    ran = _calls(monkeypatch)
+    for kw in ({}, {"weight_decay": 0.01}, {"momentum": 0.9}, {"momentum": 0.9, "weight_decay": 0.01},
+               {"momentum": 0.8, "dampening": 0.3, "maximize": True}):
+        torch.manual_seed(0)
+        a = [torch.nn.Parameter(torch.randn(s)) for s in SHAPES]
+        b = [torch.nn.Parameter(p.detach().clone()) for p in a]
+        oa, ob = O.SGD(a, lr=0.05, impl="foreach", **kw), torch.optim.SGD(b, lr=0.05, foreach=True, **kw)
+        for t in range(4):
+            for p, q in zip(a, b):
+                p.grad = torch.randn(p.shape)
+                q.grad = p.grad.clone()
+            oa.step()
+            ob.step()
+        assert all(_same(p.detach(), q.detach()) for p, q in zip(a, b)), kw
+    assert ran and all(ran)
+
+
+def test_a_nonfinite_gradient_let_through_spreads_as_with_torchs_ops():
+    case = next(c for c in CASES if c.name == "sgd_momentum_maximize")
+    fast = _trajectory(case, torch.float32, native=True, nan_at=2, nonfinite="ignore")
+    assert torch.isnan(fast[0][1][7]) and torch.isinf(fast[0][2][0, 0]) or torch.isnan(fast[0][2][0, 0])
+    _assert_same(fast, _trajectory(case, torch.float32, native=False, nan_at=2, nonfinite="ignore"))
+
+
+@pytest.mark.parametrize("make,where", [
+    (lambda p: torch.randn(p.shape[1], p.shape[0]).t(), "grad"),  # not contiguous
+    (lambda p: torch._neg_view(torch.randn(p.shape)), "grad"),  # a lazy negation: bytes not values
+    (lambda p: torch.randn(p.shape[1], p.shape[0]).t(), "state"),  # (torch's ops refuse a negated one)
+], ids=["grad-strided", "grad-neg", "state-strided"])
+def test_a_tensor_whose_bytes_are_not_its_values_replays_with_torchs_ops(make, where, monkeypatch):
+    ran = _calls(monkeypatch)
+    runs = []
+    for native in (True, False):
+        saved = replay.step
+        if not native:
+            replay.step = lambda *a: False
+        try:
+            torch.manual_seed(0)
+            ps = [torch.nn.Parameter(torch.randn(4, 3)) for _ in range(3)]
+            opt = O.SGD(ps, lr=0.1, momentum=0.9, impl="foreach")
+            for p in ps:
+                p.grad = torch.randn(4, 3)
+            opt.step()
+            torch.manual_seed(5)
+            for p in ps:
+                p.grad = torch.randn(4, 3)
+            odd = make(ps[1])
+            odd.copy_(torch.randn(4, 3))
+            if where == "grad":
+                ps[1].grad = odd
+            else:
+                key = next(iter(k for k, v in opt.state[ps[1]].items() if torch.is_tensor(v)))
+                odd.copy_(opt.state[ps[1]][key])
+                opt.state[ps[1]][key] = odd
+            opt.step()
+        finally:
+            replay.step = saved
+        runs.append([p.detach().clone() for p in ps])
+    assert ran == [True]  # (the first step natively; the second refused before the call)
+    assert all(_same(a, b) for a, b in zip(*runs))
+
+
+def test_autograd_sees_the_parameters_written(monkeypatch):
+    """Written through pointers, the parameters' version counters are still bumped, so a graph
+    that saved a parameter refuses to backward through the step, as with torch.optim."""
+    ran = _calls(monkeypatch)
+    ps = [torch.nn.Parameter(torch.randn(5)) for _ in range(3)]
+    opt = O.SGD(ps, lr=0.1, momentum=0.9, impl="foreach")
+    for p in ps:
+        p.grad = torch.ones(5)
+    loss = sum((p * p).sum() for p in ps)
+    versions = [p._version for p in ps]
+    opt.step()
+    assert ran == [True] and all(p._version > v for p, v in zip(ps, versions))
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
+def test_a_parameter_resized_in_place_is_planned_again(monkeypatch):
+    """``p.data = p.data[:k]`` keeps the address: the replay's sizes must follow (new plan)."""
+    ps = [torch.nn.Parameter(torch.randn(6)) for _ in range(2)]
+    ref = [torch.nn.Parameter(p.detach().clone()) for p in ps]
+    oa, ob = O.SGD(ps, lr=0.1, impl="foreach"), torch.optim.SGD(ref, lr=0.1)
+    for o, qs in ((oa, ps), (ob, ref)):
+        for q in qs:
+            q.grad = torch.ones(6)
+        o.step()
+        for q in qs:
+            q.data = q.data[:4]
+            q.grad = torch.full((4,), 2.0)
+        o.step()
+    assert all(_same(a.detach(), b.detach()) for a, b in zip(ps, ref))
+
+
+def test_replay_off_by_environment():
+    code = ("import torch, descend.optim as O\n"
+            "ps = [torch.nn.Parameter(torch.ones(3)) for _ in range(3)]\n"
+            "o = O.SGD(ps, lr=0.1, momentum=0.9)\n"
+            "for p in ps: p.grad = torch.ones(3)\n"
+            "o.step(); o.step(); print(o._plans[0].replay, float(ps[0][0]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "DESCEND_REPLAY": "0"})
+    assert done.returncode == 0, done.stderr
+    plan, value = done.stdout.split()
+    assert plan == "None" and abs(float(value) - (1 - 0.1 - 0.19)) < 1e-6  # (V = 1, then 1.9)
