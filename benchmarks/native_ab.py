@@ -79,11 +79,11 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for set_name, shapes in sets.items():
         for name in names:
-            a = getattr(O, name)(params_for(shapes, 0), lr=1e-3)
-            b = getattr(O, name)(params_for(shapes, 0), lr=1e-3)
-            off = WITHOUT[args.without]
-            steps = {"with": a.step, "without": lambda b=b: off(b),
-                     "torch": TORCH[name](params_for(shapes, 0)).step}
+            ps = params_for(shapes, 0)  # (one set for all three: see step_throughput.bench)
+            a = getattr(O, name)(ps, lr=1e-3)
+            b = getattr(O, name)(ps, lr=1e-3)
+            steps = {"with": a.step, "without": lambda b=b, off=WITHOUT[args.without]: off(b),
+                     "torch": TORCH[name](ps).step}
             for f in steps.values():
                 f()
                 f()

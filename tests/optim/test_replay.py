@@ -17,6 +17,7 @@ import torch
 
 import descend.optim as O
 from descend.optim import replay
+
 from .cases import CASES
 
 pytestmark = pytest.mark.skipif(replay.library() is None, reason=f"replay library not built: {replay.error}")
@@ -96,7 +97,7 @@ def test_every_sgd_form_equals_torch_sgd_bitwise_on_two_threads(monkeypatch):
         a = [torch.nn.Parameter(torch.randn(s)) for s in SHAPES]
         b = [torch.nn.Parameter(p.detach().clone()) for p in a]
         oa, ob = O.SGD(a, lr=0.05, impl="foreach", **kw), torch.optim.SGD(b, lr=0.05, foreach=True, **kw)
-        for t in range(4):
+        for _ in range(4):
             for p, q in zip(a, b):
                 p.grad = torch.randn(p.shape)
                 q.grad = p.grad.clone()
