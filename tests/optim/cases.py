@@ -14,6 +14,9 @@ the state tests (round trips, non-finite policy) all draw from this table:
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,3 +104,11 @@ def stepped(cls, **kw):
         ps[0].grad = torch.ones_like(ps[0])
         opt.step()
     return opt.state_dict()
+
+
+def child(code: str, **env: str) -> list[str]:
+    """The words ``code`` prints in a fresh Python with ``env`` added to the environment (it must exit 0)."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **env})
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()

@@ -19,6 +19,8 @@ import torch
 import descend.optim as O
 from descend.optim import bulk, engine, native
 
+from .cases import child
+
 pytestmark = pytest.mark.skipif(bulk.library(wait=True) is None, reason=f"bulk library not built: {bulk.error}")
 
 
@@ -156,10 +158,7 @@ def test_without_the_library_steps_read_in_python():
             "o = O.Adam(ps, lr=0.1)\n"
             "for p in ps: p.grad = torch.ones(3)\n"
             "o.step(); o.step(); print(bulk.library(wait=True), float(ps[0][0]))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "DESCEND_BULK": "0"})
-    assert done.returncode == 0, done.stderr
-    lib, value = done.stdout.split()
+    lib, value = child(code, DESCEND_BULK="0")
     assert lib == "None" and abs(float(value) - 0.8) < 1e-6  # (two Adam steps of lr 0.1 from 1)
 
 

@@ -8,17 +8,13 @@ state tensor can be one whose bytes are not plain (then torch's ops replay it).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 
 import descend.optim as O
 from descend.optim import replay
 
-from .cases import CASES
+from .cases import CASES, child
 
 pytestmark = pytest.mark.skipif(replay.library() is None, reason=f"replay library not built: {replay.error}")
 
@@ -190,8 +186,5 @@ def test_replay_off_by_environment():
             "o = O.SGD(ps, lr=0.1, momentum=0.9)\n"
             "for p in ps: p.grad = torch.ones(3)\n"
             "o.step(); o.step(); print(o._plans[0].replay, float(ps[0][0]))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "DESCEND_REPLAY": "0"})
-    assert done.returncode == 0, done.stderr
-    plan, value = done.stdout.split()
+    plan, value = child(code, DESCEND_REPLAY="0")
     assert plan == "None" and abs(float(value) - (1 - 0.1 - 0.19)) < 1e-6  # (V = 1, then 1.9)

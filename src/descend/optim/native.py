@@ -235,11 +235,16 @@ _TYPES = {torch.Tensor, torch.nn.Parameter}
 
 def library() -> tuple[Any, Any, Any] | None:
     """``(gather, finite, launch)``, the library's functions, or None where it cannot be built."""
-    if not _loaded:
-        with _lock:
-            if not _loaded:
-                _loaded.append(_load())
-    return _loaded[0]
+    return once(_loaded, _lock, _load)
+
+
+def once(cache: list, lock: threading.Lock, load: Any) -> Any:
+    """``load()``'s result, computed by the first caller only (``cache`` holds it)."""
+    if not cache:
+        with lock:
+            if not cache:
+                cache.append(load())
+    return cache[0]
 
 
 def _cpu_flags() -> str:

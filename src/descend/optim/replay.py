@@ -171,11 +171,7 @@ _loaded: list = []
 
 def library() -> Any:
     """The C function ``descend_replay``, or None where the library cannot be built."""
-    if not _loaded:
-        with _lock:
-            if not _loaded:
-                _loaded.append(_load())
-    return _loaded[0]
+    return native.once(_loaded, _lock, _load)
 
 
 def _load() -> Any:
@@ -230,7 +226,7 @@ class Code:
         fn = library()
         if fn is None:
             return False
-        values = self.values
+        values = array.array("d", self.values)  # (a copy: optimizers in two threads may share a program)
         for i, f in self.syms:
             values[i] = f(hypers)
         n = len(counts)
