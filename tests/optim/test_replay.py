@@ -106,7 +106,7 @@ def test_every_sgd_form_equals_torch_sgd_bitwise_on_two_threads(monkeypatch):
 def test_a_nonfinite_gradient_let_through_spreads_as_with_torchs_ops():
     case = next(c for c in CASES if c.name == "sgd_momentum_maximize")
     fast = _trajectory(case, torch.float32, native=True, nan_at=2, nonfinite="ignore")
-    assert torch.isnan(fast[0][1][7]) and torch.isinf(fast[0][2][0, 0]) or torch.isnan(fast[0][2][0, 0])
+    assert torch.isnan(fast[0][1][7]) and not torch.isfinite(fast[0][2][0, 0])  # (the step let them through)
     _assert_same(fast, _trajectory(case, torch.float32, native=False, nan_at=2, nonfinite="ignore"))
 
 

@@ -215,7 +215,6 @@ class Code:
             ops += [COPY, program.leaves[self.leaf_names.index(name)][1], s, 0, 0, -1]
         self.code = array.array("q", ops)
         self.nops = len(ops) // 6
-        self.fixed = all(not isinstance(x, trace.Sym) for x in self.scalars)
         self.values = array.array("d", [0.0 if isinstance(x, trace.Sym) else float(x) for x in self.scalars])
         self.syms = [(i, x.fn) for i, x in enumerate(self.scalars) if isinstance(x, trace.Sym)]
 
@@ -229,12 +228,9 @@ class Code:
         values = array.array("d", self.values)  # (a copy: optimizers in two threads may share a program)
         for i, f in self.syms:
             values[i] = f(hypers)
-        n = len(counts)
-        nbytes = sum(counts) * dtype.itemsize
-        threads = 1 if nbytes < native.PARALLEL_BYTES else torch.get_num_threads()
         return fn(self.code.buffer_info()[0], self.nops, self.slot_leaf.buffer_info()[0], len(self.slot_leaf),
-                  ptrs.buffer_info()[0], counts.buffer_info()[0], n, values.buffer_info()[0], len(values),
-                  KINDS[dtype], threads) == 0
+                  ptrs.buffer_info()[0], counts.buffer_info()[0], len(counts), values.buffer_info()[0],
+                  len(values), KINDS[dtype], native._threads(sum(counts) * dtype.itemsize)) == 0
 
 
 _PTR = torch.Tensor.data_ptr
