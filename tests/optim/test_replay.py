@@ -188,3 +188,57 @@ def test_replay_off_by_environment():
             "o.step(); o.step(); print(o._plans[0].replay, float(ps[0][0]))")
     plan, value = child(code, DESCEND_REPLAY="0")
     assert plan == "None" and abs(float(value) - (1 - 0.1 - 0.19)) < 1e-6  # (V = 1, then 1.9)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("where", [(0, 36), (1, 70_000), (4, 0), (3, 0)],
+                         ids=["small", "last-of-a-split-tensor", "first-of-a-split-tensor", "one-element"])
+@pytest.mark.parametrize("mode,bad", [("raise", float("nan")), ("skip", float("inf")), ("skip", float("-inf"))],
+                         ids=["raise-nan", "skip-inf", "skip-neg-inf"])
+def test_the_check_runs_in_the_replay_call_and_a_nonfinite_gradient_changes_nothing(dtype, where, mode, bad,
+                                                                                    monkeypatch):
+    """With the part replayed natively, the ``nonfinite`` check is the same call's first phase
+    (each thread scans its share of every gradient, then all update or none): on 2 threads, a
+    value that is not finite anywhere (a small tensor; either thread's share of a split one)
+    leaves every parameter, state tensor and step count as it was, and the run goes on as
+    torch.optim.SGD's does without that step."""
+    from descend.optim import checks
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    ran = _calls(monkeypatch)
+    scans = []
+    scan = checks.grad_checks
+    monkeypatch.setattr(checks, "grad_checks", lambda work: scans.append(1) or scan(work))
+    torch.manual_seed(0)
+    a = [torch.nn.Parameter(torch.randn(s, dtype=dtype)) for s in SHAPES]
+    b = [torch.nn.Parameter(p.detach().clone()) for p in a]
+    oa = O.SGD(a, lr=0.05, momentum=0.9, weight_decay=0.01, impl="foreach", nonfinite=mode)
+    ob = torch.optim.SGD(b, lr=0.05, momentum=0.9, weight_decay=0.01, foreach=True)
+    g = torch.Generator().manual_seed(1)
+    for t in range(5):
+        grads = [torch.randn(p.shape, dtype=dtype, generator=g) for p in a]
+        if t == 2:
+            before = ([p.detach().clone() for p in a],
+                      [{k: v.clone() if torch.is_tensor(v) else v for k, v in oa.state[p].items()} for p in a])
+            grads[where[0]].view(-1)[where[1]] = bad
+            for p, gr in zip(a, grads):
+                p.grad = gr
+            if mode == "raise":
+                with pytest.raises(O.NonFiniteGradientError, match="at step 3; no parameter was changed"):
+                    oa.step()
+            else:
+                oa.step()
+            assert ran[-1] == replay.NONFINITE  # (found by the native call's scan)
+            assert all(_same(p.detach(), q) for p, q in zip(a, before[0]))
+            for p, old in zip(a, before[1]):
+                st = oa.state[p]
+                assert st.keys() == old.keys()
+                assert all(_same(st[k], old[k]) if torch.is_tensor(old[k]) else st[k] == old[k] for k in old)
+            continue
+        for p, q, gr in zip(a, b, grads):
+            p.grad, q.grad = gr, gr.clone()
+        oa.step()
+        ob.step()
+    assert scans == [1]  # (only the first step, whose state is still empty, checks apart)
+    assert ran.count(True) == 4
+    assert all(_same(p.detach(), q.detach()) for p, q in zip(a, b))

@@ -475,10 +475,17 @@ class Optimizer(torch.optim.Optimizer):
         staged = launch.stage(self, work) if self._staging else itertools.repeat(None)
         ok = None
         if self.nonfinite != "ignore" and work:
-            checks = _checks.grad_checks(work)
-            if self.nonfinite == "skip" and checks and checks[0].device.type != "cpu":
-                ok = _checks.finite_flag(checks)  # folded into the update: no host sync
-            elif not _checks.all_finite(checks):
+            # one part replayed natively: the check runs in the same call, before it writes
+            done = engine.folded(self, work[0]) if len(work) == 1 and not self._staging else None
+            if done:
+                return
+            if done is None:
+                checks = _checks.grad_checks(work)
+                if self.nonfinite == "skip" and checks and checks[0].device.type != "cpu":
+                    ok = _checks.finite_flag(checks)  # folded into the update: no host sync
+                elif not _checks.all_finite(checks):
+                    done = False
+            if done is False:
                 bad = _checks.exactly_finite(work)  # None: a norm overflowed from finite values
                 if bad is not None:
                     if self.nonfinite == "skip":

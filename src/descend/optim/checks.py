@@ -21,7 +21,6 @@ from .engine import Work
 _ITEM = torch.Tensor.item
 _DOT = (torch.float32, torch.float64)
 _NAN = torch.tensor(float("nan"))  # what a native scan that found a non-finite value adds to the checks
-TINY = 16  # a single gradient this small is checked element by element in Python
 
 
 def grad_checks(work: list[Work]) -> list[torch.Tensor]:
@@ -40,7 +39,7 @@ def grad_checks(work: list[Work]) -> list[torch.Tensor]:
     out: list[torch.Tensor] = []
     scan: dict[torch.dtype, list[torch.Tensor]] = {}
     arrays: dict[torch.dtype, tuple[array.array, array.array]] = {}
-    if len(work) == 1 and work[0].part.scan and len(work[0].grads) == 1 and work[0].grads[0].numel() <= TINY:
+    if len(work) == 1 and work[0].part.scan and len(work[0].grads) == 1 and work[0].grads[0].numel() <= engine.TINY:
         # one tiny gradient (a 2-D problem): its values read in Python, faster than any call
         g = work[0].grads[0]
         fine = all(map(cmath.isfinite, (g if g.dim() == 1 else g.reshape(-1)).tolist()))

@@ -43,6 +43,7 @@ from .states import State, state_of  # noqa: F401 (opt.state's type; base.py rea
 AUTO_MIN_NUMEL = 1_000_000
 AUTO_MIN_TENSORS = 1_000
 AUTO_MAX_PASSES = 2  # rules with at most this many foreach calls stay on the foreach path
+TINY = 16  # a single gradient this small is checked element by element in Python (checks)
 BIG = 32_768  # a fused parameter this large (and contiguous) is updated in place by its own call
 # on an accelerator a call costs more than a pass over millions of elements: tensors below
 # this are packed (on an H200 the 25M transformer set stepped 1.2-1.9x faster fully packed than
@@ -146,7 +147,7 @@ def passes(opt: Any, group: dict[str, Any], p: torch.Tensor) -> int:
     st = opt._init_state(torch.empty(0, dtype=p.dtype, device=p.device), group)
     prep = _prep(opt, group)
     values = {**opt._hypers(group, 1), "weight_decay": prep["weight_decay"], "l1": prep["l1"]}
-    program = _program(Part(group, [], [], "foreach", []), rule, keys, st, prep["maximize"], values)
+    program = trace.of_rule({}, rule, keys, st, prep["maximize"], values)
     return len(program.steps) if program is not None else AUTO_MAX_PASSES + 1
 
 
@@ -417,7 +418,18 @@ def _shards(ts: list[torch.Tensor]) -> list[torch.Tensor]:
     return [t._local_tensor for t in ts]  # type: ignore[attr-defined]
 
 
-def _foreach(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
+def folded(opt: Any, w: Work) -> bool | None:
+    """The step of a part replayed natively with its ``nonfinite`` check folded into the same
+    call (:func:`replay.step`): True when done, False when a gradient is not finite (nothing
+    written), None where this does not apply (nothing done: check first, then :func:`apply`)."""
+    part = w.part
+    if part.replay is None or not (w.whole and part.synced) or not all(w.states) or (
+            len(w.grads) == 1 and w.grads[0].numel() <= TINY):
+        return None
+    return _foreach(opt, w, w.states[0]["step"] + 1, None, check=True)
+
+
+def _foreach(opt: Any, w: Work, step: int, ok: torch.Tensor | None, check: bool = False) -> bool | None:
     part, group = w.part, w.part.group
     rule, keys = opt._rule(group)
     sts = w.states
@@ -431,19 +443,29 @@ def _foreach(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
 
     if ok is not None and part.local:
         ok = ok._local_tensor if hasattr(ok, "_local_tensor") else ok
-    set_steps(sts, step)
+    if not check:
+        set_steps(sts, step)
     if ok is None and part.plain:
         values = {**hypers, "weight_decay": prep["weight_decay"], "l1": prep["l1"]}
-        program = _program(part, rule, keys, sts[0], prep["maximize"], values)
+        program = trace.of_rule(part.programs, rule, keys, sts[0], prep["maximize"], values)
         if program is not None:
             leaves = {"p": params, "g": grads}
             for k in program.leaf_names:
                 if k not in leaves:
                     leaves[k] = stored(k)
-            if part.replay is None or not w.whole or not replay.step(
-                    program, leaves, values, part.ptrs, part.replay, w.gptrs if w.gnumels == part.replay else None):
-                program.run(leaves, values)
-            return
+            got = part.replay is not None and w.whole and replay.step(
+                program, leaves, values, part.ptrs, part.replay, w.gptrs if w.gnumels == part.replay else None,
+                check)
+            if got is True and check:
+                set_steps(sts, step)
+            if got:
+                return got is True  # (False: replay.NONFINITE, nothing written)
+            if check:
+                return None  # (not folded: nothing done, the caller checks first)
+            program.run(leaves, values)
+            return True
+    if check:
+        return None
     convert = not part.plain
     real = [torch.view_as_real(p) if p.is_complex() else p for p in params]
 
@@ -466,46 +488,7 @@ def _foreach(opt: Any, w: Work, step: int, ok: torch.Tensor | None) -> None:
             else:
                 foreach.write(targets, v)
     foreach.write(real, new[0])
-
-
-_PROGRAMS: dict[tuple, trace.Program | None] = {}
-_SYM = object()
-
-
-def _static(v: Any) -> Any:
-    """What a program specializes on: flags, absent values and zeros; _SYM for a number."""
-    if v is None or isinstance(v, (bool, str)):
-        return v
-    if isinstance(v, torch.Tensor):
-        return torch.Tensor
-    return 0.0 if v == 0 else _SYM
-
-
-def _program(part: Part, rule: Any, keys: tuple, st: dict[str, Any], maximize: bool,
-             values: dict[str, Any]) -> trace.Program | None:
-    """The traced foreach program of this rule and configuration (None when numbers are tensors)."""
-    sig = (rule, maximize, *map(_static, values.values()), *(k in st for k in keys))
-    cached = part.programs.get(sig)
-    if cached is not None:
-        return cached
-    if torch.Tensor in sig:
-        return None
-    present = tuple(k for k in keys if k in st)
-    config = {k: (_static(v) is _SYM, v) for k, v in values.items()}
-    key = (rule, present, maximize, tuple((k, c[1] if not c[0] else "sym") for k, c in config.items()))
-    if key not in _PROGRAMS:
-        names = [k for k in values if k not in ("weight_decay", "l1")]
-
-        def traced(leaves: dict[str, Any], syms: dict[str, Any]) -> list:
-            g = rules.prepare_grad(leaves["p"], leaves["g"], maximize=maximize,
-                                   weight_decay=syms["weight_decay"], l1=syms["l1"])
-            new = rule(leaves["p"], g, *[leaves[k] if k in present else None for k in keys],
-                       **{k: syms[k] for k in names})
-            return [("p", new[0])] + [(k, v) for k, v in zip(keys, new[1:]) if k in present]
-
-        _PROGRAMS[key] = trace.build(traced, ["p", "g", *present], {"p", *present}, config)
-    part.programs[sig] = _PROGRAMS[key]
-    return _PROGRAMS[key]
+    return True
 
 
 def flat(t: torch.Tensor) -> torch.Tensor:
@@ -540,7 +523,7 @@ def configure(opt: Any, w: Work, step: int) -> Config:
     rule, keys = opt._rule(group)
     prep, hypers = _prep(opt, group), opt._hypers(group, step)
     values = {**hypers, "weight_decay": prep["weight_decay"], "l1": prep["l1"]}
-    program = _program(part, rule, keys, w.states[0], prep["maximize"], values)
+    program = trace.of_rule(part.programs, rule, keys, w.states[0], prep["maximize"], values)
     rounded = opt._rounding(w.params[0]) == "stochastic" and opt._state_dtype(w.params[0]) == torch.bfloat16
     seeds = {k: lowstate.seed(step, k) for k in keys if k in w.states[0]} if rounded else {}
     return Config(rule, keys, prep, hypers, values, program, seeds)

@@ -43,6 +43,24 @@ from typing import Any
 
 import torch
 
+ANY_NONFINITE = r"""
+// Whether any of u[0..n) has every exponent bit set (infinity or NaN). Eight interleaved
+// streams: a single stream reads about 25% slower here (too few reads in flight).
+template <typename U>
+static inline bool any_nonfinite(const U* u, int64_t n, U mask) {
+  const int64_t len = n / 8;
+  const U *p0 = u, *p1 = u + len, *p2 = p1 + len, *p3 = p2 + len, *p4 = p3 + len,
+          *p5 = p4 + len, *p6 = p5 + len, *p7 = p6 + len;
+  U acc = 0;
+  for (int64_t k = 0; k < len; ++k)
+    acc |= (U)(((p0[k] & mask) == mask) | ((p1[k] & mask) == mask) | ((p2[k] & mask) == mask) |
+               ((p3[k] & mask) == mask) | ((p4[k] & mask) == mask) | ((p5[k] & mask) == mask) |
+               ((p6[k] & mask) == mask) | ((p7[k] & mask) == mask));
+  for (int64_t k = 8 * len; k < n; ++k) acc |= (U)((u[k] & mask) == mask);
+  return acc != 0;
+}
+"""  # (also in replay's library: its step may check the gradients first)
+
 SOURCE = r"""
 #include <cstdint>
 #include <cstring>
@@ -68,23 +86,7 @@ extern "C" void descend_gather(const int64_t* ptrs, const int64_t* offsets, int6
     }
   }
 }
-
-// Whether any of u[0..n) has every exponent bit set (infinity or NaN). Eight interleaved
-// streams: a single stream reads about 25% slower here (too few reads in flight).
-template <typename U>
-static inline bool any_nonfinite(const U* u, int64_t n, U mask) {
-  const int64_t len = n / 8;
-  const U *p0 = u, *p1 = u + len, *p2 = p1 + len, *p3 = p2 + len, *p4 = p3 + len,
-          *p5 = p4 + len, *p6 = p5 + len, *p7 = p6 + len;
-  U acc = 0;
-  for (int64_t k = 0; k < len; ++k)
-    acc |= (U)(((p0[k] & mask) == mask) | ((p1[k] & mask) == mask) | ((p2[k] & mask) == mask) |
-               ((p3[k] & mask) == mask) | ((p4[k] & mask) == mask) | ((p5[k] & mask) == mask) |
-               ((p6[k] & mask) == mask) | ((p7[k] & mask) == mask));
-  for (int64_t k = 8 * len; k < n; ++k) acc |= (U)((u[k] & mask) == mask);
-  return acc != 0;
-}
-
+""" + ANY_NONFINITE + r"""
 // Each thread scans the share of each gradient that it will update: a gradient of at least
 // GRAIN elements is split into equal contiguous parts, one a thread, as torch's parallel_for
 // and the compiled kernels' static OpenMP schedule split it, so the update finds its share of

@@ -59,7 +59,7 @@ enum { ADD, SUB, MUL, DIV, SIGN, RSUB, ADD_ALPHA, ADDCMUL, ADDCDIV, COPY };
 static const int64_t BLOCK = 1024;
 static const int64_t GRAIN = 32768;  // at::internal::GRAIN_SIZE
 static const int64_t MAX_SLOTS = 64;
-
+""" + native.ANY_NONFINITE + r"""
 // code: 6 int64 per op: op, out, a, b, c, coef. An operand >= 0 is a slot; < 0 is the
 // scalar -(k + 1). coef is a scalar index or -1. slot_leaf[s]: the leaf whose tensors
 // slot s is, or -1 for a temporary. leaf_ptrs[l * n + i]: leaf l's tensor i.
@@ -100,39 +100,56 @@ static void run_block(const int64_t* code, int64_t nops, T* const* at, const T* 
   }
 }
 
-template <typename T>
-static void run(const int64_t* code, int64_t nops, const int64_t* slot_leaf, int64_t nslots,
-                const int64_t* leaf_ptrs, const int64_t* counts, int64_t n, const double* scalars,
-                int64_t nscalars, int64_t threads) {
+template <typename T, typename U>
+static int64_t run(const int64_t* code, int64_t nops, const int64_t* slot_leaf, int64_t nslots,
+                   const int64_t* leaf_ptrs, const int64_t* counts, int64_t n, const double* scalars,
+                   int64_t nscalars, int64_t check, U mask, int64_t threads) {
   std::vector<T> sc(nscalars);
   for (int64_t k = 0; k < nscalars; ++k) sc[k] = static_cast<T>(scalars[k]);
   int64_t ntemp = 0;
   for (int64_t s = 0; s < nslots; ++s) ntemp += slot_leaf[s] < 0;
+  int bad = 0;
 #pragma omp parallel num_threads(threads)
   {
     const int64_t nt = omp_get_num_threads(), tid = omp_get_thread_num();
-    std::vector<T> temps(ntemp * BLOCK + 1);
-    T* at[MAX_SLOTS];
+    std::vector<int64_t> share(2 * n);  // this thread's elements lo..hi of each tensor
     int64_t rest = 0;  // the elements of the tensors below GRAIN, dealt out in equal shares
     for (int64_t i = 0; i < n; ++i)
       if (nt == 1 || counts[i] < GRAIN) rest += counts[i];
     const int64_t sa = rest * tid / nt, sb = rest * (tid + 1) / nt;
-    int64_t start = 0;
-    for (int64_t i = 0; i < n; ++i) {
+    for (int64_t i = 0, start = 0; i < n; ++i) {
       const int64_t cnt = counts[i];
-      int64_t lo, hi;
       if (nt > 1 && cnt >= GRAIN) {  // equal contiguous parts, one a thread, as parallel_for
         const int64_t chunk = (cnt + nt - 1) / nt;
-        lo = tid * chunk < cnt ? tid * chunk : cnt;
-        hi = lo + chunk < cnt ? lo + chunk : cnt;
+        share[2 * i] = tid * chunk < cnt ? tid * chunk : cnt;
+        share[2 * i + 1] = share[2 * i] + chunk < cnt ? share[2 * i] + chunk : cnt;
       } else {
         const int64_t end = start + cnt;
-        lo = (sa > start ? sa : start) - start;
-        hi = (sb < end ? sb : end) - start;
+        share[2 * i] = (sa > start ? sa : start) - start;
+        share[2 * i + 1] = (sb < end ? sb : end) - start;
         start = end;
       }
-      for (int64_t b0 = lo; b0 < hi; b0 += BLOCK) {
-        const int64_t m = hi - b0 < BLOCK ? hi - b0 : BLOCK;
+    }
+    if (check >= 0) {  // every thread scans its share of every gradient before anything is written
+      bool mine = false;
+      for (int64_t i = 0; i < n; ++i)
+        if (share[2 * i] < share[2 * i + 1])
+          mine |= any_nonfinite(reinterpret_cast<const U*>(leaf_ptrs[check * n + i]) + share[2 * i],
+                                share[2 * i + 1] - share[2 * i], mask);
+      if (mine) {
+#pragma omp atomic write
+        bad = 1;
+      }
+#pragma omp barrier
+    }
+    int stop;
+#pragma omp atomic read
+    stop = bad;
+    std::vector<T> temps(stop ? 1 : ntemp * BLOCK + 1);
+    T* at[MAX_SLOTS];
+    for (int64_t i = 0; i < n && !stop; ++i) {
+      for (int64_t b0 = share[2 * i]; b0 < share[2 * i + 1]; b0 += BLOCK) {
+        const int64_t m = share[2 * i + 1] - b0 < BLOCK ? share[2 * i + 1] - b0 : BLOCK;
         for (int64_t s = 0, t = 0; s < nslots; ++s)
           at[s] = slot_leaf[s] >= 0 ? reinterpret_cast<T*>(leaf_ptrs[slot_leaf[s] * n + i]) + b0
                                     : temps.data() + BLOCK * t++;
@@ -140,19 +157,22 @@ static void run(const int64_t* code, int64_t nops, const int64_t* slot_leaf, int
       }
     }
   }
+  return bad ? 2 : 0;
 }
 
-// kind 0: float32, 1: float64. Returns 0, or 1 where the program has too many slots.
+// kind 0: float32, 1: float64. check: the leaf whose tensors are scanned for infinity and NaN
+// before anything is written (the gradients), or -1. Returns 0; 1 where the program has too
+// many slots; 2 where the scan found a value that is not finite (nothing written).
 extern "C" int64_t descend_replay(const int64_t* code, int64_t nops, const int64_t* slot_leaf,
                                   int64_t nslots, const int64_t* leaf_ptrs, const int64_t* counts,
                                   int64_t n, const double* scalars, int64_t nscalars, int64_t kind,
-                                  int64_t threads) {
+                                  int64_t check, int64_t threads) {
   if (nslots > MAX_SLOTS) return 1;
   if (kind == 0)
-    run<float>(code, nops, slot_leaf, nslots, leaf_ptrs, counts, n, scalars, nscalars, threads);
-  else
-    run<double>(code, nops, slot_leaf, nslots, leaf_ptrs, counts, n, scalars, nscalars, threads);
-  return 0;
+    return run<float, uint32_t>(code, nops, slot_leaf, nslots, leaf_ptrs, counts, n, scalars,
+                                nscalars, check, 0x7f800000u, threads);
+  return run<double, uint64_t>(code, nops, slot_leaf, nslots, leaf_ptrs, counts, n, scalars,
+                               nscalars, check, 0x7ff0000000000000ull, threads);
 }
 """
 
@@ -187,7 +207,7 @@ def _load() -> Any:
     fn.restype = ctypes.c_int64
     fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
                    ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
-                   ctypes.c_int64]
+                   ctypes.c_int64, ctypes.c_int64]
     return fn
 
 
@@ -197,6 +217,7 @@ class Code:
 
     def __init__(self, program: trace.Program) -> None:
         self.leaf_names = program.leaf_names
+        self.g = self.leaf_names.index("g") if "g" in self.leaf_names else -1  # (the leaf a check scans)
         at = {slot: i for i, (_, slot) in enumerate(program.leaves)}
         self.slot_leaf = array.array("q", [at.get(s, -1) for s in range(program.nslots)])
         self.scalars: list[Any] = []
@@ -219,20 +240,25 @@ class Code:
         self.syms = [(i, x.fn) for i, x in enumerate(self.scalars) if isinstance(x, trace.Sym)]
 
     def run(self, ptrs: array.array, counts: array.array, hypers: dict[str, Any],
-            dtype: torch.dtype) -> bool:
+            dtype: torch.dtype, check: bool = False) -> Any:
         """Replay on the tensors at ``ptrs`` (leaf by leaf, in :attr:`leaf_names` order, each
-        a list as long as ``counts``). False where the library is missing (nothing written)."""
+        a list as long as ``counts``): True when done; False where the library is missing;
+        :data:`NONFINITE` where ``check`` (scan the gradients first) found infinity or NaN.
+        Nothing is written unless True."""
         fn = library()
         if fn is None:
             return False
         values = array.array("d", self.values)  # (a copy: optimizers in two threads may share a program)
         for i, f in self.syms:
             values[i] = f(hypers)
-        return fn(self.code.buffer_info()[0], self.nops, self.slot_leaf.buffer_info()[0], len(self.slot_leaf),
-                  ptrs.buffer_info()[0], counts.buffer_info()[0], len(counts), values.buffer_info()[0],
-                  len(values), KINDS[dtype], native._threads(sum(counts) * dtype.itemsize)) == 0
+        got = fn(self.code.buffer_info()[0], self.nops, self.slot_leaf.buffer_info()[0], len(self.slot_leaf),
+                 ptrs.buffer_info()[0], counts.buffer_info()[0], len(counts), values.buffer_info()[0],
+                 len(values), KINDS[dtype], self.g if check else -1,
+                 native._threads(sum(counts) * dtype.itemsize))
+        return True if got == 0 else NONFINITE if got == 2 else False
 
 
+NONFINITE = "nonfinite"  # what a replay that checked the gradients first and found one returns
 _PTR = torch.Tensor.data_ptr
 _NUMEL = torch.Tensor.numel
 _CODES: dict[int, tuple[trace.Program, Code]] = {}
@@ -254,16 +280,20 @@ def code_of(program: trace.Program) -> Code:
 
 
 def step(program: trace.Program, leaves: dict[str, list[torch.Tensor]], hypers: dict[str, Any],
-         ptrs: list[int], counts: array.array, gptrs: Any) -> bool:
+         ptrs: list[int], counts: array.array, gptrs: Any, check: bool = False) -> Any:
     """Run ``program`` on a part's tensors in one native call: ``ptrs`` and ``counts`` are the
     parameters' addresses and sizes (the plan's), ``gptrs`` the gradients' addresses where
-    :func:`bulk.grads` read them all plain (else None: they are checked here). False, with
+    :func:`bulk.grads` read them all plain (else None: they are checked here). ``check``: the
+    call first scans every gradient for infinity and NaN (the optimizer's ``nonfinite`` check,
+    in the same parallel region, each thread its own share) and writes nothing if it finds one.
+
+    Returns True when done, :data:`NONFINITE` when the check found one, and False, with
     nothing written, where a gradient or state tensor is not a plain contiguous tensor of the
     parameters' dtype and size: the caller replays with torch's ops. The parameters' and state's
     version counters are bumped, as torch's in-place ops bump them."""
     code = code_of(program)
-    if not code.ok or code.nops == 1 and len(counts) == 1:  # (one op on one tensor: torch's call is cheaper)
-        return False
+    if not code.ok or check and code.g < 0 or code.nops == 1 and len(counts) == 1 and not check:
+        return False  # (one op on one tensor: torch's call is cheaper, unless a check comes with it)
     dtype = leaves["p"][0].dtype
     at = array.array("q")
     for name in code.leaf_names:
@@ -277,9 +307,9 @@ def step(program: trace.Program, leaves: dict[str, list[torch.Tensor]], hypers: 
         if not native.plain(ts, dtype) or array.array("q", map(_NUMEL, ts)) != counts:
             return False
         at.extend(map(_PTR, ts))
-    if not code.run(at, counts, hypers, dtype):
-        return False
-    for name in code.leaf_names:  # (written through pointers: autograd must still see it)
-        if name != "g":
-            torch._C._increment_version(leaves[name])
-    return True
+    got = code.run(at, counts, hypers, dtype, check)
+    if got is True:
+        for name in code.leaf_names:  # (written through pointers: autograd must still see it)
+            if name != "g":
+                torch._C._increment_version(leaves[name])
+    return got

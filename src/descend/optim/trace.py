@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from . import rules
+
 F = torch
 
 
@@ -358,3 +360,45 @@ def build(trace_fn: Any, leaf_names: list[str], writable: set[str], scalars: dic
         return Program(outputs, writable, inplace=True)
     except _Clobber:
         return Program(outputs, writable, inplace=False)
+
+
+_PROGRAMS: dict[tuple, Program | None] = {}
+_SYM = object()
+
+
+def _static(v: Any) -> Any:
+    """What a program specializes on: flags, absent values and zeros; _SYM for a number."""
+    if v is None or isinstance(v, (bool, str)):
+        return v
+    if isinstance(v, torch.Tensor):
+        return torch.Tensor
+    return 0.0 if v == 0 else _SYM
+
+
+def of_rule(programs: dict, rule: Any, keys: tuple, st: dict[str, Any], maximize: bool,
+            values: dict[str, Any]) -> Program | None:
+    """The traced program of an update rule of ``rules`` in this configuration: ``st`` is a
+    parameter's state (which of the state ``keys`` it holds), ``values`` the hyperparameters and
+    regularizers. None when numbers are tensors. ``programs``: a part's cache of its own."""
+    sig = (rule, maximize, *map(_static, values.values()), *(k in st for k in keys))
+    cached = programs.get(sig)
+    if cached is not None:
+        return cached
+    if torch.Tensor in sig:
+        return None
+    present = tuple(k for k in keys if k in st)
+    config = {k: (_static(v) is _SYM, v) for k, v in values.items()}
+    key = (rule, present, maximize, tuple((k, c[1] if not c[0] else "sym") for k, c in config.items()))
+    if key not in _PROGRAMS:
+        names = [k for k in values if k not in ("weight_decay", "l1")]
+
+        def traced(leaves: dict[str, Any], syms: dict[str, Any]) -> list:
+            g = rules.prepare_grad(leaves["p"], leaves["g"], maximize=maximize,
+                                   weight_decay=syms["weight_decay"], l1=syms["l1"])
+            new = rule(leaves["p"], g, *[leaves[k] if k in present else None for k in keys],
+                       **{k: syms[k] for k in names})
+            return [("p", new[0])] + [(k, v) for k, v in zip(keys, new[1:]) if k in present]
+
+        _PROGRAMS[key] = build(traced, ["p", "g", *present], {"p", *present}, config)
+    programs[sig] = _PROGRAMS[key]
+    return _PROGRAMS[key]
