@@ -1,6 +1,13 @@
 """Session set-up shared by every test."""
 
+import os
+
 import pytest
+
+# Compiled kernels kept by earlier runs (descend.optim.kernels) would make which path a test
+# takes depend on what ran before it: off for the tests (and the processes they start), on in
+# the tests of that cache, each with a cache folder of its own.
+os.environ["DESCEND_KERNEL_CACHE"] = "0"
 
 
 @pytest.fixture(scope="session", autouse=True)

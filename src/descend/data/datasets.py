@@ -24,7 +24,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from sklearn import datasets as skd
 
 from . import files
 from ._split import check_split, split_indices, split_sizes
@@ -154,6 +153,8 @@ def _raw(
     name: str, seed: int, n_samples: int | None, options: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray, list[str] | None, list[str] | None]:
     """``(X, y, feature_names, class_names)`` as numpy arrays, before any splitting."""
+    from sklearn import datasets as skd  # (here: importing scikit-learn takes about a second)
+
     src = SOURCES[name]
     if src.bundled:
         if options:

@@ -138,6 +138,20 @@ class NonFiniteGradientError(FloatingPointError):
     """A gradient (or loss) contained NaN or infinity; no parameter was changed."""
 
 
+def _torch_call(opt: Any, name: str, *args: Any) -> Any:
+    """torch.optim.Optimizer's method ``name`` on ``opt``. torch wraps ``add_param_group``,
+    ``state_dict`` and ``load_state_dict`` (and ``zero_grad``) in ``torch._disable_dynamo``,
+    which imports Dynamo at the first call (1.4 s here, and Inductor's package with it):
+    outside ``torch.compile`` descend calls the function inside (the same code), so building,
+    saving and loading an optimizer imports neither; under it, the wrapped one. (``zero_grad``
+    stays torch's: Dynamo traces an Optimizer's attributes its own way, and a step written
+    around it broke the graph twice where torch's breaks it once.)"""
+    method = getattr(torch.optim.Optimizer, name)
+    if torch.compiler.is_compiling():
+        return method(opt, *args)
+    return getattr(method, "__wrapped__", method)(opt, *args)
+
+
 class Optimizer(torch.optim.Optimizer):
     """Base class of the descend optimizers (see the module docstring)."""
 
@@ -248,7 +262,7 @@ class Optimizer(torch.optim.Optimizer):
             if name in self._specs:
                 check(name, value, self._specs[name])
                 self._check_tensor_allowed(name, value)
-        super().add_param_group(param_group)
+        _torch_call(self, "add_param_group", param_group)
         group = self.param_groups[-1] = compat.sync_group(self, self.param_groups[-1])
         try:
             self._check_group(group)
@@ -350,7 +364,7 @@ class Optimizer(torch.optim.Optimizer):
         check_choice("format", format, ("descend", "torch"))
         hooks.save_pre(self)  # (the hooks run around descend's work, as torch runs them around its own)
         with hooks.held(self, hooks.SAVE):
-            sd = super().state_dict()
+            sd = _torch_call(self, "state_dict")
         # no packed buffers; no entries for parameters that have not stepped yet (as torch.optim: the
         # compiled path lays out the state of every parameter it packs, at step 0, before its first step)
         sd["state"] = {k: engine.compact(v) for k, v in sd["state"].items() if v and v.get("step") != 0}
@@ -422,7 +436,7 @@ class Optimizer(torch.optim.Optimizer):
                         )
         rest = {k: v for k, v in state_dict.items() if k != "descend"}
         with hooks.held(self, hooks.LOAD):
-            super().load_state_dict(rest)
+            _torch_call(self, "load_state_dict", rest)
         self.param_groups[:] = [compat.sync_group(self, g) for g in self.param_groups]
         self._plans = None  # the loaded state tensors replace the packed views; re-planned lazily
         hooks.load_post(self)
@@ -454,7 +468,7 @@ class Optimizer(torch.optim.Optimizer):
             _set_grad_enabled(enabled)
         return loss
 
-    @torch.compiler.disable
+    @torch._disable_dynamo  # (torch.compiler.disable, importing Dynamo at its first call, as torch.optim's)
     def _update(self) -> None:
         """The step under ``torch.compile``: it runs as it does eagerly (its own paths are
         already multi-tensor or compiled); the compiled model around it is unaffected."""

@@ -241,7 +241,7 @@ def library(wait: bool = False) -> tuple[Any, Any, Any] | None:
 
 def path_marker() -> Path:
     """The file that says a build of this library is under way (next to where it will be)."""
-    from .fused import cache_home
+    from .kernels import cache_home
 
     return cache_home() / f"bulk-{hashlib.sha256(_flags()[2].encode()).hexdigest()[:20]}.building"
 

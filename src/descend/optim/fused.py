@@ -25,8 +25,8 @@ kernel writes the old values back, so skipping a step needs no host sync.
 
 from __future__ import annotations
 
+import hashlib
 import linecache
-import os
 import re
 import threading
 import types
@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from . import inductor, lowstate, rules
+from . import inductor, kernels, lowstate, rules
 
 _compile_count = 0
 _KERNELS: dict[tuple, Any] = {}
@@ -59,7 +59,7 @@ def _backend(gm: torch.fx.GraphModule, example_inputs: list) -> Any:
     # is cached for every later size: a first compile on a small tensor left the 25M sets on
     # one thread. With dynamic threads every loop gets a parallel region and OpenMP splits it
     # at run time, with the threads of the moment.
-    with config.patch({"cpp.dynamic_threads": True, "post_grad_custom_post_pass": _KEY_PASS}), \
+    with config.patch({"cpp.dynamic_threads": True, "post_grad_custom_post_pass": _key_pass()}), \
             _wide_low_precision():
         compiled = compile_fx(gm, example_inputs)
     sink = getattr(_capture, "sink", None)
@@ -70,10 +70,14 @@ def _backend(gm: torch.fx.GraphModule, example_inputs: list) -> Any:
 
 def _key_pass() -> Any:
     """A graph pass that changes nothing but Inductor's cache key: kernels compiled under
-    :func:`_wide_low_precision` must not be mixed up with kernels compiled without it."""
+    :func:`_wide_low_precision` must not be mixed up with kernels compiled without it. Made at
+    the first compile (importing Inductor's module imports Dynamo: 1.4 s here)."""
+    if _KEY_PASS:
+        return _KEY_PASS[0]
     try:
         from torch._inductor.custom_graph_pass import CustomGraphPass
     except ImportError:
+        _KEY_PASS.append(None)
         return None
 
     class DescendKernels(CustomGraphPass):
@@ -83,10 +87,11 @@ def _key_pass() -> Any:
         def uuid(self) -> Any:
             return "descend.optim.fused: low-precision kernels at the 16-bit vector width, vector bitcasts, v2"
 
-    return DescendKernels()
+    _KEY_PASS.append(DescendKernels())
+    return _KEY_PASS[0]
 
 
-_KEY_PASS = _key_pass()
+_KEY_PASS: list = []
 
 
 def _wide_low_precision() -> Any:
@@ -196,7 +201,7 @@ class Direct:
     bumps the parameters' version counters itself).
     """
 
-    __slots__ = ("compiled", "picks", "inner", "_native")
+    __slots__ = ("compiled", "picks", "inner", "_native", "library")
 
     def __init__(self, compiled: Any, plan: list[tuple[str, str | None, int]], names: list[str],
                  inner: Any = None) -> None:
@@ -205,6 +210,7 @@ class Direct:
         self.inner = inner
         self.picks = [(where[name], attr, dim) for name, attr, dim in plan]
         self._native: list = []  # [None or (kernel address, arg spec)] once looked for
+        self.library: str | None = None  # the shared library the kernel is in, once found
 
     def native(self) -> tuple[int, list[tuple[int, str | None]]] | None:
         """The C kernel behind the generated module, for :func:`native.launch`: its address and,
@@ -219,7 +225,7 @@ class Direct:
                 except (OSError, ValueError, TypeError, AttributeError, IndexError, KeyError):
                     found = None
             if found is not None:
-                fn, inputs = found
+                fn, inputs, self.library = found
                 spec = []
                 for i, what in inputs:
                     a, attr, dim = self.picks[i]
@@ -247,10 +253,16 @@ class Direct:
 INNER_DEVICES = {"cpu"}
 
 
-def call(fn: Any, names: list[str], direct: dict, sig: tuple, args: list) -> None:
+def call(fn: Any, names: list[str], direct: dict, sig: tuple, args: list, ident: str | None = None) -> None:
     """``fn(*args)``: through the :class:`Direct` graph of ``sig`` when there is one, else
-    through Dynamo (capturing the graph a first call of ``sig`` compiles)."""
+    through Dynamo (capturing the graph a first call of ``sig`` compiles). On the CPU the
+    first call looks for the kernel a process before kept (:mod:`kernels`, by ``ident``, the
+    rule's), and a Direct graph whose kernel is found is kept for the processes after."""
     hit = direct.get(sig)
+    if hit is None and sig not in direct and ident is not None and sig[1].type == "cpu":
+        hit = kernels.load(ident, sig)
+        if hit is not None:
+            direct[sig] = hit
     if hit is not None:
         try:
             hit(args)
@@ -272,7 +284,9 @@ def call(fn: Any, names: list[str], direct: dict, sig: tuple, args: list) -> Non
         return
     device = next((a.device for a in args if isinstance(a, torch.Tensor)), None)
     inner = inductor.generated_call(sink[0][1]) if device is not None and device.type in INNER_DEVICES else None
-    direct[sig] = Direct(sink[0][1], plan, names, inner)
+    made = direct[sig] = Direct(sink[0][1], plan, names, inner)
+    if ident is not None and inner is not None and kernels.enabled() and made.native() is not None:
+        kernels.save(ident, sig, made.library, made.native()[1])  # type: ignore[arg-type,index]
 
 
 def _update(P, G, states, rule, prep, hypers, ok, seeds):
@@ -288,99 +302,13 @@ def _update(P, G, states, rule, prep, hypers, ok, seeds):
     P.copy_(new[0])
 
 
-def cache_home() -> Any:
-    """descend's own cache folder: ``$DESCEND_CACHE_DIR``, else ``$XDG_CACHE_HOME/descend``,
-    else ``~/.cache/descend``."""
-    from pathlib import Path
-
-    if os.environ.get("DESCEND_CACHE_DIR"):
-        return Path(os.environ["DESCEND_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "descend"
-
-
-def _isa_cache() -> tuple[Any, str] | None:
-    """The file that remembers Inductor's CPU vector-ISA probes, and this setup's fingerprint.
-
-    Before its first CPU compile in a process, Inductor checks each vector instruction
-    set the CPU reports (AVX2, AVX-512, its bf16 and VNNI parts, AMX) by building a
-    test library and loading it in a child Python: about 1.3 s of a first step when
-    Inductor's cache holds the test libraries, 10-14 s here when it does not (ten C++
-    builds). With the same torch, Python, CPU flags and compiler the answers cannot
-    change, so descend keeps them in its own cache folder (:func:`cache_home`), which
-    outlives Inductor's (``/tmp/torchinductor_$USER`` by default, gone at a reboot),
-    and answers them from there in later processes. None off x86-64 Linux.
-    """
-    import platform
-    import shutil
-    import sys
-
-    if sys.platform != "linux" or platform.machine() != "x86_64":
-        return None
-    from torch._inductor import cpu_vec_isa
-
-    cxx = os.environ.get("CXX", "g++")
-    compiler = shutil.which(cxx) or cxx
-    stamp = os.stat(compiler).st_mtime if os.path.exists(compiler) else 0
-    flags = ",".join(sorted(cpu_vec_isa.x86_isa_checker()))
-    fingerprint = f"{torch.__version__}|{sys.executable}|{flags}|{compiler}|{stamp}"
-    return cache_home() / "vec_isa.json", fingerprint
-
-
-def _memo_probes() -> Any:
-    """A context in which Inductor's ISA probes are answered from (and saved to) the cache file."""
-    import contextlib
-    import hashlib
-    import json
-
-    try:
-        where = _isa_cache()
-        from torch._inductor import cpu_vec_isa
-    except (OSError, ImportError, AttributeError):
-        where = None
-    if where is None:
-        return contextlib.nullcontext()
-    path, fingerprint = where
-    try:
-        saved = json.loads(path.read_text())
-        known: dict[str, bool] = saved["probes"] if saved.get("fingerprint") == fingerprint else {}
-    except (OSError, ValueError, KeyError, TypeError):
-        known = {}
-    real = cpu_vec_isa.VecISA.check_build
-
-    def check_build(isa: Any, code: str) -> bool:
-        key = hashlib.sha256(f"{isa.build_arch_flags()}\n{code}".encode()).hexdigest()
-        if key not in known:
-            known[key] = bool(real(isa, code))
-        return known[key]
-
-    @contextlib.contextmanager
-    def scope() -> Any:
-        before = dict(known)
-        cpu_vec_isa.VecISA.check_build = check_build  # type: ignore[method-assign]
-        try:
-            yield
-        finally:
-            cpu_vec_isa.VecISA.check_build = real  # type: ignore[method-assign]
-        if known != before:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_text(json.dumps({"fingerprint": fingerprint, "probes": known}))
-                os.replace(tmp, path)
-            except OSError:
-                pass
-
-    return scope()
-
-
 def compiled_call(fn: Any, *args: Any) -> Any:
     """Call a ``torch.compile``d function; the first call in a process answers Inductor's
-    ISA probes from descend's cache of them (:func:`_isa_cache`)."""
+    ISA probes from descend's cache of them (:func:`kernels.isa_cache`)."""
     global _first_call_done
     if _first_call_done:
         return fn(*args)
-    with _memo_probes():
+    with kernels.memo_probes():
         out = fn(*args)
     _first_call_done = True
     return out
@@ -420,8 +348,24 @@ def run(P, G, states, rule, prep, hypers, ok, seeds=None) -> None:
 
 
 # (program, low-precision leaves, flag, rounded) -> (compiled function, leaf names, scalar
-# expressions, the function's argument names, its Direct graphs by input signature)
+# expressions, the function's argument names, its Direct graphs by input signature, the hash
+# of its source and options)
 _SOURCES: dict[tuple, tuple[Any, list[str], list[Any], list[str], dict]] = {}
+
+
+class _Lazy:
+    """``torch.compile(fn)``, made at the first call: ``torch.compile`` imports Dynamo (1.4 s
+    here), which a process whose kernels are all kept (:mod:`kernels`) never needs."""
+
+    __slots__ = ("fn", "compiled")
+
+    def __init__(self, fn: Any) -> None:
+        self.fn, self.compiled = fn, None
+
+    def __call__(self, *args: Any) -> Any:
+        if self.compiled is None:
+            self.compiled = torch.compile(self.fn, dynamic=True, fullgraph=True, backend=_backend)
+        return self.compiled(*args)
 
 
 def alias(t: torch.Tensor, offset: int, shape: tuple, stride: tuple) -> torch.Tensor:
@@ -463,11 +407,11 @@ def prepare(program: Any, like: dict[str, torch.Tensor], values: dict[str, Any],
         # one shared code object (pytorch #124269), and every program then recompiles it.
         linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
         exec(compile(src, filename, "exec"), namespace)
-        fn = torch.compile(namespace[name], dynamic=True, fullgraph=True, backend=_backend)
         code = namespace[name].__code__
-        _SOURCES[key] = (fn, leaves, syms, list(code.co_varnames[:code.co_argcount]), {})
+        ident = hashlib.sha256(repr((src.replace(name, "_rule"), sorted(lows), ok is None, rounded)).encode()).hexdigest()
+        _SOURCES[key] = (_Lazy(namespace[name]), leaves, syms, list(code.co_varnames[:code.co_argcount]), {}, ident)
         program._keep = program  # the id above stays this program's
-    fn, leaves, syms, names, direct = _SOURCES[key]
+    fn, leaves, syms, names, direct, ident = _SOURCES[key]
     dtype = scalar_dtype(like.values())
     numbers = [float(s.fn(values)) for s in syms]
     # on the CPU the 0-d scalars are the caller's slots, rewritten in place (fixed addresses)
@@ -491,7 +435,7 @@ def prepare(program: Any, like: dict[str, torch.Tensor], values: dict[str, Any],
         extra.append(ok)
     if rounded:  # 0-d int64 tensors: a new seed every step without recompiling
         extra += scalar_args([seeds[t] for t in rounded], torch.int64, 2)  # type: ignore[index]
-    return Prepared(fn, leaves, names, direct, (P.device, *[like[k].dtype for k in leaves]), extra, fixed)
+    return Prepared(fn, leaves, names, direct, (P.device, *[like[k].dtype for k in leaves]), extra, fixed, ident)
 
 
 def scalar_dtype(tensors: Any) -> torch.dtype:
@@ -512,10 +456,11 @@ class Prepared:
     flat tensors given by leaf name. Where its scalars are the caller's slots (the CPU),
     :meth:`refresh` makes it the call of a later step of the same configuration."""
 
-    __slots__ = ("fn", "leaves", "names", "direct", "base", "extra", "fixed")
+    __slots__ = ("fn", "leaves", "names", "direct", "base", "extra", "fixed", "ident")
 
     def __init__(self, fn: Any, leaves: list[str], names: list[str], direct: dict, base: tuple,
-                 extra: list, fixed: list | None = None) -> None:
+                 extra: list, fixed: list | None = None, ident: str | None = None) -> None:
+        self.ident = ident  # the rule's, for kernels kept across processes (:mod:`kernels`)
         self.fn, self.leaves, self.names, self.direct, self.base, self.extra = \
             fn, leaves, names, direct, base, extra
         self.fixed = fixed  # [scalar expressions, numbers' slot, seeds' slot, seed keys] or None
@@ -534,7 +479,7 @@ class Prepared:
         if self.base[0].type not in DIRECT_DEVICES:
             compiled_call(self.fn, *args)
         else:  # the scalars' dtypes follow from the key; sizes 0 and 1 get graphs of their own
-            call(self.fn, self.names, self.direct, (min(tensors["p"].numel(), 2), *self.base), args)
+            call(self.fn, self.names, self.direct, (min(tensors["p"].numel(), 2), *self.base), args, self.ident)
 
     def native(self, numel: int) -> tuple[int, list[tuple[int, str | None]]] | None:
         """:meth:`Direct.native` of the graph that serves tensors of ``numel`` elements, once

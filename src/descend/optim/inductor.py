@@ -68,10 +68,11 @@ _PYBINDING = re.compile(r"^(\w+) = async_compile\.cpp_pybinding\(\[([^\]]*)\]", 
 _NAME = re.compile(r"^[A-Za-z_]\w*$")
 
 
-def c_kernel(inner: Any) -> tuple[int, list[tuple[int, str]]] | None:
+def c_kernel(inner: Any) -> tuple[int, list[tuple[int, str]], str] | None:
     """The C kernel a generated module's ``call`` runs, read from the module's source: its
-    address and, for each of its arguments, ``(input index, what)``: "ptr" (that input's data
-    pointer), "int" (that input, an integer) or "len" (that input's length, a 1-D tensor).
+    address; for each of its arguments, ``(input index, what)``: "ptr" (that input's data
+    pointer), "int" (that input, an integer) or "len" (that input's length, a 1-D tensor);
+    and the shared library it is in.
 
     None unless ``call`` is nothing but unpacking its inputs, naming sizes (an integer input,
     or ``x.size()[0]`` of a tensor input), Inductor's size and stride assertions, deletions
@@ -138,4 +139,4 @@ def c_kernel(inner: Any) -> tuple[int, list[tuple[int, str]]] | None:
     binding = module.get(name)
     path = getattr(getattr(binding, "__self__", None), "__file__", None)
     fn = native.kernel_address(path) if path else None
-    return None if fn is None else (fn, out)
+    return None if fn is None else (fn, out, path)

@@ -16,7 +16,7 @@
 
 The library is compiled with ``$CXX`` (else ``g++``, ``c++``, ``clang++``), ``-O3
 -march=native -fopenmp`` (then without ``-march=native``, then without OpenMP:
-:data:`FLAG_SETS`), into descend's cache folder (:func:`fused.cache_home`) under a
+:data:`FLAG_SETS`), into descend's cache folder (:func:`kernels.cache_home`) under a
 name that hashes the source, the compiler and the CPU's feature flags: about 0.3 s
 once, about 1 ms to load in later processes. Where no compiler works,
 :func:`library` is None and callers use torch's ops (same results, slower); the
@@ -279,7 +279,7 @@ def build(prefix: str, source: str, flag_sets: tuple, extra: list[str], key: str
     build that failed leaves a ``.failed`` file so that later processes do not try again.
     ``compile=False`` only looks: ``(path, None)`` when built, ``(None, why)`` when failed,
     ``(None, None)`` when not yet built."""
-    from .fused import cache_home
+    from .kernels import cache_home
 
     cxx = _compiler()
     if cxx is None:
