@@ -22,8 +22,8 @@ threads still spinning after a parallel kernel) hit all alike):
   ``a.add_(b, alpha=s)`` over as many elements (12 bytes each, timed in the same rounds).
 
 Then the compiled path's first step in fresh processes (the first time on a machine;
-with a cold Inductor cache; with a warm one) and the recompiles over 100 steps with
-an lr that changes every step.
+with a cold Inductor cache; with a warm one and no kept kernels; with descend's kept kernels,
+the default) and the recompiles over 100 steps with an lr that changes every step.
 
     python benchmarks/step_throughput.py                 # everything
     python benchmarks/step_throughput.py --quick         # small sizes, many-small and transformer
@@ -206,6 +206,7 @@ def print_rows(rows: list[dict]) -> None:
 
 COMPILE_SCRIPT = textwrap.dedent("""
     import time
+    start = time.perf_counter()
     import torch
     import descend.optim as O
     torch.set_num_threads({threads})
@@ -217,23 +218,32 @@ COMPILE_SCRIPT = textwrap.dedent("""
     opt.step()
     if torch.cuda.is_available():
         torch.cuda.synchronize()
-    print(time.perf_counter() - t0)
+    done = time.perf_counter()
+    print(done - t0, done - start)
 """)
 
 
-def compile_times(threads: int) -> tuple[float, float, float]:
-    """First compiled step in fresh processes: on a machine descend has never run on (empty
-    Inductor cache and no descend cache), with an empty Inductor cache (descend's cache of the
-    CPU probes present, as after a reboot clears /tmp), and with the cache the first left."""
+def compile_times(threads: int) -> dict[str, tuple[float, float]]:
+    """The compiled path's first step in fresh processes, and the whole process up to it
+    (imports included), in four conditions:
+
+    * ``first``: on a machine descend has never run on (both caches empty);
+    * ``cold``: Inductor's cache empty (as after a reboot clears /tmp), descend's cache of the
+      CPU probes present, its kept kernels off (``DESCEND_KERNEL_CACHE=0``): a real compile;
+    * ``inductor``: Inductor's cache warm, kept kernels off: what torch.compile's cache gives;
+    * ``warm``: both caches as the first run left them (the default: kept kernels)."""
     with tempfile.TemporaryDirectory() as root:
         ours = os.path.join(root, "descend")
-        out = []
-        for inductor in ("a", "b", "b"):
-            env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": os.path.join(root, inductor), "DESCEND_CACHE_DIR": ours}
-            res = subprocess.run([sys.executable, "-c", COMPILE_SCRIPT.format(threads=threads, device=DEVICE.type)], env=env,
-                                 capture_output=True, text=True, check=True)
-            out.append(float(res.stdout.strip().splitlines()[-1]))
-        return out[0], out[1], out[2]
+        out = {}
+        for name, inductor, kept in (("first", "a", "1"), ("cold", "b", "0"), ("inductor", "b", "0"),
+                                     ("warm", "a", "1")):
+            env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": os.path.join(root, inductor), "DESCEND_CACHE_DIR": ours,
+                   "DESCEND_KERNEL_CACHE": kept}
+            res = subprocess.run([sys.executable, "-c", COMPILE_SCRIPT.format(threads=threads, device=DEVICE.type)],
+                                 env=env, capture_output=True, text=True, check=True)
+            step, total = res.stdout.strip().splitlines()[-1].split()
+            out[name] = (float(step), float(total))
+        return out
 
 
 def recompiles_with_changing_lr(steps: int = 100) -> int:
@@ -280,12 +290,15 @@ def main() -> None:
     print_rows(rows)
     extra = {}
     if not args.no_compile_times:
-        first, cold, warm = compile_times(args.threads)
+        times = compile_times(args.threads)
         n = recompiles_with_changing_lr()
-        extra = {"first_ever_s": first, "first_compile_s": cold, "cached_restart_s": warm, "recompiles_100_steps": n}
-        print(f"\ncompiled Adam, first step in a fresh process: cold Inductor cache {cold:.1f} s ({first:.1f} s the "
-              f"first time on a machine, with the CPU probes), warm cache {warm:.2f} s; "
-              f"recompiles over 100 OneCycleLR steps: {n}")
+        extra = {"compile_times_s": times, "recompiles_100_steps": n}
+        said = {"first": "the first time on a machine (CPU probes too)", "cold": "cold Inductor cache",
+                "inductor": "warm Inductor cache, no kept kernels", "warm": "warm (kept kernels, the default)"}
+        print("\ncompiled Adam in a fresh process: first step (whole process up to it, imports included)")
+        for name, (step, total) in times.items():
+            print(f"  {said[name]}: {step:.2f} s ({total:.2f} s)")
+        print(f"recompiles over 100 OneCycleLR steps: {n}")
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, **extra}, indent=1))
 
