@@ -51,7 +51,7 @@ def main() -> None:
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     print(f"{args.optimizer} (impl={args.impl}) on {args.set}, {device}, {args.steps} steps")
     print(prof.key_averages().table(sort_by=key, row_limit=args.rows))
-    direct = [d for *_, graphs in fused._SOURCES.values() for d in graphs.values()]
+    direct = [d for v in fused._SOURCES.values() for d in v[4].values()]  # (Direct graphs, kept kernels)
     print(f"graphs compiled during the profiled steps: {fused.compile_count() - compiled}; "
           f"compiled calls: {sum(d is not None for d in direct)} direct, {sum(d is None for d in direct)} "
           "through Dynamo")
