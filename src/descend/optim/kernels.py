@@ -27,7 +27,6 @@ part of the key: set them through the environment, or turn this off.
 from __future__ import annotations
 
 import array
-import ctypes
 import hashlib
 import json
 import os
@@ -77,10 +76,10 @@ class Stored:
     Arguments unlike those it was compiled for raise AssertionError (as Inductor's own
     checks do) and the caller compiles."""
 
-    __slots__ = ("fn", "spec", "lib")
+    __slots__ = ("fn", "spec")
 
-    def __init__(self, fn: int, spec: list[tuple[int, str | None]], lib: Any) -> None:
-        self.fn, self.spec, self.lib = fn, spec, lib  # (lib: the library stays loaded)
+    def __init__(self, fn: int, spec: list[tuple[int, str | None]]) -> None:
+        self.fn, self.spec = fn, spec
 
     def native(self) -> tuple[int, list[tuple[int, str | None]]]:
         return self.fn, self.spec
@@ -101,7 +100,7 @@ class Stored:
 
 def load(ident: str, sig: tuple) -> Stored | None:
     """The kept kernel of the rule ``ident`` for calls of signature ``sig``, or None."""
-    if not enabled() or native.library() is None:
+    if not enabled():
         return None
     try:
         home = _home()
@@ -110,14 +109,13 @@ def load(ident: str, sig: tuple) -> Stored | None:
         if hashlib.sha256(path.read_bytes()).hexdigest() != record["sha256"]:
             path.unlink()  # (altered: the next process that compiles the kernel keeps it again)
             return None
-        lib = ctypes.CDLL(str(path))
-        fn = ctypes.cast(lib.kernel, ctypes.c_void_p).value
         spec = [(int(a), None if attr is None else str(attr)) for a, attr in record["spec"]]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    if not fn or not spec or any(attr not in (None, "size") for _, attr in spec):
+    if not spec or any(attr not in (None, "size") for _, attr in spec):
         return None
-    return Stored(fn, spec, lib)
+    fn = native.kernel_address(str(path))  # (None without the native launcher; the library stays loaded)
+    return None if fn is None else Stored(fn, spec)
 
 
 def save(ident: str, sig: tuple, library: str, spec: list[tuple[int, str | None]]) -> None:
