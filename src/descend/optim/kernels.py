@@ -14,7 +14,7 @@ descend's cache folder (``kernels/<sha256>.so``, named by its content) and a rec
 traced rule's source and the call's signature (sizes class, device, dtypes) with everything
 else that decides what Inductor would generate: torch's version, Python's, the machine, the
 CPU's feature flags, the C++ compiler, descend's own compile settings (``fused.py``,
-``inductor.py``) and the ``TORCHINDUCTOR_*`` environment. A later process that finds the
+``inductor.py``), the ``TORCHINDUCTOR_*`` environment and ``DESCEND_PREFETCH``. A later process that finds the
 record runs the kernel as :class:`Stored` (through :func:`native.launch`): the same kernel,
 so the same results bit for bit, with nothing compiled and Dynamo never imported.
 
@@ -59,7 +59,8 @@ def fingerprint() -> str:
         cxx = native._compiler() or ""
         stamp = os.stat(cxx).st_mtime if cxx else 0
         inductor_env = sorted((k, v) for k, v in os.environ.items()
-                              if k.startswith("TORCHINDUCTOR_") and k != "TORCHINDUCTOR_CACHE_DIR")
+                              if (k.startswith("TORCHINDUCTOR_") and k != "TORCHINDUCTOR_CACHE_DIR")
+                              or k == "DESCEND_PREFETCH")
         _fingerprint.append(json.dumps([FORMAT, torch.__version__, sys.version, platform.machine(),
                                         native._cpu_flags(), cxx, stamp, own, inductor_env]))
     return _fingerprint[0]
