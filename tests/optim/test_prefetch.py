@@ -58,7 +58,8 @@ extern "C"  void  kernel(const float* in_ptr0,
 }
 """
 
-_HINT = re.compile(r"__builtin_prefetch\(reinterpret_cast<const char\*>\((\w+) \+ x0 \+ (\d+)\) \+ (\d+), ([01]), 3\);")
+_HINT = re.compile(r"__builtin_prefetch\(reinterpret_cast<const void\*>\(reinterpret_cast<uintptr_t>\((\w+)\) \+ "
+                   r"sizeof\(\*\1\) \* \(x0 \+ (\d+)\) \+ (\d+)\), ([01]), 3\);")
 
 
 def test_one_prefetch_per_array_and_cache_line_and_nothing_else_changed():

@@ -186,8 +186,9 @@ def with_prefetch(source: str, ahead: int) -> str | None:
         return None
     step = int(loops[0])
     indent = lines[at[0] + 1].replace("{", "    ")
-    hints = [f"{indent}__builtin_prefetch(reinterpret_cast<const char*>({ptr} + x0 + {ahead}) + {64 * k}, "
-             f"{int(written)}, 3);"
+    # (the address in integers: a pointer past an array's end would be undefined behaviour)
+    hints = [f"{indent}__builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>({ptr}) + "
+             f"sizeof(*{ptr}) * (x0 + {ahead}) + {64 * k}), {int(written)}, 3);"
              for ptr, written in found.items() for k in range(-(-step * _BYTES[kinds[ptr]] // 64))]
     return "\n".join(lines[:at[0] + 2] + hints + lines[at[0] + 2:])
 
