@@ -94,6 +94,9 @@ def test_the_distance_comes_from_descend_prefetch(monkeypatch):
     assert inductor.distance() == 0
     monkeypatch.setenv("DESCEND_PREFETCH", "256")
     assert inductor.distance() == 256
+    monkeypatch.setenv("DESCEND_PREFETCH", "far")
+    with pytest.warns(RuntimeWarning, match="DESCEND_PREFETCH must be a whole number.*'far'"):
+        assert inductor.distance() == inductor.DISTANCE
     monkeypatch.delenv("DESCEND_PREFETCH")
     assert inductor.distance() == inductor.DISTANCE
     monkeypatch.setattr(kernels, "_fingerprint", [])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+import warnings
 from typing import Any
 
 
@@ -162,8 +163,13 @@ _BYTES = {"float": 4, "double": 8, "at::BFloat16": 2, "at::Half": 2, "int32_t": 
 
 def distance() -> int:
     """The prefetch distance in elements (``DESCEND_PREFETCH``; 0: none)."""
-    raw = os.environ.get("DESCEND_PREFETCH", "")
-    return int(raw) if raw.isdigit() else DISTANCE
+    raw = os.environ.get("DESCEND_PREFETCH", "").strip()
+    if raw.isdigit():
+        return int(raw)
+    if raw:
+        warnings.warn(f"DESCEND_PREFETCH must be a whole number of elements (0 turns prefetching off), "
+                      f"got {raw!r}; using {DISTANCE}", RuntimeWarning, stacklevel=2)
+    return DISTANCE
 
 
 def with_prefetch(source: str, ahead: int) -> str | None:
