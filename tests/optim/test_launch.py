@@ -132,10 +132,10 @@ def test_a_skipped_step_changes_nothing_with_the_launch_staged(monkeypatch):
         assert torch.equal(x, y) if isinstance(x, torch.Tensor) else x == y
 
 
-GENERATED = '''
-cpp_fused_0 = async_compile.cpp_pybinding(['const float*', 'float*', {size}], r"""
+GENERATED = """
+cpp_fused_0 = async_compile.cpp_pybinding(['const float*', 'float*', {size}], r'''
 extern "C" void kernel(const float* in_ptr0, float* out_ptr0, const int64_t ks0) {{}}
-""")
+''')
 
 
 class Runner:
@@ -148,7 +148,7 @@ class Runner:
         cpp_fused_0({call})
         del arg1_1
         return ()
-'''
+"""
 
 
 @pytest.mark.parametrize("size, body, call", [
@@ -160,14 +160,23 @@ class Runner:
     ("'const int64_t'", "", "arg1_1, arg2_1"),
 ])
 def test_a_generated_module_that_does_more_than_one_plain_kernel_call_is_not_launched(
-        size, body, call, tmp_path):
+        size, body, call, tmp_path, monkeypatch):
+    # (every library lookup answers, so that only the module's shape can refuse)
+    monkeypatch.setattr(inductor, "prefetching", lambda argtypes, source: "kernel.so")
+    monkeypatch.setattr(native, "kernel_address", lambda path: 1234)
+    assert inductor.c_kernel(_generated(tmp_path, "'const int64_t'", "", "arg1_1, arg2_1, s0")) == \
+        (1234, [(1, "ptr"), (2, "ptr"), (0, "int")], "kernel.so")  # the plain shape is found
+    assert inductor.c_kernel(_generated(tmp_path, size, body, call)) is None
+
+
+def _generated(tmp_path, size, body, call):
     path = tmp_path / "generated.py"
     path.write_text(GENERATED.format(size=size, body=body, call=call))
-    spec = importlib.util.spec_from_file_location("generated", path)
+    spec = importlib.util.spec_from_file_location(f"generated_{len(call)}_{len(body)}", path)
     module = importlib.util.module_from_spec(spec)
     module.async_compile = type("A", (), {"cpp_pybinding": staticmethod(lambda types, src: None)})
     spec.loader.exec_module(module)
-    assert inductor.c_kernel(module.Runner().call) is None
+    return module.Runner().call
 
 
 def test_the_kernels_of_real_steps_are_found_with_their_arguments():

@@ -67,7 +67,8 @@ def generated_call(compiled: Any) -> Any:
     return getattr(graph, "current_callable", None)
 
 
-_PYBINDING = re.compile(r"^(\w+) = async_compile\.cpp_pybinding\(\[([^\]]*)\]", re.M)
+# a kernel of the generated module: its name, its argument types (a list literal) and its C++ source
+_PYBINDING = re.compile(r"^(\w+) = async_compile\.cpp_pybinding\((\[[^\]]*\]), r'''(.*?)'''\)", re.M | re.S)
 _NAME = re.compile(r"^[A-Za-z_]\w*$")
 
 
@@ -89,8 +90,7 @@ def c_kernel(inner: Any) -> tuple[int, list[tuple[int, str]], str] | None:
     module = func.__globals__
     with open(func.__code__.co_filename) as f:
         source = f.read()
-    types = {m.group(1): [t.strip().strip("'\"") for t in m.group(2).split(",")]
-             for m in _PYBINDING.finditer(source)}
+    kernels = {m.group(1): (ast.literal_eval(m.group(2)), m.group(3)) for m in _PYBINDING.finditer(source)}
     lines = source.splitlines()
     first = func.__code__.co_firstlineno  # the "def call(self, args):" line, 1-based
     body = []
@@ -117,7 +117,7 @@ def c_kernel(inner: Any) -> tuple[int, list[tuple[int, str]], str] | None:
             sizes[m.group(1)] = (inputs[m.group(2)], "int")
         elif m and not m.group(3) and m.group(2) in sizes:
             sizes[m.group(1)] = sizes[m.group(2)]
-        elif re.fullmatch(r"\w+\(.*\)", st) and st.split("(", 1)[0] in types:
+        elif re.fullmatch(r"\w+\(.*\)", st) and st.split("(", 1)[0] in kernels:
             calls.append(st)
         else:
             return None
@@ -125,7 +125,7 @@ def c_kernel(inner: Any) -> tuple[int, list[tuple[int, str]], str] | None:
         return None
     name, rest = calls[0].split("(", 1)
     args = [a.strip() for a in rest[:-1].split(",") if a.strip()]
-    params = types[name]
+    params = [t.strip() for t in kernels[name][0]]
     if len(args) != len(params) or not args or len(args) > native.MAX_ARGS:
         return None
     out = []
@@ -140,7 +140,7 @@ def c_kernel(inner: Any) -> tuple[int, list[tuple[int, str]], str] | None:
         else:
             return None
     binding = module.get(name)
-    path = prefetching(source, name) or getattr(getattr(binding, "__self__", None), "__file__", None)
+    path = prefetching(*kernels[name]) or getattr(getattr(binding, "__self__", None), "__file__", None)
     fn = native.kernel_address(path) if path else None
     return None if fn is None else (fn, out, path)
 
@@ -153,7 +153,6 @@ def c_kernel(inner: Any) -> tuple[int, list[tuple[int, str]], str] | None:
 # the same bit for bit; a prefetch past an array's end is harmless (a hint, it never faults).
 # DESCEND_PREFETCH sets the distance in elements; 0 turns it off.
 DISTANCE = 512
-_SOURCE = re.compile(r"^(\w+) = async_compile\.cpp_pybinding\((\[[^\]]*\]), r'''(.*?)'''\)", re.M | re.S)
 _LOOP = re.compile(r"for\(int64_t x0=static_cast<int64_t>\(0L\); x0<static_cast<int64_t>\(\w+\); "
                    r"x0\+=static_cast<int64_t>\((\d+)L\)\)")
 _ACCESS = re.compile(r"(loadu\(|\.store\()(\w+) \+ static_cast<int64_t>\(x0\)")
@@ -199,20 +198,19 @@ def with_prefetch(source: str, ahead: int) -> str | None:
     return "\n".join(lines[:at[0] + 2] + hints + lines[at[0] + 2:])
 
 
-def prefetching(module_source: str, name: str) -> str | None:
-    """The shared library of kernel ``name`` of a generated module compiled with prefetches
-    (:func:`with_prefetch`), through Inductor's own C++ cache (its flags, headers and cache
+def prefetching(argtypes: list[str], kernel_source: str) -> str | None:
+    """The shared library of a generated module's kernel (its argument types and source)
+    compiled with prefetches (:func:`with_prefetch`), through Inductor's own C++ cache (its flags, headers and cache
     directory: a later process loads it without compiling); None where prefetching is off,
     the kernel's shape is not the known one, or anything fails (the kernel stays Inductor's)."""
     ahead = distance()
-    match = next((m for m in _SOURCE.finditer(module_source) if m.group(1) == name), None)
-    changed = with_prefetch(match.group(3), ahead) if match is not None and ahead > 0 else None
+    changed = with_prefetch(kernel_source, ahead) if ahead > 0 else None
     if changed is None:
         return None
     try:
         from torch._inductor.codecache import CppPythonBindingsCodeCache
 
-        binding = CppPythonBindingsCodeCache.load_pybinding(ast.literal_eval(match.group(2)), changed)
+        binding = CppPythonBindingsCodeCache.load_pybinding(argtypes, changed)
         return binding.__self__.__file__
     except Exception:  # (a compiler error, another Inductor): the kernel as Inductor made it
         return None
