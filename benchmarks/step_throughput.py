@@ -19,7 +19,11 @@ threads still spinning after a parallel kernel) hit all alike):
   applied fully or not at all); where a step is bound by memory traffic that read is a floor:
   4 bytes more on SGD's 12 per element, Momentum's 20, Adam's 28;
 * for SGD on the large sets, ``d.fused`` and ``d.fused nc`` against the in-place axpy ceiling
-  ``a.add_(b, alpha=s)`` over as many elements (12 bytes each, timed in the same rounds).
+  ``a.add_(b, alpha=s)`` over as many elements (12 bytes each, timed in the same rounds);
+* on the CPU from 1M parameters, ``g scan``: the check's read alone (:func:`native.finite` over the
+  same gradients, timed in the same rounds), and ``check / scan``: ``d.fused`` less ``d.fused nc``
+  over it. Near 1 the check costs one bare read of the gradients and nothing more, so
+  ``d.fused nc`` plus ``g scan`` is the least any step that checks before it writes can take.
 
 Then the compiled path's first step in fresh processes (the first time on a machine;
 with a cold Inductor cache; with a warm one and no kept kernels; with descend's kept kernels,
@@ -47,7 +51,7 @@ from pathlib import Path
 import torch
 
 import descend.optim as O
-from descend.optim import bulk, fused
+from descend.optim import bulk, fused, native
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAM_SETS = next((p for p in (ROOT.parent / "shared" / "bench" / "param_sets.json",
@@ -123,6 +127,16 @@ def params_for(shapes: list[list[int]], seed: int) -> list[torch.Tensor]:
     return ps
 
 
+class Scan:
+    """The gradient check's read alone: one :func:`native.finite` call over ``ps``' gradients."""
+
+    def __init__(self, ps: list[torch.Tensor]) -> None:
+        self.grads = [p.grad for p in ps]
+
+    def step(self) -> None:
+        native.finite(self.grads)
+
+
 class Axpy:
     """In-place ``a.add_(b, alpha=s)``: the least an SGD step can cost (12 bytes per element)."""
 
@@ -163,6 +177,8 @@ def bench(set_name: str, shapes: list, which: list[str], quick: bool, warmup: in
         runners = {k: make(ps) for k, make in makers.items()}
         if opt_name == "SGD" and numel >= 1_000_000:
             runners["axpy"] = Axpy(numel)
+        if numel >= 1_000_000 and DEVICE.type == "cpu" and native.library() is not None:
+            runners["g scan"] = Scan(ps)
         for r in runners.values():
             for _ in range(warmup):
                 r.step()
@@ -183,25 +199,27 @@ def bench(set_name: str, shapes: list, which: list[str], quick: bool, warmup: in
                      "ms": ms, "t_best": t_best[1], "default_vs_torch_default": ms["d.default"] / ms["t.default"],
                      "fast_vs_torch_best": fast / t_best[0], "fast_nc_vs_torch_best": fast_nc / t_best[0],
                      "fused_vs_axpy": ms["axpy"] / ms["d.fused"] if "axpy" in ms else None,
-                     "fused_nc_vs_axpy": ms["axpy"] / ms["d.fused nc"] if "axpy" in ms else None})
+                     "fused_nc_vs_axpy": ms["axpy"] / ms["d.fused nc"] if "axpy" in ms else None,
+                     "check_vs_scan": (ms["d.fused"] - ms["d.fused nc"]) / ms["g scan"] if "g scan" in ms else None})
         del runners
     return rows
 
 
 def print_rows(rows: list[dict]) -> None:
     cols = ["d.default", "d.foreach", "d.fused", "d.foreach nc", "d.fused nc",
-            "t.default", "t.loop", "t.foreach", "t.fused"]
+            "t.default", "t.loop", "t.foreach", "t.fused", "g scan"]
     for set_name in dict.fromkeys(r["set"] for r in rows):
         sub = [r for r in rows if r["set"] == set_name]
         print(f"\n### {set_name}: {sub[0]['numel']:,} parameters in {sub[0]['tensors']} tensors (ms/step)\n")
         print("| optimizer | " + " | ".join(cols) + " | default / t.default | fast / t.best | fast nc / t.best"
-              " | SGD fused (nc) / axpy |")
-        print("|---" * (len(cols) + 5) + "|")
+              " | check / scan | SGD fused (nc) / axpy |")
+        print("|---" * (len(cols) + 6) + "|")
         for r in sub:
             cells = [f"{r['ms'][c]:.3f}" if c in r["ms"] else "—" for c in cols]
             axpy = f"{r['fused_vs_axpy']:.2f} ({r['fused_nc_vs_axpy']:.2f})" if r["fused_vs_axpy"] else ""
+            check = f"{r['check_vs_scan']:.2f}" if r.get("check_vs_scan") is not None else ""
             print(f"| {r['optimizer']} | " + " | ".join(cells) + f" | {r['default_vs_torch_default']:.2f}x"
-                  f" | {r['fast_vs_torch_best']:.2f}x ({r['t_best']}) | {r['fast_nc_vs_torch_best']:.2f}x | {axpy} |")
+                  f" | {r['fast_vs_torch_best']:.2f}x ({r['t_best']}) | {r['fast_nc_vs_torch_best']:.2f}x | {check} | {axpy} |")
 
 
 COMPILE_SCRIPT = textwrap.dedent("""
