@@ -20,10 +20,12 @@ threads still spinning after a parallel kernel) hit all alike):
   4 bytes more on SGD's 12 per element, Momentum's 20, Adam's 28;
 * for SGD on the large sets, ``d.fused`` and ``d.fused nc`` against the in-place axpy ceiling
   ``a.add_(b, alpha=s)`` over as many elements (12 bytes each, timed in the same rounds);
-* on the CPU from 1M parameters, ``g scan``: the check's read alone (:func:`native.finite` over the
-  same gradients, timed in the same rounds), and ``check / scan``: ``d.fused`` less ``d.fused nc``
-  over it. Near 1 the check costs one bare read of the gradients and nothing more, so
-  ``d.fused nc`` plus ``g scan`` is the least any step that checks before it writes can take.
+* on the CPU from 1M parameters in tensors of 32k elements on average (not many-small, whose
+  gradients the compiled path gathers first), ``g scan``: the check's read alone
+  (:func:`native.finite` over the same gradients, timed in the same rounds), and ``check /
+  scan``: ``d.fused`` less ``d.fused nc`` over it. At or below 1 the check costs no more than one
+  bare read of the gradients, so ``d.fused nc`` plus ``g scan`` is about the least a step that
+  checks before it writes can take.
 
 Then the compiled path's first step in fresh processes (the first time on a machine;
 with a cold Inductor cache; with a warm one and no kept kernels; with descend's kept kernels,
@@ -177,7 +179,7 @@ def bench(set_name: str, shapes: list, which: list[str], quick: bool, warmup: in
         runners = {k: make(ps) for k, make in makers.items()}
         if opt_name == "SGD" and numel >= 1_000_000:
             runners["axpy"] = Axpy(numel)
-        if numel >= 1_000_000 and DEVICE.type == "cpu" and native.library() is not None:
+        if numel >= 1_000_000 and numel >= 32768 * len(shapes) and DEVICE.type == "cpu" and native.library():
             runners["g scan"] = Scan(ps)
         for r in runners.values():
             for _ in range(warmup):
