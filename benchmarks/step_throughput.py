@@ -135,8 +135,8 @@ class Scan:
     def __init__(self, ps: list[torch.Tensor]) -> None:
         self.grads = [p.grad for p in ps]
 
-    def step(self) -> None:
-        native.finite(self.grads)
+    def step(self) -> bool | None:
+        return native.finite(self.grads)
 
 
 class Axpy:

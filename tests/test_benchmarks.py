@@ -1,6 +1,7 @@
 """The benchmark scripts the README quotes run as commands (smallest settings), and refuse bad input
 with argparse's error rather than a traceback."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -23,8 +24,29 @@ def test_step_throughput_prints_its_table_and_ratios():
     assert res.returncode == 0, res.stderr
     row = next(line for line in res.stdout.splitlines() if line.startswith("| SGD |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert all(float(c) > 0 for c in cells[1:10] if c != "—")  # ms per step of every variant
-    assert cells[10].endswith("x") and cells[11].endswith(")") and cells[12].endswith("x")
+    assert all(float(c) > 0 for c in cells[1:11] if c != "—")  # ms per step of every variant
+    assert cells[10] == "—"  # (no gradient scan timed alone on 2 parameters)
+    assert cells[11].endswith("x") and cells[12].endswith(")") and cells[13].endswith("x")
+
+
+def test_step_throughput_prints_the_check_against_the_scan_alone(capsys):
+    """The ``check / scan`` cell is the checked step less the unchecked one over the scan alone."""
+    spec = importlib.util.spec_from_file_location("step_throughput", ROOT / "benchmarks" / "step_throughput.py")
+    st = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(st)
+    ms = {k: 1.0 for k in ("d.default", "d.foreach", "d.foreach nc", "t.default", "t.loop", "t.foreach", "t.fused")}
+    ms.update({"d.fused": 9.0, "d.fused nc": 7.0, "g scan": 2.5, "axpy": 8.0})
+    st.print_rows([{"set": "big", "numel": 25_000_000, "tensors": 100, "optimizer": "SGD", "ms": ms, "t_best": "t.fused",
+                    "default_vs_torch_default": 1.0, "fast_vs_torch_best": 1.0, "fast_nc_vs_torch_best": 1.0,
+                    "fused_vs_axpy": 8 / 9, "fused_nc_vs_axpy": 8 / 7, "check_vs_scan": (9.0 - 7.0) / 2.5}])
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| SGD |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[10] == "2.500" and cells[14] == "0.80" and cells[15] == "0.89 (1.14)"
+    grads = [torch.ones(3), torch.tensor([1.0, float("nan")])]
+    ps = [torch.zeros_like(g).requires_grad_() for g in grads]
+    for p, g in zip(ps, grads):
+        p.grad = g
+    assert st.Scan(ps).step() is False and st.Scan(ps[:1]).step() is True  # the check's answer, read alone
 
 
 def test_native_ab_prints_its_table_and_refuses_an_unknown_optimizer():
