@@ -135,3 +135,12 @@ def test_the_key_changes_with_what_decides_the_kernel(monkeypatch):
     monkeypatch.setenv("TORCHINDUCTOR_MAX_AUTOTUNE", "1")
     assert kernels._key("rule", sig) != base
     assert json.loads(kernels.fingerprint())[1] == torch.__version__
+
+
+def test_descend_kernel_cache_is_1_or_0_and_anything_else_is_named(monkeypatch):
+    for raw, on in (("", True), ("1", True), ("0", False), (" 0 ", False)):
+        monkeypatch.setenv("DESCEND_KERNEL_CACHE", raw)
+        assert kernels.enabled() is on
+    monkeypatch.setenv("DESCEND_KERNEL_CACHE", "off")
+    with pytest.warns(RuntimeWarning, match=r"DESCEND_KERNEL_CACHE must be 1 .* or 0 \(off\), got 'off'"):
+        assert kernels.enabled() is True

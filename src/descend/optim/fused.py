@@ -285,8 +285,9 @@ def call(fn: Any, names: list[str], direct: dict, sig: tuple, args: list, ident:
     device = next((a.device for a in args if isinstance(a, torch.Tensor)), None)
     inner = inductor.generated_call(sink[0][1]) if device is not None and device.type in INNER_DEVICES else None
     made = direct[sig] = Direct(sink[0][1], plan, names, inner)
-    if ident is not None and inner is not None and made.native() is not None:  # (launch reads native() anyway)
-        kernels.save(ident, sig, made.library, made.native()[1])  # type: ignore[arg-type,index]
+    found = made.native() if ident is not None and inner is not None else None  # (launch reads it anyway)
+    if found is not None:
+        kernels.save(ident, sig, made.library, found[1])  # type: ignore[arg-type]
 
 
 def _update(P, G, states, rule, prep, hypers, ok, seeds):

@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,13 @@ _fingerprint: list[str] = []
 
 
 def enabled() -> bool:
-    return os.environ.get("DESCEND_KERNEL_CACHE", "1") != "0"
+    """Whether kernels are kept and looked up (``DESCEND_KERNEL_CACHE``: 1, the default, or 0)."""
+    raw = os.environ.get("DESCEND_KERNEL_CACHE", "").strip()
+    if raw in ("", "1", "0"):
+        return raw != "0"
+    warnings.warn(f"DESCEND_KERNEL_CACHE must be 1 (keep compiled kernels, the default) or 0 (off), "
+                  f"got {raw!r}; keeping them", RuntimeWarning, stacklevel=2)
+    return True
 
 
 def _home() -> Path:
